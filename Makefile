@@ -1,0 +1,38 @@
+# Quick start (root, fresh Debian 12):
+#   make run    install missing build deps, build, run tierswapd in the foreground
+#   make test   install missing build deps, build, run the test suites (ctest)
+BUILD ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CONFIG ?= $(if $(wildcard /etc/tierswap.yaml),/etc/tierswap.yaml,)
+CTEST_ARGS ?= --output-on-failure -LE 'gpu|bench'
+
+.PHONY: all deps build run test clean
+
+all: build
+
+# Installs only what is missing, so a second run costs nothing.
+deps:
+	@missing=$$(grep -v '^\s*#' packaging/build-deps.txt | grep -v '^\s*$$' | while read -r p; do \
+	  dpkg-query -W -f='$${Status}\n' "$$p" 2>/dev/null | grep -q '^install ok installed' || echo "$$p"; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "make deps: installing $$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install: $$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/CMakeCache.txt: | deps
+	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	./$(BUILD)/bin/tierswapd $(if $(CONFIG),--config $(CONFIG),)
+
+test: build
+	cd $(BUILD) && ctest $(CTEST_ARGS)
+
+clean:
+	rm -rf $(BUILD)

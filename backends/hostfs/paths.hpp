@@ -1,0 +1,48 @@
+// The kernel paths tierswap touches, in one place. Everything else asks for
+// them here and reads or writes them through HostFs.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace tierswap::paths {
+
+inline constexpr std::string_view proc_swaps = "/proc/swaps";
+inline constexpr std::string_view proc_meminfo = "/proc/meminfo";
+inline constexpr std::string_view proc_vmstat = "/proc/vmstat";
+inline constexpr std::string_view proc_mounts = "/proc/self/mounts";
+inline constexpr std::string_view proc_pressure_memory = "/proc/pressure/memory";
+inline constexpr std::string_view proc_pressure_io = "/proc/pressure/io";
+inline constexpr std::string_view proc_pressure_cpu = "/proc/pressure/cpu";
+
+inline constexpr std::string_view sys_block = "/sys/block";
+inline constexpr std::string_view zram_hot_add = "/sys/class/zram-control/hot_add";
+inline constexpr std::string_view zram_hot_remove = "/sys/class/zram-control/hot_remove";
+inline constexpr std::string_view zram_control = "/sys/class/zram-control";
+inline constexpr std::string_view zswap_parameters = "/sys/module/zswap/parameters";
+inline constexpr std::string_view dev_disk_by_uuid = "/dev/disk/by-uuid";
+inline constexpr std::string_view dev_disk_by_label = "/dev/disk/by-label";
+
+// "/sys/block/<dev>/<attr>" ("zram0", "disksize"); attr empty: the directory.
+inline std::string block_attr(std::string_view dev, std::string_view attr = {}) {
+  std::string p = std::string(sys_block) + "/" + std::string(dev);
+  if (!attr.empty()) p += "/" + std::string(attr);
+  return p;
+}
+
+// "/dev/<name>".
+inline std::string dev_node(std::string_view name) { return "/dev/" + std::string(name); }
+
+// "/sys/module/zswap/parameters/<name>".
+inline std::string zswap_param(std::string_view name) {
+  return std::string(zswap_parameters) + "/" + std::string(name);
+}
+
+// "vm.swappiness" -> "/proc/sys/vm/swappiness".
+inline std::string sysctl(std::string_view key) {
+  std::string p = "/proc/sys/";
+  for (char c : key) p += (c == '.') ? '/' : c;
+  return p;
+}
+
+}  // namespace tierswap::paths

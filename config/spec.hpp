@@ -1,0 +1,107 @@
+// Spec: the validated configuration, as plain structs. Produced by
+// config::load_*() (config/loader.hpp) from YAML; consumed by the planner.
+// No yaml-cpp type appears here.
+//
+// Sizes that depend only on RAM ("50%", "min(ram / 2, 8G)") are resolved to
+// bytes at load time from HostFacts; a VRAM tier's "25% of vram" keeps its
+// expression until the GPU is known (size_bytes stays 0, size_text is set).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tierswap::config {
+
+// Where a value came from, for `FILE:LINE:COL: key.path: message` errors.
+// line and col are 1-based; 0 means "not from a file" (profile or default).
+struct SourceLoc {
+  std::string file;
+  int line = 0;
+  int col = 0;
+};
+
+enum class Severity { error, warning };
+
+// One finding of check/validation. Printed by format_diagnostic() as
+// `file:line:col: path: message (hint)`.
+struct Diagnostic {
+  Severity severity = Severity::error;
+  SourceLoc loc;
+  std::string path;     // key path: "tiers[1].size", "sysctl.vm.swappiness"
+  std::string message;  // "\"12X\" is not a size"
+  std::string hint;     // "try 8G, 50%, min(ram / 2, 8G)"; may be empty
+};
+
+enum class Profile { none, desktop, server, db, k8s_node, gpu_workstation };
+enum class TierKind { zram, file, partition, vram };
+enum class RecompressWhen { idle, huge };
+
+struct Recompress {
+  std::string algorithm;
+  RecompressWhen when = RecompressWhen::idle;
+};
+
+struct Tier {
+  std::string name;
+  TierKind kind = TierKind::zram;
+  int priority = 0;  // -1..32767; -1 lets the kernel choose
+  bool discard = false;
+
+  std::string size_text;    // as written ("min(ram / 2, 8G)")
+  std::uint64_t size_bytes = 0;  // resolved; 0 for a partition (whole device) or unresolved vram
+
+  // zram
+  std::vector<std::string> algorithms;  // preference order; first the kernel offers wins
+  std::optional<Recompress> recompress;
+  std::optional<std::uint64_t> mem_limit_bytes;
+
+  // file
+  std::string path;
+
+  // partition: "/dev/sdb2", "UUID=...", "LABEL=..."
+  std::string device;
+
+  // vram: GPU index ("0") or UUID ("GPU-..."); empty: the first GPU
+  std::string gpu;
+
+  // Location of each key of this tier as written ("size", "algorithm", ...),
+  // and of the tier itself under key "".
+  std::map<std::string, SourceLoc> locs;
+};
+
+struct Zswap {
+  std::optional<bool> enabled;
+  std::optional<std::string> compressor;
+  std::optional<int> max_pool_percent;          // 1..100
+  std::optional<int> accept_threshold_percent;  // 0..100
+  std::optional<bool> shrinker_enabled;
+  std::map<std::string, SourceLoc> locs;
+};
+
+struct Spec {
+  int version = 1;
+  Profile profile = Profile::none;
+  std::string source;  // file name, or "<embedded default>"
+
+  // Only the keys the schema allows: vm.swappiness (0..200), vm.page-cluster,
+  // vm.watermark_scale_factor, vm.vfs_cache_pressure, vm.min_free_kbytes.
+  std::map<std::string, long long> sysctl;
+  std::map<std::string, SourceLoc> sysctl_locs;
+
+  Zswap zswap;
+  std::vector<Tier> tiers;  // in file order; planning sorts by priority
+};
+
+// Facts about the machine that size expressions need.
+struct HostFacts {
+  std::uint64_t ram_bytes = 0;   // MemTotal
+  std::uint64_t vram_bytes = 0;  // 0 when unknown
+};
+
+const char* to_string(Profile p);
+const char* to_string(TierKind k);
+
+}  // namespace tierswap::config
