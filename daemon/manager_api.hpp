@@ -1,0 +1,54 @@
+// ManagerApi: what the daemon offers its front ends (the D-Bus adaptor in
+// dbus/). The daemon's Manager implements it; dbus/ only forwards to it.
+//
+// Thread-safety: every method may be called from the D-Bus thread while the
+// daemon's main loop runs; implementations serialise internally.
+//
+// Errors: Error.code says which D-Bus error name the front end uses:
+//   EINVAL -> org.tierswap.Error.InvalidConfig (config or argument invalid)
+//   ENOENT -> org.tierswap.Error.NoSuchTier
+//   ENOMEM -> org.tierswap.Error.NotEnoughMemory (demote precheck refused)
+//   EBUSY  -> org.tierswap.Error.Busy (another operation is running)
+//   EPERM  -> org.tierswap.Error.AccessDenied
+//   other  -> org.tierswap.Error.Failed
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "backends/common/result.hpp"
+#include "daemon/status.hpp"
+
+namespace tierswap {
+
+// Events the daemon reports to its front ends (D-Bus signals).
+struct ManagerEvents {
+  std::function<void(const std::string& tier, TierState state)> tier_state_changed;
+  // Demote/promote progress: pages moved so far out of total (0 when unknown).
+  std::function<void(const std::string& tier, std::uint64_t moved_bytes, std::uint64_t total_bytes)> progress;
+  // what: "demote", "promote", ...; why: a sentence; numbers: JSON object text.
+  std::function<void(const std::string& what, const std::string& why, const std::string& numbers)> policy_action;
+  std::function<void(const std::string& resource, double some_avg10, double full_avg10)> pressure_alert;
+};
+
+class ManagerApi {
+ public:
+  virtual ~ManagerApi() = default;
+
+  [[nodiscard]] virtual Status status() = 0;
+  // Re-reads the config and applies the difference (as SIGHUP does).
+  virtual Result<void> reload() = 0;
+  // The plan that Reload() would apply now, as JSON (same as `tierswapctl plan --json`).
+  virtual Result<std::string> plan_json() = 0;
+  // Starts moving the tier's pages out (precheck first; refusal -> ENOMEM with
+  // the numbers). Returns once started; progress and the end come as events.
+  virtual Result<void> demote(const std::string& tier) = 0;
+  // Puts a drained tier back at its priority.
+  virtual Result<void> promote(const std::string& tier) = 0;
+
+  // Front ends register here once, before the first call.
+  virtual void set_events(ManagerEvents events) = 0;
+};
+
+}  // namespace tierswap

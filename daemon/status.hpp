@@ -1,0 +1,57 @@
+// The daemon's view of itself, as plain data: what `GetStatus()` on D-Bus and
+// `tierswapctl status --json` serialise, and what the D-Bus properties read.
+// Filled by the daemon (observe: /proc/swaps, zram mm_stat, PSI, vmstat);
+// serialised by dbus/ (status_json.hpp). No logic here.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tierswap {
+
+// State of one tier, as on D-Bus (org.tierswap.Tier1.State).
+enum class TierState { active, demoting, evacuating, drained, unavailable, failed };
+const char* to_string(TierState s);
+
+struct TierStatus {
+  std::string name;
+  std::string kind;    // "zram", "file", "partition", "vram"
+  std::string device;  // "/dev/zram1", "/var/swap/tier.swap"; empty when not set up
+  int priority = 0;
+  TierState state = TierState::unavailable;
+  std::uint64_t size_bytes = 0;    // swap area size
+  std::uint64_t used_bytes = 0;    // pages in it (/proc/swaps Used)
+  std::uint64_t stored_bytes = 0;  // RAM it costs: zram mm_stat mem_used_total; else = used
+  double compression_ratio = 1.0;  // orig_data_size / compr_data_size (zram), else 1
+  std::uint32_t latency_p99_us = 0;  // 0 when not measured
+};
+
+// One PSI resource line pair (/proc/pressure/memory, io): percent stalled.
+struct PressureLine {
+  double avg10 = 0, avg60 = 0, avg300 = 0;
+  std::uint64_t total_us = 0;
+};
+struct Pressure {
+  PressureLine some, full;
+};
+
+struct GpuStatus {
+  std::string name;
+  std::uint64_t total_bytes = 0, free_bytes = 0, used_by_tier_bytes = 0;
+};
+
+struct Status {
+  std::string version;
+  std::string state;  // "starting", "running", "reloading", "stopping", "failed"
+  std::string config_source;  // "/etc/tierswap.yaml" or "<embedded default>"
+  int swappiness = -1;
+  Pressure memory_pressure, io_pressure;
+  double swap_in_pages_per_s = 0, swap_out_pages_per_s = 0;  // from /proc/vmstat pswpin/pswpout
+  std::uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
+  std::vector<TierStatus> tiers;  // in priority order, highest first
+  std::vector<GpuStatus> gpus;    // empty until the VRAM tier lands
+};
+
+}  // namespace tierswap
