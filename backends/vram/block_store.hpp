@@ -56,6 +56,20 @@ class BlockStore {
 
   // Completes every request in the batch. Default: one call each.
   virtual void submit(std::span<IoRequest> batch);
+
+  // Whether submit() gains from larger batches (CudaStore: one launch moves
+  // the whole batch) so that the server should gather requests from all
+  // connections before submitting, or whether requests are best served inline
+  // on the connection's own thread (HostStore).
+  [[nodiscard]] virtual bool prefers_batching() const { return false; }
+
+  // Memory for request payloads, allocated by the server before it serves
+  // (never on the I/O path). The store moves data to and from these buffers
+  // fastest: CudaStore returns pinned, device-mapped host memory, so its
+  // gather/scatter kernel reads and writes them directly (no staging copy).
+  // Default: page-aligned, zeroed heap memory. nullptr on failure.
+  [[nodiscard]] virtual std::byte* allocate_buffer(std::size_t bytes);
+  virtual void free_buffer(std::byte* p, std::size_t bytes);
 };
 
 }  // namespace tierswap::vram
