@@ -1,10 +1,10 @@
 # Quick start (root, fresh Debian 12):
 #   make run    install missing build deps, build, run tierswapd in the foreground
+#               (on /etc/tierswap.yaml, else its embedded default; ARGS=... adds options)
 #   make test   install missing build deps, build, run the test suites (ctest)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
-CONFIG ?= $(if $(wildcard /etc/tierswap.yaml),/etc/tierswap.yaml,)
 CTEST_ARGS ?= --output-on-failure -LE 'gpu|bench'
 
 .PHONY: all deps build run test clean
@@ -29,7 +29,7 @@ build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j$(JOBS)
 
 run: build
-	./$(BUILD)/bin/tierswapd $(if $(CONFIG),--config $(CONFIG),)
+	./$(BUILD)/bin/tierswapd $(ARGS)
 
 test: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
