@@ -11,6 +11,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace tierswap::config {
@@ -74,7 +75,13 @@ struct Tier {
 
 struct Zswap {
   std::optional<bool> enabled;
+  // `compressor:` may be one name or a preference list, like a zram tier's
+  // `algorithm:`. `compressors` holds the list in preference order (the
+  // planner picks the first this kernel accepts); `compressor` mirrors its
+  // first entry for code that wants one name. Both are unset/empty when the
+  // key is absent.
   std::optional<std::string> compressor;
+  std::vector<std::string> compressors;
   std::optional<int> max_pool_percent;          // 1..100
   std::optional<int> accept_threshold_percent;  // 0..100
   std::optional<bool> shrinker_enabled;
@@ -92,7 +99,14 @@ struct Spec {
   std::map<std::string, SourceLoc> sysctl_locs;
 
   Zswap zswap;
-  std::vector<Tier> tiers;  // in file order; planning sorts by priority
+  // Profile tiers first (a user tier with the same name takes the profile
+  // tier's place), then the user's other tiers in file order; planning sorts
+  // by priority.
+  std::vector<Tier> tiers;
+
+  // Where `profile:` was written (line 0 when absent); whole-spec warnings
+  // such as "a small disk swap is recommended" point here.
+  SourceLoc profile_loc;
 };
 
 // Facts about the machine that size expressions need.
@@ -101,7 +115,16 @@ struct HostFacts {
   std::uint64_t vram_bytes = 0;  // 0 when unknown
 };
 
+// Names as written in YAML: "desktop", "k8s-node", "gpu-workstation",
+// "zram", "file", ...; Profile::none is "none".
 const char* to_string(Profile p);
 const char* to_string(TierKind k);
+const char* to_string(RecompressWhen w);  // "idle", "huge"
+
+// Inverses of to_string(); nullopt for a name the schema does not know
+// (profile_from_string("none") is nullopt too: it is not a YAML value).
+std::optional<Profile> profile_from_string(std::string_view name);
+std::optional<TierKind> tier_kind_from_string(std::string_view name);
+std::optional<RecompressWhen> recompress_when_from_string(std::string_view name);
 
 }  // namespace tierswap::config
