@@ -22,6 +22,15 @@ inline constexpr std::string_view zram_control = "/sys/class/zram-control";
 inline constexpr std::string_view zswap_parameters = "/sys/module/zswap/parameters";
 inline constexpr std::string_view dev_disk_by_uuid = "/dev/disk/by-uuid";
 inline constexpr std::string_view dev_disk_by_label = "/dev/disk/by-label";
+// Registered crypto algorithms: the compressors zswap can use are the
+// "compression"/"scomp"/"acomp" entries here (zswap has no list of its own).
+inline constexpr std::string_view proc_crypto = "/proc/crypto";
+
+// tierswapd's journal of what it changed (under --root).
+inline constexpr std::string_view run_state_dir = "/run/tierswap";
+inline constexpr std::string_view run_state_file = "/run/tierswap/state.json";
+// The config tierswapd reads when --config is not given (under --root).
+inline constexpr std::string_view default_config = "/etc/tierswap.yaml";
 
 // "/sys/block/<dev>/<attr>" ("zram0", "disksize"); attr empty: the directory.
 inline std::string block_attr(std::string_view dev, std::string_view attr = {}) {

@@ -1,0 +1,64 @@
+#include "backends/swap/proc_swaps.hpp"
+
+#include <charconv>
+#include <sstream>
+
+namespace tierswap::swap {
+
+namespace {
+
+// The kernel escapes " \t\n\\" in seq_file paths as \ooo.
+std::string unescape(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size()) {
+      const auto o = s.substr(i + 1, 3);
+      if (o.find_first_not_of("01234567") == std::string_view::npos) {
+        out += static_cast<char>((o[0] - '0') * 64 + (o[1] - '0') * 8 + (o[2] - '0'));
+        i += 3;
+        continue;
+      }
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+template <class T>
+bool to_num(std::string_view s, T& v) {
+  const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+}  // namespace
+
+Result<std::vector<SwapArea>> parse_proc_swaps(std::string_view text) {
+  std::vector<SwapArea> out;
+  std::istringstream in{std::string(text)};
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    ++n;
+    if (n == 1 && line.starts_with("Filename")) continue;
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    std::istringstream ls(line);
+    std::string path, type, size, used, prio;
+    if (!(ls >> path >> type >> size >> used >> prio))
+      return fail(EINVAL, "/proc/swaps line " + std::to_string(n) + ": \"" + line + "\" has fewer than 5 fields");
+    SwapArea a;
+    a.path = unescape(path);
+    a.type = type;
+    if (!to_num(size, a.size_kib) || !to_num(used, a.used_kib) || !to_num(prio, a.priority))
+      return fail(EINVAL, "/proc/swaps line " + std::to_string(n) + ": \"" + line + "\": size, used or priority is not a number");
+    out.push_back(std::move(a));
+  }
+  return out;
+}
+
+std::optional<SwapArea> find_area(const std::vector<SwapArea>& areas, std::string_view path) {
+  for (const auto& a : areas)
+    if (a.path == path) return a;
+  return std::nullopt;
+}
+
+}  // namespace tierswap::swap
