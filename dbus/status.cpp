@@ -1,0 +1,27 @@
+// Names of TierState, as they appear on D-Bus and in the status JSON.
+#include "dbus/names.hpp"
+#include "daemon/status.hpp"
+
+namespace tierswap {
+
+const char* to_string(TierState s) {
+  switch (s) {
+    case TierState::active: return "active";
+    case TierState::demoting: return "demoting";
+    case TierState::evacuating: return "evacuating";
+    case TierState::drained: return "drained";
+    case TierState::unavailable: return "unavailable";
+    case TierState::failed: return "failed";
+  }
+  return "unavailable";
+}
+
+std::optional<TierState> tier_state_from_string(std::string_view s) {
+  for (auto st : {TierState::active, TierState::demoting, TierState::evacuating, TierState::drained,
+                  TierState::unavailable, TierState::failed}) {
+    if (s == to_string(st)) return st;
+  }
+  return std::nullopt;
+}
+
+}  // namespace tierswap
