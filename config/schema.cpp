@@ -102,7 +102,7 @@ class Reader {
             "start with keys such as profile:, sysctl:, zswap:, tiers:");
       return spec;
     }
-    for_each_key(root, "", kTopKeys, [&](const std::string& key, const YAML::Node& value, SourceLoc at) {
+    for_each_key(root, "", kTopKeys, [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc) {
       if (key == "version") read_version(value, at);
       if (key == "profile") read_profile(value, at, spec);
       if (key == "sysctl") read_sysctl(value, at, spec);
@@ -137,10 +137,11 @@ class Reader {
 
   // --- generic walkers ----------------------------------------------------
 
-  // Calls `fn` for each key of `map` that is in `allowed`; reports unknown
+  // Calls `fn(key, value, value_loc, key_loc)` for each key of `map` that is
+  // in `allowed`; reports unknown
   // keys (with a "did you mean"), non-scalar keys and duplicate keys.
   void for_each_key(const YAML::Node& map, const std::string& path, const std::vector<std::string>& allowed,
-                    const std::function<void(const std::string&, const YAML::Node&, SourceLoc)>& fn) {
+                    const std::function<void(const std::string&, const YAML::Node&, SourceLoc, SourceLoc)>& fn) {
     std::map<std::string, int> seen;  // key -> line
     for (auto it = map.begin(); it != map.end(); ++it) {
       const YAML::Node& k = it->first;
@@ -159,7 +160,7 @@ class Reader {
         unknown_key(loc(k), key_path, key, allowed);
         continue;
       }
-      fn(key, v, value_loc(k, v));
+      fn(key, v, value_loc(k, v), loc(k));
     }
   }
 
@@ -331,7 +332,7 @@ class Reader {
   void read_zswap(const YAML::Node& v, SourceLoc at, Zswap& z) {
     if (v.IsNull()) return;
     if (!expect_map(v, at, "zswap", "e.g. zswap: { enabled: true, compressor: [zstd, lz4] }")) return;
-    for_each_key(v, "zswap", kZswapKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at) {
+    for_each_key(v, "zswap", kZswapKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
       const std::string path = "zswap." + key;
       z.locs[key] = val_at;
       if (key == "enabled") z.enabled = boolean(val, val_at, path);
@@ -402,14 +403,14 @@ class Reader {
 
     const std::vector<std::string> all_keys = tier_keys(std::nullopt);
     const std::vector<std::string> own_keys = tier_keys(kind);
-    for_each_key(map, path, all_keys, [&](const std::string& key, const YAML::Node& v, SourceLoc at) {
+    for_each_key(map, path, all_keys, [&](const std::string& key, const YAML::Node& v, SourceLoc at, SourceLoc key_at) {
       const std::string key_path = path + "." + key;
       if (key == "kind") {
         tier.locs["kind"] = at;
         return;
       }
       if (std::find(own_keys.begin(), own_keys.end(), key) == own_keys.end()) {
-        wrong_kind_key(at, key_path, key, *kind);
+        wrong_kind_key(key_at, key_path, key, *kind);
         return;
       }
       tier.locs[key] = at;
@@ -498,7 +499,7 @@ class Reader {
     if (!expect_map(v, at, path, "e.g. recompress: { algorithm: zstd, when: idle }")) return;
     Recompress r;
     bool ok = true;
-    for_each_key(v, path, kRecompressKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at) {
+    for_each_key(v, path, kRecompressKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
       const std::string key_path = path + "." + key;
       tier.locs["recompress." + key] = val_at;
       if (key == "algorithm") {
