@@ -1,15 +1,16 @@
 // Advice about the expanded spec. Each warning names what to add or remove.
 #include "config/checks.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <string>
-
-#include <fmt/format.h>
 
 namespace tierswap::config {
 namespace {
 
-constexpr const char* kAddDiskTier = "add e.g. { name: disk, kind: file, path: /var/swap/tierswap, size: 4G }";
+constexpr const char* kAddDiskTier =
+    "add e.g. { name: disk, kind: file, path: /var/swap/tierswap, size: 4G }";
 constexpr std::uint64_t kGiB = 1ULL << 30;
 
 bool has_kind(const Spec& spec, std::initializer_list<TierKind> kinds) {
@@ -23,8 +24,10 @@ SourceLoc zswap_loc(const Spec& spec) {
   return it != spec.zswap.locs.end() ? it->second : SourceLoc{spec.source, 0, 0};
 }
 
-void warn(std::vector<Diagnostic>& out, SourceLoc at, std::string path, std::string message, std::string hint) {
-  out.push_back(Diagnostic{Severity::warning, std::move(at), std::move(path), std::move(message), std::move(hint)});
+void warn(std::vector<Diagnostic>& out, SourceLoc at, std::string path, std::string message,
+          std::string hint) {
+  out.push_back(
+      Diagnostic{Severity::warning, std::move(at), std::move(path), std::move(message), std::move(hint)});
 }
 
 }  // namespace
@@ -34,20 +37,23 @@ void check_combinations(const Spec& spec, const HostFacts& host, std::vector<Dia
   const bool disk = has_kind(spec, {TierKind::file, TierKind::partition});
 
   if (zswap_on && has_kind(spec, {TierKind::zram}))
-    warn(out, zswap_loc(spec), "zswap.enabled", "zswap is enabled together with a zram tier: pages get compressed twice",
+    warn(out, zswap_loc(spec), "zswap.enabled",
+         "zswap is enabled together with a zram tier: pages get compressed twice",
          "set zswap.enabled: false, or drop the zram tier");
 
   switch (spec.profile) {
     case Profile::server:
       if (!disk)
         warn(out, spec.profile_loc, "profile",
-             "the server profile enables zswap, which needs a swap device behind it, and no file or partition tier is listed",
+             "the server profile enables zswap, which needs a swap device behind it, and no file or "
+             "partition tier is listed",
              kAddDiskTier);
       break;
     case Profile::db:
       if (!disk)
         warn(out, spec.profile_loc, "profile",
-             "the db profile recommends a small swap on disk, and no file or partition tier is listed", kAddDiskTier);
+             "the db profile recommends a small swap on disk, and no file or partition tier is listed",
+             kAddDiskTier);
       break;
     case Profile::desktop:
       if (!disk && host.ram_bytes >= 32 * kGiB)
@@ -57,14 +63,17 @@ void check_combinations(const Spec& spec, const HostFacts& host, std::vector<Dia
                          host.ram_bytes / kGiB),
              kAddDiskTier);
       break;
-    default: break;
+    default:
+      break;
   }
 
   // Outside the server profile (which says so above), zswap with nothing
   // behind it does nothing at all.
-  if (zswap_on && spec.profile != Profile::server && !has_kind(spec, {TierKind::file, TierKind::partition, TierKind::vram}))
+  if (zswap_on && spec.profile != Profile::server &&
+      !has_kind(spec, {TierKind::file, TierKind::partition, TierKind::vram}))
     warn(out, zswap_loc(spec), "zswap.enabled",
-         "zswap is enabled but no file, partition or vram tier is listed: zswap only caches pages on their way to a swap device",
+         "zswap is enabled but no file, partition or vram tier is listed: zswap only caches pages on their "
+         "way to a swap device",
          kAddDiskTier);
 }
 

@@ -1,8 +1,8 @@
 // format_diagnostic(): the one place that decides how a finding reads, so
 // that `tierswapctl check`, tierswapd's log and the tests agree.
-#include <string>
-
 #include <fmt/format.h>
+
+#include <string>
 
 #include "config/loader.hpp"
 

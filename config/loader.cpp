@@ -42,9 +42,10 @@ LoadResult load_file(const std::filesystem::path& file, const HostFacts& host) {
   if (!in || in.bad() || errno == EISDIR) {
     int err = errno;
     LoadResult result;
-    result.diagnostics.push_back(Diagnostic{Severity::error, SourceLoc{file.string(), 0, 0}, "",
-                                            std::string("cannot read this file: ") + std::strerror(err ? err : EIO),
-                                            "check the path and its permissions"});
+    result.diagnostics.push_back(
+        Diagnostic{Severity::error, SourceLoc{file.string(), 0, 0}, "",
+                   std::string("cannot read this file: ") + std::strerror(err ? err : EIO),
+                   "check the path and its permissions"});
     return result;
   }
   return load_string(text.str(), file.string(), host);

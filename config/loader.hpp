@@ -27,8 +27,8 @@
 namespace tierswap::config {
 
 struct LoadResult {
-  std::optional<Spec> spec;              // set only when there is no error
-  std::vector<Diagnostic> diagnostics;   // errors and warnings, in file order
+  std::optional<Spec> spec;             // set only when there is no error
+  std::vector<Diagnostic> diagnostics;  // errors and warnings, in file order
   // True when no diagnostic is an error (warnings allowed).
   bool ok() const;
 };

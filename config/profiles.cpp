@@ -79,15 +79,26 @@ class Recipe {
 Spec profile_recipe(Profile p, const HostFacts& host, std::string_view source) {
   Recipe r(host, source);
   switch (p) {
-    case Profile::none: break;
+    case Profile::none:
+      break;
     case Profile::desktop:
       r.desktop_zram().sysctl("vm.swappiness", 150).sysctl("vm.page-cluster", 0).zswap_enabled(false);
       break;
-    case Profile::server: r.zswap_server_defaults().sysctl("vm.swappiness", 60); break;
-    case Profile::db: r.sysctl("vm.swappiness", 10).zswap_enabled(false); break;
-    case Profile::k8s_node: r.zswap_enabled(false); break;
+    case Profile::server:
+      r.zswap_server_defaults().sysctl("vm.swappiness", 60);
+      break;
+    case Profile::db:
+      r.sysctl("vm.swappiness", 10).zswap_enabled(false);
+      break;
+    case Profile::k8s_node:
+      r.zswap_enabled(false);
+      break;
     case Profile::gpu_workstation:
-      r.desktop_zram().vram_tier().sysctl("vm.swappiness", 150).sysctl("vm.page-cluster", 0).zswap_enabled(false);
+      r.desktop_zram()
+          .vram_tier()
+          .sysctl("vm.swappiness", 150)
+          .sysctl("vm.page-cluster", 0)
+          .zswap_enabled(false);
       break;
   }
   Spec spec = r.take();

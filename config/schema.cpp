@@ -6,6 +6,9 @@
 // the top, and positions come from Node::Mark() (0-based; printed 1-based).
 #include "config/schema.hpp"
 
+#include <fmt/format.h>
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cctype>
 #include <charconv>
@@ -13,9 +16,6 @@
 #include <map>
 #include <optional>
 #include <string>
-
-#include <fmt/format.h>
-#include <yaml-cpp/yaml.h>
 
 #include "config/size_expr.hpp"
 #include "config/suggest.hpp"
@@ -36,10 +36,14 @@ const std::vector<std::string>& kind_keys(TierKind k) {
   static const std::vector<std::string> partition = {"device"};
   static const std::vector<std::string> vram = {"size", "gpu"};
   switch (k) {
-    case TierKind::zram: return zram;
-    case TierKind::file: return file;
-    case TierKind::partition: return partition;
-    case TierKind::vram: return vram;
+    case TierKind::zram:
+      return zram;
+    case TierKind::file:
+      return file;
+    case TierKind::partition:
+      return partition;
+    case TierKind::vram:
+      return vram;
   }
   return zram;
 }
@@ -62,23 +66,30 @@ std::vector<std::string> profile_names() {
 
 int default_priority(TierKind k) {
   switch (k) {
-    case TierKind::zram: return 100;
-    case TierKind::vram: return 50;
+    case TierKind::zram:
+      return 100;
+    case TierKind::vram:
+      return 50;
     case TierKind::file:
-    case TierKind::partition: return 10;
+    case TierKind::partition:
+      return 10;
   }
   return 10;
 }
 
-
 // Describes a node's type for "expected X, got Y" messages.
 std::string describe(const YAML::Node& n) {
   switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    case YAML::NodeType::Scalar: return fmt::format("\"{}\"", n.Scalar());
-    default: return "nothing";
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a map";
+    case YAML::NodeType::Scalar:
+      return fmt::format("\"{}\"", n.Scalar());
+    default:
+      return "nothing";
   }
 }
 
@@ -102,13 +113,14 @@ class Reader {
             "start with keys such as profile:, sysctl:, zswap:, tiers:");
       return spec;
     }
-    for_each_key(root, "", kTopKeys, [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc) {
-      if (key == "version") read_version(value, at);
-      if (key == "profile") read_profile(value, at, spec);
-      if (key == "sysctl") read_sysctl(value, at, spec);
-      if (key == "zswap") read_zswap(value, at, spec.zswap);
-      if (key == "tiers") read_tiers(value, at, spec);
-    });
+    for_each_key(root, "", kTopKeys,
+                 [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc) {
+                   if (key == "version") read_version(value, at);
+                   if (key == "profile") read_profile(value, at, spec);
+                   if (key == "sysctl") read_sysctl(value, at, spec);
+                   if (key == "zswap") read_zswap(value, at, spec.zswap);
+                   if (key == "tiers") read_tiers(value, at, spec);
+                 });
     return spec;
   }
 
@@ -128,7 +140,8 @@ class Reader {
   }
 
   void error(SourceLoc at, std::string path, std::string message, std::string hint = {}) {
-    out_.push_back(Diagnostic{Severity::error, std::move(at), std::move(path), std::move(message), std::move(hint)});
+    out_.push_back(
+        Diagnostic{Severity::error, std::move(at), std::move(path), std::move(message), std::move(hint)});
   }
 
   static std::string join_path(const std::string& parent, const std::string& key) {
@@ -140,8 +153,9 @@ class Reader {
   // Calls `fn(key, value, value_loc, key_loc)` for each key of `map` that is
   // in `allowed`; reports unknown
   // keys (with a "did you mean"), non-scalar keys and duplicate keys.
-  void for_each_key(const YAML::Node& map, const std::string& path, const std::vector<std::string>& allowed,
-                    const std::function<void(const std::string&, const YAML::Node&, SourceLoc, SourceLoc)>& fn) {
+  void for_each_key(
+      const YAML::Node& map, const std::string& path, const std::vector<std::string>& allowed,
+      const std::function<void(const std::string&, const YAML::Node&, SourceLoc, SourceLoc)>& fn) {
     std::map<std::string, int> seen;  // key -> line
     for (auto it = map.begin(); it != map.end(); ++it) {
       const YAML::Node& k = it->first;
@@ -153,7 +167,8 @@ class Reader {
       std::string key = k.Scalar();
       std::string key_path = join_path(path, key);
       if (auto [pos, fresh] = seen.emplace(key, loc(k).line); !fresh) {
-        error(loc(k), key_path, "duplicate key", fmt::format("it is already set on line {}; keep one", pos->second));
+        error(loc(k), key_path, "duplicate key",
+              fmt::format("it is already set on line {}; keep one", pos->second));
         continue;
       }
       if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
@@ -164,7 +179,8 @@ class Reader {
     }
   }
 
-  void unknown_key(SourceLoc at, std::string path, const std::string& key, const std::vector<std::string>& allowed) {
+  void unknown_key(SourceLoc at, std::string path, const std::string& key,
+                   const std::vector<std::string>& allowed) {
     if (auto near = closest(key, allowed))
       error(std::move(at), std::move(path), "unknown key", fmt::format("did you mean \"{}\"?", *near));
     else
@@ -190,7 +206,8 @@ class Reader {
     if (first != last && *first == '+') ++first;
     auto [end, ec] = std::from_chars(first, last, n);
     if (ec == std::errc::result_out_of_range && end == last) {
-      error(std::move(at), path, fmt::format("{} is out of range", s), fmt::format("allowed: {}..{}", min, max));
+      error(std::move(at), path, fmt::format("{} is out of range", s),
+            fmt::format("allowed: {}..{}", min, max));
       return std::nullopt;
     }
     if (ec != std::errc() || end != last || first == last) {
@@ -198,7 +215,8 @@ class Reader {
       return std::nullopt;
     }
     if (n < min || n > max) {
-      error(std::move(at), path, fmt::format("{} is out of range", n), fmt::format("allowed: {}..{}", min, max));
+      error(std::move(at), path, fmt::format("{} is out of range", n),
+            fmt::format("allowed: {}..{}", min, max));
       return std::nullopt;
     }
     return n;
@@ -216,7 +234,8 @@ class Reader {
 
   std::optional<std::string> string(const YAML::Node& v, SourceLoc at, const std::string& path) {
     if (v.IsScalar() && !v.Scalar().empty()) return v.Scalar();
-    error(std::move(at), path, fmt::format("expected a string, got {}", v.IsScalar() ? "an empty one" : describe(v)));
+    error(std::move(at), path,
+          fmt::format("expected a string, got {}", v.IsScalar() ? "an empty one" : describe(v)));
     return std::nullopt;
   }
 
@@ -228,7 +247,8 @@ class Reader {
   }
 
   // One algorithm name or a preference list of them.
-  std::optional<std::vector<std::string>> algorithm_list(const YAML::Node& v, SourceLoc at, const std::string& path) {
+  std::optional<std::vector<std::string>> algorithm_list(const YAML::Node& v, SourceLoc at,
+                                                         const std::string& path) {
     std::vector<std::string> names;
     bool ok = true;
     auto take = [&](const YAML::Node& item, SourceLoc item_at, const std::string& item_path) {
@@ -256,8 +276,8 @@ class Reader {
     return names;
   }
 
-  std::optional<SizeValue> size(const YAML::Node& v, SourceLoc at, const std::string& path, const SizeOptions& opts,
-                                std::string* text) {
+  std::optional<SizeValue> size(const YAML::Node& v, SourceLoc at, const std::string& path,
+                                const SizeOptions& opts, std::string* text) {
     if (!v.IsScalar()) {
       error(std::move(at), path, fmt::format("expected a size, got {}", describe(v)),
             "try 8G, 50%, min(ram / 2, 8G)");
@@ -276,7 +296,8 @@ class Reader {
 
   void read_version(const YAML::Node& v, SourceLoc at) {
     auto n = integer(v, at, "version", 0, 1000000);
-    if (n && *n != 1) error(at, "version", fmt::format("unsupported version {}", *n), "this tierswap reads version 1");
+    if (n && *n != 1)
+      error(at, "version", fmt::format("unsupported version {}", *n), "this tierswap reads version 1");
   }
 
   void read_profile(const YAML::Node& v, SourceLoc at, Spec& spec) {
@@ -332,22 +353,25 @@ class Reader {
   void read_zswap(const YAML::Node& v, SourceLoc at, Zswap& z) {
     if (v.IsNull()) return;
     if (!expect_map(v, at, "zswap", "e.g. zswap: { enabled: true, compressor: [zstd, lz4] }")) return;
-    for_each_key(v, "zswap", kZswapKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
-      const std::string path = "zswap." + key;
-      z.locs[key] = val_at;
-      if (key == "enabled") z.enabled = boolean(val, val_at, path);
-      if (key == "shrinker_enabled") z.shrinker_enabled = boolean(val, val_at, path);
-      if (key == "max_pool_percent")
-        if (auto n = integer(val, val_at, path, 1, 100)) z.max_pool_percent = static_cast<int>(*n);
-      if (key == "accept_threshold_percent")
-        if (auto n = integer(val, val_at, path, 0, 100)) z.accept_threshold_percent = static_cast<int>(*n);
-      if (key == "compressor") {
-        if (auto names = algorithm_list(val, val_at, path)) {
-          z.compressors = *names;
-          z.compressor = names->front();
-        }
-      }
-    });
+    for_each_key(v, "zswap", kZswapKeys,
+                 [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
+                   const std::string path = "zswap." + key;
+                   z.locs[key] = val_at;
+                   if (key == "enabled") z.enabled = boolean(val, val_at, path);
+                   if (key == "shrinker_enabled") z.shrinker_enabled = boolean(val, val_at, path);
+                   if (key == "max_pool_percent")
+                     if (auto n = integer(val, val_at, path, 1, 100))
+                       z.max_pool_percent = static_cast<int>(*n);
+                   if (key == "accept_threshold_percent")
+                     if (auto n = integer(val, val_at, path, 0, 100))
+                       z.accept_threshold_percent = static_cast<int>(*n);
+                   if (key == "compressor") {
+                     if (auto names = algorithm_list(val, val_at, path)) {
+                       z.compressors = *names;
+                       z.compressor = names->front();
+                     }
+                   }
+                 });
   }
 
   // --- tiers --------------------------------------------------------------
@@ -391,10 +415,12 @@ class Reader {
       if (auto s = string(k, at, path + ".kind")) {
         kind = tier_kind_from_string(*s);
         if (!kind)
-          error(at, path + ".kind", fmt::format("unknown kind \"{}\"", *s), "valid: zram, file, partition, vram");
+          error(at, path + ".kind", fmt::format("unknown kind \"{}\"", *s),
+                "valid: zram, file, partition, vram");
       }
     } else {
-      error(loc(map), path + ".kind", "missing: every tier needs a kind", "kind: zram, file, partition or vram");
+      error(loc(map), path + ".kind", "missing: every tier needs a kind",
+            "kind: zram, file, partition or vram");
     }
     if (kind) {
       tier.kind = *kind;
@@ -403,36 +429,43 @@ class Reader {
 
     const std::vector<std::string> all_keys = tier_keys(std::nullopt);
     const std::vector<std::string> own_keys = tier_keys(kind);
-    for_each_key(map, path, all_keys, [&](const std::string& key, const YAML::Node& v, SourceLoc at, SourceLoc key_at) {
-      const std::string key_path = path + "." + key;
-      if (key == "kind") {
-        tier.locs["kind"] = at;
-        return;
-      }
-      if (std::find(own_keys.begin(), own_keys.end(), key) == own_keys.end()) {
-        wrong_kind_key(key_at, key_path, key, *kind);
-        return;
-      }
-      tier.locs[key] = at;
-      read_tier_key(tier, key, v, at, key_path);
-    });
+    for_each_key(map, path, all_keys,
+                 [&](const std::string& key, const YAML::Node& v, SourceLoc at, SourceLoc key_at) {
+                   const std::string key_path = path + "." + key;
+                   if (key == "kind") {
+                     tier.locs["kind"] = at;
+                     return;
+                   }
+                   if (std::find(own_keys.begin(), own_keys.end(), key) == own_keys.end()) {
+                     wrong_kind_key(key_at, key_path, key, *kind);
+                     return;
+                   }
+                   tier.locs[key] = at;
+                   read_tier_key(tier, key, v, at, key_path);
+                 });
 
     if (!tier.locs.contains("name"))
       error(loc(map), path + ".name", "missing: every tier needs a name", "e.g. name: zram");
     if (kind) {
       auto require = [&](const char* key, const char* example) {
         if (!tier.locs.contains(key))
-          error(loc(map), path + "." + key, fmt::format("missing: a {} tier needs a {}", to_string(*kind), key),
-                example);
+          error(loc(map), path + "." + key,
+                fmt::format("missing: a {} tier needs a {}", to_string(*kind), key), example);
       };
       switch (*kind) {
-        case TierKind::zram: require("size", "e.g. size: min(ram / 2, 8G)"); break;
+        case TierKind::zram:
+          require("size", "e.g. size: min(ram / 2, 8G)");
+          break;
         case TierKind::file:
           require("path", "e.g. path: /var/swap/tierswap");
           require("size", "e.g. size: 4G");
           break;
-        case TierKind::partition: require("device", "e.g. device: /dev/sdb2, UUID=... or LABEL=..."); break;
-        case TierKind::vram: require("size", "e.g. size: 25% of vram"); break;
+        case TierKind::partition:
+          require("device", "e.g. device: /dev/sdb2, UUID=... or LABEL=...");
+          break;
+        case TierKind::vram:
+          require("size", "e.g. size: 25% of vram");
+          break;
       }
     }
     return tier;
@@ -445,8 +478,9 @@ class Reader {
       if (std::find(keys.begin(), keys.end(), key) != keys.end()) owners.emplace_back(to_string(k));
     }
     std::string owner_text = join(owners, " and ");
-    error(std::move(at), path, fmt::format("\"{}\" does not apply to a {} tier (it is a key of {} tiers)", key,
-                                           to_string(kind), owner_text),
+    error(std::move(at), path,
+          fmt::format("\"{}\" does not apply to a {} tier (it is a key of {} tiers)", key, to_string(kind),
+                      owner_text),
           owners.size() == 1 ? fmt::format("remove it, or set kind: {}", owners.front()) : "remove it");
   }
 
@@ -476,7 +510,8 @@ class Reader {
       if (auto s = string(v, at, path)) {
         tier.path = *s;
         if (s->front() != '/')
-          error(at, path, fmt::format("\"{}\" is not an absolute path", *s), "write it from /, e.g. /var/swap/tierswap");
+          error(at, path, fmt::format("\"{}\" is not an absolute path", *s),
+                "write it from /, e.g. /var/swap/tierswap");
       }
     } else if (key == "device") {
       if (auto s = string(v, at, path)) {
@@ -499,26 +534,33 @@ class Reader {
     if (!expect_map(v, at, path, "e.g. recompress: { algorithm: zstd, when: idle }")) return;
     Recompress r;
     bool ok = true;
-    for_each_key(v, path, kRecompressKeys, [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
-      const std::string key_path = path + "." + key;
-      tier.locs["recompress." + key] = val_at;
-      if (key == "algorithm") {
-        auto s = string(val, val_at, key_path);
-        if (s && !valid_algorithm(*s)) {
-          error(val_at, key_path, fmt::format("\"{}\" is not an algorithm name", *s), "names look like zstd, lz4, lzo-rle");
-          s.reset();
-        }
-        if (s) r.algorithm = *s;
-        else ok = false;
-      }
-      if (key == "when") {
-        auto s = string(val, val_at, key_path);
-        auto when = s ? recompress_when_from_string(*s) : std::nullopt;
-        if (s && !when) error(val_at, key_path, fmt::format("unknown value \"{}\"", *s), "valid: idle, huge");
-        if (when) r.when = *when;
-        else ok = false;
-      }
-    });
+    for_each_key(v, path, kRecompressKeys,
+                 [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
+                   const std::string key_path = path + "." + key;
+                   tier.locs["recompress." + key] = val_at;
+                   if (key == "algorithm") {
+                     auto s = string(val, val_at, key_path);
+                     if (s && !valid_algorithm(*s)) {
+                       error(val_at, key_path, fmt::format("\"{}\" is not an algorithm name", *s),
+                             "names look like zstd, lz4, lzo-rle");
+                       s.reset();
+                     }
+                     if (s)
+                       r.algorithm = *s;
+                     else
+                       ok = false;
+                   }
+                   if (key == "when") {
+                     auto s = string(val, val_at, key_path);
+                     auto when = s ? recompress_when_from_string(*s) : std::nullopt;
+                     if (s && !when)
+                       error(val_at, key_path, fmt::format("unknown value \"{}\"", *s), "valid: idle, huge");
+                     if (when)
+                       r.when = *when;
+                     else
+                       ok = false;
+                   }
+                 });
     if (!tier.locs.contains("recompress.algorithm")) {
       error(at, path + ".algorithm", "missing: recompress needs an algorithm", "e.g. algorithm: zstd");
       ok = false;
@@ -556,7 +598,8 @@ Spec read_user_config(std::string_view yaml, std::string_view source, const Host
   try {
     root = YAML::Load(std::string(yaml));
   } catch (const YAML::Exception& e) {
-    SourceLoc at{std::string(source), e.mark.line >= 0 ? e.mark.line + 1 : 0, e.mark.column >= 0 ? e.mark.column + 1 : 0};
+    SourceLoc at{std::string(source), e.mark.line >= 0 ? e.mark.line + 1 : 0,
+                 e.mark.column >= 0 ? e.mark.column + 1 : 0};
     out.push_back(Diagnostic{Severity::error, at, "", "malformed YAML: " + e.msg, ""});
     Spec spec;
     spec.source = source;

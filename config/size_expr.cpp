@@ -4,12 +4,12 @@
 // an expression over an unknown VRAM size still gets its syntax checked.
 #include "config/size_expr.hpp"
 
+#include <fmt/format.h>
+
 #include <cctype>
 #include <cmath>
 #include <string>
 #include <vector>
-
-#include <fmt/format.h>
 
 #include "config/loader.hpp"
 
@@ -22,8 +22,8 @@ constexpr long double kMaxBytes = 4611686018427387904.0L;  // 2^62: far beyond a
 
 struct Value {
   long double v = 0;
-  bool size = false;   // bytes (true) or a plain number (false)
-  bool known = true;   // false: depends on an unknown VRAM size
+  bool size = false;  // bytes (true) or a plain number (false)
+  bool known = true;  // false: depends on an unknown VRAM size
 };
 
 // Thrown inside the parser only; evaluate_size() turns it into SizeProblem.
@@ -173,7 +173,9 @@ class Parser {
 
   Value number() {
     std::size_t start = pos_;
-    while (pos_ < text_.size() && (std::isdigit(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '.')) ++pos_;
+    while (pos_ < text_.size() &&
+           (std::isdigit(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '.'))
+      ++pos_;
     std::string digits(text_.substr(start, pos_ - start));
     if (digits.find('.') != digits.rfind('.') || digits == ".") not_a_size();
     long double n = std::strtold(digits.c_str(), nullptr);
@@ -193,11 +195,16 @@ class Parser {
 
     std::string unit = word(false);
     long double scale = 0;
-    if (unit == "b") scale = 1;
-    else if (unit == "k" || unit == "kib") scale = 1024.0L;
-    else if (unit == "m" || unit == "mib") scale = 1024.0L * 1024;
-    else if (unit == "g" || unit == "gib") scale = 1024.0L * 1024 * 1024;
-    else if (unit == "t" || unit == "tib") scale = 1024.0L * 1024 * 1024 * 1024;
+    if (unit == "b")
+      scale = 1;
+    else if (unit == "k" || unit == "kib")
+      scale = 1024.0L;
+    else if (unit == "m" || unit == "mib")
+      scale = 1024.0L * 1024;
+    else if (unit == "g" || unit == "gib")
+      scale = 1024.0L * 1024 * 1024;
+    else if (unit == "t" || unit == "tib")
+      scale = 1024.0L * 1024 * 1024 * 1024;
     if (scale != 0) {
       word();
       return {n * scale, true, true};
@@ -225,15 +232,18 @@ std::expected<SizeValue, SizeProblem> evaluate_size(std::string_view expr, const
   }
   if (!v.known) return SizeValue{0, false};
   if (!std::isfinite(static_cast<double>(v.v)) || v.v > kMaxBytes)
-    return std::unexpected(SizeProblem{fmt::format("size \"{}\" is too large", expr), "sizes go up to a few TiB"});
+    return std::unexpected(
+        SizeProblem{fmt::format("size \"{}\" is too large", expr), "sizes go up to a few TiB"});
   // The nudge keeps "10% of ram" from losing a byte to binary fractions.
   long double bytes = std::floor(v.v + 0.001L);
   if (bytes <= 0)
-    return std::unexpected(SizeProblem{fmt::format("size must be greater than zero (\"{}\")", expr), kSizeHint});
+    return std::unexpected(
+        SizeProblem{fmt::format("size must be greater than zero (\"{}\")", expr), kSizeHint});
   if (options.round_to_page) {
     bytes = std::floor(bytes / kPage) * kPage;
     if (bytes <= 0)
-      return std::unexpected(SizeProblem{fmt::format("size must be at least one page, 4K (\"{}\")", expr), kSizeHint});
+      return std::unexpected(
+          SizeProblem{fmt::format("size must be at least one page, 4K (\"{}\")", expr), kSizeHint});
   }
   return SizeValue{static_cast<std::uint64_t>(bytes), true};
 }

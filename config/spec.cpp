@@ -44,11 +44,17 @@ const char* to_string(TierKind k) {
   return "?";
 }
 
-const char* to_string(RecompressWhen w) { return w == RecompressWhen::huge ? "huge" : "idle"; }
+const char* to_string(RecompressWhen w) {
+  return w == RecompressWhen::huge ? "huge" : "idle";
+}
 
-std::optional<Profile> profile_from_string(std::string_view name) { return lookup(kProfiles, name); }
+std::optional<Profile> profile_from_string(std::string_view name) {
+  return lookup(kProfiles, name);
+}
 
-std::optional<TierKind> tier_kind_from_string(std::string_view name) { return lookup(kKinds, name); }
+std::optional<TierKind> tier_kind_from_string(std::string_view name) {
+  return lookup(kKinds, name);
+}
 
 std::optional<RecompressWhen> recompress_when_from_string(std::string_view name) {
   if (name == "idle") return RecompressWhen::idle;

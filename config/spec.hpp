@@ -51,7 +51,7 @@ struct Tier {
   int priority = 0;  // -1..32767; -1 lets the kernel choose
   bool discard = false;
 
-  std::string size_text;    // as written ("min(ram / 2, 8G)")
+  std::string size_text;         // as written ("min(ram / 2, 8G)")
   std::uint64_t size_bytes = 0;  // resolved; 0 for a partition (whole device) or unresolved vram
 
   // zram

@@ -7,7 +7,10 @@ namespace tierswap::config {
 namespace {
 
 TEST(FormatDiagnostic, ErrorWithLocationPathAndHint) {
-  Diagnostic d{Severity::error, {"/etc/tierswap.yaml", 7, 11}, "tiers[1].size", "\"12X\" is not a size",
+  Diagnostic d{Severity::error,
+               {"/etc/tierswap.yaml", 7, 11},
+               "tiers[1].size",
+               "\"12X\" is not a size",
                "try 8G, 50%, min(ram / 2, 8G)"};
   EXPECT_EQ(format_diagnostic(d),
             "/etc/tierswap.yaml:7:11: tiers[1].size: \"12X\" is not a size (try 8G, 50%, min(ram / 2, 8G))");
@@ -24,7 +27,8 @@ TEST(FormatDiagnostic, NoLineNoPath) {
 }
 
 TEST(ToString, RoundTrips) {
-  for (Profile p : {Profile::desktop, Profile::server, Profile::db, Profile::k8s_node, Profile::gpu_workstation})
+  for (Profile p :
+       {Profile::desktop, Profile::server, Profile::db, Profile::k8s_node, Profile::gpu_workstation})
     EXPECT_EQ(profile_from_string(to_string(p)), p);
   for (TierKind k : {TierKind::zram, TierKind::file, TierKind::partition, TierKind::vram})
     EXPECT_EQ(tier_kind_from_string(to_string(k)), k);

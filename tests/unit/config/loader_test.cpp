@@ -1,9 +1,9 @@
 // The loader end to end: valid configs, the embedded default, the example
 // files shipped in packaging/examples/, and what the planner needs (locs).
-#include <filesystem>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
 
 #include "test_util.hpp"
 
@@ -108,8 +108,9 @@ TEST(Loader, RecordsLocationsForThePlanner) {
 }
 
 TEST(Loader, ZswapWithZramWarnsButLoads) {
-  auto r = load("zswap:\n  enabled: true\ntiers:\n  - name: z\n    kind: zram\n    size: 2G\n"
-                "  - name: d\n    kind: file\n    path: /swapfile\n    size: 2G\n");
+  auto r = load(
+      "zswap:\n  enabled: true\ntiers:\n  - name: z\n    kind: zram\n    size: 2G\n"
+      "  - name: d\n    kind: file\n    path: /swapfile\n    size: 2G\n");
   ASSERT_TRUE(r.spec) << dump(r);
   ASSERT_EQ(r.diagnostics.size(), 1u) << dump(r);
   EXPECT_EQ(format_diagnostic(r.diagnostics[0]),
@@ -125,7 +126,8 @@ TEST(Loader, ZswapWithoutSwapDeviceWarns) {
 }
 
 TEST(Loader, EqualPrioritiesAreNotAnError) {
-  auto r = load("tiers:\n  - name: a\n    kind: zram\n    size: 1G\n  - name: b\n    kind: zram\n    size: 1G\n");
+  auto r =
+      load("tiers:\n  - name: a\n    kind: zram\n    size: 1G\n  - name: b\n    kind: zram\n    size: 1G\n");
   ASSERT_TRUE(r.ok()) << dump(r);
   EXPECT_TRUE(r.diagnostics.empty());
 }
@@ -174,8 +176,10 @@ TEST_P(EmbeddedDefault, ResolvesToHalfOfRamCappedAt8G) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Ram, EmbeddedDefault,
-                         ::testing::Values(std::make_pair(4 * GiB, 2 * GiB), std::make_pair(16 * GiB, 8 * GiB),
-                                           std::make_pair(24 * GiB, 8 * GiB), std::make_pair(64 * GiB, 8 * GiB)));
+                         ::testing::Values(std::make_pair(4 * GiB, 2 * GiB),
+                                           std::make_pair(16 * GiB, 8 * GiB),
+                                           std::make_pair(24 * GiB, 8 * GiB),
+                                           std::make_pair(64 * GiB, 8 * GiB)));
 
 TEST(Loader, EmbeddedDefaultMatchesTheDesktopProfile) {
   HostFacts h = host(12 * GiB);

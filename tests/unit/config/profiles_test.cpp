@@ -133,7 +133,8 @@ TEST(Profiles, GpuWorkstationVramKnown) {
 }
 
 TEST(Profiles, UserTierReplacesProfileTierOfSameName) {
-  Spec s = ok_spec(load("profile: desktop\ntiers:\n  - name: zram\n    kind: zram\n    size: 2G\n    algorithm: lz4\n"));
+  Spec s = ok_spec(
+      load("profile: desktop\ntiers:\n  - name: zram\n    kind: zram\n    size: 2G\n    algorithm: lz4\n"));
   ASSERT_EQ(s.tiers.size(), 1u);
   EXPECT_EQ(s.tiers[0].size_bytes, 2 * GiB);
   EXPECT_THAT(s.tiers[0].algorithms, ElementsAre("lz4"));
@@ -151,7 +152,8 @@ TEST(Profiles, UserSysctlOverridesKeyByKey) {
 }
 
 TEST(Profiles, UserZswapOverridesKeyByKey) {
-  Spec s = ok_spec(load(std::string("profile: server\nzswap:\n  compressor: lzo\n  max_pool_percent: 30\n") + kDiskTier));
+  Spec s = ok_spec(
+      load(std::string("profile: server\nzswap:\n  compressor: lzo\n  max_pool_percent: 30\n") + kDiskTier));
   EXPECT_EQ(s.zswap.enabled, true);
   EXPECT_THAT(s.zswap.compressors, ElementsAre("lzo"));
   EXPECT_EQ(s.zswap.compressor, "lzo");
@@ -162,8 +164,9 @@ TEST(Profiles, UserZswapOverridesKeyByKey) {
 }
 
 TEST(Profiles, ZswapWithZramWarns) {
-  auto r = load(std::string("profile: server\ntiers:\n  - name: z\n    kind: zram\n    size: 2G\n"
-                            "  - name: disk\n    kind: file\n    path: /swapfile\n    size: 4G\n"));
+  auto r =
+      load(std::string("profile: server\ntiers:\n  - name: z\n    kind: zram\n    size: 2G\n"
+                       "  - name: disk\n    kind: file\n    path: /swapfile\n    size: 4G\n"));
   ok_spec(r);
   ASSERT_EQ(r.diagnostics.size(), 1u) << dump(r);
   EXPECT_EQ(r.diagnostics[0].severity, Severity::warning);

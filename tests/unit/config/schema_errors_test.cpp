@@ -1,10 +1,10 @@
 // One test per bad input: the exact key path, the location and the key
 // parts of the message. Every error means no Spec.
-#include <filesystem>
-#include <fstream>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "test_util.hpp"
 
@@ -26,7 +26,8 @@ TEST(SchemaErrors, MalformedYaml) {
 TEST(SchemaErrors, UnknownTierKeyWithDidYouMean) {
   auto r = load("tiers:\n  - name: zram\n    kind: zram\n    size: 4G\n    prority: 5\n");
   Diagnostic d = only_error(r);
-  EXPECT_EQ(format_diagnostic(d), "test.yaml:5:5: tiers[0].prority: unknown key (did you mean \"priority\"?)");
+  EXPECT_EQ(format_diagnostic(d),
+            "test.yaml:5:5: tiers[0].prority: unknown key (did you mean \"priority\"?)");
 }
 
 TEST(SchemaErrors, UnknownTopLevelKey) {
@@ -67,7 +68,8 @@ TEST(SchemaErrors, WrongTypeMapForList) {
 }
 
 TEST(SchemaErrors, SizeNotASize) {
-  auto r = load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n  - name: b\n    kind: zram\n    size: 12X\n");
+  auto r =
+      load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n  - name: b\n    kind: zram\n    size: 12X\n");
   Diagnostic d = only_error(r);
   EXPECT_EQ(format_diagnostic(d),
             "test.yaml:7:11: tiers[1].size: \"12X\" is not a size (try 8G, 50%, min(ram / 2, 8G))");
@@ -114,7 +116,8 @@ TEST(SchemaErrors, PriorityBelowMinusOne) {
 TEST(SchemaErrors, SwappinessTooHigh) {
   auto r = load("sysctl:\n  vm.swappiness: 250\n");
   Diagnostic d = only_error(r);
-  EXPECT_EQ(format_diagnostic(d), "test.yaml:2:18: sysctl.vm.swappiness: 250 is out of range (allowed: 0..200)");
+  EXPECT_EQ(format_diagnostic(d),
+            "test.yaml:2:18: sysctl.vm.swappiness: 250 is out of range (allowed: 0..200)");
 }
 
 TEST(SchemaErrors, SysctlNotAnInteger) {
@@ -160,7 +163,8 @@ TEST(SchemaErrors, KeyFromAnotherKind) {
 }
 
 TEST(SchemaErrors, SizeOnPartition) {
-  Diagnostic d = only_error(load("tiers:\n  - name: p\n    kind: partition\n    device: /dev/sdb2\n    size: 4G\n"));
+  Diagnostic d =
+      only_error(load("tiers:\n  - name: p\n    kind: partition\n    device: /dev/sdb2\n    size: 4G\n"));
   EXPECT_EQ(d.path, "tiers[0].size");
   EXPECT_THAT(d.message, HasSubstr("does not apply to a partition tier"));
 }
@@ -196,7 +200,8 @@ TEST(SchemaErrors, InvalidTierName) {
   Diagnostic d = only_error(load("tiers:\n  - name: my/tier\n    kind: zram\n    size: 4G\n"));
   EXPECT_EQ(d.path, "tiers[0].name");
   EXPECT_EQ(d.message, "\"my/tier\" is not a valid tier name");
-  Diagnostic longer = only_error(load("tiers:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    kind: zram\n    size: 4G\n"));
+  Diagnostic longer =
+      only_error(load("tiers:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    kind: zram\n    size: 4G\n"));
   EXPECT_EQ(longer.path, "tiers[0].name");
 }
 
@@ -219,19 +224,22 @@ TEST(SchemaErrors, VramSizeOnZram) {
 }
 
 TEST(SchemaErrors, RecompressWithoutAlgorithm) {
-  Diagnostic d = only_error(load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    recompress:\n      when: idle\n"));
+  Diagnostic d = only_error(
+      load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    recompress:\n      when: idle\n"));
   EXPECT_EQ(d.path, "tiers[0].recompress.algorithm");
 }
 
 TEST(SchemaErrors, RecompressBadWhen) {
-  Diagnostic d = only_error(
-      load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    recompress: { algorithm: zstd, when: always }\n"));
+  Diagnostic d =
+      only_error(load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    recompress: { algorithm: zstd, "
+                      "when: always }\n"));
   EXPECT_EQ(d.path, "tiers[0].recompress.when");
   EXPECT_EQ(d.hint, "valid: idle, huge");
 }
 
 TEST(SchemaErrors, BadAlgorithmInList) {
-  Diagnostic d = only_error(load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    algorithm: [zstd, [lz4]]\n"));
+  Diagnostic d =
+      only_error(load("tiers:\n  - name: a\n    kind: zram\n    size: 4G\n    algorithm: [zstd, [lz4]]\n"));
   EXPECT_EQ(d.path, "tiers[0].algorithm[1]");
 }
 
@@ -262,19 +270,19 @@ TEST(SchemaErrors, TopLevelNotAMap) {
 
 TEST(SchemaErrors, ManyErrorsCollectedWithPositions) {
   const char* yaml =
-      "profile: laptop\n"             // 1
-      "sysctl:\n"                     // 2
-      "  vm.swappiness: 250\n"        // 3
-      "  vm.dirty_ratio: 5\n"         // 4
-      "tiers:\n"                      // 5
-      "  - name: zram\n"              // 6
-      "    kind: zram\n"              // 7
-      "    size: 12X\n"               // 8
-      "    prority: 5\n"              // 9
-      "  - name: zram\n"              // 10
-      "    kind: file\n"              // 11
-      "    path: /swapfile\n"         // 12
-      "    size: 1G\n";               // 13
+      "profile: laptop\n"       // 1
+      "sysctl:\n"               // 2
+      "  vm.swappiness: 250\n"  // 3
+      "  vm.dirty_ratio: 5\n"   // 4
+      "tiers:\n"                // 5
+      "  - name: zram\n"        // 6
+      "    kind: zram\n"        // 7
+      "    size: 12X\n"         // 8
+      "    prority: 5\n"        // 9
+      "  - name: zram\n"        // 10
+      "    kind: file\n"        // 11
+      "    path: /swapfile\n"   // 12
+      "    size: 1G\n";         // 13
   auto r = load(yaml);
   EXPECT_FALSE(r.spec);
   ASSERT_EQ(r.diagnostics.size(), 6u) << dump(r);

@@ -1,8 +1,9 @@
 // Size expressions: every form of the grammar and every error.
+#include "config/size_expr.hpp"
+
 #include <gtest/gtest.h>
 
 #include "config/loader.hpp"
-#include "config/size_expr.hpp"
 #include "test_util.hpp"
 
 namespace tierswap::config {
@@ -39,7 +40,9 @@ TEST(SizeExpr, IecSuffixesAndLowercase) {
   EXPECT_EQ(size_of("8 G"), 8 * GiB);
 }
 
-TEST(SizeExpr, Fraction) { EXPECT_EQ(size_of("1.5G"), 3 * GiB / 2); }
+TEST(SizeExpr, Fraction) {
+  EXPECT_EQ(size_of("1.5G"), 3 * GiB / 2);
+}
 
 TEST(SizeExpr, PlainBytes) {
   EXPECT_EQ(size_of("1048576"), MiB);
@@ -109,8 +112,8 @@ TEST(SizeExpr, Garbage) {
 }
 
 TEST(SizeExpr, SyntaxErrors) {
-  for (const char* bad : {"min(ram / 2, 8G", "min ram", "(8G", "8G)", "1..5G", "2 ram", "ram *", "50% of disk",
-                          "sqrt(8G)", "8G 4G"})
+  for (const char* bad : {"min(ram / 2, 8G", "min ram", "(8G", "8G)", "1..5G", "2 ram", "ram *",
+                          "50% of disk", "sqrt(8G)", "8G 4G"})
     EXPECT_NE(error_of(bad).find("is not a size"), std::string::npos) << bad;
 }
 
@@ -131,9 +134,13 @@ TEST(SizeExpr, DimensionErrors) {
   EXPECT_NE(error_of("ram / 0").find("divides by zero"), std::string::npos);
 }
 
-TEST(SizeExpr, TooLarge) { EXPECT_NE(error_of("ram * 1000000000").find("too large"), std::string::npos); }
+TEST(SizeExpr, TooLarge) {
+  EXPECT_NE(error_of("ram * 1000000000").find("too large"), std::string::npos);
+}
 
-TEST(SizeExpr, RamUnknown) { EXPECT_NE(error_of("50%", host(0)).find("RAM size"), std::string::npos); }
+TEST(SizeExpr, RamUnknown) {
+  EXPECT_NE(error_of("50%", host(0)).find("RAM size"), std::string::npos);
+}
 
 }  // namespace
 }  // namespace tierswap::config

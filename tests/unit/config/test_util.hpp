@@ -1,11 +1,11 @@
 // Helpers shared by the config tests.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <cstdint>
 #include <string>
 #include <string_view>
-
-#include <gtest/gtest.h>
 
 #include "config/loader.hpp"
 
@@ -15,9 +15,13 @@ constexpr std::uint64_t KiB = 1024;
 constexpr std::uint64_t MiB = 1024 * KiB;
 constexpr std::uint64_t GiB = 1024 * MiB;
 
-inline HostFacts host(std::uint64_t ram = 16 * GiB, std::uint64_t vram = 0) { return HostFacts{ram, vram}; }
+inline HostFacts host(std::uint64_t ram = 16 * GiB, std::uint64_t vram = 0) {
+  return HostFacts{ram, vram};
+}
 
-inline LoadResult load(std::string_view yaml, HostFacts h = host()) { return load_string(yaml, "test.yaml", h); }
+inline LoadResult load(std::string_view yaml, HostFacts h = host()) {
+  return load_string(yaml, "test.yaml", h);
+}
 
 // All diagnostics, one per line, for failure messages.
 inline std::string dump(const LoadResult& r) {
