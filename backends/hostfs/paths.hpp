@@ -14,6 +14,7 @@ inline constexpr std::string_view proc_mounts = "/proc/self/mounts";
 inline constexpr std::string_view proc_pressure_memory = "/proc/pressure/memory";
 inline constexpr std::string_view proc_pressure_io = "/proc/pressure/io";
 inline constexpr std::string_view proc_pressure_cpu = "/proc/pressure/cpu";
+inline constexpr std::string_view proc_self_oom_score_adj = "/proc/self/oom_score_adj";
 
 inline constexpr std::string_view sys_block = "/sys/block";
 inline constexpr std::string_view zram_hot_add = "/sys/class/zram-control/hot_add";

@@ -1,0 +1,48 @@
+// tierswap-nbd's command line and its whole run, so that main.cpp stays thin
+// and tests can parse arguments without starting anything.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "backends/common/result.hpp"
+
+namespace tierswap::vram {
+
+struct ExporterOptions {
+  std::string socket;
+  std::uint64_t size = 0;
+  std::string store;  // host | cuda (| host-batch for tests)
+  std::string device;
+  unsigned connections = 8;
+  std::vector<int> fds;
+  bool mlock = true;
+  bool force = false;
+  std::size_t buffer_bytes = 2U << 20;
+  int reply_timeout_ms = 30000;
+  std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset
+  bool help = false;
+  bool version = false;
+};
+
+// Exit codes (documented in tierswap-nbd(8)).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailure = 1;  // could not start, or the store failed
+inline constexpr int kExitUsage = 2;    // bad command line
+
+// "4096", "512K", "1M", "8G", "1GiB", "2T": binary multiples.
+Result<std::uint64_t> parse_size(std::string_view text);
+
+Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args);
+std::string usage_text();
+std::string version_text();
+
+// Locks memory, protects from the OOM killer, creates the store, serves
+// until SIGTERM/SIGINT (refused while a client is attached, unless --force)
+// or until every --fd connection ended when there is no --socket.
+int run_exporter(const ExporterOptions& options);
+
+}  // namespace tierswap::vram

@@ -1,0 +1,64 @@
+// HostStore: the export kept in host RAM (tests, CPU machines, and the spill
+// target of a demoted VRAM tier).
+//
+// One anonymous mapping of size() bytes, page-aligned, zero at start; locked
+// with mlock() when `lock` is set (the exporter also calls mlockall). Reads
+// and writes are memcpy; zero is memset; trim is a no-op (proto.md leaves
+// trimmed contents unspecified, and a locked page cannot be given back).
+// Thread-safe without locks: the caller orders overlapping requests.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "backends/common/result.hpp"
+#include "backends/vram/block_store.hpp"
+
+namespace tierswap::vram {
+
+struct HostStoreOptions {
+  std::uint64_t size = 0;  // bytes, a multiple of 512
+  bool lock = true;        // mlock the whole export
+  // Test knob: report prefers_batching() so the server takes its gather path
+  // (the one CudaStore uses) with a store that runs anywhere.
+  bool prefer_batching = false;
+  // Test knob: requests touching [fail_offset, fail_offset + 512) fail with
+  // EIO and mark the store failed (the CudaStore failure contract).
+  std::uint64_t fail_offset = UINT64_MAX;
+};
+
+class HostStore final : public BlockStore {
+ public:
+  static Result<std::unique_ptr<HostStore>> create(const HostStoreOptions& options);
+  ~HostStore() override;
+
+  [[nodiscard]] std::uint64_t size() const override { return size_; }
+  [[nodiscard]] const char* name() const override { return "host"; }
+  [[nodiscard]] bool failed() const override { return failed_; }
+  [[nodiscard]] bool prefers_batching() const override { return prefer_batching_; }
+
+  int read(std::uint64_t offset, std::span<std::byte> out) override;
+  int write(std::uint64_t offset, std::span<const std::byte> in) override;
+  int zero(std::uint64_t offset, std::uint64_t length) override;
+  int trim(std::uint64_t offset, std::uint64_t length) override;
+  int flush() override;
+
+  // Counts submit() calls and requests, so that tests can see batching work.
+  [[nodiscard]] std::uint64_t batches() const { return batches_; }
+  void submit(std::span<IoRequest> batch) override;
+
+ private:
+  HostStore() = default;
+  bool check(std::uint64_t offset, std::uint64_t length);
+
+  std::byte* base_ = nullptr;
+  std::uint64_t size_ = 0;
+  std::uint64_t mapped_ = 0;
+  bool prefer_batching_ = false;
+  std::uint64_t fail_offset_ = UINT64_MAX;
+  std::atomic<bool> failed_{false};
+  std::atomic<std::uint64_t> batches_{0};
+};
+
+}  // namespace tierswap::vram

@@ -1,0 +1,28 @@
+// tierswap-nbd: the VRAM tier's NBD exporter. See exporter.hpp.
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <string_view>
+#include <vector>
+
+#include "backends/vram/exporter.hpp"
+
+int main(int argc, char** argv) {
+  using namespace tierswap::vram;
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto opts = parse_command_line(args);
+  if (!opts) {
+    std::fprintf(stderr, "tierswap-nbd: %s\n", opts.error().message.c_str());
+    return kExitUsage;
+  }
+  if (opts->help) {
+    std::fputs(usage_text().c_str(), stdout);
+    return kExitOk;
+  }
+  if (opts->version) {
+    std::fputs(version_text().c_str(), stdout);
+    return kExitOk;
+  }
+  spdlog::set_pattern("tierswap-nbd[%P] %l: %v");
+  return run_exporter(*opts);
+}

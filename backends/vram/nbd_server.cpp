@@ -1,0 +1,616 @@
+#include "backends/vram/nbd_server.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include "backends/vram/nbd_handshake.hpp"
+#include "backends/vram/nbd_protocol.hpp"
+#include "backends/vram/process_safety.hpp"
+#include "backends/vram/unix_listener.hpp"
+
+namespace tierswap::vram {
+
+using namespace nbd;
+
+namespace {
+
+constexpr std::size_t kRxBytes = 256U << 10;
+
+struct Slot {
+  Request req;
+  int error = 0;
+  std::byte* data = nullptr;  // payload buffer range (READ/WRITE), else null
+  std::byte reply[kSimpleReplySize];
+};
+
+std::int64_t now_ms() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+void set_timeout(int fd, int option, int ms) {
+  timeval tv{};
+  tv.tv_sec = ms / 1000;
+  tv.tv_usec = (ms % 1000) * 1000;
+  ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
+}
+
+// Blocking; false on EOF, error or timeout.
+bool recv_exact(int fd, std::byte* p, std::size_t n) {
+  while (n > 0) {
+    const ssize_t r = ::recv(fd, p, n, MSG_WAITALL);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Sends every byte of iov[0..n) (modified in place), giving up when the
+// client has not taken them within timeout_ms in total.
+bool send_iov(int fd, iovec* iov, std::size_t n, int timeout_ms) {
+  const std::int64_t deadline = now_ms() + timeout_ms;
+  while (n > 0) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = std::min<std::size_t>(n, IOV_MAX);
+    const ssize_t r = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && now_ms() < deadline) continue;
+      return false;
+    }
+    auto left = static_cast<std::size_t>(r);
+    while (n > 0 && left >= iov->iov_len) {
+      left -= iov->iov_len;
+      ++iov;
+      --n;
+    }
+    if (n > 0 && left > 0) {
+      iov->iov_base = static_cast<std::byte*>(iov->iov_base) + left;
+      iov->iov_len -= left;
+    }
+    if (n > 0 && now_ms() >= deadline) return false;
+  }
+  return true;
+}
+
+bool send_bytes(int fd, const void* p, std::size_t n, int timeout_ms) {
+  iovec iov{const_cast<void*>(p), n};
+  return send_iov(fd, &iov, 1, timeout_ms);
+}
+
+Op op_of(std::uint16_t type) {
+  switch (type) {
+    case kCmdRead: return Op::read;
+    case kCmdWrite: return Op::write;
+    case kCmdTrim: return Op::trim;
+    case kCmdWriteZeroes: return Op::zero;
+    default: return Op::flush;
+  }
+}
+
+bool modifies(std::uint16_t type) {
+  return type == kCmdWrite || type == kCmdTrim || type == kCmdWriteZeroes;
+}
+
+}  // namespace
+
+struct Server::Connection {
+  unsigned index = 0;
+  std::condition_variable cv;  // with Server::slots_mu_
+  int fd = -1;
+  bool from_list = false;
+
+  std::byte* payload = nullptr;  // from store.allocate_buffer()
+  std::size_t payload_bytes = 0;
+  std::vector<std::byte> rx;
+  std::size_t rx_begin = 0, rx_end = 0;
+  bool eof = false;
+  std::vector<std::byte> option;  // handshake option payload
+
+  std::vector<Slot> slots;
+  std::vector<IoRequest> ios;
+  std::vector<unsigned> io_slot;
+  std::vector<iovec> iov;
+
+  // Batcher hand-off (with Server::batch_mu_).
+  std::condition_variable batch_cv;
+  IoRequest* batch_ios = nullptr;
+  unsigned batch_n = 0;
+  bool batch_done = false;
+
+  [[nodiscard]] std::size_t avail() const { return rx_end - rx_begin; }
+  void consume(std::size_t n) {
+    rx_begin += n;
+    if (rx_begin == rx_end) rx_begin = rx_end = 0;
+  }
+  // Reads what is there (blocking: at least one byte). >0 bytes read, 0
+  // nothing now (non-blocking), -1 EOF or error.
+  int fill(bool blocking) {
+    if (rx_begin > 0 && rx.size() - rx_end < kRequestSize) {
+      std::memmove(rx.data(), rx.data() + rx_begin, avail());
+      rx_end -= rx_begin;
+      rx_begin = 0;
+    }
+    for (;;) {
+      const ssize_t r = ::recv(fd, rx.data() + rx_end, rx.size() - rx_end, blocking ? 0 : MSG_DONTWAIT);
+      if (r > 0) {
+        rx_end += static_cast<std::size_t>(r);
+        return static_cast<int>(r);
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !blocking) return 0;
+      return -1;
+    }
+  }
+  // The payload of the request just consumed: into dest, or discarded when
+  // dest is null. false: the client went away mid-payload.
+  bool take_payload(std::byte* dest, std::size_t n) {
+    const std::size_t have = std::min(avail(), n);
+    if (dest != nullptr) std::memcpy(dest, rx.data() + rx_begin, have);
+    consume(have);
+    n -= have;
+    if (n == 0) return true;
+    if (dest != nullptr) return recv_exact(fd, dest + have, n);
+    while (n > 0) {  // drain through the (now empty) receive buffer
+      const std::size_t chunk = std::min(n, rx.size());
+      if (!recv_exact(fd, rx.data(), chunk)) return false;
+      n -= chunk;
+    }
+    return true;
+  }
+};
+
+Server::Server(BlockStore& store, ServerOptions options) : store_(store), opt_(std::move(options)) {}
+
+Server::~Server() { stop(); }
+
+Result<void> Server::start() {
+  if (opt_.connections == 0) return fail(EINVAL, "--connections must be at least 1");
+  if (opt_.fds.size() > opt_.connections)
+    return fail(EINVAL, "--fd given " + std::to_string(opt_.fds.size()) + " times but --connections is " +
+                            std::to_string(opt_.connections));
+  if (opt_.queue_depth == 0 || opt_.queue_depth > 512) opt_.queue_depth = 64;
+  opt_.buffer_bytes = std::max<std::size_t>(opt_.buffer_bytes, 64U << 10) / 4096 * 4096;
+  batching_ = store_.prefers_batching();
+
+  // Every buffer, before anything is served.
+  for (unsigned i = 0; i < opt_.connections; ++i) {
+    auto c = std::make_unique<Connection>();
+    c->index = i;
+    c->payload_bytes = opt_.buffer_bytes;
+    c->payload = store_.allocate_buffer(c->payload_bytes);
+    if (c->payload == nullptr)
+      return fail(ENOMEM, "cannot allocate the " + std::to_string(c->payload_bytes) +
+                              "-byte payload buffer of connection " + std::to_string(i) + " from the " +
+                              store_.name() + " store");
+    c->rx.resize(kRxBytes);
+    c->option.resize(kMaxOptionLength);
+    c->slots.resize(opt_.queue_depth);
+    c->ios.resize(opt_.queue_depth);
+    c->io_slot.resize(opt_.queue_depth);
+    c->iov.resize(2ULL * opt_.queue_depth + 2);
+    slots_.push_back(std::move(c));
+  }
+  if (batching_) {
+    batch_queue_.resize(opt_.connections);
+    batch_all_.resize(static_cast<std::size_t>(opt_.connections) * opt_.queue_depth);
+  }
+
+  if (!opt_.socket_path.empty()) {
+    auto fd = listen_private_unix(opt_.socket_path);
+    if (!fd) return std::unexpected(fd.error());
+    listen_fd_ = *fd;
+  }
+
+  started_ = true;
+  for (auto& c : slots_) workers_.emplace_back([this, conn = c.get()] { worker_loop(*conn); });
+  if (batching_) batcher_thread_ = std::thread([this] { batcher_loop(); });
+  fds_left_ = static_cast<unsigned>(opt_.fds.size());
+  for (int fd : opt_.fds) {
+    std::lock_guard lk(slots_mu_);
+    for (auto& c : slots_) {
+      if (c->fd < 0) {
+        c->fd = fd;
+        c->from_list = true;
+        clients_++;
+        accepted_++;
+        c->cv.notify_one();
+        break;
+      }
+    }
+  }
+  if (listen_fd_ >= 0) accept_thread_ = std::thread([this] { accept_loop(); });
+  spdlog::info("serving {} bytes from the {} store: {} connection slots, {} KiB buffer each, {}", store_.size(),
+               store_.name(), opt_.connections, opt_.buffer_bytes >> 10,
+               batching_ ? "requests batched across connections" : "requests served inline");
+  return {};
+}
+
+void Server::stop() {
+  if (!started_) {
+    for (auto& c : slots_) store_.free_buffer(c->payload, c->payload_bytes);
+    slots_.clear();
+    return;
+  }
+  started_ = false;
+  stopping_ = true;
+  if (listen_fd_ >= 0) {
+    ::shutdown(listen_fd_, SHUT_RDWR);
+    if (accept_thread_.joinable()) accept_thread_.join();
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+    ::unlink(opt_.socket_path.c_str());
+  }
+  {
+    std::lock_guard lk(slots_mu_);
+    for (auto& c : slots_) {
+      if (c->fd >= 0) ::shutdown(c->fd, SHUT_RDWR);
+      c->cv.notify_all();
+    }
+  }
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  if (batcher_thread_.joinable()) {
+    {
+      std::lock_guard lk(batch_mu_);
+      batcher_stop_ = true;
+    }
+    batch_cv_.notify_all();
+    batcher_thread_.join();
+  }
+  for (auto& c : slots_) store_.free_buffer(c->payload, c->payload_bytes);
+  slots_.clear();
+}
+
+bool Server::finished() const { return opt_.socket_path.empty() && fds_left_.load() == 0; }
+
+ServerStats Server::stats() const {
+  return {accepted_.load(), refused_.load(), requests_.load(), batches_.load()};
+}
+
+bool Server::assign(int fd) {
+  std::lock_guard lk(slots_mu_);
+  if (stopping_) return false;
+  for (auto& c : slots_) {
+    if (c->fd < 0) {
+      c->fd = fd;
+      c->from_list = false;
+      clients_++;
+      c->cv.notify_one();
+      return true;
+    }
+  }
+  return false;
+}
+
+void Server::accept_loop() {
+  const unsigned own_uid = ::geteuid();
+  while (!stopping_) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (stopping_) break;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        ::usleep(10000);
+        continue;
+      }
+      spdlog::error("accept on {}: {}", opt_.socket_path, std::strerror(errno));
+      break;
+    }
+    if (opt_.check_peer) {
+      if (auto ok = check_peer(fd, own_uid); !ok) {
+        spdlog::warn("refused a connection: {}", ok.error().describe());
+        refused_++;
+        ::close(fd);
+        continue;
+      }
+    }
+    if (!assign(fd)) {
+      spdlog::warn("refused a connection: all {} connection slots are busy (--connections)", opt_.connections);
+      refused_++;
+      ::close(fd);
+      continue;
+    }
+    accepted_++;
+  }
+}
+
+void Server::worker_loop(Connection& c) {
+  if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  mark_io_flusher_thread();
+  for (;;) {
+    std::unique_lock lk(slots_mu_);
+    c.cv.wait(lk, [&] { return c.fd >= 0 || stopping_; });
+    if (c.fd < 0) return;
+    const int fd = c.fd;
+    lk.unlock();
+    serve(c);
+    lk.lock();
+    c.fd = -1;
+    const bool listed = c.from_list;
+    lk.unlock();
+    ::close(fd);
+    clients_--;
+    if (listed) fds_left_--;
+  }
+}
+
+void Server::batcher_loop() {
+  if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  mark_io_flusher_thread();
+  std::vector<Connection*> taken(opt_.connections);
+  for (;;) {
+    std::unique_lock lk(batch_mu_);
+    batch_cv_.wait(lk, [&] { return batch_queued_ > 0 || batcher_stop_; });
+    if (batch_queued_ == 0) return;
+    const std::size_t m = batch_queued_;
+    std::copy_n(batch_queue_.begin(), m, taken.begin());
+    batch_queued_ = 0;
+    lk.unlock();
+
+    std::size_t total = 0;
+    for (std::size_t i = 0; i < m; ++i) {
+      std::copy_n(taken[i]->batch_ios, taken[i]->batch_n, batch_all_.begin() + static_cast<std::ptrdiff_t>(total));
+      total += taken[i]->batch_n;
+    }
+    store_.submit(std::span<IoRequest>(batch_all_.data(), total));
+    batches_++;
+    total = 0;
+    for (std::size_t i = 0; i < m; ++i) {
+      for (unsigned j = 0; j < taken[i]->batch_n; ++j) taken[i]->batch_ios[j].error = batch_all_[total + j].error;
+      total += taken[i]->batch_n;
+    }
+    lk.lock();
+    for (std::size_t i = 0; i < m; ++i) {
+      taken[i]->batch_done = true;
+      taken[i]->batch_cv.notify_one();
+    }
+  }
+}
+
+void Server::run_batch(Connection& c, IoRequest* ios, unsigned n) {
+  if (!batching_) {
+    store_.submit(std::span<IoRequest>(ios, n));
+    return;
+  }
+  std::unique_lock lk(batch_mu_);
+  c.batch_ios = ios;
+  c.batch_n = n;
+  c.batch_done = false;
+  batch_queue_[batch_queued_++] = &c;
+  batch_cv_.notify_one();
+  c.batch_cv.wait(lk, [&] { return c.batch_done; });
+}
+
+// Handshake then transmission, on the connection's own thread.
+void Server::serve(Connection& c) {
+  const int fd = c.fd;
+  set_timeout(fd, SO_RCVTIMEO, opt_.handshake_timeout_ms);
+  set_timeout(fd, SO_SNDTIMEO, opt_.handshake_timeout_ms);
+
+  Handshake hs(store_.size());
+  auto g = hs.greeting();
+  if (!send_bytes(fd, g.data(), g.size(), opt_.handshake_timeout_ms)) return;
+  std::byte b[kOptionHeaderSize];
+  if (!recv_exact(fd, b, 4) || !hs.on_client_flags(load_be32(b))) return;
+  for (bool in_handshake = true; in_handshake;) {
+    OptionHeader h;
+    if (!recv_exact(fd, b, kOptionHeaderSize)) return;
+    if (!parse_option_header(std::span<const std::byte, kOptionHeaderSize>(b, kOptionHeaderSize), h)) {
+      spdlog::warn("connection {}: bad option magic in the handshake; closing", c.index);
+      return;
+    }
+    if (!hs.accept_option(h)) {
+      spdlog::warn("connection {}: option {} with length {} after {} options: over the limits ({} bytes, {} "
+                   "options); closing",
+                   c.index, h.option, h.length, hs.options_seen() - 1, kMaxOptionLength, kMaxOptions);
+      return;
+    }
+    if (!recv_exact(fd, c.option.data(), h.length)) return;
+    const auto next = hs.on_option(h.option, std::span<const std::byte>(c.option.data(), h.length));
+    auto r = hs.reply();
+    if (!r.empty() && !send_bytes(fd, r.data(), r.size(), opt_.handshake_timeout_ms)) return;
+    if (next == Handshake::Next::kClose) return;
+    in_handshake = next == Handshake::Next::kContinue;
+  }
+
+  set_timeout(fd, SO_RCVTIMEO, 0);  // an idle kernel client is normal
+  set_timeout(fd, SO_SNDTIMEO, std::min(opt_.reply_timeout_ms, 1000));
+  c.rx_begin = c.rx_end = 0;
+  c.eof = false;
+  transmission(c);
+}
+
+// Whether req overlaps a request in slots[0..n) such that their order
+// matters (one of them modifies).
+static bool conflicts(const std::vector<Slot>& slots, unsigned n, const Request& req) {
+  if (req.type == kCmdFlush) return false;
+  const std::uint64_t end = req.offset + req.length;
+  for (unsigned i = 0; i < n; ++i) {
+    const Request& o = slots[i].req;
+    if (slots[i].error != 0 || o.type == kCmdFlush) continue;
+    if (!modifies(o.type) && !modifies(req.type)) continue;
+    if (req.offset < o.offset + o.length && o.offset < end) return true;
+  }
+  return false;
+}
+
+void Server::transmission(Connection& c) {
+  const std::uint64_t size = store_.size();
+  for (;;) {
+    unsigned n = 0;
+    std::size_t used = 0;
+    bool close_after = false;
+    while (n < opt_.queue_depth) {
+      if (c.avail() < kRequestSize) {
+        if (c.eof) {
+          close_after = true;
+          break;
+        }
+        const int r = c.fill(n == 0);
+        if (r < 0) c.eof = true;
+        if (r == 0) break;  // nothing more has arrived: run what we have
+        continue;
+      }
+      Request req;
+      if (!parse_request(std::span<const std::byte, kRequestSize>(c.rx.data() + c.rx_begin, kRequestSize), req)) {
+        spdlog::warn("connection {}: bad request magic; closing", c.index);
+        close_after = true;
+        break;
+      }
+      const int err = validate_request(req, size);
+      if (req.type == kCmdDisc && err == 0) {
+        c.consume(kRequestSize);
+        close_after = true;
+        break;
+      }
+      const bool payload = has_payload(req);
+      const std::uint32_t need = (err == 0 && (req.type == kCmdRead || req.type == kCmdWrite)) ? req.length : 0;
+      if (need > c.payload_bytes) {
+        if (n > 0) break;
+        c.consume(kRequestSize);
+        if (!large(c, req)) return;
+        continue;
+      }
+      if (need > c.payload_bytes - used) break;
+      if (n > 0 && err == 0 && conflicts(c.slots, n, req)) break;
+      Slot& s = c.slots[n];
+      s.req = req;
+      s.error = err;
+      s.data = need > 0 ? c.payload + used : nullptr;
+      if (payload && err != 0 && req.length > kMaxBlock) {
+        // Too long to skip cheaply: answer, then drop the connection.
+        c.consume(kRequestSize);
+        ++n;
+        close_after = true;
+        break;
+      }
+      if (payload) {
+        if (n > 0 && c.avail() < kRequestSize + req.length) break;  // not all here yet
+        c.consume(kRequestSize);
+        if (!c.take_payload(s.data, req.length)) return;  // gone mid-payload: nothing written
+      } else {
+        c.consume(kRequestSize);
+      }
+      used += need;
+      ++n;
+      if (req.type == kCmdFlush) break;
+    }
+    if (n > 0) {
+      execute(c, n);
+      if (!send_replies(c, n)) return;
+    }
+    if (close_after) return;
+  }
+}
+
+void Server::execute(Connection& c, unsigned n) {
+  unsigned k = 0;
+  bool fua = false;
+  for (unsigned i = 0; i < n; ++i) {
+    Slot& s = c.slots[i];
+    if (s.error != 0) continue;
+    IoRequest& io = c.ios[k];
+    io.op = op_of(s.req.type);
+    io.offset = s.req.offset;
+    io.length = s.req.type == kCmdFlush ? 0 : s.req.length;
+    io.data = s.data;
+    io.error = 0;
+    c.io_slot[k++] = i;
+    if ((s.req.flags & kCmdFlagFua) != 0 && modifies(s.req.type)) fua = true;
+  }
+  if (k > 0) run_batch(c, c.ios.data(), k);
+  for (unsigned j = 0; j < k; ++j) c.slots[c.io_slot[j]].error = c.ios[j].error;
+  if (fua) {
+    const int e = store_.flush();
+    if (e != 0)
+      for (unsigned i = 0; i < n; ++i)
+        if (c.slots[i].error == 0 && (c.slots[i].req.flags & kCmdFlagFua) != 0) c.slots[i].error = e;
+  }
+  requests_.fetch_add(n, std::memory_order_relaxed);
+}
+
+bool Server::send_replies(Connection& c, unsigned n) {
+  std::size_t k = 0;
+  for (unsigned i = 0; i < n; ++i) {
+    Slot& s = c.slots[i];
+    serialize_simple_reply(wire_error(s.error), s.req.cookie,
+                           std::span<std::byte, kSimpleReplySize>(s.reply, kSimpleReplySize));
+    c.iov[k++] = {s.reply, kSimpleReplySize};
+    if (s.req.type == kCmdRead && s.error == 0) c.iov[k++] = {s.data, s.req.length};
+  }
+  if (send_iov(c.fd, c.iov.data(), k, opt_.reply_timeout_ms)) return true;
+  spdlog::warn("connection {}: client did not take its replies within {} ms; dropping it", c.index,
+               opt_.reply_timeout_ms);
+  return false;
+}
+
+// A READ or WRITE longer than the payload buffer (the request header is
+// consumed, the request valid): streamed through the buffer in chunks.
+bool Server::large(Connection& c, const Request& req) {
+  const std::size_t chunk_max = c.payload_bytes;
+  std::byte reply[kSimpleReplySize];
+  IoRequest& io = c.ios[0];
+  if (req.type == kCmdWrite) {
+    int err = 0;
+    for (std::uint64_t done = 0; done < req.length;) {
+      const auto chunk = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.length - done, chunk_max));
+      if (!c.take_payload(c.payload, chunk)) return false;
+      if (err == 0) {
+        io = {Op::write, req.offset + done, chunk, c.payload, 0};
+        run_batch(c, &io, 1);
+        err = io.error;
+      }
+      done += chunk;
+    }
+    if (err == 0 && (req.flags & kCmdFlagFua) != 0) err = store_.flush();
+    requests_++;
+    serialize_simple_reply(wire_error(err), req.cookie, std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
+    return send_bytes(c.fd, reply, sizeof reply, opt_.reply_timeout_ms);
+  }
+  // READ: the first chunk decides the reply's error; a later failure can
+  // only be reported by dropping the connection (never wrong data).
+  requests_++;
+  for (std::uint64_t done = 0; done < req.length;) {
+    const auto chunk = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.length - done, chunk_max));
+    io = {Op::read, req.offset + done, chunk, c.payload, 0};
+    run_batch(c, &io, 1);
+    if (io.error != 0) {
+      if (done > 0) {
+        spdlog::error("connection {}: store error {} in the middle of a {}-byte read; dropping the connection",
+                      c.index, io.error, req.length);
+        return false;
+      }
+      serialize_simple_reply(wire_error(io.error), req.cookie,
+                             std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
+      return send_bytes(c.fd, reply, sizeof reply, opt_.reply_timeout_ms);
+    }
+    std::size_t k = 0;
+    if (done == 0) {
+      serialize_simple_reply(0, req.cookie, std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
+      c.iov[k++] = {reply, sizeof reply};
+    }
+    c.iov[k++] = {c.payload, chunk};
+    if (!send_iov(c.fd, c.iov.data(), k, opt_.reply_timeout_ms)) return false;
+    done += chunk;
+  }
+  return true;
+}
+
+}  // namespace tierswap::vram

@@ -1,0 +1,121 @@
+// The NBD server of tierswap-nbd.
+//
+// Threads: one I/O thread per connection slot, all created (with their
+// buffers) in start(), before anything is served; `connections` bounds how
+// many clients can be attached at once (one more is refused). An accept
+// thread hands listening-socket connections to idle slots. When the store
+// prefers_batching(), one more thread, the batcher, gathers the requests
+// that all connections have waiting at that moment into one store.submit().
+//
+// Per connection, the I/O thread reads every request that has arrived (up to
+// `queue_depth` requests and `buffer_bytes` of payload) into a group, runs
+// the group through the store (inline with submit() on this thread, or via
+// the batcher), then sends all the replies with one sendmsg(). Requests
+// larger than the buffer are streamed through it in chunks. A group ends
+// early at FLUSH, at a request overlapping a write already in it, and at
+// the first request whose bytes have not all arrived.
+//
+// Nothing is allocated on the I/O path: the group, the receive buffer, the
+// payload buffer (from store.allocate_buffer()), the iovecs and the batch
+// array are all allocated in start().
+//
+// Errors: store errors become EIO (or the store's errno) replies; protocol
+// errors get the reply proto.md asks for (see nbd_protocol.hpp); a client
+// that does not read its replies for `reply_timeout_ms` is dropped.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/common/result.hpp"
+#include "backends/vram/block_store.hpp"
+#include "backends/vram/nbd_protocol.hpp"
+
+namespace tierswap::vram {
+
+struct ServerOptions {
+  std::string socket_path;      // "" for none
+  std::vector<int> fds;         // already-connected sockets to serve
+  unsigned connections = 8;     // slots: clients attached at once
+  std::size_t buffer_bytes = 2U << 20;  // payload buffer per slot
+  unsigned queue_depth = 64;            // requests per group
+  int reply_timeout_ms = 30000;         // client not reading replies → dropped
+  int handshake_timeout_ms = 10000;     // client idle in the handshake → dropped
+  bool check_peer = true;               // SO_PEERCRED: root or our uid only
+  // Called first thing on every I/O thread (tests count allocations there).
+  std::function<void()> on_io_thread_start;
+};
+
+struct ServerStats {
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_refused = 0;
+  std::uint64_t requests = 0;
+  std::uint64_t batches = 0;  // submit() calls made by the batcher
+};
+
+class Server {
+ public:
+  Server(BlockStore& store, ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Allocates every buffer, binds the socket, starts the threads.
+  Result<void> start();
+
+  // Stops accepting, disconnects every client, joins the threads.
+  void stop();
+
+  // Clients connected now (in the handshake or attached).
+  [[nodiscard]] unsigned clients() const { return clients_.load(); }
+  // No listening socket and every --fd connection has ended.
+  [[nodiscard]] bool finished() const;
+  [[nodiscard]] ServerStats stats() const;
+
+  struct Connection;  // one slot (defined in nbd_server.cpp)
+
+ private:
+  void accept_loop();
+  void worker_loop(Connection& c);
+  void batcher_loop();
+  bool assign(int fd);
+  void serve(Connection& c);
+  void transmission(Connection& c);
+  void execute(Connection& c, unsigned n);
+  bool send_replies(Connection& c, unsigned n);
+  bool large(Connection& c, const nbd::Request& req);
+  void run_batch(Connection& c, IoRequest* ios, unsigned n);
+
+  BlockStore& store_;
+  ServerOptions opt_;
+  bool batching_ = false;
+  bool batcher_stop_ = false;
+  int listen_fd_ = -1;
+  std::atomic<bool> stopping_{false};
+  std::atomic<unsigned> clients_{0};
+  std::atomic<unsigned> fds_left_{0};
+  std::atomic<std::uint64_t> accepted_{0}, refused_{0}, requests_{0}, batches_{0};
+
+  std::vector<std::unique_ptr<Connection>> slots_;
+  std::mutex slots_mu_;
+  std::thread accept_thread_;
+  std::vector<std::thread> workers_;
+
+  // Batcher state (only when batching_).
+  std::mutex batch_mu_;
+  std::condition_variable batch_cv_;
+  std::vector<Connection*> batch_queue_;  // capacity: connections
+  std::size_t batch_queued_ = 0;
+  std::vector<IoRequest> batch_all_;      // capacity: connections * queue_depth
+  std::thread batcher_thread_;
+  bool started_ = false;
+};
+
+}  // namespace tierswap::vram
