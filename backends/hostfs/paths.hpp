@@ -26,6 +26,10 @@ inline constexpr std::string_view dev_disk_by_label = "/dev/disk/by-label";
 // Registered crypto algorithms: the compressors zswap can use are the
 // "compression"/"scomp"/"acomp" entries here (zswap has no list of its own).
 inline constexpr std::string_view proc_crypto = "/proc/crypto";
+// Process directories (/proc/<pid>/comm, cmdline) and the cgroup v2 memory
+// limit of the cgroup namespace we run in (tierswapctl doctor).
+inline constexpr std::string_view proc_dir = "/proc";
+inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
 
 // tierswapd's journal of what it changed (under --root).
 inline constexpr std::string_view run_state_dir = "/run/tierswap";
