@@ -1,0 +1,105 @@
+#include "daemon/apply.hpp"
+
+#include <cstring>
+
+#include "backends/disk/disk.hpp"
+#include "backends/swap/swap_header.hpp"
+#include "backends/zram/zram.hpp"
+#include "daemon/plan_ops.hpp"
+
+namespace tierswap {
+
+namespace {
+std::string full(const Error& e, const std::string& hint) {
+  return e.describe() + (hint.empty() ? "" : " (" + hint + ")");
+}
+}  // namespace
+
+void Executor::save(const ApplyOptions& opts) {
+  if (!opts.persist) return;
+  if (auto r = save_journal(fs_, journal_); !r && opts.log) opts.log("journal: " + r.error().describe());
+}
+
+Result<void> Executor::run(Step& s) {
+  for (const auto& [tier, dev] : bound_) s.path = bind_device(s.path, tier, dev);
+  Result<void> r;
+  switch (s.op) {
+    case StepOp::write:
+      r = fs_.write(s.path, s.value);
+      break;
+    case StepOp::zram_add: {
+      auto dev = kernel_.zram_hot_add();
+      if (!dev) return std::unexpected(dev.error());
+      bound_[s.tier] = *dev;
+      s.value = *dev;
+      break;
+    }
+    case StepOp::zram_remove:
+      r = zram::reset(fs_, s.path);
+      if (r) r = kernel_.zram_hot_remove(s.path);
+      break;
+    case StepOp::swap_header:
+      r = swap::write_swap_header(fs_.resolve(s.path).string(), s.path, s.size, swap::system_page_size());
+      break;
+    case StepOp::make_file: r = disk::create_swap_file(fs_, s.path, s.size); break;
+    case StepOp::resize_file: r = disk::resize_swap_file(fs_, s.path, s.size); break;
+    case StepOp::remove_file: r = disk::remove_swap_file(fs_, s.path); break;
+    case StepOp::swapon: r = kernel_.swapon(s.path, s.priority, s.discard); break;
+    case StepOp::swapoff: r = kernel_.swapoff(s.path); break;
+  }
+  if (!r) return r;
+  record(journal_, s);
+  return {};
+}
+
+Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
+  const auto say = [&](const std::string& line) {
+    if (opts.log) opts.log(line);
+  };
+  std::vector<Step> done;
+  std::optional<Error> first;
+  const size_t total = plan.steps.size();
+  for (size_t i = 0; i < total; ++i) {
+    Step s = plan.steps[i];
+    const std::string head = "step " + std::to_string(i + 1) + " of " + std::to_string(total);
+    Result<void> r;
+    if (opts.fail_step == static_cast<int>(i + 1))
+      r = fail(EIO, "injected fault (TIERSWAP_TEST_FAIL_STEP=" + std::to_string(opts.fail_step) + ")");
+    else
+      r = run(s);
+    const std::string what = (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s);
+    if (r) {
+      say(head + ": " + what);
+      done.push_back(s);
+      save(opts);
+      continue;
+    }
+    Error e{r.error().code, head + " (" + what + "): " + full(r.error(), s.hint)};
+    say(e.message);
+    if (opts.best_effort) {
+      if (!first) first = e;
+      continue;
+    }
+    // Roll back what this apply did, newest first.
+    int undone = 0;
+    std::string undo_errors;
+    for (auto it = done.rbegin(); it != done.rend(); ++it) {
+      auto u = undo_of(*it);
+      if (!u) continue;
+      if (auto ur = run(*u); !ur) {
+        undo_errors += "; undo of \"" + describe(*it) + "\" failed: " + ur.error().describe();
+        say("undo failed: " + describe(*u) + ": " + ur.error().describe());
+      } else {
+        ++undone;
+        say("undid: " + describe(*it));
+      }
+      save(opts);
+    }
+    e.message += "; undid " + std::to_string(undone) + (undone == 1 ? " step" : " steps") + undo_errors;
+    return std::unexpected(e);
+  }
+  if (first) return std::unexpected(*first);
+  return {};
+}
+
+}  // namespace tierswap

@@ -1,0 +1,53 @@
+// The apply engine: runs a Plan's steps in order, journalling each one as it
+// completes; on the first failure it undoes the completed steps in reverse
+// and reports what failed, with the sysfs path, the value and the kernel's
+// answer:
+//   step 2 of 7 ([fast] write /sys/block/zram1/comp_algorithm = "zstd"):
+//   /sys/block/zram1/comp_algorithm: "zstd": Invalid argument
+//   (this kernel offers: lzo-rle lzo lz4); undid 1 step
+// The returned Error's message is complete (it already holds strerror of the
+// kernel's errno): print .message, not describe().
+//
+// Not thread-safe: one Executor per apply, under the caller's lock.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "backends/common/plan.hpp"
+#include "backends/common/result.hpp"
+#include "backends/hostfs/host_fs.hpp"
+#include "backends/swap/kernel.hpp"
+#include "daemon/journal.hpp"
+
+namespace tierswap {
+
+struct ApplyOptions {
+  // Test hook: step N (1-based) fails before it runs, as if the kernel had
+  // said EIO. tierswapd sets it from TIERSWAP_TEST_FAIL_STEP.
+  int fail_step = 0;
+  // Keep going after a failure instead of undoing (teardown on exit: undo
+  // as much as possible). The first error is still returned.
+  bool best_effort = false;
+  // Save the journal after each step (off for in-memory tests).
+  bool persist = true;
+  std::function<void(const std::string&)> log;  // one line per step
+};
+
+class Executor {
+ public:
+  Executor(const HostFs& fs, swap::Kernel& kernel, Journal& journal) : fs_(fs), kernel_(kernel), journal_(journal) {}
+  Result<void> apply(const Plan& plan, const ApplyOptions& opts = {});
+
+ private:
+  Result<void> run(Step& s);  // binds {zram:T}, executes, records in the journal
+  void save(const ApplyOptions& opts);
+
+  const HostFs& fs_;
+  swap::Kernel& kernel_;
+  Journal& journal_;
+  std::map<std::string, std::string> bound_;  // tier -> zram device created in this apply
+};
+
+}  // namespace tierswap

@@ -1,0 +1,46 @@
+#include "daemon/observe.hpp"
+
+#include <sstream>
+
+#include "backends/hostfs/paths.hpp"
+#include "backends/sysctl/sysctl.hpp"
+
+namespace tierswap {
+
+Result<std::uint64_t> parse_mem_total(std::string_view meminfo) {
+  std::istringstream in{std::string(meminfo)};
+  std::string key, unit;
+  std::uint64_t v = 0;
+  while (in >> key) {
+    if (key == "MemTotal:" && in >> v >> unit) return unit == "kB" ? v * 1024 : v;
+    std::string rest;
+    std::getline(in, rest);
+  }
+  return fail(EINVAL, std::string(paths::proc_meminfo) + ": no MemTotal line");
+}
+
+Result<Observed> observe(const HostFs& fs) {
+  Observed o;
+  auto mi = fs.read(paths::proc_meminfo);
+  if (!mi) return std::unexpected(mi.error());
+  auto ram = parse_mem_total(*mi);
+  if (!ram) return std::unexpected(ram.error());
+  o.ram_bytes = *ram;
+  o.zram_control = fs.exists(paths::zram_control);
+  o.zram_algorithms = zram::kernel_algorithms(fs);
+  o.recomp_path = zram::recomp_attr_path(fs);
+  o.has_recomp = fs.exists(o.recomp_path);
+  for (const auto& d : zram::list_devices(fs))
+    if (auto dev = zram::read_device(fs, d); dev) o.zram_devices[d] = *dev;
+  auto sw = fs.read(paths::proc_swaps);
+  if (!sw) return std::unexpected(sw.error());
+  auto areas = swap::parse_proc_swaps(*sw);
+  if (!areas) return std::unexpected(areas.error());
+  o.swaps = std::move(*areas);
+  o.sysctl = sysctl::observe(fs);
+  o.zswap = zswap::observe(fs);
+  if (auto m = fs.read(paths::proc_mounts); m) o.mounts = disk::parse_mounts(*m);
+  return o;
+}
+
+}  // namespace tierswap

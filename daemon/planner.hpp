@@ -1,0 +1,43 @@
+// The planner: Spec x Observed (+ the journal of what tierswap owns) -> Plan.
+//
+// Pure apart from read-only probes of the files a tier names (through
+// HostFs): same inputs, same plan. Deterministic order:
+//   1. tiers, highest priority first (name breaks ties): new zram devices,
+//      swap files, partitions, and in-place changes of owned files;
+//   2. zswap parameters (compressor before enabled);
+//   3. sysctls (sorted by key);
+//   4. irreversible teardown of what the config no longer describes (or
+//      describes differently): swapoff, then zram reset/hot_remove, file
+//      removal; then values the config dropped are restored.
+// A tier already set up as described (journal + kernel agree) gives no steps,
+// so planning against the state a plan produced gives an empty plan.
+//
+// Machine-dependent validation happens here and comes back as Diagnostics at
+// the config's SourceLocs: algorithms the kernel lacks, recompression without
+// recomp_algorithm, missing directories, too little free space, existing
+// non-swap files, mounted or unknown partitions.
+#pragma once
+
+#include <vector>
+
+#include "backends/common/plan.hpp"
+#include "backends/hostfs/host_fs.hpp"
+#include "config/spec.hpp"
+#include "daemon/journal.hpp"
+#include "daemon/observe.hpp"
+
+namespace tierswap {
+
+struct PlanResult {
+  Plan plan;
+  std::vector<config::Diagnostic> diagnostics;  // errors and warnings
+  [[nodiscard]] bool ok() const;
+};
+
+PlanResult make_plan(const config::Spec& spec, const Observed& obs, const Journal& journal, const HostFs& fs);
+
+// Everything in the journal undone: swapoff (lowest priority first), zram
+// reset + hot_remove, swap files removed, values restored to their originals.
+Plan make_teardown(const Journal& journal, const Observed& obs);
+
+}  // namespace tierswap
