@@ -1,0 +1,40 @@
+# CudaStore: include()d by backends/vram/CMakeLists.txt once tierswap_vram
+# exists. Needs TIERSWAP_HAVE_CUDA (top level: nvcc found, CUDA enabled,
+# CUDAToolkit found, CMAKE_CUDA_ARCHITECTURES 90 unless set).
+#
+# The CUDA runtime is linked statically: it loads libcuda.so.1 at run time,
+# so tierswap-nbd starts on a machine with no NVIDIA libraries and
+# make_cuda_store() says "no NVIDIA driver" instead of the loader failing.
+if(NOT TIERSWAP_HAVE_CUDA)
+  return()
+endif()
+
+target_sources(tierswap_vram PRIVATE
+  ${CMAKE_CURRENT_LIST_DIR}/cuda_store.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/cuda_kernels.cu)
+target_compile_definitions(tierswap_vram PUBLIC TIERSWAP_HAVE_CUDA_STORE)
+target_link_libraries(tierswap_vram PUBLIC CUDA::cudart_static)
+# nvcc 13 takes at most C++20; the .cu files and cuda_kernels.hpp are C++17.
+set_target_properties(tierswap_vram PROPERTIES
+  CUDA_STANDARD 17
+  CUDA_STANDARD_REQUIRED ON
+  CUDA_RUNTIME_LIBRARY Static)
+# The directory-wide warning flags are gcc's; hand them to nvcc's host
+# compiler instead of nvcc itself.
+get_target_property(_tierswap_vram_opts tierswap_vram COMPILE_OPTIONS)
+if(_tierswap_vram_opts)
+  set(_fixed)
+  foreach(_o IN LISTS _tierswap_vram_opts)
+    if(_o MATCHES "^-W")
+      list(APPEND _fixed "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${_o}>" "$<$<NOT:$<COMPILE_LANGUAGE:CUDA>>:${_o}>")
+    else()
+      list(APPEND _fixed "${_o}")
+    endif()
+  endforeach()
+  set_property(TARGET tierswap_vram PROPERTY COMPILE_OPTIONS "${_fixed}")
+endif()
+target_compile_options(tierswap_vram PRIVATE
+  $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo -Xptxas=-warn-spills>)
+
+# The store-level microbenchmark lives with the other benchmarks' sources.
+add_subdirectory(${PROJECT_SOURCE_DIR}/bench/gpu ${PROJECT_BINARY_DIR}/bench/gpu)
