@@ -1,0 +1,231 @@
+// tierswapctl demote TIER / promote TIER: start the operation in tierswapd
+// and (unless --no-wait) follow its Progress signals with a progress bar
+// until TierStateChanged says how it ended. Ctrl-C detaches: the daemon goes
+// on; nothing is cancelled.
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <mutex>
+
+#include "backends/common/json_writer.hpp"
+#include "ctl/bus_errors.hpp"
+#include "ctl/cli_args.hpp"
+#include "ctl/command.hpp"
+#include "ctl/status_view.hpp"
+#include "dbus/status_json.hpp"
+
+namespace tierswap::ctl {
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+extern "C" void on_sigint(int) { g_interrupted = true; }
+
+constexpr std::uint64_t kPage = 4096;
+
+struct Follow {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool ok = false;
+  std::string end_state;
+  std::string why;
+  std::uint64_t moved = 0, total = 0;
+  bool have_progress = false;
+  std::chrono::steady_clock::time_point t0, first_at;
+  std::uint64_t first_moved = 0;
+};
+
+std::string format_duration(double s) {
+  if (s < 60) return fmt::format("{:.0f}s", s);
+  if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", s / 60 - 0.5, std::fmod(s, 60));
+  return fmt::format("{:.1f}h", s / 3600);
+}
+
+std::string progress_text(const std::string& tier, Follow& f, bool bar) {
+  const double frac = f.total ? double(f.moved) / double(f.total) : 0.0;
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.first_at).count();
+  const double rate = dt > 0.05 ? double(f.moved - f.first_moved) / dt : 0.0;
+  std::string left = "?";
+  if (rate > 0 && f.total >= f.moved) left = format_duration(double(f.total - f.moved) / rate);
+  std::string head = bar ? fmt::format("{} {} {:3.0f}%", tier, usage_bar(frac, 20), frac * 100)
+                         : fmt::format("{}: {:3.0f}%", tier, frac * 100);
+  return fmt::format("{}  {}/{} ({}/{} pages)  {}/s  {} left", head, human_bytes(f.moved),
+                     f.total ? human_bytes(f.total) : std::string("?"), f.moved / kPage, f.total / kPage,
+                     human_bytes(static_cast<std::uint64_t>(rate)), left);
+}
+
+int run_move(const char* op, std::span<const std::string> argv) {
+  const bool demote = std::string_view(op) == "demote";
+  auto args = parse_args(op, argv, {"--json", "--wait", "--no-wait"});
+  if (!args) return kExitUsage;
+  if (args->help) {
+    if (demote) {
+      std::printf(
+          "Usage: tierswapctl demote TIER [--wait|--no-wait] [--json]\n"
+          "Move the tier's pages out (zram/file: swapoff after a precheck that the pages\n"
+          "fit into the other swap areas; vram: migrate to the spill store) and show the\n"
+          "progress: pages moved/total, rate, time left. Ctrl-C detaches; tierswapd goes on.\n\n");
+    } else {
+      std::printf(
+          "Usage: tierswapctl promote TIER [--wait|--no-wait] [--json]\n"
+          "Put a drained tier back in use at its priority.\n\n");
+    }
+    std::printf(
+        "  --wait      follow the operation until it ends (default)\n"
+        "  --no-wait   return once tierswapd has started it\n"
+        "  --json      print the outcome as JSON, no progress\n"
+        "Needs root (or polkit's org.tierswap.manage).\n");
+    return kExitOk;
+  }
+  if (args->positionals.size() != 1) {
+    std::fprintf(stderr, "tierswapctl %s: expected one TIER (see tierswapctl status)\n", op);
+    return kExitUsage;
+  }
+  const std::string tier = args->positionals[0];
+  const bool wait = !args->has("--no-wait");
+  const bool json = args->has("--json");
+  const bool tty = isatty(STDERR_FILENO);
+
+  int rc = 0;
+  auto bus = connect_or_report(&rc);
+  if (!bus) return rc;
+
+  Follow f;
+  f.t0 = f.first_at = std::chrono::steady_clock::now();
+  const std::string ok_state = demote ? "drained" : "active";
+  if (wait) {
+    dbus::ManagerSignals sig;
+    sig.progress = [&](const std::string& t, std::uint64_t moved, std::uint64_t total) {
+      if (t != tier) return;
+      std::lock_guard lock(f.mu);
+      if (!f.have_progress) {
+        f.have_progress = true;
+        f.first_at = std::chrono::steady_clock::now();
+        f.first_moved = moved;
+      }
+      f.moved = moved;
+      f.total = total;
+      if (!json) {
+        if (tty) {
+          std::fprintf(stderr, "\r\033[K%s", progress_text(tier, f, true).c_str());
+        } else {
+          std::fprintf(stderr, "%s\n", progress_text(tier, f, false).c_str());
+        }
+        std::fflush(stderr);
+      }
+    };
+    sig.tier_state_changed = [&](const std::string& t, const std::string& state) {
+      if (t != tier || state == "demoting" || state == "evacuating") return;
+      std::lock_guard lock(f.mu);
+      if (f.done) return;
+      f.done = true;
+      f.ok = state == ok_state;
+      f.end_state = state;
+      f.cv.notify_all();
+    };
+    sig.policy_action = [&](const std::string& what, const std::string& why, const std::string&) {
+      if (what.rfind(op, 0) != 0) return;
+      std::lock_guard lock(f.mu);
+      f.why = why;
+    };
+    bus->subscribe(std::move(sig));
+  }
+  auto r = demote ? bus->demote(tier) : bus->promote(tier);
+  if (!r) {
+    if (json) {
+      JsonWriter w;
+      w.begin_object().key("tier").value(tier).key("operation").value(op).key("outcome").value("refused");
+      w.key("error").value(r.error().name).key("message").value(r.error().message).end_object();
+      std::printf("%s\n", w.str().c_str());
+    }
+    return report_call_error(op, r.error());
+  }
+  auto finish = [&](const char* outcome, int code) {
+    if (json) {
+      JsonWriter w;
+      w.begin_object().key("tier").value(tier).key("operation").value(op).key("outcome").value(outcome);
+      w.key("state").value(f.end_state);
+      w.key("moved_bytes").value(static_cast<unsigned long long>(f.moved));
+      w.key("total_bytes").value(static_cast<unsigned long long>(f.total));
+      w.key("seconds").value(std::chrono::duration<double>(std::chrono::steady_clock::now() - f.t0).count());
+      if (!f.why.empty()) w.key("why").value(f.why);
+      w.end_object();
+      std::printf("%s\n", w.str().c_str());
+    }
+    return code;
+  };
+  if (!wait) {
+    if (!json) std::printf("%s of %s started (follow it with tierswapctl status)\n", op, tier.c_str());
+    return finish("started", kExitOk);
+  }
+
+  struct sigaction sa {};
+  sa.sa_handler = on_sigint;
+  sigaction(SIGINT, &sa, nullptr);
+  bus->start_events();
+
+  // Safety net for a missed signal or a daemon that went away: look at the
+  // status every 2 s on a connection of its own.
+  auto next_check = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  std::unique_lock lock(f.mu);
+  while (!f.done && !g_interrupted) {
+    f.cv.wait_for(lock, std::chrono::milliseconds(100));
+    if (f.done || g_interrupted || std::chrono::steady_clock::now() < next_check) continue;
+    lock.unlock();
+    next_check = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    auto probe = dbus::BusClient::connect();
+    auto js = probe ? (*probe)->get_status_json() : dbus::CallResult<std::string>(std::unexpected(probe.error()));
+    lock.lock();
+    if (!js) {
+      if (js.error().kind == dbus::CallError::no_daemon || js.error().kind == dbus::CallError::no_bus) {
+        if (!json && tty) std::fprintf(stderr, "\n");
+        lock.unlock();
+        return report_call_error(op, js.error());
+      }
+      continue;
+    }
+    if (auto st = dbus::status_from_json(*js)) {
+      for (const auto& t : st->tiers) {
+        if (t.name == tier && (to_string(t.state) == ok_state || t.state == TierState::failed)) {
+          f.done = true;
+          f.end_state = to_string(t.state);
+          f.ok = f.end_state == ok_state;
+        }
+      }
+    }
+  }
+  lock.unlock();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.t0).count();
+  if (!json && tty && f.have_progress) std::fprintf(stderr, "\n");
+  if (!f.done) {
+    if (!json)
+      std::fprintf(stderr, "detached: tierswapd goes on with the %s of %s (see tierswapctl status)\n", op,
+                   tier.c_str());
+    return finish("detached", kExitOk);
+  }
+  if (f.ok) {
+    if (!json)
+      std::printf("%s: %s, %s in %s (%s moved)\n", tier.c_str(), demote ? "demoted" : "promoted",
+                  f.end_state.c_str(), format_duration(secs).c_str(), human_bytes(f.moved).c_str());
+    return finish(f.end_state.c_str(), kExitOk);
+  }
+  if (!json) {
+    std::fprintf(stderr, "tierswapctl %s: %s did not finish: it is %s now%s%s\n", op, tier.c_str(),
+                 f.end_state.c_str(), f.why.empty() ? "" : ": ", f.why.c_str());
+  }
+  return finish("failed", kExitFailed);
+}
+
+int run_demote(std::span<const std::string> a) { return run_move("demote", a); }
+int run_promote(std::span<const std::string> a) { return run_move("promote", a); }
+
+const Registrar reg_demote{{"demote", "TIER [--no-wait] [--json]", "move a tier's pages out, with progress", &run_demote}};
+const Registrar reg_promote{{"promote", "TIER [--no-wait] [--json]", "put a drained tier back in use", &run_promote}};
+
+}  // namespace
+}  // namespace tierswap::ctl

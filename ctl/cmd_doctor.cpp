@@ -1,0 +1,57 @@
+// tierswapctl doctor: looks for the known traps on this machine (or on
+// --root DIR) and says what to do. Reads the machine directly; needs no daemon.
+#include <cstdio>
+
+#include "backends/common/json_writer.hpp"
+#include "ctl/cli_args.hpp"
+#include "ctl/command.hpp"
+#include "ctl/doctor_checks.hpp"
+
+namespace tierswap::ctl {
+namespace {
+
+int run_doctor_cmd(std::span<const std::string> argv) {
+  auto args = parse_args("doctor", argv, {"--json"}, {"--root"});
+  if (!args) return kExitUsage;
+  if (args->help) {
+    std::printf(
+        "Usage: tierswapctl doctor [--root DIR] [--json]\n"
+        "Look for the known traps: zswap and zram both on, low swappiness with a fast\n"
+        "tier, a desktop without earlyoom/systemd-oomd, kubelet with failSwapOn and swap,\n"
+        "a container whose memory limit differs from MemTotal, low MemAvailable, a VRAM\n"
+        "tier on a GPU that drives a display. Exit 0: no trap found; 1: at least one.\n\n"
+        "  --root DIR   read /proc, /sys, /etc under DIR (a fake tree) instead of /\n"
+        "  --json       print the findings as a JSON array\n");
+    return kExitOk;
+  }
+  if (!args->positionals.empty()) {
+    std::fprintf(stderr, "tierswapctl doctor: unexpected argument \"%s\"\n", args->positionals[0].c_str());
+    return kExitUsage;
+  }
+  const HostFs fs(args->get("--root").value_or("/"));
+  const auto findings = run_doctor(fs);
+  bool trap = false;
+  for (const auto& f : findings) trap = trap || f.status == "warn";
+  if (args->has("--json")) {
+    JsonWriter w(true);
+    w.begin_array();
+    for (const auto& f : findings) {
+      w.begin_object().key("check").value(f.id).key("status").value(f.status).key("summary").value(f.summary);
+      if (!f.fix.empty()) w.key("fix").value(f.fix);
+      w.end_object();
+    }
+    w.end_array();
+    std::printf("%s\n", w.str().c_str());
+  } else {
+    for (const auto& f : findings) {
+      std::printf("%-5s %-16s %s\n", f.status.c_str(), f.id.c_str(), f.summary.c_str());
+      if (!f.fix.empty()) std::printf("%-22s fix: %s\n", "", f.fix.c_str());
+    }
+  }
+  return trap ? kExitFailed : kExitOk;
+}
+
+const Registrar reg{{"doctor", "[--root DIR] [--json]", "look for known swap setup traps", &run_doctor_cmd}};
+
+}  // namespace
+}  // namespace tierswap::ctl

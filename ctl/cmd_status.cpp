@@ -1,0 +1,61 @@
+// tierswapctl status: the waterfall, pressure, swap rates and GPUs, from the
+// daemon (GetStatus). --json prints the daemon's document unchanged.
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "ctl/bus_errors.hpp"
+#include "ctl/cli_args.hpp"
+#include "ctl/command.hpp"
+#include "ctl/status_view.hpp"
+#include "dbus/status_json.hpp"
+
+namespace tierswap::ctl {
+namespace {
+
+int terminal_width() {
+  winsize ws{};
+  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col < 80 ? ws.ws_col : 80;
+  return 80;
+}
+
+int run_status(std::span<const std::string> argv) {
+  auto args = parse_args("status", argv, {"--json"});
+  if (!args) return kExitUsage;
+  if (args->help) {
+    std::printf(
+        "Usage: tierswapctl status [--json]\n"
+        "Show the swap tiers in priority order (tier, kind, device, priority, size,\n"
+        "used, compression ratio, state), memory and I/O pressure, swap rates and GPUs.\n\n"
+        "  --json   print the status document (fields in tierswapctl(8), STATUS JSON)\n");
+    return kExitOk;
+  }
+  if (!args->positionals.empty()) {
+    std::fprintf(stderr, "tierswapctl status: unexpected argument \"%s\"\n", args->positionals[0].c_str());
+    return kExitUsage;
+  }
+  int rc = 0;
+  auto bus = connect_or_report(&rc);
+  if (!bus) return rc;
+  auto json = bus->get_status_json();
+  if (!json) return report_call_error("status", json.error());
+  if (args->has("--json")) {
+    std::printf("%s\n", json->c_str());
+    return kExitOk;
+  }
+  auto st = dbus::status_from_json(*json);
+  if (!st) {
+    std::fprintf(stderr, "tierswapctl status: the daemon sent a status this version cannot read: %s\n",
+                 st.error().message.c_str());
+    return kExitFailed;
+  }
+  std::fputs(render_status(*st, terminal_width()).c_str(), stdout);
+  return kExitOk;
+}
+
+const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &run_status}};
+
+}  // namespace
+}  // namespace tierswap::ctl

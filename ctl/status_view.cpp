@@ -1,0 +1,117 @@
+#include "ctl/status_view.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <vector>
+
+namespace tierswap::ctl {
+
+std::string human_bytes(std::uint64_t bytes) {
+  static const char* units[] = {"B", "K", "M", "G", "T", "P", "E"};
+  if (bytes < 1024) return fmt::format("{}B", bytes);
+  double v = static_cast<double>(bytes);
+  int u = 0;
+  while (v >= 1024 && u < 6) {
+    v /= 1024;
+    ++u;
+  }
+  return v < 100 ? fmt::format("{:.1f}{}", v, units[u]) : fmt::format("{:.0f}{}", v, units[u]);
+}
+
+namespace {
+
+std::string shorten_left(const std::string& s, std::size_t w) {
+  if (s.size() <= w) return s;
+  if (w <= 3) return s.substr(s.size() - w);
+  return "..." + s.substr(s.size() - (w - 3));
+}
+
+std::string psi_triple(const PressureLine& l) {
+  return fmt::format("{:.2f} {:.2f} {:.2f}", l.avg10, l.avg60, l.avg300);
+}
+
+}  // namespace
+
+std::string render_status(const Status& s, int width) {
+  width = std::max(width, 60);
+  std::string out = fmt::format("tierswapd {} {}, config {}", s.version.empty() ? "?" : s.version, s.state,
+                                s.config_source.empty() ? "-" : s.config_source);
+  if (static_cast<int>(out.size()) > width) out = out.substr(0, width);
+  out += '\n';
+
+  // Columns: TIER KIND DEVICE PRIO SIZE USED RATIO STATE, device width flexible.
+  struct Row {
+    std::string c[8];
+  };
+  std::vector<Row> rows;
+  rows.push_back({{"TIER", "KIND", "DEVICE", "PRIO", "SIZE", "USED", "RATIO", "STATE"}});
+  for (const auto& t : s.tiers) {
+    std::string ratio = t.kind == "zram" && t.used_bytes > 0 ? fmt::format("{:.2f}x", t.compression_ratio) : "-";
+    rows.push_back({{t.name, t.kind, t.device.empty() ? "-" : t.device, std::to_string(t.priority),
+                     human_bytes(t.size_bytes), human_bytes(t.used_bytes), ratio, to_string(t.state)}});
+  }
+  std::size_t w[8] = {};
+  for (const auto& r : rows)
+    for (int i = 0; i < 8; ++i) w[i] = std::max(w[i], r.c[i].size());
+  // 7 gaps of two spaces; the device column gives up what does not fit.
+  std::size_t others = 14;
+  for (int i = 0; i < 8; ++i)
+    if (i != 2) others += w[i];
+  if (others + w[2] > static_cast<std::size_t>(width)) {
+    w[2] = others + 6 < static_cast<std::size_t>(width) ? width - others : 6;
+  }
+  const bool right[8] = {false, false, false, true, true, true, true, false};
+  for (const auto& r : rows) {
+    std::string line;
+    for (int i = 0; i < 8; ++i) {
+      std::string cell = i == 2 ? shorten_left(r.c[i], w[i]) : r.c[i];
+      if (i) line += "  ";
+      line += right[i] ? fmt::format("{:>{}}", cell, w[i]) : fmt::format("{:<{}}", cell, w[i]);
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + '\n';
+  }
+  if (s.tiers.empty()) out += "(no tiers)\n";
+
+  out += '\n';
+  out += fmt::format("memory    {} total, {} available\n", human_bytes(s.mem_total_bytes),
+                     human_bytes(s.mem_available_bytes));
+  out += fmt::format("pressure  memory some {}  full {}  (avg10 avg60 avg300 %)\n",
+                     psi_triple(s.memory_pressure.some), psi_triple(s.memory_pressure.full));
+  out += fmt::format("          io     some {}  full {}\n", psi_triple(s.io_pressure.some),
+                     psi_triple(s.io_pressure.full));
+  out += fmt::format("swap      in {:.0f} pages/s, out {:.0f} pages/s, swappiness {}\n", s.swap_in_pages_per_s,
+                     s.swap_out_pages_per_s, s.swappiness < 0 ? std::string("?") : std::to_string(s.swappiness));
+  if (s.gpus.empty()) {
+    out += "gpu       none\n";
+  } else {
+    for (const auto& g : s.gpus) {
+      out += shorten_left(fmt::format("gpu       {}: {} free of {}, tier uses {}", g.name, human_bytes(g.free_bytes),
+                                      human_bytes(g.total_bytes), human_bytes(g.used_by_tier_bytes)),
+                          width) +
+             '\n';
+    }
+  }
+  return out;
+}
+
+std::string usage_bar(double fraction, int cells) {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  const int full = static_cast<int>(fraction * cells + 0.5);
+  return "[" + std::string(full, '#') + std::string(cells - full, '.') + "]";
+}
+
+std::string sparkline(const std::deque<double>& values, double floor) {
+  static const char* ticks[] = {" ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  double top = floor;
+  for (double v : values) top = std::max(top, v);
+  std::string out;
+  for (double v : values) {
+    int i = top > 0 ? static_cast<int>(v / top * 8 + 0.5) : 0;
+    out += ticks[std::clamp(i, 0, 8)];
+  }
+  return out;
+}
+
+}  // namespace tierswap::ctl

@@ -1,0 +1,28 @@
+// How tierswapctl shows a Status to a person: sizes, the waterfall table
+// (within 80 columns), usage bars and sparklines for `watch`.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <string>
+
+#include "daemon/status.hpp"
+
+namespace tierswap::ctl {
+
+// 0 -> "0B", 1536 -> "1.5K", 8589934592 -> "8.0G" (binary units, one decimal
+// below 100, none above).
+std::string human_bytes(std::uint64_t bytes);
+
+// The whole `tierswapctl status` text: header line, tier table, then
+// memory/io pressure, swap rates and GPUs. Every line fits `width` columns
+// (at least 60; the device column is shortened from the left).
+std::string render_status(const Status& s, int width = 80);
+
+// "[#######.............]" with `cells` cells inside the brackets.
+std::string usage_bar(double fraction, int cells);
+
+// One character per value, scaled to max(values, floor): " ▁▂▃▄▅▆▇█".
+std::string sparkline(const std::deque<double>& values, double floor);
+
+}  // namespace tierswap::ctl
