@@ -1,0 +1,429 @@
+// Bad input over a raw socket (what libnbd refuses to send): each gets the
+// answer proto.md asks for, the export is unchanged, and the server keeps
+// serving other clients. Also the process-level guarantees: socket
+// permissions, SO_PEERCRED, connection limit, SIGTERM refusal.
+#include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+#include <cerrno>
+
+#include "tests/nbd/nbd_test_util.hpp"
+
+using namespace nbdtest;
+
+namespace {
+
+constexpr std::uint64_t kSize = 64ULL << 20;
+
+class BadInput : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(ex.start({"--reply-timeout", "1000"}, "host", "64M")) << ex.log();
+    // A known pattern at [0, 64K) that no bad request may change.
+    ctl = raw_connect_go(ex.socket);
+    ASSERT_GE(ctl, 0);
+    ASSERT_TRUE(raw_request(ctl, nbd::kCmdWrite, 0, 0, 65536, 1, golden));
+    ASSERT_EQ(raw_reply(ctl, 1), 0);
+  }
+  void TearDown() override {
+    // Still serving, content unchanged.
+    std::vector<std::byte> back(65536);
+    ASSERT_TRUE(raw_request(ctl, nbd::kCmdRead, 0, 0, 65536, 2));
+    ASSERT_EQ(raw_reply(ctl, 2, &back), 0);
+    EXPECT_TRUE(back == golden);
+    std::vector<std::byte> tail(512);
+    ASSERT_TRUE(raw_request(ctl, nbd::kCmdRead, 0, kSize - 512, 512, 3));
+    ASSERT_EQ(raw_reply(ctl, 3, &tail), 0);
+    EXPECT_TRUE(tail == std::vector<std::byte>(512));
+    ::close(ctl);
+    EXPECT_TRUE(ex.alive()) << ex.log();
+  }
+  // A fresh connection in transmission.
+  int conn() {
+    const int fd = raw_connect_go(ex.socket);
+    EXPECT_GE(fd, 0);
+    return fd;
+  }
+  Exporter ex;
+  int ctl = -1;
+  std::vector<std::byte> golden = pattern(65536, 42);
+};
+
+TEST_F(BadInput, PastTheEndIsEinvalForReadsAndEnospcForWrites) {
+  const int fd = conn();
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, kSize - 512, 1024, 10));
+  EXPECT_EQ(raw_reply(fd, 10), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, kSize, 512, 11));
+  EXPECT_EQ(raw_reply(fd, 11), EINVAL);
+  // The payload is drained: the next request on the connection works.
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, 0, kSize - 512, 1024, 12, pattern(1024, 1)));
+  EXPECT_EQ(raw_reply(fd, 12), ENOSPC);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWriteZeroes, 0, kSize, 4096, 13));
+  EXPECT_EQ(raw_reply(fd, 13), ENOSPC);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdTrim, 0, kSize - 4096, 8192, 14));
+  EXPECT_EQ(raw_reply(fd, 14), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdFlush, 0, 0, 0, 15));
+  EXPECT_EQ(raw_reply(fd, 15), 0);
+  ::close(fd);
+}
+
+TEST_F(BadInput, OffsetPlusLengthOverflowing64Bits) {
+  const int fd = conn();
+  const std::uint64_t off = ~std::uint64_t{0} - 511;  // aligned, and + length wraps
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, off, 1024, 20));
+  EXPECT_EQ(raw_reply(fd, 20), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, 0, off, 1024, 21, pattern(1024, 2)));
+  EXPECT_EQ(raw_reply(fd, 21), ENOSPC);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWriteZeroes, 0, off & ~std::uint64_t{4095}, 0xFFFFF000U, 22));
+  EXPECT_EQ(raw_reply(fd, 22), ENOSPC);
+  ::close(fd);
+}
+
+TEST_F(BadInput, ZeroLengthAndMisalignedAreEinval) {
+  const int fd = conn();
+  std::uint64_t c = 30;
+  for (std::uint16_t type : {nbd::kCmdRead, nbd::kCmdTrim, nbd::kCmdWriteZeroes}) {
+    EXPECT_TRUE(raw_request(fd, type, 0, 0, 0, c));
+    EXPECT_EQ(raw_reply(fd, c), EINVAL) << type;
+    ++c;
+  }
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 100, 512, c));
+  EXPECT_EQ(raw_reply(fd, c++), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, 100, c));
+  EXPECT_EQ(raw_reply(fd, c++), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, 0, 4, 512, c, pattern(512, 3)));
+  EXPECT_EQ(raw_reply(fd, c++), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, 0, 0, 700, c, pattern(700, 3)));
+  EXPECT_EQ(raw_reply(fd, c++), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWriteZeroes, 0, 512, 100, c));
+  EXPECT_EQ(raw_reply(fd, c++), EINVAL);
+  ::close(fd);
+}
+
+TEST_F(BadInput, UnknownCommandAndFlagsAreEinval) {
+  const int fd = conn();
+  EXPECT_TRUE(raw_request(fd, 99, 0, 0, 512, 40));
+  EXPECT_EQ(raw_reply(fd, 40), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdBlockStatus, 0, 0, 512, 41));
+  EXPECT_EQ(raw_reply(fd, 41), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0x8000, 0, 512, 42));
+  EXPECT_EQ(raw_reply(fd, 42), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, nbd::kCmdFlagDf, 0, 512, 43));
+  EXPECT_EQ(raw_reply(fd, 43), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, nbd::kCmdFlagNoHole, 0, 512, 44, pattern(512, 4)));
+  EXPECT_EQ(raw_reply(fd, 44), EINVAL);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWriteZeroes, nbd::kCmdFlagFastZero, 0, 512, 45));
+  EXPECT_EQ(raw_reply(fd, 45), EINVAL);
+  // FUA on a read is allowed and harmless.
+  std::vector<std::byte> back(512);
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, nbd::kCmdFlagFua, 0, 512, 46));
+  EXPECT_EQ(raw_reply(fd, 46, &back), 0);
+  ::close(fd);
+}
+
+TEST_F(BadInput, LengthAboveTheMaximum) {
+  const int fd = conn();
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, (32U << 20) + 512, 50));
+  EXPECT_EQ(raw_reply(fd, 50), EINVAL);
+  // A write this long is answered, then the connection dropped (its payload
+  // is not worth draining).
+  EXPECT_TRUE(raw_request(fd, nbd::kCmdWrite, 0, 0, 0xFFFFFE00U, 51));
+  EXPECT_EQ(raw_reply(fd, 51), EINVAL);
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(BadInput, BadRequestMagicClosesTheConnection) {
+  const int fd = conn();
+  std::byte junk[28];
+  std::memset(junk, 0x5a, sizeof junk);
+  ASSERT_TRUE(send_all(fd, junk, sizeof junk));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(BadInput, ClientGoneMidPayloadWritesNothing) {
+  const int fd = conn();
+  // Header for 64K at offset 0, then only half the payload.
+  nbd::Request r{0, nbd::kCmdWrite, 60, 0, 65536};
+  std::byte b[28];
+  nbd::serialize_request(r, std::span<std::byte, 28>(b, 28));
+  ASSERT_TRUE(send_all(fd, b, 28));
+  auto half = pattern(32768, 9);
+  ASSERT_TRUE(send_all(fd, half.data(), half.size()));
+  ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // TearDown checks [0, 64K) is unchanged.
+}
+
+TEST_F(BadInput, DisconnectWithRequestsInFlightAndDisc) {
+  int fd = conn();
+  for (std::uint64_t i = 0; i < 16; ++i) ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, i * 4096, 4096, 70 + i));
+  ::close(fd);
+  fd = conn();
+  ASSERT_TRUE(raw_request(fd, nbd::kCmdDisc, 0, 0, 0, 90));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+// A client that never reads its replies is dropped after --reply-timeout
+// (1 s here) and never holds up another connection.
+TEST_F(BadInput, ClientThatNeverReadsRepliesIsDroppedWithoutBlockingOthers) {
+  const int hog = conn();
+  int buf = 4096;
+  ::setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  // 64 x 1 MiB of reads: far more than the socket buffers hold.
+  for (std::uint64_t i = 0; i < 64; ++i) ASSERT_TRUE(raw_request(hog, nbd::kCmdRead, 0, i << 20, 1 << 20, 100 + i));
+  const auto t0 = std::chrono::steady_clock::now();
+  const int fd = conn();
+  std::vector<std::byte> back(4096);
+  for (std::uint64_t i = 0; i < 50; ++i) {
+    ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, 4096, 200 + i));
+    ASSERT_EQ(raw_reply(fd, 200 + i, &back), 0);
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_LT(ms, 900) << "another client was held up by the hog";
+  ::close(fd);
+  // The hog gets dropped: after draining what was sent, EOF within ~1 s.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(closed_by_server(hog, 3000));
+  ::close(hog);
+}
+
+// ---- handshake -------------------------------------------------------------
+
+TEST_F(BadInput, OptionFloodClosesTheConnection) {
+  const int fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::vector<std::byte> opts;
+  for (int i = 0; i < 200; ++i) put_option(opts, 0x7777, {});
+  send_all(fd, opts.data(), opts.size());
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(BadInput, HugeOptionLengthClosesTheConnection) {
+  const int fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::byte h[16];
+  nbd::store_be64(h, nbd::kIHaveOpt);
+  nbd::store_be32(h + 8, nbd::kOptGo);
+  nbd::store_be32(h + 12, 0xFFFFFFF0U);
+  ASSERT_TRUE(send_all(fd, h, sizeof h));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(BadInput, HandshakeRejectsMissingFixedNewstyleAndBadOptionMagic) {
+  int fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd, 0));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+  fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::byte junk[16] = {};
+  ASSERT_TRUE(send_all(fd, junk, sizeof junk));
+  EXPECT_TRUE(closed_by_server(fd));
+  ::close(fd);
+}
+
+TEST_F(BadInput, UnsupportedAndMalformedOptionsGetErrorReplies) {
+  const int fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::vector<std::byte> o;
+  put_option(o, nbd::kOptStructuredReply, {});
+  put_option(o, nbd::kOptStartTls, {});
+  put_option(o, nbd::kOptGo, std::vector<std::byte>(3));   // too short
+  put_option(o, nbd::kOptList, std::vector<std::byte>(4)); // LIST takes no data
+  ASSERT_TRUE(send_all(fd, o.data(), o.size()));
+  OptReply r;
+  ASSERT_TRUE(read_opt_reply(fd, r));
+  EXPECT_EQ(r.type, nbd::kRepErrUnsup);
+  ASSERT_TRUE(read_opt_reply(fd, r));
+  EXPECT_EQ(r.type, nbd::kRepErrUnsup);
+  ASSERT_TRUE(read_opt_reply(fd, r));
+  EXPECT_EQ(r.type, nbd::kRepErrInvalid);
+  ASSERT_TRUE(read_opt_reply(fd, r));
+  EXPECT_EQ(r.type, nbd::kRepErrInvalid);
+  ::close(fd);
+}
+
+TEST_F(BadInput, ExportNameOptionEntersTransmission) {
+  const int fd = unix_connect(ex.socket);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::vector<std::byte> o;
+  put_option(o, nbd::kOptExportName, {});
+  ASSERT_TRUE(send_all(fd, o.data(), o.size()));
+  std::byte info[10];  // NO_ZEROES was negotiated: no 124 zero bytes
+  ASSERT_TRUE(recv_all(fd, info, sizeof info));
+  EXPECT_EQ(nbd::load_be64(info), kSize);
+  EXPECT_EQ(nbd::load_be16(info + 8), nbd::kTransmissionFlags);
+  std::vector<std::byte> back(65536);
+  ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, 65536, 5));
+  ASSERT_EQ(raw_reply(fd, 5, &back), 0);
+  EXPECT_TRUE(back == golden);
+  ::close(fd);
+}
+
+TEST_F(BadInput, IdleHandshakeIsNotServedForeverButOthersAre) {
+  const int idle = unix_connect(ex.socket);  // never sends its flags
+  const int fd = conn();
+  ::close(fd);
+  ::close(idle);
+}
+
+// ---- process -------------------------------------------------------------
+
+TEST(ExporterProcess, SocketIs0600InsideA0700Directory) {
+  Exporter ex;
+  ASSERT_TRUE(ex.start()) << ex.log();
+  struct stat st {};
+  ASSERT_EQ(::stat(ex.socket.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600U);
+  ASSERT_EQ(::stat(ex.dir.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  // No temporary directory left behind.
+  int entries = 0;
+  for (auto& e : std::filesystem::directory_iterator(ex.dir.path)) entries += e.path().filename().string()[0] == '.';
+  EXPECT_EQ(entries, 0);
+}
+
+TEST(ExporterProcess, RefusesADirectoryOpenToOthers) {
+  Exporter ex;
+  const std::string open_dir = ex.dir.path + "/open";
+  ASSERT_EQ(::mkdir(open_dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chmod(open_dir.c_str(), 0755), 0);
+  ex.socket = open_dir + "/s";
+  EXPECT_FALSE(ex.start());
+  EXPECT_NE(ex.log().find("chmod 0700"), std::string::npos) << ex.log();
+}
+
+TEST(ExporterProcess, RefusesToStartTwiceOnOneSocket) {
+  Exporter a;
+  ASSERT_TRUE(a.start()) << a.log();
+  Exporter b;
+  b.socket = a.socket;
+  b.start();  // a's socket answers, so wait for b's exit instead
+  const int st = b.wait_exit(3000);
+  ASSERT_NE(st, -1);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+  EXPECT_NE(b.log().find("another server"), std::string::npos) << b.log();
+  const int fd = raw_connect_go(a.socket);  // a still serves
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+}
+
+TEST(ExporterProcess, CudaWithoutCudaSaysSo) {
+  Exporter ex;
+  EXPECT_FALSE(ex.start({}, "cuda"));
+  const std::string log = ex.log();
+  EXPECT_TRUE(log.find("built without CUDA support") != std::string::npos || log.find("cuda") != std::string::npos) << log;
+}
+
+TEST(ExporterProcess, ConnectionLimitRefusesTheExtraClient) {
+  Exporter ex;
+  ASSERT_TRUE(ex.start({"--connections", "2"})) << ex.log();
+  const int a = raw_connect_go(ex.socket), b = raw_connect_go(ex.socket);
+  ASSERT_GE(a, 0);
+  ASSERT_GE(b, 0);
+  const int c = unix_connect(ex.socket);
+  EXPECT_TRUE(closed_by_server(c));
+  ::close(c);
+  ::close(a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  const int d = raw_connect_go(ex.socket);
+  EXPECT_GE(d, 0);
+  ::close(d);
+  ::close(b);
+}
+
+TEST(ExporterProcess, SigtermAndSigintRefusedWhileAttachedUnlessForce) {
+  Exporter ex;
+  ASSERT_TRUE(ex.start()) << ex.log();
+  const int fd = raw_connect_go(ex.socket);
+  ASSERT_GE(fd, 0);
+  ::kill(ex.pid, SIGTERM);
+  ::kill(ex.pid, SIGINT);
+  EXPECT_EQ(ex.wait_exit(600), -1) << "exited with a client attached";
+  std::vector<std::byte> back(512);
+  ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, 512, 1));
+  EXPECT_EQ(raw_reply(fd, 1, &back), 0);
+  EXPECT_NE(ex.log().find("refusing"), std::string::npos) << ex.log();
+  ::close(fd);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ::kill(ex.pid, SIGTERM);
+  const int st = ex.wait_exit(3000);
+  ASSERT_NE(st, -1);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  EXPECT_NE(::access(ex.socket.c_str(), F_OK), 0) << "socket left behind";
+
+  Exporter forced;
+  ASSERT_TRUE(forced.start({"--force"})) << forced.log();
+  const int fd2 = raw_connect_go(forced.socket);
+  ASSERT_GE(fd2, 0);
+  ::kill(forced.pid, SIGTERM);
+  const int st2 = forced.wait_exit(3000);
+  ASSERT_NE(st2, -1);
+  EXPECT_TRUE(WIFEXITED(st2) && WEXITSTATUS(st2) == 0);
+  ::close(fd2);
+}
+
+TEST(ExporterProcess, BadCommandLinesExitWithUsageStatus) {
+  for (std::vector<std::string> extra : {std::vector<std::string>{"--bogus"}, {"--connections", "0"}, {"--size", "12X"}}) {
+    Exporter ex;
+    ex.start(extra);
+    const int st = ex.wait_exit(3000);
+    ASSERT_NE(st, -1);
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << ex.log();
+  }
+}
+
+// SO_PEERCRED: a peer that is neither root nor the exporter's user is
+// refused. To get past the socket's 0600 mode the child keeps
+// CAP_DAC_OVERRIDE while switching to uid 65534, so only the credential
+// check stands in its way.
+TEST(ExporterProcess, NonRootPeerIsRefused) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to switch a child to another uid";
+  Exporter ex;
+  ASSERT_TRUE(ex.start()) << ex.log();
+  int pipefd[2];
+  ASSERT_EQ(::pipe(pipefd), 0);
+  const pid_t child = ::fork();
+  if (child == 0) {
+    char verdict = 'x';
+    ::prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0);
+    if (::setresgid(65534, 65534, 65534) == 0 && ::setresuid(65534, 65534, 65534) == 0) {
+      __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+      __user_cap_data_struct data[2]{};
+      ::syscall(SYS_capget, &hdr, data);
+      data[0].effective |= 1U << CAP_DAC_OVERRIDE;
+      ::syscall(SYS_capset, &hdr, data);
+      const int fd = unix_connect(ex.socket);
+      if (fd < 0) {
+        verdict = 'c';  // could not even connect
+      } else {
+        std::byte g[18];
+        verdict = recv_all(fd, g, sizeof g, 2000) ? 'g' : 'r';  // greeted / refused
+      }
+    }
+    (void)!::write(pipefd[1], &verdict, 1);
+    ::_exit(0);
+  }
+  char verdict = '?';
+  ::close(pipefd[1]);
+  ASSERT_EQ(::read(pipefd[0], &verdict, 1), 1);
+  ::waitpid(child, nullptr, 0);
+  ::close(pipefd[0]);
+  if (verdict == 'c' || verdict == 'x') GTEST_SKIP() << "could not connect as uid 65534 (no CAP_DAC_OVERRIDE here)";
+  EXPECT_EQ(verdict, 'r') << "a non-root peer got the NBD greeting";
+  EXPECT_NE(ex.log().find("uid 65534"), std::string::npos) << ex.log();
+  // And root still gets in.
+  const int fd = raw_connect_go(ex.socket);
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+}
+
+}  // namespace
