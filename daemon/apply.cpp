@@ -1,6 +1,7 @@
 #include "daemon/apply.hpp"
 
 #include <cstring>
+#include <set>
 
 #include "backends/disk/disk.hpp"
 #include "backends/swap/swap_header.hpp"
@@ -80,12 +81,20 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
       if (!first) first = e;
       continue;
     }
-    // Roll back what this apply did, newest first.
+    // Roll back what this apply did, newest first. A tier torn down by an
+    // irreversible step (planned last) cannot get its earlier steps undone.
     int undone = 0;
     std::string undo_errors;
+    std::set<std::string> torn_down;
+    for (const auto& d : done)
+      if (!reversible(d)) torn_down.insert(d.tier);
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       auto u = undo_of(*it);
       if (!u) continue;
+      if (!it->tier.empty() && torn_down.contains(it->tier)) {
+        undo_errors += "; cannot undo \"" + describe(*it) + "\": tier \"" + it->tier + "\" was already torn down";
+        continue;
+      }
       if (auto ur = run(*u); !ur) {
         undo_errors += "; undo of \"" + describe(*it) + "\" failed: " + ur.error().describe();
         say("undo failed: " + describe(*u) + ": " + ur.error().describe());

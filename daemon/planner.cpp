@@ -126,13 +126,14 @@ class Planner {
           }
         if (algo.empty()) {
           error(t, i, "algorithm",
-                (t.algorithms.size() == 1 ? "\"" + t.algorithms.front() + "\" is" : "none of " + join(t.algorithms, ", ") + " is") +
-                    " offered by this kernel",
+                t.algorithms.size() == 1 ? "\"" + t.algorithms.front() + "\" is not offered by this kernel"
+                                         : "none of " + join(t.algorithms, ", ") + " is offered by this kernel",
                 "this kernel offers: " + join(offered));
           return;
         }
-        r_.plan.notes.push_back("tier \"" + t.name + "\": algorithm " + algo + " (first of " + join(t.algorithms, ", ") +
-                                " that this kernel offers: " + join(offered) + ")");
+        if (t.algorithms.size() > 1)
+          r_.plan.notes.push_back("tier \"" + t.name + "\": algorithm " + algo + " (first of " +
+                                  join(t.algorithms, ", ") + " that this kernel offers: " + join(offered) + ")");
       }
     }
     if (t.recompress && !obs_.has_recomp) {
