@@ -92,9 +92,9 @@ __global__ void __launch_bounds__(kGatherThreads)
   }
 }
 
-__device__ __forceinline__ unsigned long long ld_acquire_sys_u64(const volatile void* p) {
+__device__ __forceinline__ unsigned long long ld_volatile_u64(const volatile void* p) {
   unsigned long long v;
-  asm volatile("ld.acquire.sys.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
+  asm volatile("ld.volatile.global.u64 %0, [%1];" : "=l"(v) : "l"(p) : "memory");
   return v;
 }
 
@@ -108,33 +108,69 @@ __device__ __forceinline__ unsigned long long global_ns() {
   return t;
 }
 
-// One block that waits on the mailbox's doorbell (one 8-byte PCIe read a
-// round: doorbell and stop together), moves the segments and signals done.
+// One block. Warp 0 polls: lane 0 the bell, lane l word l of segments 0..7,
+// all in flight together (one PCIe round trip a round); a request is taken
+// when the bell is new and every word it needs carries the bell's seq.
 __global__ void __launch_bounds__(kPollerThreads)
     poller_kernel(Mailbox* mb, char* vram, unsigned seq, unsigned long long idle_ns) {
   __shared__ Seg sh[kPollerSegs];
+  __shared__ unsigned raw[kPollerSegs * 4];
   __shared__ unsigned s_cmd;
   __shared__ unsigned s_count;
+  const unsigned lane = threadIdx.x & 31;
+  const volatile unsigned long long* words =
+      reinterpret_cast<const volatile unsigned long long*>(&mb->seg[0].w[0]);
   unsigned long long last = global_ns();
   for (;;) {
-    if (threadIdx.x == 0) {
-      unsigned cmd = 0;
+    if (threadIdx.x < 32) {
+      unsigned cmd = 0, count = 0;
       for (;;) {
-        const unsigned long long w = ld_acquire_sys_u64(&mb->doorbell);
-        const unsigned bell = static_cast<unsigned>(w);
-        const unsigned stop = static_cast<unsigned>(w >> 32);
-        if (bell != seq) {
-          seq = bell;
-          cmd = 1;
+        const unsigned long long bell = lane == 0 ? ld_volatile_u64(&mb->bell) : 0;
+        const unsigned long long w = ld_volatile_u64(words + lane);
+        const unsigned long long b = __shfl_sync(0xffffffffu, bell, 0);
+        const unsigned bseq = static_cast<unsigned>(b);
+        const unsigned hi = static_cast<unsigned>(b >> 32);
+        if (hi == kBellStop) {
+          cmd = 2;
           break;
         }
-        if (stop != 0 || global_ns() - last > idle_ns) {
+        if (bseq != seq) {
+          count = hi < kPollerSegs ? hi : kPollerSegs;
+          bool ok = lane >= count * 4 || static_cast<unsigned>(w >> 32) == bseq;
+          raw[lane] = static_cast<unsigned>(w);
+          if (count > 8) {
+            const unsigned long long w2 = ld_volatile_u64(words + 32 + lane);
+            ok = ok && (32 + lane >= count * 4 || static_cast<unsigned>(w2 >> 32) == bseq);
+            raw[32 + lane] = static_cast<unsigned>(w2);
+          }
+          if (__all_sync(0xffffffffu, ok)) {
+            seq = bseq;
+            cmd = 1;
+            break;
+          }
+          continue;  // words still on their way: read again
+        }
+        const bool idle = lane == 0 && global_ns() - last > idle_ns;
+        if (__any_sync(0xffffffffu, idle)) {
           cmd = 2;
           break;
         }
       }
-      s_cmd = cmd;
-      if (cmd == 1) s_count = mb->count;
+      __syncwarp();
+      if (cmd == 1 && lane < count) {
+        Seg d;
+        d.dev_off = static_cast<unsigned long long>(raw[lane * 4]) << 9;
+        d.host = static_cast<unsigned long long>(raw[lane * 4 + 1]) |
+                 (static_cast<unsigned long long>(raw[lane * 4 + 2]) << 32);
+        d.op = raw[lane * 4 + 3] >> 24;
+        d.len = (raw[lane * 4 + 3] & 0xFFFFFFu) << 9;
+        d.pad = 0;
+        sh[lane] = d;
+      }
+      if (lane == 0) {
+        s_cmd = cmd;
+        s_count = count;
+      }
     }
     __syncthreads();
     if (s_cmd == 2) {
@@ -144,12 +180,7 @@ __global__ void __launch_bounds__(kPollerThreads)
       }
       return;
     }
-    const unsigned count = s_count < kPollerSegs ? s_count : kPollerSegs;
-    if (threadIdx.x < count * 4) {
-      reinterpret_cast<unsigned long long*>(sh)[threadIdx.x] =
-          __ldcv(reinterpret_cast<const unsigned long long*>(mb->seg) + threadIdx.x);
-    }
-    __syncthreads();
+    const unsigned count = s_count;
     for (unsigned c = 0; c < count; ++c) move_seg(sh[c], vram, threadIdx.x, blockDim.x);
     __threadfence_system();
     __syncthreads();

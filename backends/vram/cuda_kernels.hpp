@@ -45,19 +45,29 @@ struct InlineSegs {
 };
 
 // Mailbox of the persistent polling kernel, in mapped pinned host memory.
-// The host writes count and segments, then (release) doorbell = seq + 1; the
-// poller moves the data, fences to system scope and writes done = doorbell.
-// When it has seen no new doorbell for idle_ns, or stop is set, it writes
-// exited = 1 and returns: a doorbell it never saw was not served.
+// The host writes the segments, then `bell` = count << 32 | seq with one
+// 8-byte store (count kBellStop: exit). Each 8-byte segment word carries seq
+// in its upper half (like NCCL's LL protocol; aligned 8-byte stores and
+// loads are atomic), so the poller reads the bell and the first segments in
+// one PCIe round trip and trusts a word only when its tag is the bell's seq.
+// It moves the data, fences to system scope and writes done = seq. When it
+// has seen no new bell for idle_ns it writes exited = 1 and returns: a bell
+// it never saw was not served.
 inline constexpr unsigned kPollerSegs = 16;
 inline constexpr unsigned kPollerThreads = 512;
+inline constexpr std::uint32_t kBellStop = 0xFFFFFFFFu;
+// Word layout (low 32 bits; the high 32 are the tag):
+//   w[0] dev_off >> 9, w[1] host low 32, w[2] host high 32, w[3] op << 24 | len >> 9
+struct PollSeg {
+  std::uint64_t w[4];
+};
+inline constexpr std::uint64_t kPollerMaxDev = 1ull << 41;      // dev_off >> 9 fits 32 bits
+inline constexpr std::uint32_t kPollerMaxLen = (1u << 24) << 9;  // len >> 9 fits 24 bits
 struct alignas(128) Mailbox {
   // host -> GPU
-  volatile std::uint32_t doorbell;
-  volatile std::uint32_t stop;
-  volatile std::uint32_t count;
-  std::uint32_t pad0[29];
-  Seg seg[kPollerSegs];
+  volatile std::uint64_t bell;
+  std::uint64_t pad0[15];
+  volatile PollSeg seg[kPollerSegs];
   // GPU -> host, on its own lines
   alignas(128) volatile std::uint32_t done;
   volatile std::uint32_t exited;

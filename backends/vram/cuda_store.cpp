@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -127,7 +128,7 @@ class CudaStore final : public BlockStore {
   int flush() override { return failed() ? EIO : 0; }
 
   void submit(std::span<IoRequest> batch) override;
-  [[nodiscard]] bool prefers_batching() const override { return true; }
+  [[nodiscard]] bool prefers_batching() const override { return tuning_.prefer_batching; }
   [[nodiscard]] std::byte* allocate_buffer(std::size_t bytes) override;
   void free_buffer(std::byte* p, std::size_t bytes) override;
 
@@ -249,7 +250,9 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
   std::string tried;
   const std::uint64_t step = std::max<std::uint64_t>(want / 8, 512);
   for (std::uint64_t n = want;; n = n > step ? n - step : 0) {
-    std::uint64_t ask = n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB) : n / 512 * 512;
+    // The size asked exactly; smaller tries on 2 MiB boundaries.
+    const std::uint64_t ask =
+        n == want ? want : n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB) : n / 512 * 512;
     if (ask == 0 || n < want / 8) {
       report = "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (tried " +
                tried + ")";
@@ -427,7 +430,7 @@ void CudaStore::free_buffer(std::byte* p, std::size_t /*bytes*/) {
 }
 
 cudaError_t CudaStore::start_poller() {
-  mb_->stop = 0;
+  mb_->bell = poll_seq_;
   mb_->exited = 0;
   mb_->done = poll_seq_;
   std::atomic_thread_fence(std::memory_order_seq_cst);
@@ -443,15 +446,15 @@ cudaError_t CudaStore::start_poller() {
 
 cudaError_t CudaStore::stop_poller() {
   if (!poller_running_) return cudaSuccess;
-  mb_->stop = 1;
+  mb_->bell = (std::uint64_t{k::kBellStop} << 32) | poll_seq_;
   const cudaError_t e = cudaStreamSynchronize(poll_stream_);
-  mb_->stop = 0;
+  mb_->bell = poll_seq_;
   poller_running_ = false;
   return e;
 }
 
 bool CudaStore::try_poller(std::span<IoRequest> batch) {
-  if (batch.size() > k::kPollerSegs) return false;
+  if (batch.size() > k::kPollerSegs || size_ > k::kPollerMaxDev) return false;
   k::Seg segs[k::kPollerSegs];
   unsigned n = 0;
   std::uint64_t bytes = 0;
@@ -460,7 +463,7 @@ bool CudaStore::try_poller(std::span<IoRequest> batch) {
     for (IoRequest& r : batch) {
       if (r.op == Op::flush || r.length == 0 || r.error != 0) continue;
       bytes += r.length;
-      if (bytes > tuning_.poller_max_bytes) return false;
+      if (bytes > tuning_.poller_max_bytes || bytes > k::kPollerMaxLen) return false;
       k::Seg& s = segs[n++];
       s = {r.offset, 0, r.length, k::kSegZero, 0};
       if (r.op == Op::read || r.op == Op::write) {
@@ -489,15 +492,23 @@ bool CudaStore::try_poller(std::span<IoRequest> batch) {
   }
   if (inject_.load(std::memory_order_relaxed) == static_cast<int>(CudaFault::bad_address) &&
       inject_.exchange(0) == static_cast<int>(CudaFault::bad_address)) {
-    segs[0].dev_off = 1ull << 52;  // far past any allocation
+    segs[0].dev_off = 1ull << 40;  // a terabyte past the allocation
   }
-  for (unsigned i = 0; i < n; ++i) mb_->seg[i] = segs[i];
-  mb_->count = n;
   const std::uint32_t seq = ++poll_seq_;
-  // Descriptors before the doorbell (x86 keeps store order; stop the compiler).
+  const std::uint64_t tag = std::uint64_t{seq} << 32;
+  for (unsigned i = 0; i < n; ++i) {
+    const k::Seg& g = segs[i];
+    volatile std::uint64_t* w = mb_->seg[i].w;
+    w[0] = tag | (g.dev_off >> 9);
+    w[1] = tag | (g.host & 0xFFFFFFFFu);
+    w[2] = tag | (g.host >> 32);
+    w[3] = tag | (std::uint64_t{g.op} << 24) | (g.len >> 9);
+  }
+  // Segments before the bell (x86 keeps store order; stop the compiler). The
+  // poller checks every word's tag anyway.
   std::atomic_thread_fence(std::memory_order_release);
   asm volatile("" ::: "memory");
-  mb_->doorbell = seq;
+  mb_->bell = (std::uint64_t{n} << 32) | seq;
 
   const auto t0 = std::chrono::steady_clock::now();
   for (std::uint64_t spin = 1;; ++spin) {
@@ -670,7 +681,34 @@ Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& opti
 
 Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
                                                     std::string& report) {
-  return make_cuda_store(options, CudaStoreTuning{}, report);
+  CudaStoreTuning t;
+  const char* env = std::getenv("TIERSWAP_CUDA_TUNING");
+  std::string applied;
+  if (env != nullptr && *env != '\0') {
+    std::string spec(env);
+    std::size_t pos = 0;
+    while (pos <= spec.size()) {
+      const std::size_t end = std::min(spec.find(',', pos), spec.size());
+      const std::string item = spec.substr(pos, end - pos);
+      pos = end + 1;
+      const std::size_t eq = item.find('=');
+      if (eq == std::string::npos) continue;
+      const std::string key = item.substr(0, eq);
+      const unsigned long long v = std::strtoull(item.c_str() + eq + 1, nullptr, 0);
+      if (key == "batching") t.prefer_batching = v != 0;
+      else if (key == "poller") t.poller = v != 0;
+      else if (key == "poller_max") t.poller_max_bytes = static_cast<std::uint32_t>(v);
+      else if (key == "poller_idle_us") t.poller_idle_us = static_cast<std::uint32_t>(v);
+      else if (key == "lanes") t.lanes = static_cast<unsigned>(v);
+      else if (key == "copy_min") t.copy_min_bytes = static_cast<std::uint32_t>(v);
+      else if (key == "spin") t.spin_wait = v != 0;
+      else continue;
+      applied += (applied.empty() ? "" : ",") + item;
+    }
+  }
+  auto r = make_cuda_store(options, t, report);
+  if (r && !applied.empty()) report += " (TIERSWAP_CUDA_TUNING: " + applied + ")";
+  return r;
 }
 
 void cuda_store_inject(BlockStore& store, CudaFault fault) {

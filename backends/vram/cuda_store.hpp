@@ -4,8 +4,8 @@
 // - Payload buffers come from allocate_buffer(): pinned host memory mapped
 //   into the GPU's address space, so kernels read and write them directly.
 // - A small batch (at most 16 requests and poller_max_bytes, 64 KiB by
-//   default) goes to a persistent polling kernel: one block that waits on a
-//   doorbell in mapped memory, moves the data and signals completion. It
+//   default) goes to a persistent polling kernel: one block that polls a
+//   mailbox in mapped memory (one PCIe round trip a round, see Mailbox), moves the data and signals completion. It
 //   answers in a few microseconds where a launch costs ten; it exits after
 //   poller_idle_us without work (so an idle tier holds no SM and leaves
 //   nvidia-smi's utilisation alone) and is started again by the next request.
@@ -42,19 +42,24 @@ struct CudaStoreOptions {
 
 // Knobs for tests and benchmarks; the defaults are what was measured best.
 struct CudaStoreTuning {
-  unsigned lanes = 4;                                   // concurrent submitters
+  unsigned lanes = 8;                                   // concurrent submitters
   std::uint32_t copy_min_bytes = 512 * 1024;            // request -> cudaMemcpyAsync
   std::uint64_t zero_kernel_min_bytes = 1024 * 1024;    // zero/trim -> fill kernel
   bool poller = true;                                   // persistent polling kernel
   std::uint32_t poller_max_bytes = 64 * 1024;           // batch size it takes
   std::uint32_t poller_idle_us = 10000;                 // it exits after this idle
   bool spin_wait = true;  // spin on completion (else yield); first store in a process sets it
+  bool prefer_batching = true;  // what prefers_batching() answers
 };
 
 // Allocates device memory (backing off in steps of 1/8 of `size` when the
 // GPU is short, down to 1/8 of it; `report` says how much it got and why).
 // Errors: ENODEV (no driver, no device, no such device), ENOMEM (not even
 // 1/8 of size), EIO (other CUDA failures), EINVAL (size below 512).
+// This form takes the default tuning, overridden by the environment variable
+// TIERSWAP_CUDA_TUNING for benchmarks ("batching=0,poller=1,poller_max=65536,
+// poller_idle_us=10000,lanes=4,copy_min=524288,spin=1"); the report names
+// any override.
 Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
                                                     std::string& report);
 Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
