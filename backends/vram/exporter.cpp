@@ -60,7 +60,7 @@ std::string usage_text() {
          "  --store KIND       host (RAM) or cuda (GPU memory)\n"
          "  --device N|UUID    GPU for --store cuda (default: the first)\n"
          "  --connections N    clients attached at once (default 8)\n"
-         "  --buffer SIZE      payload buffer per connection (default 2M)\n"
+         "  --buffer SIZE      payload buffer per connection (default 1M)\n"
          "  --reply-timeout MS drop a client that does not read its replies (default 30000)\n"
          "  --no-mlock         do not lock memory (tests only: a swap exporter must not swap)\n"
          "  --force            exit on SIGTERM/SIGINT even while clients are attached\n"

@@ -21,7 +21,7 @@ struct ExporterOptions {
   std::vector<int> fds;
   bool mlock = true;
   bool force = false;
-  std::size_t buffer_bytes = 2U << 20;
+  std::size_t buffer_bytes = 1U << 20;
   int reply_timeout_ms = 30000;
   std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset
   bool help = false;

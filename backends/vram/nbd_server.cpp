@@ -22,7 +22,34 @@ using namespace nbd;
 
 namespace {
 
-constexpr std::size_t kRxBytes = 256U << 10;
+constexpr std::size_t kRxBytes = 128U << 10;
+// With mlockall(MCL_FUTURE) a thread's whole stack is locked in RAM: the
+// default 8 MiB per thread would dwarf every buffer. The I/O path keeps its
+// state in preallocated buffers, not on the stack.
+constexpr std::size_t kThreadStack = 256U << 10;
+
+template <class F>
+bool start_thread(pthread_t& t, F* fn) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, kThreadStack);
+  const int rc = pthread_create(
+      &t, &attr,
+      [](void* p) -> void* {
+        std::unique_ptr<F> f(static_cast<F*>(p));
+        (*f)();
+        return nullptr;
+      },
+      fn);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) delete fn;
+  return rc == 0;
+}
+
+template <class L>
+bool spawn(pthread_t& t, L lambda) {
+  return start_thread(t, new L(std::move(lambda)));
+}
 
 struct Slot {
   Request req;
@@ -219,8 +246,21 @@ Result<void> Server::start() {
   }
 
   started_ = true;
-  for (auto& c : slots_) workers_.emplace_back([this, conn = c.get()] { worker_loop(*conn); });
-  if (batching_) batcher_thread_ = std::thread([this] { batcher_loop(); });
+  for (auto& c : slots_) {
+    pthread_t t{};
+    if (!spawn(t, [this, conn = c.get()] { worker_loop(*conn); })) {
+      stop();
+      return fail(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
+    }
+    workers_.push_back(t);
+  }
+  if (batching_) {
+    if (!spawn(batcher_thread_, [this] { batcher_loop(); })) {
+      stop();
+      return fail(EAGAIN, "cannot start the batching thread");
+    }
+    batcher_running_ = true;
+  }
   fds_left_ = static_cast<unsigned>(opt_.fds.size());
   for (int fd : opt_.fds) {
     std::lock_guard lk(slots_mu_);
@@ -235,7 +275,13 @@ Result<void> Server::start() {
       }
     }
   }
-  if (listen_fd_ >= 0) accept_thread_ = std::thread([this] { accept_loop(); });
+  if (listen_fd_ >= 0) {
+    if (!spawn(accept_thread_, [this] { accept_loop(); })) {
+      stop();
+      return fail(EAGAIN, "cannot start the accept thread");
+    }
+    accept_running_ = true;
+  }
   spdlog::info("serving {} bytes from the {} store: {} connection slots, {} KiB buffer each, {}", store_.size(),
                store_.name(), opt_.connections, opt_.buffer_bytes >> 10,
                batching_ ? "requests batched across connections" : "requests served inline");
@@ -252,7 +298,8 @@ void Server::stop() {
   stopping_ = true;
   if (listen_fd_ >= 0) {
     ::shutdown(listen_fd_, SHUT_RDWR);
-    if (accept_thread_.joinable()) accept_thread_.join();
+    if (accept_running_) pthread_join(accept_thread_, nullptr);
+    accept_running_ = false;
     ::close(listen_fd_);
     listen_fd_ = -1;
     ::unlink(opt_.socket_path.c_str());
@@ -264,15 +311,16 @@ void Server::stop() {
       c->cv.notify_all();
     }
   }
-  for (auto& t : workers_) t.join();
+  for (auto& t : workers_) pthread_join(t, nullptr);
   workers_.clear();
-  if (batcher_thread_.joinable()) {
+  if (batcher_running_) {
+    batcher_running_ = false;
     {
       std::lock_guard lk(batch_mu_);
       batcher_stop_ = true;
     }
     batch_cv_.notify_all();
-    batcher_thread_.join();
+    pthread_join(batcher_thread_, nullptr);
   }
   for (auto& c : slots_) store_.free_buffer(c->payload, c->payload_bytes);
   slots_.clear();

@@ -1,6 +1,7 @@
 // The NBD server of tierswap-nbd.
 //
-// Threads: one I/O thread per connection slot, all created (with their
+// Threads (small 256 KiB stacks: with mlockall every stack page is resident):
+// one I/O thread per connection slot, all created (with their
 // buffers) in start(), before anything is served; `connections` bounds how
 // many clients can be attached at once (one more is refused). An accept
 // thread hands listening-socket connections to idle slots. When the store
@@ -31,7 +32,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <pthread.h>
 #include <vector>
 
 #include "backends/common/result.hpp"
@@ -44,7 +45,7 @@ struct ServerOptions {
   std::string socket_path;      // "" for none
   std::vector<int> fds;         // already-connected sockets to serve
   unsigned connections = 8;     // slots: clients attached at once
-  std::size_t buffer_bytes = 2U << 20;  // payload buffer per slot
+  std::size_t buffer_bytes = 1U << 20;  // payload buffer per slot
   unsigned queue_depth = 64;            // requests per group
   int reply_timeout_ms = 30000;         // client not reading replies → dropped
   int handshake_timeout_ms = 10000;     // client idle in the handshake → dropped
@@ -105,8 +106,9 @@ class Server {
 
   std::vector<std::unique_ptr<Connection>> slots_;
   std::mutex slots_mu_;
-  std::thread accept_thread_;
-  std::vector<std::thread> workers_;
+  pthread_t accept_thread_{};
+  bool accept_running_ = false;
+  std::vector<pthread_t> workers_;
 
   // Batcher state (only when batching_).
   std::mutex batch_mu_;
@@ -114,7 +116,8 @@ class Server {
   std::vector<Connection*> batch_queue_;  // capacity: connections
   std::size_t batch_queued_ = 0;
   std::vector<IoRequest> batch_all_;      // capacity: connections * queue_depth
-  std::thread batcher_thread_;
+  pthread_t batcher_thread_{};
+  bool batcher_running_ = false;
   bool started_ = false;
 };
 
