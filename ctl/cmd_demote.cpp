@@ -36,20 +36,21 @@ struct Follow {
   std::string why;
   std::uint64_t moved = 0, total = 0;
   bool have_progress = false;
-  std::chrono::steady_clock::time_point t0, first_at;
-  std::uint64_t first_moved = 0;
+  std::chrono::steady_clock::time_point t0;
 };
 
 std::string format_duration(double s) {
-  if (s < 60) return fmt::format("{:.0f}s", s);
-  if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", s / 60 - 0.5, std::fmod(s, 60));
-  return fmt::format("{:.1f}h", s / 3600);
+  if (s < 10) return fmt::format("{:.1f}s", s);
+  const long t = static_cast<long>(s + 0.5);
+  if (t < 3600) return t < 60 ? fmt::format("{}s", t) : fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}h{:02}m", t / 3600, t % 3600 / 60);
 }
 
 std::string progress_text(const std::string& tier, Follow& f, bool bar) {
   const double frac = f.total ? double(f.moved) / double(f.total) : 0.0;
-  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.first_at).count();
-  const double rate = dt > 0.05 ? double(f.moved - f.first_moved) / dt : 0.0;
+  // Average since the call: the first signal already carries pages moved.
+  const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - f.t0).count();
+  const double rate = dt > 0.01 ? double(f.moved) / dt : 0.0;
   std::string left = "?";
   if (rate > 0 && f.total >= f.moved) left = format_duration(double(f.total - f.moved) / rate);
   std::string head = bar ? fmt::format("{} {} {:3.0f}%", tier, usage_bar(frac, 20), frac * 100)
@@ -96,18 +97,14 @@ int run_move(const char* op, std::span<const std::string> argv) {
   if (!bus) return rc;
 
   Follow f;
-  f.t0 = f.first_at = std::chrono::steady_clock::now();
+  f.t0 = std::chrono::steady_clock::now();
   const std::string ok_state = demote ? "drained" : "active";
   if (wait) {
     dbus::ManagerSignals sig;
     sig.progress = [&](const std::string& t, std::uint64_t moved, std::uint64_t total) {
       if (t != tier) return;
       std::lock_guard lock(f.mu);
-      if (!f.have_progress) {
-        f.have_progress = true;
-        f.first_at = std::chrono::steady_clock::now();
-        f.first_moved = moved;
-      }
+      f.have_progress = true;
       f.moved = moved;
       f.total = total;
       if (!json) {
@@ -224,8 +221,8 @@ int run_move(const char* op, std::span<const std::string> argv) {
 int run_demote(std::span<const std::string> a) { return run_move("demote", a); }
 int run_promote(std::span<const std::string> a) { return run_move("promote", a); }
 
-const Registrar reg_demote{{"demote", "TIER [--no-wait] [--json]", "move a tier's pages out, with progress", &run_demote}};
-const Registrar reg_promote{{"promote", "TIER [--no-wait] [--json]", "put a drained tier back in use", &run_promote}};
+const Registrar reg_demote{{"demote", "TIER [--no-wait]", "move a tier's pages out, with progress", &run_demote}};
+const Registrar reg_promote{{"promote", "TIER [--no-wait]", "put a drained tier back in use", &run_promote}};
 
 }  // namespace
 }  // namespace tierswap::ctl

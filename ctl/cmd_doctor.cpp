@@ -51,7 +51,7 @@ int run_doctor_cmd(std::span<const std::string> argv) {
   return trap ? kExitFailed : kExitOk;
 }
 
-const Registrar reg{{"doctor", "[--root DIR] [--json]", "look for known swap setup traps", &run_doctor_cmd}};
+const Registrar reg{{"doctor", "[--root DIR]", "look for known swap setup traps", &run_doctor_cmd}};
 
 }  // namespace
 }  // namespace tierswap::ctl

@@ -155,7 +155,7 @@ int run_watch(std::span<const std::string> argv) {
   return kExitOk;
 }
 
-const Registrar reg{{"watch", "[--interval S] [--json]", "live status with bars and sparklines", &run_watch, "top"}};
+const Registrar reg{{"watch", "[--interval S]", "live status with bars and sparklines", &run_watch, "top"}};
 
 }  // namespace
 }  // namespace tierswap::ctl

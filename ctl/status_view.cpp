@@ -77,7 +77,7 @@ std::string render_status(const Status& s, int width) {
   out += '\n';
   out += fmt::format("memory    {} total, {} available\n", human_bytes(s.mem_total_bytes),
                      human_bytes(s.mem_available_bytes));
-  out += fmt::format("pressure  memory some {}  full {}  (avg10 avg60 avg300 %)\n",
+  out += fmt::format("pressure  memory some {}  full {}  (avg10/60/300 %)\n",
                      psi_triple(s.memory_pressure.some), psi_triple(s.memory_pressure.full));
   out += fmt::format("          io     some {}  full {}\n", psi_triple(s.io_pressure.some),
                      psi_triple(s.io_pressure.full));

@@ -20,18 +20,20 @@ struct RawMessage : sdbus::Message {
   }
 };
 
-// The sender's uid as the bus itself reports it (never augmented).
+// The sender's uid as the bus itself reports it (never augmented). dbus-daemon
+// records the effective uid of the peer when it connected (SO_PEERCRED) and
+// reports it as UnixUserID, which sd-bus files under EUID.
 Result<uid_t> sender_uid(const sdbus::Message& call) {
   sd_bus_message* m = RawMessage::of(call);
   sd_bus_creds* creds = nullptr;
-  int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID, &creds);
+  int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
   if (r < 0) return fail(-r, "cannot get the caller's uid from the bus");
   uid_t uid = static_cast<uid_t>(-1);
   const std::uint64_t augmented = sd_bus_creds_get_augmented_mask(creds);
-  r = sd_bus_creds_get_uid(creds, &uid);
+  r = sd_bus_creds_get_euid(creds, &uid);
   sd_bus_creds_unref(creds);
   if (r < 0) return fail(-r, "the bus did not report the caller's uid");
-  if (augmented & SD_BUS_CREDS_UID) return fail(EPERM, "the caller's uid did not come from the bus");
+  if (augmented & SD_BUS_CREDS_EUID) return fail(EPERM, "the caller's uid did not come from the bus");
   return uid;
 }
 

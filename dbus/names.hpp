@@ -21,6 +21,9 @@ namespace tierswap::dbus {
 
 inline constexpr const char* kBusName = "org.tierswap.Manager1";
 inline constexpr const char* kManagerPath = "/org/tierswap/Manager1";
+// org.freedesktop.DBus.ObjectManager (GetManagedObjects, InterfacesAdded/
+// Removed) for the manager and every tier object below /org/tierswap.
+inline constexpr const char* kObjectManagerPath = "/org/tierswap";
 inline constexpr const char* kTierPathPrefix = "/org/tierswap/Tier/";
 inline constexpr const char* kManagerInterface = "org.tierswap.Manager1";
 inline constexpr const char* kTierInterface = "org.tierswap.Tier1";

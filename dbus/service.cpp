@@ -106,6 +106,10 @@ struct DbusService::Impl {
   ManagerApi& manager;
   DbusOptions options;
   std::unique_ptr<sdbus::IConnection> bus;
+  // org.freedesktop.DBus.ObjectManager at /org/tierswap: an object manager
+  // covers the subtree below its path, and the tiers live beside the manager
+  // (/org/tierswap/Tier/<name>), so it sits at their common parent.
+  std::unique_ptr<sdbus::IObject> object_manager;
   std::unique_ptr<ManagerObject> object;
   std::map<std::string, std::unique_ptr<TierObject>> tiers;
   Status cache;
@@ -126,8 +130,7 @@ struct DbusService::Impl {
 namespace {
 
 class ManagerObject final
-    : public sdbus::AdaptorInterfaces<org::tierswap::Manager1_adaptor, sdbus::ObjectManager_adaptor,
-                                      sdbus::Properties_adaptor> {
+    : public sdbus::AdaptorInterfaces<org::tierswap::Manager1_adaptor, sdbus::Properties_adaptor> {
  public:
   ManagerObject(sdbus::IConnection& bus, DbusService::Impl& svc) : AdaptorInterfaces(bus, kManagerPath), svc_(svc) {
     registerAdaptor();
@@ -282,6 +285,7 @@ DbusService::Impl::~Impl() {
   try {
     tiers.clear();
     object.reset();
+    object_manager.reset();
     if (bus) {
       try {
         bus->releaseName(options.bus_name);
@@ -319,6 +323,9 @@ Result<std::unique_ptr<DbusService>> DbusService::start(ManagerApi& manager, Dbu
                                   " (D-Bus API disabled; tierswapd keeps working without it)");
   }
   try {
+    p->object_manager = sdbus::createObject(*p->bus, kObjectManagerPath);
+    p->object_manager->addObjectManager();
+    p->object_manager->finishRegistration();
     p->object = std::make_unique<ManagerObject>(*p->bus, *p);
     p->apply(manager.status(), false);
   } catch (const sdbus::Error& e) {

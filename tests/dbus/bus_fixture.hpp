@@ -1,0 +1,76 @@
+// Test fixture for the dbus label: a private dbus-daemon (system-bus style
+// policy that includes the project's packaging/dbus/org.tierswap.Manager1.conf)
+// on a Unix socket in a temp dir that any user can reach, and the service
+// under test started as a child.
+//
+// The service command is a template so the scripted test server can be
+// swapped for the real daemon later:
+//   TIERSWAP_DBUS_SERVER="tierswapd --root {fixture}/root --config {fixture}/tierswap.yaml --bus-address {address}"
+// Placeholders: {address} (bus address), {fixture} (tests/dbus/fixtures),
+// {log} (file the scripted server appends received calls to), {args} (extra
+// per-test arguments, ignored by a command that leaves it out).
+//
+// Every process started here is killed and reaped on every exit path
+// (destructors), and the temp dir is removed.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tierswap::test {
+
+struct ProcResult {
+  int code = -1;  // exit status, or 128+signal
+  std::string out, err;
+};
+
+// Runs argv to completion (killed after timeout_s) with extra "K=V" env entries.
+ProcResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env = {},
+                       int timeout_s = 30);
+
+class ChildProcess {
+ public:
+  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_file);
+  ~ChildProcess();  // SIGTERM, wait up to 5 s, then SIGKILL
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  [[nodiscard]] bool running();
+
+ private:
+  pid_t pid_ = -1;
+};
+
+class TestBus {
+ public:
+  TestBus();
+  ~TestBus();
+  [[nodiscard]] const std::string& address() const { return address_; }
+  [[nodiscard]] const std::string& dir() const { return dir_; }
+  // Waits until someone owns `name`; false after timeout_ms.
+  bool wait_for_name(const std::string& name, int timeout_ms = 10000) const;
+
+ private:
+  std::string dir_, address_;
+  pid_t pid_ = -1;
+};
+
+class Service {
+ public:
+  Service(const TestBus& bus, const std::vector<std::string>& extra_args = {});
+  [[nodiscard]] const std::string& log_path() const { return log_; }
+  [[nodiscard]] std::string calls() const;  // contents of the log
+  [[nodiscard]] bool ready() const { return ready_; }
+
+ private:
+  std::string log_;
+  std::unique_ptr<ChildProcess> child_;
+  bool ready_ = false;
+};
+
+std::string read_file(const std::string& path);
+std::string source_dir();
+std::string ctl_path();
+
+}  // namespace tierswap::test
