@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -33,6 +34,8 @@ std::string read_file(const std::string& path) {
 namespace {
 
 [[noreturn]] void exec_child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+  // Dies with the test process even when that one crashes or is killed.
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   for (const auto& kv : env) putenv(const_cast<char*>(kv.c_str()));
   std::vector<char*> a;
   for (const auto& s : argv) a.push_back(const_cast<char*>(s.c_str()));
