@@ -62,7 +62,7 @@ struct PollSeg {
   std::uint64_t w[4];
 };
 inline constexpr std::uint64_t kPollerMaxDev = 1ull << 41;      // dev_off >> 9 fits 32 bits
-inline constexpr std::uint32_t kPollerMaxLen = (1u << 24) << 9;  // len >> 9 fits 24 bits
+inline constexpr std::uint64_t kPollerMaxLen = (1ull << 24) << 9;  // len >> 9 fits 24 bits
 struct alignas(128) Mailbox {
   // host -> GPU
   volatile std::uint64_t bell;

@@ -566,6 +566,11 @@ void CudaStore::run_on_lane(std::span<IoRequest> batch) {
     lk = std::unique_lock<std::mutex>(lane->mu);
   }
 
+  // A lone request: cudaMemcpyAsync answers sooner than a launch (8 vs 11 us
+  // for 4 KiB on the H200); two or more: one launch for all.
+  unsigned ndata = 0;
+  for (const IoRequest& r : batch) ndata += (r.op == Op::read || r.op == Op::write) && r.length != 0;
+  const std::uint32_t copy_min = ndata == 1 ? 0 : tuning_.copy_min_bytes;
   const int inject = inject_.exchange(0, std::memory_order_acq_rel);
   const int launch_inject = inject == static_cast<int>(CudaFault::bad_launch) ? k::kInjectBadLaunch : 0;
   bool bad_address = inject == static_cast<int>(CudaFault::bad_address);
@@ -620,7 +625,7 @@ void CudaStore::run_on_lane(std::span<IoRequest> batch) {
         const bool rd = r.op == Op::read;
         const std::uint64_t host = device_address(r.data, r.length);
         const bool force_kernel = (bad_address || launch_inject != 0) && host != 0;
-        if (host == 0 || (r.length >= tuning_.copy_min_bytes && !force_kernel)) {
+        if (host == 0 || (r.length >= copy_min && !force_kernel)) {
           if (host == 0) n_pageable_.fetch_add(1, std::memory_order_relaxed);
           n_copy_.fetch_add(1, std::memory_order_relaxed);
           e = rd ? cudaMemcpyAsync(r.data, dev, r.length, cudaMemcpyDeviceToHost, st)

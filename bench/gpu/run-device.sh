@@ -1,22 +1,28 @@
 #!/bin/bash
-# On the GPU machine, from the repository root, over binaries built here and
-# carried in CARRY (default .carry/gpu: bin/ with tierswap_gpu_tests and
-# tierswap-gpu-bench; lib/ with shared libraries the machine lacks):
-#   bench/gpu/run-device.sh [CARRY] [store|all]
-# Logs go to $OUT (the device tool brings them back), a short table last.
+# On the GPU machine, from the repository root, over what bench/gpu/package.sh
+# put in CARRY (default .carry/gpu):
+#   bench/gpu/run-device.sh [CARRY] [store|all|e2e]
+#   store: gpu tests, then the store microbenchmark (tierswap-gpu-bench)
+#   all:   store, then compute-sanitizer memcheck over a few tests
+#   e2e:   store, then bench/nbd/run.sh --store cuda against nbdkit null and
+#          memory: defaults, then the server submitting inline
+#          (TIERSWAP_CUDA_TUNING=batching=0), then without the poller
+# Logs go to $OUT (the device tool brings them back), the tables last.
 set -u
 C=${1:-.carry/gpu}
 WHAT=${2:-store}
 OUT=${OUT:-/tmp/out}
+SECONDS_PER_CASE=${SECONDS_PER_CASE:-2}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "== gpu tests"
-timeout 300 "$C/bin/tierswap_gpu_tests" 2>&1 > "$OUT/gpu-tests.log"
+timeout 200 "$C/bin/tierswap_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$?"
 grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|report:' "$OUT/gpu-tests.log" | head -30
 echo "== store microbenchmark"
-timeout 240 "$C/bin/tierswap-gpu-bench" --size $((8 << 30)) --seconds 1.5 2>&1 | tee "$OUT/store-bench.log"
+timeout 200 "$C/bin/tierswap-gpu-bench" --size $((8 << 30)) --seconds 1 > "$OUT/store-bench.log" 2>&1
+echo "store bench rc=$?"
 if [ "$WHAT" = all ] && command -v compute-sanitizer >/dev/null; then
   echo "== compute-sanitizer memcheck (subset)"
   timeout 120 compute-sanitizer --tool memcheck "$C/bin/tierswap_gpu_tests" \
@@ -24,3 +30,25 @@ if [ "$WHAT" = all ] && command -v compute-sanitizer >/dev/null; then
     > "$OUT/sanitizer.log" 2>&1
   echo "sanitizer rc=$?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$OUT/sanitizer.log" | head
 fi
+if [ "$WHAT" = e2e ]; then
+  export TIERSWAP_NBD="$PWD/$C/bin/tierswap-nbd" NBD_LOAD="$PWD/$C/bin/nbd-load"
+  export NBDKIT="$PWD/$C/bin/nbdkit" NBDKIT_PLUGINDIR="$PWD/$C/nbdkit-plugins"
+  base=""
+  if grep -qE 'FAILED.*(Poller|defaults|Edge|DeathTest)' "$OUT/gpu-tests.log"; then
+    base="poller=0,"; echo "poller tests failed: end-to-end runs without the poller"
+  fi
+  run() {  # tuning outfile [run.sh args]
+    local t=$1 f=$2; shift 2
+    echo "== bench/nbd/run.sh --store cuda, TIERSWAP_CUDA_TUNING=$t"
+    TIERSWAP_CUDA_TUNING=$t timeout 170 bench/nbd/run.sh --store cuda --size 2G \
+      --seconds "$SECONDS_PER_CASE" "$@" > "$OUT/$f" 2>&1
+    echo "rc=$?"
+  }
+  run "${base}batching=1" e2e-default.md
+  run "${base}batching=0" e2e-inline.md
+  run "poller=0,batching=1" e2e-nopoller.md --cases rr4k-qd1,mix4k-qd1,mix4k-8x32
+fi
+echo "== store microbenchmark (table)"
+cat "$OUT/store-bench.log"
+for f in "$OUT"/e2e-*.md; do [ -f "$f" ] && { echo "== $(basename "$f")"; cat "$f"; }; done
+exit 0

@@ -146,6 +146,8 @@ Variant variants[] = {
     {"one_lane_big_poller", {.lanes = 1, .poller_max_bytes = 1 << 20}},
 };
 
+void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+
 class CudaStoreRandom : public ::testing::TestWithParam<Variant> {};
 
 // Random batches of every op against a host reference; fresh random data
