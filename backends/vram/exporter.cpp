@@ -23,29 +23,50 @@ namespace tierswap::vram {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
   std::string_view t = text;
-  if (t.empty() || t[0] < '0' || t[0] > '9') return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+  if (t.empty() || t[0] < '0' || t[0] > '9')
+    return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
   std::uint64_t v = 0;
   std::size_t i = 0;
   for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
-    if (v > (std::numeric_limits<std::uint64_t>::max() - 9) / 10) return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
+    if (v > (std::numeric_limits<std::uint64_t>::max() - 9) / 10)
+      return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
     v = v * 10 + static_cast<unsigned>(t[i] - '0');
   }
   std::string_view suffix = t.substr(i);
   unsigned shift = 0;
   if (!suffix.empty()) {
     switch (suffix[0]) {
-      case 'k': case 'K': shift = 10; break;
-      case 'm': case 'M': shift = 20; break;
-      case 'g': case 'G': shift = 30; break;
-      case 't': case 'T': shift = 40; break;
-      case 'b': case 'B': shift = 0; break;
-      default: return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+      case 'k':
+      case 'K':
+        shift = 10;
+        break;
+      case 'm':
+      case 'M':
+        shift = 20;
+        break;
+      case 'g':
+      case 'G':
+        shift = 30;
+        break;
+      case 't':
+      case 'T':
+        shift = 40;
+        break;
+      case 'b':
+      case 'B':
+        shift = 0;
+        break;
+      default:
+        return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
     }
     std::string_view rest = suffix.substr(1);
-    if (shift != 0 && !(rest.empty() || rest == "B" || rest == "iB" || rest == "b")) return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
-    if (shift == 0 && !rest.empty()) return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+    if (shift != 0 && !(rest.empty() || rest == "B" || rest == "iB" || rest == "b"))
+      return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+    if (shift == 0 && !rest.empty())
+      return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
   }
-  if (shift != 0 && v > (std::numeric_limits<std::uint64_t>::max() >> shift)) return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
+  if (shift != 0 && v > (std::numeric_limits<std::uint64_t>::max() >> shift))
+    return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
   return v << shift;
 }
 
@@ -79,10 +100,13 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     std::uint64_t n = 0;
     if (v.empty()) return fail(EINVAL, std::string(opt) + ": \"\" is not a number");
     for (char ch : v) {
-      if (ch < '0' || ch > '9' || n > max / 10) return fail(EINVAL, std::string(opt) + ": \"" + std::string(v) + "\" is not a number up to " + std::to_string(max));
+      if (ch < '0' || ch > '9' || n > max / 10)
+        return fail(EINVAL, std::string(opt) + ": \"" + std::string(v) + "\" is not a number up to " +
+                                std::to_string(max));
       n = n * 10 + static_cast<unsigned>(ch - '0');
     }
-    if (n > max) return fail(EINVAL, std::string(opt) + ": " + std::string(v) + " is above " + std::to_string(max));
+    if (n > max)
+      return fail(EINVAL, std::string(opt) + ": " + std::string(v) + " is above " + std::to_string(max));
     return n;
   };
   bool have_size = false;
@@ -90,8 +114,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     std::string_view a = args[i];
     std::string_view value;
     const bool takes_value = a == "--socket" || a == "--size" || a == "--store" || a == "--device" ||
-                             a == "--connections" || a == "--fd" || a == "--buffer" || a == "--reply-timeout" ||
-                             a == "--test-fail-offset";
+                             a == "--connections" || a == "--fd" || a == "--buffer" ||
+                             a == "--reply-timeout" || a == "--test-fail-offset";
     if (takes_value) {
       if (i + 1 >= args.size()) return fail(EINVAL, std::string(a) + " needs a value (see --help)");
       value = args[++i];
@@ -106,7 +130,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     } else if (a == "--size") {
       auto s = parse_size(value);
       if (!s) return wrap(s.error(), "--size");
-      if (*s == 0 || *s % 512 != 0) return fail(EINVAL, "--size " + std::string(value) + ": must be a non-zero multiple of 512 bytes");
+      if (*s == 0 || *s % 512 != 0)
+        return fail(EINVAL, "--size " + std::string(value) + ": must be a non-zero multiple of 512 bytes");
       o.size = *s;
       have_size = true;
     } else if (a == "--store") {
@@ -127,7 +152,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     } else if (a == "--buffer") {
       auto s = parse_size(value);
       if (!s) return wrap(s.error(), "--buffer");
-      if (*s < (64U << 10) || *s > (1ULL << 30)) return fail(EINVAL, "--buffer " + std::string(value) + ": must be between 64K and 1G");
+      if (*s < (64U << 10) || *s > (1ULL << 30))
+        return fail(EINVAL, "--buffer " + std::string(value) + ": must be between 64K and 1G");
       o.buffer_bytes = *s;
     } else if (a == "--reply-timeout") {
       auto n = number(a, value, 3600000);
@@ -152,7 +178,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
   if (o.store.empty()) return fail(EINVAL, "you must give --store host or --store cuda");
   if (!o.device.empty() && o.store != "cuda") return fail(EINVAL, "--device applies only to --store cuda");
   if (o.fds.size() > o.connections)
-    return fail(EINVAL, "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " + std::to_string(o.connections));
+    return fail(EINVAL, "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " +
+                            std::to_string(o.connections));
   return o;
 }
 
@@ -175,7 +202,8 @@ int run_exporter(const ExporterOptions& o) {
   } else {
     spdlog::warn("--no-mlock: the exporter itself may be swapped out (tests only)");
   }
-  if (auto r = protect_from_oom(); !r) spdlog::warn("cannot protect the exporter from the OOM killer: {}", r.error().describe());
+  if (auto r = protect_from_oom(); !r)
+    spdlog::warn("cannot protect the exporter from the OOM killer: {}", r.error().describe());
 
   StoreOptions so;
   so.kind = o.store;
@@ -210,9 +238,10 @@ int run_exporter(const ExporterOptions& o) {
     if (sig == SIGTERM || sig == SIGINT) {
       const unsigned n = server.clients();
       if (n > 0 && !o.force) {
-        spdlog::warn("refusing {} from pid {}: {} client(s) attached (a swap device whose server exits "
-                     "kills its users); detach them first, or run with --force",
-                     strsignal(sig), info.si_pid, n);
+        spdlog::warn(
+            "refusing {} from pid {}: {} client(s) attached (a swap device whose server exits "
+            "kills its users); detach them first, or run with --force",
+            strsignal(sig), info.si_pid, n);
         continue;
       }
       spdlog::info("{} received; stopping ({} client(s) attached)", strsignal(sig), n);

@@ -69,7 +69,9 @@ int HostStore::trim(std::uint64_t offset, std::uint64_t length) {
   return 0;
 }
 
-int HostStore::flush() { return failed_ ? EIO : 0; }
+int HostStore::flush() {
+  return failed_ ? EIO : 0;
+}
 
 void HostStore::submit(std::span<IoRequest> batch) {
   batches_.fetch_add(1, std::memory_order_relaxed);

@@ -113,8 +113,7 @@ bool parse_option_header(std::span<const std::byte, kOptionHeaderSize> in, Optio
   return true;
 }
 
-void serialize_opt_reply_header(std::uint32_t option, std::uint32_t reply_type,
-                                std::uint32_t length,
+void serialize_opt_reply_header(std::uint32_t option, std::uint32_t reply_type, std::uint32_t length,
                                 std::span<std::byte, kOptReplyHeaderSize> out) {
   std::byte* p = out.data();
   store_be64(p, kOptReplyMagic);

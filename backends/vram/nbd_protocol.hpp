@@ -13,8 +13,8 @@
 namespace tierswap::vram::nbd {
 
 // --- magics ---------------------------------------------------------------
-inline constexpr std::uint64_t kNbdMagic = 0x4e42444d41474943ULL;      // "NBDMAGIC"
-inline constexpr std::uint64_t kIHaveOpt = 0x49484156454F5054ULL;      // "IHAVEOPT"
+inline constexpr std::uint64_t kNbdMagic = 0x4e42444d41474943ULL;  // "NBDMAGIC"
+inline constexpr std::uint64_t kIHaveOpt = 0x49484156454F5054ULL;  // "IHAVEOPT"
 inline constexpr std::uint64_t kOptReplyMagic = 0x0003e889045565a9ULL;
 inline constexpr std::uint32_t kRequestMagic = 0x25609513U;
 inline constexpr std::uint32_t kSimpleReplyMagic = 0x67446698U;
@@ -35,9 +35,8 @@ inline constexpr std::uint16_t kTxSendWriteZeroes = 1U << 6;
 inline constexpr std::uint16_t kTxCanMultiConn = 1U << 8;
 
 // What tierswap-nbd advertises.
-inline constexpr std::uint16_t kTransmissionFlags = kTxHasFlags | kTxSendFlush | kTxSendFua |
-                                                    kTxSendTrim | kTxSendWriteZeroes |
-                                                    kTxCanMultiConn;
+inline constexpr std::uint16_t kTransmissionFlags =
+    kTxHasFlags | kTxSendFlush | kTxSendFua | kTxSendTrim | kTxSendWriteZeroes | kTxCanMultiConn;
 
 // --- options --------------------------------------------------------------
 enum Option : std::uint32_t {
@@ -107,8 +106,7 @@ inline constexpr std::size_t kOptReplyHeaderSize = 20;
 
 // --- byte order -----------------------------------------------------------
 inline std::uint16_t load_be16(const std::byte* p) {
-  return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) |
-                                    std::to_integer<unsigned>(p[1]));
+  return static_cast<std::uint16_t>((std::to_integer<unsigned>(p[0]) << 8) | std::to_integer<unsigned>(p[1]));
 }
 inline std::uint32_t load_be32(const std::byte* p) {
   return (std::uint32_t{load_be16(p)} << 16) | load_be16(p + 2);
@@ -143,7 +141,9 @@ bool parse_request(std::span<const std::byte, kRequestSize> in, Request& out);
 void serialize_request(const Request& r, std::span<std::byte, kRequestSize> out);
 
 // Whether a request carries a payload the server must read (or drain).
-inline bool has_payload(const Request& r) { return r.type == kCmdWrite; }
+inline bool has_payload(const Request& r) {
+  return r.type == kCmdWrite;
+}
 
 // Checks a parsed request against the export (size, alignment, flags).
 // Returns 0 when the request may go to the store, else the errno for the
@@ -179,8 +179,7 @@ struct OptionHeader {
 // false: bad magic.
 bool parse_option_header(std::span<const std::byte, kOptionHeaderSize> in, OptionHeader& out);
 
-void serialize_opt_reply_header(std::uint32_t option, std::uint32_t reply_type,
-                                std::uint32_t length,
+void serialize_opt_reply_header(std::uint32_t option, std::uint32_t reply_type, std::uint32_t length,
                                 std::span<std::byte, kOptReplyHeaderSize> out);
 
 }  // namespace tierswap::vram::nbd

@@ -123,11 +123,16 @@ bool send_bytes(int fd, const void* p, std::size_t n, int timeout_ms) {
 
 Op op_of(std::uint16_t type) {
   switch (type) {
-    case kCmdRead: return Op::read;
-    case kCmdWrite: return Op::write;
-    case kCmdTrim: return Op::trim;
-    case kCmdWriteZeroes: return Op::zero;
-    default: return Op::flush;
+    case kCmdRead:
+      return Op::read;
+    case kCmdWrite:
+      return Op::write;
+    case kCmdTrim:
+      return Op::trim;
+    case kCmdWriteZeroes:
+      return Op::zero;
+    default:
+      return Op::flush;
   }
 }
 
@@ -205,7 +210,9 @@ struct Server::Connection {
 
 Server::Server(BlockStore& store, ServerOptions options) : store_(store), opt_(std::move(options)) {}
 
-Server::~Server() { stop(); }
+Server::~Server() {
+  stop();
+}
 
 Result<void> Server::start() {
   if (opt_.connections == 0) return fail(EINVAL, "--connections must be at least 1");
@@ -282,8 +289,8 @@ Result<void> Server::start() {
     }
     accept_running_ = true;
   }
-  spdlog::info("serving {} bytes from the {} store: {} connection slots, {} KiB buffer each, {}", store_.size(),
-               store_.name(), opt_.connections, opt_.buffer_bytes >> 10,
+  spdlog::info("serving {} bytes from the {} store: {} connection slots, {} KiB buffer each, {}",
+               store_.size(), store_.name(), opt_.connections, opt_.buffer_bytes >> 10,
                batching_ ? "requests batched across connections" : "requests served inline");
   return {};
 }
@@ -326,7 +333,9 @@ void Server::stop() {
   slots_.clear();
 }
 
-bool Server::finished() const { return opt_.socket_path.empty() && fds_left_.load() == 0; }
+bool Server::finished() const {
+  return opt_.socket_path.empty() && fds_left_.load() == 0;
+}
 
 ServerStats Server::stats() const {
   return {accepted_.load(), refused_.load(), requests_.load(), batches_.load()};
@@ -370,7 +379,8 @@ void Server::accept_loop() {
       }
     }
     if (!assign(fd)) {
-      spdlog::warn("refused a connection: all {} connection slots are busy (--connections)", opt_.connections);
+      spdlog::warn("refused a connection: all {} connection slots are busy (--connections)",
+                   opt_.connections);
       refused_++;
       ::close(fd);
       continue;
@@ -414,14 +424,16 @@ void Server::batcher_loop() {
 
     std::size_t total = 0;
     for (std::size_t i = 0; i < m; ++i) {
-      std::copy_n(taken[i]->batch_ios, taken[i]->batch_n, batch_all_.begin() + static_cast<std::ptrdiff_t>(total));
+      std::copy_n(taken[i]->batch_ios, taken[i]->batch_n,
+                  batch_all_.begin() + static_cast<std::ptrdiff_t>(total));
       total += taken[i]->batch_n;
     }
     store_.submit(std::span<IoRequest>(batch_all_.data(), total));
     batches_++;
     total = 0;
     for (std::size_t i = 0; i < m; ++i) {
-      for (unsigned j = 0; j < taken[i]->batch_n; ++j) taken[i]->batch_ios[j].error = batch_all_[total + j].error;
+      for (unsigned j = 0; j < taken[i]->batch_n; ++j)
+        taken[i]->batch_ios[j].error = batch_all_[total + j].error;
       total += taken[i]->batch_n;
     }
     lk.lock();
@@ -465,9 +477,10 @@ void Server::serve(Connection& c) {
       return;
     }
     if (!hs.accept_option(h)) {
-      spdlog::warn("connection {}: option {} with length {} after {} options: over the limits ({} bytes, {} "
-                   "options); closing",
-                   c.index, h.option, h.length, hs.options_seen() - 1, kMaxOptionLength, kMaxOptions);
+      spdlog::warn(
+          "connection {}: option {} with length {} after {} options: over the limits ({} bytes, {} "
+          "options); closing",
+          c.index, h.option, h.length, hs.options_seen() - 1, kMaxOptionLength, kMaxOptions);
       return;
     }
     if (!recv_exact(fd, c.option.data(), h.length)) return;
@@ -517,7 +530,8 @@ void Server::transmission(Connection& c) {
         continue;
       }
       Request req;
-      if (!parse_request(std::span<const std::byte, kRequestSize>(c.rx.data() + c.rx_begin, kRequestSize), req)) {
+      if (!parse_request(std::span<const std::byte, kRequestSize>(c.rx.data() + c.rx_begin, kRequestSize),
+                         req)) {
         spdlog::warn("connection {}: bad request magic; closing", c.index);
         close_after = true;
         break;
@@ -529,7 +543,8 @@ void Server::transmission(Connection& c) {
         break;
       }
       const bool payload = has_payload(req);
-      const std::uint32_t need = (err == 0 && (req.type == kCmdRead || req.type == kCmdWrite)) ? req.length : 0;
+      const std::uint32_t need =
+          (err == 0 && (req.type == kCmdRead || req.type == kCmdWrite)) ? req.length : 0;
       if (need > c.payload_bytes) {
         if (n > 0) break;
         c.consume(kRequestSize);
@@ -629,7 +644,8 @@ bool Server::large(Connection& c, const Request& req) {
     }
     if (err == 0 && (req.flags & kCmdFlagFua) != 0) err = store_.flush();
     requests_++;
-    serialize_simple_reply(wire_error(err), req.cookie, std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
+    serialize_simple_reply(wire_error(err), req.cookie,
+                           std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
     return send_bytes(c.fd, reply, sizeof reply, opt_.reply_timeout_ms);
   }
   // READ: the first chunk decides the reply's error; a later failure can
@@ -641,8 +657,9 @@ bool Server::large(Connection& c, const Request& req) {
     run_batch(c, &io, 1);
     if (io.error != 0) {
       if (done > 0) {
-        spdlog::error("connection {}: store error {} in the middle of a {}-byte read; dropping the connection",
-                      c.index, io.error, req.length);
+        spdlog::error(
+            "connection {}: store error {} in the middle of a {}-byte read; dropping the connection", c.index,
+            io.error, req.length);
         return false;
       }
       serialize_simple_reply(wire_error(io.error), req.cookie,

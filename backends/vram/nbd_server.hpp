@@ -25,6 +25,8 @@
 // that does not read its replies for `reply_timeout_ms` is dropped.
 #pragma once
 
+#include <pthread.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -32,7 +34,6 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <pthread.h>
 #include <vector>
 
 #include "backends/common/result.hpp"
@@ -42,9 +43,9 @@
 namespace tierswap::vram {
 
 struct ServerOptions {
-  std::string socket_path;      // "" for none
-  std::vector<int> fds;         // already-connected sockets to serve
-  unsigned connections = 8;     // slots: clients attached at once
+  std::string socket_path;              // "" for none
+  std::vector<int> fds;                 // already-connected sockets to serve
+  unsigned connections = 8;             // slots: clients attached at once
   std::size_t buffer_bytes = 1U << 20;  // payload buffer per slot
   unsigned queue_depth = 64;            // requests per group
   int reply_timeout_ms = 30000;         // client not reading replies → dropped
@@ -115,7 +116,7 @@ class Server {
   std::condition_variable batch_cv_;
   std::vector<Connection*> batch_queue_;  // capacity: connections
   std::size_t batch_queued_ = 0;
-  std::vector<IoRequest> batch_all_;      // capacity: connections * queue_depth
+  std::vector<IoRequest> batch_all_;  // capacity: connections * queue_depth
   pthread_t batcher_thread_{};
   bool batcher_running_ = false;
   bool started_ = false;

@@ -20,8 +20,9 @@ namespace tierswap::vram {
 
 Result<void> lock_all_memory() {
   if (::mlockall(MCL_CURRENT | MCL_FUTURE) != 0)
-    return fail(errno, "mlockall(MCL_CURRENT|MCL_FUTURE) (needs CAP_IPC_LOCK or a higher "
-                       "RLIMIT_MEMLOCK; --no-mlock only for tests)");
+    return fail(errno,
+                "mlockall(MCL_CURRENT|MCL_FUTURE) (needs CAP_IPC_LOCK or a higher "
+                "RLIMIT_MEMLOCK; --no-mlock only for tests)");
   return {};
 }
 
@@ -42,9 +43,10 @@ bool mark_io_flusher_thread() {
   if (::prctl(PR_SET_IO_FLUSHER, 1, 0, 0, 0) == 0) return true;
   const int err = errno;
   if (!warned.exchange(true))
-    spdlog::warn("prctl(PR_SET_IO_FLUSHER) failed on the I/O threads: {} (needs CAP_SYS_RESOURCE); "
-                 "under memory pressure, reclaim may recurse into this exporter",
-                 std::strerror(err));
+    spdlog::warn(
+        "prctl(PR_SET_IO_FLUSHER) failed on the I/O threads: {} (needs CAP_SYS_RESOURCE); "
+        "under memory pressure, reclaim may recurse into this exporter",
+        std::strerror(err));
   return false;
 }
 

@@ -25,7 +25,8 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     h.fail_offset = options.fail_offset;
     auto s = HostStore::create(h);
     if (!s) return std::unexpected(s.error());
-    report = "host store: " + std::to_string(options.size) + " bytes of RAM" + (options.lock ? ", locked" : "");
+    report =
+        "host store: " + std::to_string(options.size) + " bytes of RAM" + (options.lock ? ", locked" : "");
     return std::unique_ptr<BlockStore>(std::move(*s));
   }
   if (options.kind == "cuda") {
@@ -35,8 +36,9 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     c.device = options.device;
     return make_cuda_store(c, report);
 #else
-    return fail(ENOTSUP, "--store cuda: this tierswap-nbd was built without CUDA support "
-                         "(rebuild with -DTIERSWAP_WITH_CUDA=ON, or use --store host)");
+    return fail(ENOTSUP,
+                "--store cuda: this tierswap-nbd was built without CUDA support "
+                "(rebuild with -DTIERSWAP_WITH_CUDA=ON, or use --store host)");
 #endif
   }
   return fail(EINVAL, "--store " + options.kind + ": unknown store (use host or cuda)");

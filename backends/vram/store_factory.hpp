@@ -17,8 +17,8 @@ namespace tierswap::vram {
 struct StoreOptions {
   std::string kind = "host";
   std::uint64_t size = 0;
-  std::string device;  // cuda: "" first GPU, index or UUID
-  bool lock = true;    // host: mlock the export
+  std::string device;                      // cuda: "" first GPU, index or UUID
+  bool lock = true;                        // host: mlock the export
   std::uint64_t fail_offset = UINT64_MAX;  // host stores: test failure injection
 };
 

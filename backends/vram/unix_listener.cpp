@@ -54,11 +54,12 @@ Result<int> listen_private_unix(const std::string& path, int backlog) {
     return fail(EPERM, "--socket " + path + ": directory " + dir + " belongs to uid " +
                            std::to_string(st.st_uid) + ", not to this user");
   if ((st.st_mode & 077) != 0)
-    return fail(EPERM, "--socket " + path + ": directory " + dir +
-                           " is open to other users (chmod 0700 " + dir + ")");
+    return fail(EPERM, "--socket " + path + ": directory " + dir + " is open to other users (chmod 0700 " +
+                           dir + ")");
 
   sockaddr_un addr;
-  if (!fill_addr(path, addr)) return fail(ENAMETOOLONG, "--socket " + path + ": path too long for a Unix socket");
+  if (!fill_addr(path, addr))
+    return fail(ENAMETOOLONG, "--socket " + path + ": path too long for a Unix socket");
   if (socket_alive(path)) return fail(EADDRINUSE, "--socket " + path + ": another server is listening there");
 
   std::string tmpl = dir + "/.tierswap-nbd.XXXXXX";
@@ -105,8 +106,7 @@ Result<int> listen_private_unix(const std::string& path, int backlog) {
 Result<void> check_peer(int fd, unsigned own_uid) {
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0)
-    return fail(errno, "SO_PEERCRED");
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return fail(errno, "SO_PEERCRED");
   if (cred.uid == 0 || cred.uid == own_uid) return {};
   return fail(EPERM, "peer pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
                          " is neither root nor uid " + std::to_string(own_uid));

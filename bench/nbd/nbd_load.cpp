@@ -100,7 +100,8 @@ void worker(const Options& o, int id, std::uint64_t size, Clock::time_point end,
   auto* mem = static_cast<std::byte*>(std::aligned_alloc(4096, o.bs * static_cast<std::size_t>(o.qd)));
   std::mt19937_64 rng(0x9e3779b97f4a7c15ULL * static_cast<unsigned>(id + 1));
   for (std::size_t i = 0; i < o.bs * static_cast<std::size_t>(o.qd); ++i) mem[i] = std::byte(rng());
-  for (int i = 0; i < o.qd; ++i) slots[static_cast<std::size_t>(i)].buf = mem + o.bs * static_cast<std::size_t>(i);
+  for (int i = 0; i < o.qd; ++i)
+    slots[static_cast<std::size_t>(i)].buf = mem + o.bs * static_cast<std::size_t>(i);
 
   const std::uint64_t span = std::min(o.span ? o.span : size, size);
   const std::uint64_t blocks = span / o.bs;
@@ -113,7 +114,8 @@ void worker(const Options& o, int id, std::uint64_t size, Clock::time_point end,
     std::uint64_t blk;
     if (seq_mode) {
       blk = seq;
-      if (++seq >= share * static_cast<std::uint64_t>(id + 1) || seq >= blocks) seq = share * static_cast<std::uint64_t>(id) % blocks;
+      if (++seq >= share * static_cast<std::uint64_t>(id + 1) || seq >= blocks)
+        seq = share * static_cast<std::uint64_t>(id) % blocks;
     } else {
       blk = rng() % blocks;
     }
@@ -140,7 +142,8 @@ void worker(const Options& o, int id, std::uint64_t size, Clock::time_point end,
     const bool stop = now >= end;
     for (auto& s : slots) {
       if (!s.done.load(std::memory_order_acquire) || s.buf == nullptr) continue;
-      out.hist.add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(now - s.start).count()));
+      out.hist.add(static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::nanoseconds>(now - s.start).count()));
       ++out.ops;
       out.bytes += o.bs;
       if (s.error != 0) ++out.errors;
@@ -179,10 +182,20 @@ std::uint64_t parse_bytes(const char* s) {
   char* end = nullptr;
   double v = std::strtod(s, &end);
   switch (*end) {
-    case 'k': case 'K': v *= 1024; break;
-    case 'm': case 'M': v *= 1024 * 1024; break;
-    case 'g': case 'G': v *= 1024.0 * 1024 * 1024; break;
-    default: break;
+    case 'k':
+    case 'K':
+      v *= 1024;
+      break;
+    case 'm':
+    case 'M':
+      v *= 1024 * 1024;
+      break;
+    case 'g':
+    case 'G':
+      v *= 1024.0 * 1024 * 1024;
+      break;
+    default:
+      break;
   }
   return static_cast<std::uint64_t>(v);
 }
@@ -200,18 +213,27 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--uri") o.uri = next();
-    else if (a == "--connections") o.connections = std::atoi(next());
-    else if (a == "--qd") o.qd = std::atoi(next());
-    else if (a == "--bs") o.bs = parse_bytes(next());
-    else if (a == "--span") o.span = parse_bytes(next());
-    else if (a == "--pattern") o.pattern = next();
-    else if (a == "--seconds") o.seconds = std::atof(next());
-    else if (a == "--prefill") o.prefill = true;
+    if (a == "--uri")
+      o.uri = next();
+    else if (a == "--connections")
+      o.connections = std::atoi(next());
+    else if (a == "--qd")
+      o.qd = std::atoi(next());
+    else if (a == "--bs")
+      o.bs = parse_bytes(next());
+    else if (a == "--span")
+      o.span = parse_bytes(next());
+    else if (a == "--pattern")
+      o.pattern = next();
+    else if (a == "--seconds")
+      o.seconds = std::atof(next());
+    else if (a == "--prefill")
+      o.prefill = true;
     else {
-      std::fprintf(stderr, "usage: nbd-load --uri URI [--connections N] [--qd Q] [--bs BYTES] "
-                           "[--pattern randread|randwrite|randrw70|seqread|seqwrite] [--seconds S] "
-                           "[--span BYTES] [--prefill]\n");
+      std::fprintf(stderr,
+                   "usage: nbd-load --uri URI [--connections N] [--qd Q] [--bs BYTES] "
+                   "[--pattern randread|randwrite|randrw70|seqread|seqwrite] [--seconds S] "
+                   "[--span BYTES] [--prefill]\n");
       return 2;
     }
   }

@@ -115,8 +115,9 @@ struct InProcess {
           const std::size_t slot = c * static_cast<std::size_t>(depth) + static_cast<std::size_t>(d);
           const std::uint64_t off = slot * 65536;
           w[slot] = pattern(4096 << (d % 4), static_cast<unsigned>(slot + round * 7919));
-          ASSERT_GE(nbd_aio_pwrite(conns[c], w[slot].data(), w[slot].size(), off,
-                                   NBD_NULL_COMPLETION, d == 0 ? LIBNBD_CMD_FLAG_FUA : 0), 0);
+          ASSERT_GE(nbd_aio_pwrite(conns[c], w[slot].data(), w[slot].size(), off, NBD_NULL_COMPLETION,
+                                   d == 0 ? LIBNBD_CMD_FLAG_FUA : 0),
+                    0);
         }
         ASSERT_GE(nbd_aio_zero(conns[c], 4096, (32ULL << 20) + c * 8192, NBD_NULL_COMPLETION, 0), 0);
         ASSERT_GE(nbd_aio_trim(conns[c], 4096, (40ULL << 20) + c * 8192, NBD_NULL_COMPLETION, 0), 0);
@@ -129,10 +130,13 @@ struct InProcess {
           const std::size_t slot = c * static_cast<std::size_t>(depth) + static_cast<std::size_t>(d);
           r[slot].assign(w[slot].size(), std::byte{0});
           ASSERT_GE(nbd_aio_pread(conns[(c + 1) % nc], r[slot].data(), r[slot].size(), slot * 65536,
-                                  NBD_NULL_COMPLETION, 0), 0);
+                                  NBD_NULL_COMPLETION, 0),
+                    0);
         }
       }
-      ASSERT_GE(nbd_aio_pread(conns[nc - 1], big_back.data(), big_back.size(), 48ULL << 20, NBD_NULL_COMPLETION, 0), 0);
+      ASSERT_GE(
+          nbd_aio_pread(conns[nc - 1], big_back.data(), big_back.size(), 48ULL << 20, NBD_NULL_COMPLETION, 0),
+          0);
       drain();
       for (std::size_t i = 0; i < w.size(); ++i) ASSERT_TRUE(r[i] == w[i]) << i;
       ASSERT_TRUE(big_back == big);
@@ -149,7 +153,8 @@ struct InProcess {
           ASSERT_GE(nbd_poll(h, 0), 0) << nbd_get_error();
         }
         int64_t cookie;
-        while ((cookie = nbd_aio_peek_command_completed(h)) > 0) ASSERT_EQ(nbd_aio_command_completed(h, cookie), 1);
+        while ((cookie = nbd_aio_peek_command_completed(h)) > 0)
+          ASSERT_EQ(nbd_aio_command_completed(h, cookie), 1);
       }
     }
   }
@@ -183,8 +188,9 @@ TEST_P(NoAllocation, ServingABurstAllocatesNothingOnTheIoThreads) {
   EXPECT_GT(p.server->stats().requests, 1500U);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, NoAllocation, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? std::string("Batched") : std::string("Inline"); });
+INSTANTIATE_TEST_SUITE_P(Paths, NoAllocation, ::testing::Values(false, true), [](const auto& info) {
+  return info.param ? std::string("Batched") : std::string("Inline");
+});
 
 TEST(Batching, RequestsFromSeveralConnectionsShareOneSubmit) {
   InProcess p(true, 4);

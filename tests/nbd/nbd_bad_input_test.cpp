@@ -160,7 +160,8 @@ TEST_F(BadInput, ClientGoneMidPayloadWritesNothing) {
 
 TEST_F(BadInput, DisconnectWithRequestsInFlightAndDisc) {
   int fd = conn();
-  for (std::uint64_t i = 0; i < 16; ++i) ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, i * 4096, 4096, 70 + i));
+  for (std::uint64_t i = 0; i < 16; ++i)
+    ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, i * 4096, 4096, 70 + i));
   ::close(fd);
   fd = conn();
   ASSERT_TRUE(raw_request(fd, nbd::kCmdDisc, 0, 0, 0, 90));
@@ -175,7 +176,8 @@ TEST_F(BadInput, ClientThatNeverReadsRepliesIsDroppedWithoutBlockingOthers) {
   int buf = 4096;
   ::setsockopt(hog, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
   // 64 x 1 MiB of reads: far more than the socket buffers hold.
-  for (std::uint64_t i = 0; i < 64; ++i) ASSERT_TRUE(raw_request(hog, nbd::kCmdRead, 0, i << 20, 1 << 20, 100 + i));
+  for (std::uint64_t i = 0; i < 64; ++i)
+    ASSERT_TRUE(raw_request(hog, nbd::kCmdRead, 0, i << 20, 1 << 20, 100 + i));
   const auto t0 = std::chrono::steady_clock::now();
   const int fd = conn();
   std::vector<std::byte> back(4096);
@@ -183,7 +185,8 @@ TEST_F(BadInput, ClientThatNeverReadsRepliesIsDroppedWithoutBlockingOthers) {
     ASSERT_TRUE(raw_request(fd, nbd::kCmdRead, 0, 0, 4096, 200 + i));
     ASSERT_EQ(raw_reply(fd, 200 + i, &back), 0);
   }
-  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(ms, 900) << "another client was held up by the hog";
   ::close(fd);
   // The hog gets dropped: after draining what was sent, EOF within ~1 s.
@@ -235,8 +238,8 @@ TEST_F(BadInput, UnsupportedAndMalformedOptionsGetErrorReplies) {
   std::vector<std::byte> o;
   put_option(o, nbd::kOptStructuredReply, {});
   put_option(o, nbd::kOptStartTls, {});
-  put_option(o, nbd::kOptGo, std::vector<std::byte>(3));   // too short
-  put_option(o, nbd::kOptList, std::vector<std::byte>(4)); // LIST takes no data
+  put_option(o, nbd::kOptGo, std::vector<std::byte>(3));    // too short
+  put_option(o, nbd::kOptList, std::vector<std::byte>(4));  // LIST takes no data
   ASSERT_TRUE(send_all(fd, o.data(), o.size()));
   OptReply r;
   ASSERT_TRUE(read_opt_reply(fd, r));
@@ -287,7 +290,8 @@ TEST(ExporterProcess, SocketIs0600InsideA0700Directory) {
   EXPECT_EQ(st.st_mode & 0777, 0700U);
   // No temporary directory left behind.
   int entries = 0;
-  for (auto& e : std::filesystem::directory_iterator(ex.dir.path)) entries += e.path().filename().string()[0] == '.';
+  for (auto& e : std::filesystem::directory_iterator(ex.dir.path))
+    entries += e.path().filename().string()[0] == '.';
   EXPECT_EQ(entries, 0);
 }
 
@@ -320,7 +324,9 @@ TEST(ExporterProcess, CudaWithoutCudaSaysSo) {
   Exporter ex;
   EXPECT_FALSE(ex.start({}, "cuda"));
   const std::string log = ex.log();
-  EXPECT_TRUE(log.find("built without CUDA support") != std::string::npos || log.find("cuda") != std::string::npos) << log;
+  EXPECT_TRUE(log.find("built without CUDA support") != std::string::npos ||
+              log.find("cuda") != std::string::npos)
+      << log;
 }
 
 TEST(ExporterProcess, ConnectionLimitRefusesTheExtraClient) {
@@ -372,7 +378,8 @@ TEST(ExporterProcess, SigtermAndSigintRefusedWhileAttachedUnlessForce) {
 }
 
 TEST(ExporterProcess, BadCommandLinesExitWithUsageStatus) {
-  for (std::vector<std::string> extra : {std::vector<std::string>{"--bogus"}, {"--connections", "0"}, {"--size", "12X"}}) {
+  for (std::vector<std::string> extra :
+       {std::vector<std::string>{"--bogus"}, {"--connections", "0"}, {"--size", "12X"}}) {
     Exporter ex;
     ex.start(extra);
     const int st = ex.wait_exit(3000);
@@ -417,7 +424,8 @@ TEST(ExporterProcess, NonRootPeerIsRefused) {
   ASSERT_EQ(::read(pipefd[0], &verdict, 1), 1);
   ::waitpid(child, nullptr, 0);
   ::close(pipefd[0]);
-  if (verdict == 'c' || verdict == 'x') GTEST_SKIP() << "could not connect as uid 65534 (no CAP_DAC_OVERRIDE here)";
+  if (verdict == 'c' || verdict == 'x')
+    GTEST_SKIP() << "could not connect as uid 65534 (no CAP_DAC_OVERRIDE here)";
   EXPECT_EQ(verdict, 'r') << "a non-root peer got the NBD greeting";
   EXPECT_NE(ex.log().find("uid 65534"), std::string::npos) << ex.log();
   // And root still gets in.

@@ -24,7 +24,9 @@ struct Handle {
   bool connect(const std::string& socket) { return nbd_connect_unix(h, socket.c_str()) == 0; }
 };
 
-std::string err() { return nbd_get_error() ? nbd_get_error() : "(no libnbd error)"; }
+std::string err() {
+  return nbd_get_error() ? nbd_get_error() : "(no libnbd error)";
+}
 
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
@@ -97,7 +99,8 @@ TEST_P(Conformance, ReadWriteFuaFlushTrimZero) {
 
   // WRITE_ZEROES, with and without NO_HOLE and FUA: reads back zeros.
   ASSERT_EQ(nbd_zero(c.h, 8192, (1 << 20) + 4096, 0), 0) << err();
-  ASSERT_EQ(nbd_zero(c.h, 4096, (1 << 20) + 32768, LIBNBD_CMD_FLAG_NO_HOLE | LIBNBD_CMD_FLAG_FUA), 0) << err();
+  ASSERT_EQ(nbd_zero(c.h, 4096, (1 << 20) + 32768, LIBNBD_CMD_FLAG_NO_HOLE | LIBNBD_CMD_FLAG_FUA), 0)
+      << err();
   ASSERT_EQ(nbd_pread(c.h, back.data(), back.size(), 1 << 20, 0), 0) << err();
   auto expect = data;
   std::memset(expect.data() + 4096, 0, 8192);
@@ -138,10 +141,12 @@ TEST_P(Conformance, MultiConnectionWriteFlushReadOnAnother) {
   for (int i = 0; i < 4; ++i) {
     auto data = pattern(8192, 100 + static_cast<unsigned>(i));
     const std::uint64_t off = static_cast<std::uint64_t>(i) << 20;
-    ASSERT_EQ(nbd_pwrite(conns[static_cast<std::size_t>(i)]->h, data.data(), data.size(), off, 0), 0) << err();
+    ASSERT_EQ(nbd_pwrite(conns[static_cast<std::size_t>(i)]->h, data.data(), data.size(), off, 0), 0)
+        << err();
     ASSERT_EQ(nbd_flush(conns[static_cast<std::size_t>(i)]->h, 0), 0) << err();
     std::vector<std::byte> back(data.size());
-    ASSERT_EQ(nbd_pread(conns[static_cast<std::size_t>((i + 1) % 4)]->h, back.data(), back.size(), off, 0), 0) << err();
+    ASSERT_EQ(nbd_pread(conns[static_cast<std::size_t>((i + 1) % 4)]->h, back.data(), back.size(), off, 0), 0)
+        << err();
     EXPECT_EQ(back, data);
   }
 }
@@ -162,31 +167,42 @@ TEST_P(Conformance, ManyInFlightOnSeveralConnections) {
         const auto slot = static_cast<std::size_t>(c * kDepth + d);
         // Reads go to another connection than the write of the same slot.
         const auto conn = static_cast<std::size_t>(write ? c : (c + 1) % kConns);
-        const std::uint64_t off = (slot * 7 % (kConns * kDepth)) * 65536 + static_cast<std::uint64_t>(round / 2) * 8192;
+        const std::uint64_t off =
+            (slot * 7 % (kConns * kDepth)) * 65536 + static_cast<std::uint64_t>(round / 2) * 8192;
         if (write) {
-          written[slot] = pattern(4096 * (1 + static_cast<std::size_t>(d) % 3), static_cast<unsigned>(slot) + round * 1000U);
-          ASSERT_GE(nbd_aio_pwrite(conns[conn]->h, written[slot].data(), written[slot].size(), off, NBD_NULL_COMPLETION, 0), 0) << err();
+          written[slot] = pattern(4096 * (1 + static_cast<std::size_t>(d) % 3),
+                                  static_cast<unsigned>(slot) + round * 1000U);
+          ASSERT_GE(nbd_aio_pwrite(conns[conn]->h, written[slot].data(), written[slot].size(), off,
+                                   NBD_NULL_COMPLETION, 0),
+                    0)
+              << err();
         } else {
           got[slot].assign(written[slot].size(), std::byte{0});
-          ASSERT_GE(nbd_aio_pread(conns[conn]->h, got[slot].data(), got[slot].size(), off, NBD_NULL_COMPLETION, 0), 0) << err();
+          ASSERT_GE(
+              nbd_aio_pread(conns[conn]->h, got[slot].data(), got[slot].size(), off, NBD_NULL_COMPLETION, 0),
+              0)
+              << err();
         }
       }
     }
     for (auto& c : conns) {
       while (nbd_aio_in_flight(c->h) > 0) ASSERT_GE(nbd_poll(c->h, 5000), 0) << err();
       int64_t cookie;
-      while ((cookie = nbd_aio_peek_command_completed(c->h)) > 0) ASSERT_EQ(nbd_aio_command_completed(c->h, cookie), 1) << err();
+      while ((cookie = nbd_aio_peek_command_completed(c->h)) > 0)
+        ASSERT_EQ(nbd_aio_command_completed(c->h, cookie), 1) << err();
     }
     if (write) {
       for (auto& c : conns) ASSERT_EQ(nbd_flush(c->h, 0), 0) << err();
     } else {
-      for (std::size_t i = 0; i < got.size(); ++i) ASSERT_TRUE(got[i] == written[i]) << "slot " << i << " round " << round;
+      for (std::size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(got[i] == written[i]) << "slot " << i << " round " << round;
     }
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-batch"),
-                         [](const auto& info) { return info.param == "host" ? std::string("Inline") : std::string("Batched"); });
+INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-batch"), [](const auto& info) {
+  return info.param == "host" ? std::string("Inline") : std::string("Batched");
+});
 
 // A failing store answers EIO, never success with wrong data, and the
 // failure sticks (the CudaStore contract).

@@ -1,5 +1,7 @@
 // The pure protocol layer: request parsing/validation and the handshake
 // state machine, bytes in, values out. No sockets.
+#include "backends/vram/nbd_protocol.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -8,7 +10,6 @@
 
 #include "backends/vram/exporter.hpp"
 #include "backends/vram/nbd_handshake.hpp"
-#include "backends/vram/nbd_protocol.hpp"
 
 using namespace tierswap::vram;
 using namespace tierswap::vram::nbd;
@@ -180,8 +181,9 @@ TEST(NbdHandshake, OptionLimits) {
 }
 
 TEST(ExporterCommandLine, ParsesTheInterface) {
-  std::vector<std::string_view> a = {"--socket", "/run/t/s", "--size", "8G", "--store", "host", "--connections", "4",
-                                     "--no-mlock", "--force", "--fd", "5", "--fd", "6"};
+  std::vector<std::string_view> a = {"--socket",      "/run/t/s", "--size",     "8G",      "--store", "host",
+                                     "--connections", "4",        "--no-mlock", "--force", "--fd",    "5",
+                                     "--fd",          "6"};
   auto o = parse_command_line(a);
   ASSERT_TRUE(o) << o.error().message;
   EXPECT_EQ(o->socket, "/run/t/s");
@@ -202,9 +204,13 @@ TEST(ExporterCommandLine, ErrorsNameTheOption) {
   EXPECT_NE(bad({"--socket", "s", "--size", "1G"}).find("--store"), std::string::npos);
   EXPECT_NE(bad({"--size", "1G", "--store", "host"}).find("--socket"), std::string::npos);
   EXPECT_NE(bad({"--socket", "s", "--size", "1000", "--store", "host"}).find("512"), std::string::npos);
-  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "gpu"}).find("unknown store"), std::string::npos);
-  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "host", "--device", "0"}).find("--device"), std::string::npos);
-  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "host", "--connections", "1", "--fd", "3", "--fd", "4"}).find("--fd"),
+  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "gpu"}).find("unknown store"),
+            std::string::npos);
+  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "host", "--device", "0"}).find("--device"),
+            std::string::npos);
+  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "host", "--connections", "1", "--fd", "3",
+                 "--fd", "4"})
+                .find("--fd"),
             std::string::npos);
   EXPECT_NE(bad({"--socket"}).find("needs a value"), std::string::npos);
   EXPECT_NE(bad({"--frobnicate"}).find("unknown argument"), std::string::npos);

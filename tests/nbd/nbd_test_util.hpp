@@ -27,7 +27,9 @@ namespace nbdtest {
 
 namespace nbd = tierswap::vram::nbd;
 
-inline std::string exporter_binary() { return TIERSWAP_NBD_BIN; }
+inline std::string exporter_binary() {
+  return TIERSWAP_NBD_BIN;
+}
 
 inline bool have_tool(const std::string& name) {
   return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
@@ -158,7 +160,8 @@ inline bool recv_all(int fd, void* p, std::size_t n, int timeout_ms = 5000) {
   auto* b = static_cast<char*>(p);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   while (n > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd pfd{fd, POLLIN, 0};
     if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -176,7 +179,8 @@ inline bool closed_by_server(int fd, int timeout_ms = 3000) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   char buf[4096];
   for (;;) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
     pollfd pfd{fd, POLLIN, 0};
     if (::poll(&pfd, 1, static_cast<int>(left.count())) <= 0) return false;
@@ -186,7 +190,8 @@ inline bool closed_by_server(int fd, int timeout_ms = 3000) {
   }
 }
 
-inline void put_option(std::vector<std::byte>& out, std::uint32_t option, const std::vector<std::byte>& data) {
+inline void put_option(std::vector<std::byte>& out, std::uint32_t option,
+                       const std::vector<std::byte>& data) {
   std::byte h[16];
   nbd::store_be64(h, nbd::kIHaveOpt);
   nbd::store_be32(h + 8, option);
@@ -196,7 +201,8 @@ inline void put_option(std::vector<std::byte>& out, std::uint32_t option, const 
 }
 
 // Reads the 18-byte greeting and sends client flags. false on any mismatch.
-inline bool raw_greeting(int fd, std::uint32_t client_flags = nbd::kClientFlagFixedNewstyle | nbd::kClientFlagNoZeroes) {
+inline bool raw_greeting(int fd, std::uint32_t client_flags = nbd::kClientFlagFixedNewstyle |
+                                                              nbd::kClientFlagNoZeroes) {
   std::byte g[18];
   if (!recv_all(fd, g, sizeof g)) return false;
   if (nbd::load_be64(g) != nbd::kNbdMagic || nbd::load_be64(g + 8) != nbd::kIHaveOpt) return false;
@@ -239,7 +245,8 @@ inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullp
       ::close(fd);
       return -1;
     }
-    if (r.type == nbd::kRepInfo && r.data.size() >= 12 && nbd::load_be16(r.data.data()) == nbd::kInfoExport && size)
+    if (r.type == nbd::kRepInfo && r.data.size() >= 12 && nbd::load_be16(r.data.data()) == nbd::kInfoExport &&
+        size)
       *size = nbd::load_be64(r.data.data() + 2);
     if (r.type == nbd::kRepAck) return fd;
     if (r.type != nbd::kRepInfo) {
@@ -249,8 +256,9 @@ inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullp
   }
 }
 
-inline bool raw_request(int fd, std::uint16_t type, std::uint16_t flags, std::uint64_t offset, std::uint32_t length,
-                        std::uint64_t cookie, const std::vector<std::byte>& payload = {}) {
+inline bool raw_request(int fd, std::uint16_t type, std::uint16_t flags, std::uint64_t offset,
+                        std::uint32_t length, std::uint64_t cookie,
+                        const std::vector<std::byte>& payload = {}) {
   nbd::Request r{flags, type, cookie, offset, length};
   std::byte b[nbd::kRequestSize];
   nbd::serialize_request(r, std::span<std::byte, nbd::kRequestSize>(b, nbd::kRequestSize));
@@ -264,9 +272,13 @@ inline long raw_reply(int fd, std::uint64_t expect_cookie, std::vector<std::byte
   std::byte b[nbd::kSimpleReplySize];
   if (!recv_all(fd, b, sizeof b, timeout_ms)) return -1;
   nbd::SimpleReply r;
-  if (!nbd::parse_simple_reply(std::span<const std::byte, nbd::kSimpleReplySize>(b, nbd::kSimpleReplySize), r)) return -1;
+  if (!nbd::parse_simple_reply(std::span<const std::byte, nbd::kSimpleReplySize>(b, nbd::kSimpleReplySize),
+                               r))
+    return -1;
   if (r.cookie != expect_cookie) return -1;
-  if (r.error == 0 && data != nullptr && !data->empty() && !recv_all(fd, data->data(), data->size(), timeout_ms)) return -1;
+  if (r.error == 0 && data != nullptr && !data->empty() &&
+      !recv_all(fd, data->data(), data->size(), timeout_ms))
+    return -1;
   return r.error;
 }
 

@@ -24,7 +24,9 @@ int sh(const std::string& cmd, std::string& out) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-std::string uri(const Exporter& ex) { return "nbd+unix:///?socket=" + ex.socket; }
+std::string uri(const Exporter& ex) {
+  return "nbd+unix:///?socket=" + ex.socket;
+}
 
 TEST(Fio, RandomWritesVerifiedWithCrc32cOverFourConnections) {
   if (!have_tool("fio")) GTEST_SKIP() << "fio is not installed";
@@ -32,10 +34,11 @@ TEST(Fio, RandomWritesVerifiedWithCrc32cOverFourConnections) {
   ASSERT_TRUE(ex.start({}, "host", "64M")) << ex.log();
   std::string out;
   // Four jobs = four NBD connections, each on its own 8 MiB region.
-  const std::string cmd = "fio --name=verify --ioengine=nbd --uri='" + uri(ex) +
-                          "' --rw=randwrite --bs=4k --bssplit=4k/70:64k/20:1m/10 --size=8M --offset_increment=8M"
-                          " --numjobs=4 --iodepth=16 --verify=crc32c --verify_fatal=1 --do_verify=1"
-                          " --group_reporting --output-format=terse --terse-version=3";
+  const std::string cmd =
+      "fio --name=verify --ioengine=nbd --uri='" + uri(ex) +
+      "' --rw=randwrite --bs=4k --bssplit=4k/70:64k/20:1m/10 --size=8M --offset_increment=8M"
+      " --numjobs=4 --iodepth=16 --verify=crc32c --verify_fatal=1 --do_verify=1"
+      " --group_reporting --output-format=terse --terse-version=3";
   ASSERT_EQ(sh(cmd, out), 0) << out << ex.log();
   EXPECT_EQ(out.find("verify"), out.find("verify;"));  // no "verify failed" lines
   EXPECT_TRUE(ex.alive());
@@ -46,10 +49,11 @@ TEST(Fio, MixedRandomReadWriteAtDepth) {
   Exporter ex;
   ASSERT_TRUE(ex.start({}, "host-batch", "64M")) << ex.log();
   std::string out;
-  const std::string cmd = "fio --name=mix --ioengine=nbd --uri='" + uri(ex) +
-                          "' --rw=randrw --rwmixread=70 --bs=4k --size=16M --offset_increment=16M --numjobs=4"
-                          " --iodepth=32 --time_based --runtime=2 --verify=crc32c --do_verify=1 --verify_fatal=1"
-                          " --verify_backlog=64 --output-format=terse --terse-version=3";
+  const std::string cmd =
+      "fio --name=mix --ioengine=nbd --uri='" + uri(ex) +
+      "' --rw=randrw --rwmixread=70 --bs=4k --size=16M --offset_increment=16M --numjobs=4"
+      " --iodepth=32 --time_based --runtime=2 --verify=crc32c --do_verify=1 --verify_fatal=1"
+      " --verify_backlog=64 --output-format=terse --terse-version=3";
   ASSERT_EQ(sh(cmd, out), 0) << out << ex.log();
 }
 
@@ -81,7 +85,8 @@ TEST(Nbdcopy, CopiesBetweenNbdkitMemoryAndTierswapBothWays) {
   ASSERT_TRUE(ex.start({}, "host", "32M")) << ex.log();
   const std::string d = ex.dir.path;
   std::string out;
-  ASSERT_EQ(sh("head -c 33554432 /dev/urandom > " + d + "/in && truncate -s 32M " + d + "/in", out), 0) << out;
+  ASSERT_EQ(sh("head -c 33554432 /dev/urandom > " + d + "/in && truncate -s 32M " + d + "/in", out), 0)
+      << out;
   // file -> tierswap -> nbdkit memory -> file, all with several connections.
   ASSERT_EQ(sh("nbdcopy --connections=4 " + d + "/in '" + uri(ex) + "'", out), 0) << out;
   const std::string kit = d + "/kit.sock";
@@ -89,8 +94,8 @@ TEST(Nbdcopy, CopiesBetweenNbdkitMemoryAndTierswapBothWays) {
   // nbdkit's --exit-with-parent follows this shell: run the copies inside it.
   const std::string script = "( " + kit_cmd + " & K=$!; for i in $(seq 100); do [ -S " + kit +
                              " ] && break; sleep 0.05; done; nbdcopy --connections=4 '" + uri(ex) +
-                             "' 'nbd+unix:///?socket=" + kit + "' && nbdcopy 'nbd+unix:///?socket=" + kit + "' " + d +
-                             "/out; rc=$?; kill $K; wait $K 2>/dev/null; exit $rc )";
+                             "' 'nbd+unix:///?socket=" + kit + "' && nbdcopy 'nbd+unix:///?socket=" + kit +
+                             "' " + d + "/out; rc=$?; kill $K; wait $K 2>/dev/null; exit $rc )";
   ASSERT_EQ(sh(script, out), 0) << out;
   ASSERT_EQ(sh("cmp " + d + "/in " + d + "/out", out), 0) << out;
 }
