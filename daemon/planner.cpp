@@ -156,9 +156,10 @@ class Planner {
       if (o.name != t.name || o.kind != "zram" || consumed_.contains(o.swap_path)) continue;
       auto dev = obs_.zram_devices.find(o.device);
       if (dev == obs_.zram_devices.end()) continue;
+      // mem_limit is write-only in sysfs: the journal says what was set.
       const bool same = o.active && active_at(o.swap_path, t.priority) && o.discard == t.discard &&
                         dev->second.disksize == size && (algo.empty() || dev->second.algorithm == algo) &&
-                        dev->second.mem_limit == mem_limit;
+                        o.mem_limit == mem_limit;
       if (same) {
         consumed_.insert(o.swap_path);
         return;
@@ -343,11 +344,19 @@ class Planner {
           pick = c;
           break;
         }
-      if (pick.empty()) {
-        pick = compressors.front();
-        diag(Severity::warning, zloc("compressor"), "zswap.compressor",
-             "\"" + pick + "\" is not among the compressors this kernel has loaded; writing it may fail",
+      // While zswap is off the kernel stores any name without checking it
+      // and fails only when zswap is enabled, so the apply cannot rely on
+      // the kernel's answer here: /proc/crypto is the list to check against.
+      if (pick.empty() && !loaded.empty()) {
+        diag(Severity::error, zloc("compressor"), "zswap.compressor",
+             (compressors.size() == 1 ? "\"" + compressors.front() + "\" is not"
+                                      : "none of " + join(compressors, ", ") + " is") +
+                 " a compressor this kernel has (" + std::string(paths::proc_crypto) + ")",
              "this kernel offers: " + join(loaded));
+        return;
+      }
+      if (pick.empty()) {
+        pick = compressors.front();  // no /proc/crypto to ask: apply will tell
       } else if (compressors.size() > 1) {
         r_.plan.notes.push_back("zswap: compressor " + pick + " (first of " + join(compressors, ", ") +
                                 " that this kernel offers: " + join(loaded) + ")");

@@ -28,7 +28,7 @@ struct Device {
   std::string name;  // "zram1"
   std::string algorithm;
   std::uint64_t disksize = 0;
-  std::uint64_t mem_limit = 0;
+  std::uint64_t mem_limit = 0;  // 0 when unreadable: the kernel makes mem_limit write-only
   bool has_recomp = false;  // recomp_algorithm attribute present
 };
 
