@@ -36,7 +36,8 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     c.device = options.device;
     return make_cuda_store(c, report);
 #else
-    return fail(ENOTSUP,
+    // Code 0: the message is complete; strerror(ENOTSUP) would only repeat it.
+    return fail(0,
                 "--store cuda: this tierswap-nbd was built without CUDA support "
                 "(rebuild with -DTIERSWAP_WITH_CUDA=ON, or use --store host)");
 #endif
