@@ -11,7 +11,7 @@
 //               "created_file": false, "active": true, "priority": 100,
 //               "discard": false, "algorithm": "lz4", "size": 8589934592,
 //               "mem_limit": 0}],
-//    "values": [{"path": "/proc/sys/vm/swappiness", "original": "60",
+//    "values": [{"path": <kernel path of vm.swappiness>, "original": "60",
 //                "current": "150"}]}
 // `original` is the value before tierswap first changed it; it is what
 // teardown restores, however many reloads happened since.
