@@ -49,7 +49,13 @@ struct CudaStoreTuning {
   std::uint32_t poller_max_bytes = 64 * 1024;           // batch size it takes
   std::uint32_t poller_idle_us = 10000;                 // it exits after this idle
   bool spin_wait = true;  // spin on completion (else yield); first store in a process sets it
-  bool prefer_batching = true;  // what prefers_batching() answers
+  // What prefers_batching() answers. false: measured end to end on the H200
+  // (bench/results/nbd-gpu.md), tierswap-nbd's cross-connection batcher costs
+  // two thread hand-offs per batch, more than it gains: each connection's
+  // group of requests already is a batch, and the lanes and the poller take
+  // concurrent submits (QD1 4 KiB read p50 22 us inline against 36 us via
+  // the batcher; 8x32 4 KiB 1.68M IOPS against 1.42M).
+  bool prefer_batching = false;
 };
 
 // Allocates device memory (backing off in steps of 1/8 of `size` when the

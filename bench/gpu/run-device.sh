@@ -1,12 +1,14 @@
 #!/bin/bash
 # On the GPU machine, from the repository root, over what bench/gpu/package.sh
 # put in CARRY (default .carry/gpu):
-#   bench/gpu/run-device.sh [CARRY] [store|all|e2e]
+#   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final]
 #   store: gpu tests, then the store microbenchmark (tierswap-gpu-bench)
 #   all:   store, then compute-sanitizer memcheck over a few tests
 #   e2e:   store, then bench/nbd/run.sh --store cuda against nbdkit null and
 #          memory: defaults, then the server submitting inline
 #          (TIERSWAP_CUDA_TUNING=batching=0), then without the poller
+#   final: store, then the cases for bench/results/nbd-gpu.md: defaults, the
+#          server's batcher, --buffer 8M for 1 MiB, and --store host
 # Logs go to $OUT (the device tool brings them back), the tables last.
 set -u
 C=${1:-.carry/gpu}
@@ -30,7 +32,7 @@ if [ "$WHAT" = all ] && command -v compute-sanitizer >/dev/null; then
     > "$OUT/sanitizer.log" 2>&1
   echo "sanitizer rc=$?"; grep -E 'ERROR SUMMARY|PASSED|FAILED' "$OUT/sanitizer.log" | head
 fi
-if [ "$WHAT" = e2e ]; then
+if [ "$WHAT" = e2e ] || [ "$WHAT" = final ]; then
   export TIERSWAP_NBD="$PWD/$C/bin/tierswap-nbd" NBD_LOAD="$PWD/$C/bin/nbd-load"
   export NBDKIT="$PWD/$C/bin/nbdkit" NBDKIT_PLUGINDIR="$PWD/$C/nbdkit-plugins"
   base=""
@@ -40,13 +42,26 @@ if [ "$WHAT" = e2e ]; then
   run() {  # tuning outfile [run.sh args]
     local t=$1 f=$2; shift 2
     echo "== bench/nbd/run.sh --store cuda, TIERSWAP_CUDA_TUNING=$t"
-    TIERSWAP_CUDA_TUNING=$t timeout 170 bench/nbd/run.sh --store cuda --size 2G \
+    TIERSWAP_CUDA_TUNING=$t TIERSWAP_NBD_ARGS="${TIERSWAP_NBD_ARGS:-}" timeout 170 bench/nbd/run.sh --store cuda --size 2G \
       --seconds "$SECONDS_PER_CASE" "$@" > "$OUT/$f" 2>&1
     echo "rc=$?"
   }
-  run "${base}batching=1" e2e-default.md
-  run "${base}batching=0" e2e-inline.md
-  run "poller=0,batching=1" e2e-nopoller.md --cases rr4k-qd1,mix4k-qd1,mix4k-8x32
+  if [ "$WHAT" = e2e ]; then
+    run "${base}batching=1" e2e-default.md
+    run "${base}batching=0" e2e-inline.md
+    run "poller=0,batching=1" e2e-nopoller.md --cases rr4k-qd1,mix4k-qd1,mix4k-8x32
+  else
+    # The report's table (defaults), the server's batcher for comparison,
+    # 1 MiB cases with room for 8 payloads a connection, and the host store
+    # (the server and client's own ceiling on this machine).
+    SECONDS_PER_CASE=3 run "${base%,}" e2e-cuda.md
+    run "${base}batching=1" e2e-cuda-batcher.md
+    TIERSWAP_NBD_ARGS="--buffer 8M" run "${base%,}" e2e-cuda-buf8m.md --cases seqr1m-8x8,seqw1m-8x8
+    echo "== bench/nbd/run.sh --store host"
+    timeout 120 bench/nbd/run.sh --store host --size 2G --seconds 2 \
+      --cases rr4k-qd1,mix4k-qd1,mix4k-8x32,seqr1m-8x8,seqw1m-8x8 > "$OUT/e2e-host.md" 2>&1
+    echo "rc=$?"
+  fi
 fi
 echo "== store microbenchmark (table)"
 cat "$OUT/store-bench.log"
