@@ -33,7 +33,12 @@ void print_help(FILE* out) {
                "Control and inspect tierswap, the tiered swap manager.\n\nCommands:\n");
   for (const auto& c : cmds) {
     std::string head = std::string(c.name) + " " + std::string(c.args);
-    std::fprintf(out, "  %-28s %.*s\n", head.c_str(), static_cast<int>(c.summary.size()), c.summary.data());
+    // Long synopses get the summary on a line of its own.
+    if (head.size() > 28)
+      std::fprintf(out, "  %s\n  %-28s %.*s\n", head.c_str(), "", static_cast<int>(c.summary.size()),
+                   c.summary.data());
+    else
+      std::fprintf(out, "  %-28s %.*s\n", head.c_str(), static_cast<int>(c.summary.size()), c.summary.data());
   }
   std::fprintf(out,
                "\nOptions:\n  -h, --help                   show this help (COMMAND --help: the command's)\n"
