@@ -14,8 +14,7 @@ namespace {
 constexpr unsigned kUnroll = 4;
 constexpr unsigned kMaxGrid = 2048;
 
-__device__ __forceinline__ void move_seg(const Seg& s, char* vram, unsigned tid,
-                                         unsigned nthreads) {
+__device__ __forceinline__ void move_seg(const Seg& s, char* vram, unsigned tid, unsigned nthreads) {
   char* dev = vram + s.dev_off;
   const unsigned n = s.len / 16;
   if (s.op == kSegZero) {
@@ -197,7 +196,9 @@ __global__ void __launch_bounds__(kGatherThreads) zero_kernel(int4* dst, unsigne
   for (unsigned long long i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) dst[i] = z;
 }
 
-unsigned grid_for(unsigned count) { return count < kMaxGrid ? count : kMaxGrid; }
+unsigned grid_for(unsigned count) {
+  return count < kMaxGrid ? count : kMaxGrid;
+}
 unsigned threads_for(int inject) {
   // More threads than a block may have: the launch fails with
   // cudaErrorInvalidConfiguration, which is not sticky.
@@ -206,18 +207,17 @@ unsigned threads_for(int inject) {
 
 }  // namespace
 
-cudaError_t launch_gather_inline(const InlineSegs& segs, unsigned count, char* vram,
-                                 cudaStream_t stream, int inject) {
+cudaError_t launch_gather_inline(const InlineSegs& segs, unsigned count, char* vram, cudaStream_t stream,
+                                 int inject) {
   if (count == 0) return cudaSuccess;
   gather_inline_kernel<<<grid_for(count), threads_for(inject), 0, stream>>>(segs, count, vram);
   return cudaGetLastError();
 }
 
-cudaError_t launch_gather_mapped(const Seg* segs_dev, unsigned count, char* vram,
-                                 cudaStream_t stream, int inject) {
+cudaError_t launch_gather_mapped(const Seg* segs_dev, unsigned count, char* vram, cudaStream_t stream,
+                                 int inject) {
   if (count == 0) return cudaSuccess;
-  gather_mapped_kernel<<<grid_for(count), threads_for(inject), 0, stream>>>(segs_dev, count,
-                                                                            vram);
+  gather_mapped_kernel<<<grid_for(count), threads_for(inject), 0, stream>>>(segs_dev, count, vram);
   return cudaGetLastError();
 }
 
@@ -230,8 +230,8 @@ cudaError_t launch_zero(char* dst, std::uint64_t len, cudaStream_t stream, int i
   return cudaGetLastError();
 }
 
-cudaError_t launch_poller(Mailbox* mailbox_dev, char* vram, std::uint32_t start_seq,
-                          std::uint64_t idle_ns, cudaStream_t stream) {
+cudaError_t launch_poller(Mailbox* mailbox_dev, char* vram, std::uint32_t start_seq, std::uint64_t idle_ns,
+                          cudaStream_t stream) {
   poller_kernel<<<1, kPollerThreads, 0, stream>>>(mailbox_dev, vram, start_seq, idle_ns);
   return cudaGetLastError();
 }

@@ -29,7 +29,7 @@ struct Seg {
   std::uint64_t dev_off;
   std::uint64_t host;  // device-visible address; 0 for kSegZero
   std::uint32_t len;
-  std::uint32_t op;    // SegOp
+  std::uint32_t op;  // SegOp
   std::uint64_t pad;
 };
 static_assert(sizeof(Seg) == 32, "Seg is read as four 8-byte words");
@@ -61,7 +61,7 @@ inline constexpr std::uint32_t kBellStop = 0xFFFFFFFFu;
 struct PollSeg {
   std::uint64_t w[4];
 };
-inline constexpr std::uint64_t kPollerMaxDev = 1ull << 41;      // dev_off >> 9 fits 32 bits
+inline constexpr std::uint64_t kPollerMaxDev = 1ull << 41;         // dev_off >> 9 fits 32 bits
 inline constexpr std::uint64_t kPollerMaxLen = (1ull << 24) << 9;  // len >> 9 fits 24 bits
 struct alignas(128) Mailbox {
   // host -> GPU
@@ -84,14 +84,14 @@ enum Inject : int {
 // Launchers. Each returns the launch's error (cudaGetLastError right after
 // the launch); completion and execution errors show at the stream's sync.
 // `vram` is the base of the store's device allocation.
-cudaError_t launch_gather_inline(const InlineSegs& segs, unsigned count, char* vram,
-                                 cudaStream_t stream, int inject);
-cudaError_t launch_gather_mapped(const Seg* segs_dev, unsigned count, char* vram,
-                                 cudaStream_t stream, int inject);
+cudaError_t launch_gather_inline(const InlineSegs& segs, unsigned count, char* vram, cudaStream_t stream,
+                                 int inject);
+cudaError_t launch_gather_mapped(const Seg* segs_dev, unsigned count, char* vram, cudaStream_t stream,
+                                 int inject);
 // Fills [dst, dst + len) with zeros (len a multiple of 16). A kernel rather
 // than cudaMemsetAsync, which may wait for the running poller.
 cudaError_t launch_zero(char* dst, std::uint64_t len, cudaStream_t stream, int inject);
-cudaError_t launch_poller(Mailbox* mailbox_dev, char* vram, std::uint32_t start_seq,
-                          std::uint64_t idle_ns, cudaStream_t stream);
+cudaError_t launch_poller(Mailbox* mailbox_dev, char* vram, std::uint32_t start_seq, std::uint64_t idle_ns,
+                          cudaStream_t stream);
 
 }  // namespace tierswap::vram::cuda

@@ -26,8 +26,8 @@ namespace k = cuda;
 
 constexpr std::uint64_t kGiB = 1ull << 30;
 constexpr std::uint64_t kMiB = 1ull << 20;
-constexpr std::uint32_t kLaneSegs = 16384;        // descriptors per lane (512 KiB pinned)
-constexpr std::size_t kMaxBuffers = 1 << 16;      // allocate_buffer() registrations
+constexpr std::uint32_t kLaneSegs = 16384;    // descriptors per lane (512 KiB pinned)
+constexpr std::size_t kMaxBuffers = 1 << 16;  // allocate_buffer() registrations
 constexpr auto kStuckAfter = std::chrono::seconds(30);
 
 std::string cuda_what(cudaError_t e) {
@@ -43,14 +43,15 @@ std::string gib(std::uint64_t bytes) {
 std::string uuid_string(const cudaUUID_t& u) {
   const auto* b = reinterpret_cast<const unsigned char*>(u.bytes);
   char buf[48];
-  std::snprintf(buf, sizeof buf,
-                "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
-                b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
-                b[14], b[15]);
+  std::snprintf(buf, sizeof buf, "GPU-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+                b[15]);
   return buf;
 }
 
-inline void cpu_relax() { _mm_pause(); }
+inline void cpu_relax() {
+  _mm_pause();
+}
 
 // Finds the device the options name; the message says what exists.
 Result<int> pick_device(const std::string& want) {
@@ -61,18 +62,20 @@ Result<int> pick_device(const std::string& want) {
     (void)cudaDriverGetVersion(&drv);
     (void)cudaGetLastError();
     if (drv == 0) {
-      return fail(ENODEV, "cuda store: no NVIDIA driver (libcuda.so.1 not found): install the "
-                          "NVIDIA driver or use --store host");
+      return fail(ENODEV,
+                  "cuda store: no NVIDIA driver (libcuda.so.1 not found): install the "
+                  "NVIDIA driver or use --store host");
     }
-    return fail(ENODEV, "cuda store: the NVIDIA driver supports CUDA " + std::to_string(drv / 1000) +
-                            "." + std::to_string(drv % 1000 / 10) + ", this build needs " +
+    return fail(ENODEV, "cuda store: the NVIDIA driver supports CUDA " + std::to_string(drv / 1000) + "." +
+                            std::to_string(drv % 1000 / 10) + ", this build needs " +
                             std::to_string(CUDART_VERSION / 1000) + "." +
                             std::to_string(CUDART_VERSION % 1000 / 10) + ": update the driver");
   }
   if (e == cudaErrorNoDevice || (e == cudaSuccess && count == 0)) {
     (void)cudaGetLastError();
-    return fail(ENODEV, "cuda store: no CUDA device (the driver sees no GPU; check "
-                        "CUDA_VISIBLE_DEVICES and nvidia-smi)");
+    return fail(ENODEV,
+                "cuda store: no CUDA device (the driver sees no GPU; check "
+                "CUDA_VISIBLE_DEVICES and nvidia-smi)");
   }
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
@@ -88,8 +91,7 @@ Result<int> pick_device(const std::string& want) {
       if (uuid.rfind(want, 0) == 0) return d;
       seen += (seen.empty() ? "" : ", ") + uuid;
     }
-    return fail(ENODEV, "cuda store: --device " + want + ": no GPU has this UUID (there are: " +
-                            seen + ")");
+    return fail(ENODEV, "cuda store: --device " + want + ": no GPU has this UUID (there are: " + seen + ")");
   }
   char* end = nullptr;
   const long idx = std::strtol(want.c_str(), &end, 10);
@@ -98,9 +100,8 @@ Result<int> pick_device(const std::string& want) {
                             ": not a GPU index or UUID (try 0, or GPU-... from nvidia-smi -L)");
   }
   if (idx >= count) {
-    return fail(ENODEV, "cuda store: --device " + want + ": there are only " +
-                            std::to_string(count) + " CUDA devices (0.." +
-                            std::to_string(count - 1) + ")");
+    return fail(ENODEV, "cuda store: --device " + want + ": there are only " + std::to_string(count) +
+                            " CUDA devices (0.." + std::to_string(count - 1) + ")");
   }
   return static_cast<int>(idx);
 }
@@ -108,8 +109,7 @@ Result<int> pick_device(const std::string& want) {
 class CudaStore final : public BlockStore {
  public:
   static Result<std::unique_ptr<CudaStore>> create(const CudaStoreOptions& options,
-                                                   const CudaStoreTuning& tuning,
-                                                   std::string& report);
+                                                   const CudaStoreTuning& tuning, std::string& report);
   ~CudaStore() override;
 
   [[nodiscard]] std::uint64_t size() const override { return size_; }
@@ -120,8 +120,8 @@ class CudaStore final : public BlockStore {
     return one({Op::read, offset, static_cast<std::uint32_t>(out.size()), out.data(), 0});
   }
   int write(std::uint64_t offset, std::span<const std::byte> in) override {
-    return one({Op::write, offset, static_cast<std::uint32_t>(in.size()),
-                const_cast<std::byte*>(in.data()), 0});
+    return one(
+        {Op::write, offset, static_cast<std::uint32_t>(in.size()), const_cast<std::byte*>(in.data()), 0});
   }
   int zero(std::uint64_t offset, std::uint64_t length) override { return ranged(Op::zero, offset, length); }
   int trim(std::uint64_t offset, std::uint64_t length) override { return ranged(Op::trim, offset, length); }
@@ -192,8 +192,7 @@ class CudaStore final : public BlockStore {
   mutable std::shared_mutex reg_mu_;
   std::vector<Reg> regs_;  // sorted by begin; capacity reserved up front
 
-  std::atomic<std::uint64_t> n_poller_{0}, n_poller_starts_{0}, n_launch_{0}, n_copy_{0},
-      n_pageable_{0};
+  std::atomic<std::uint64_t> n_poller_{0}, n_poller_starts_{0}, n_launch_{0}, n_copy_{0}, n_pageable_{0};
 };
 
 void CudaStore::ensure_device() const {
@@ -205,8 +204,7 @@ void CudaStore::ensure_device() const {
 }
 
 Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& options,
-                                                     const CudaStoreTuning& tuning,
-                                                     std::string& report) {
+                                                     const CudaStoreTuning& tuning, std::string& report) {
   report.clear();
   const std::uint64_t want = options.size / 512 * 512;
   if (want == 0) {
@@ -230,32 +228,28 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
   if (e != cudaSuccess) (void)cudaGetLastError();
   e = cudaSetDevice(s->device_);
   if (e != cudaSuccess) {
-    return fail(ENODEV, "cuda store: GPU " + std::to_string(s->device_) +
-                            ": cannot use it: " + cuda_what(e));
+    return fail(ENODEV, "cuda store: GPU " + std::to_string(s->device_) + ": cannot use it: " + cuda_what(e));
   }
   cudaDeviceProp prop{};
   e = cudaGetDeviceProperties(&prop, s->device_);
   if (e != cudaSuccess) return fail(EIO, "cuda store: cudaGetDeviceProperties: " + cuda_what(e));
   if (!prop.canMapHostMemory || !prop.unifiedAddressing) {
-    return fail(ENODEV, std::string("cuda store: GPU ") + prop.name +
-                            " cannot map host memory: this store needs it");
+    return fail(ENODEV,
+                std::string("cuda store: GPU ") + prop.name + " cannot map host memory: this store needs it");
   }
   std::size_t free_b = 0, total_b = 0;
   (void)cudaMemGetInfo(&free_b, &total_b);
   const std::string who = "GPU " + std::to_string(s->device_) + " (" + prop.name + ", " +
-                          uuid_string(prop.uuid) + ", " + gib(free_b) + " free of " +
-                          gib(total_b) + ")";
+                          uuid_string(prop.uuid) + ", " + gib(free_b) + " free of " + gib(total_b) + ")";
 
   // Device memory: ask for all of it, then 7/8, 6/8, ... 1/8.
   std::string tried;
   const std::uint64_t step = std::max<std::uint64_t>(want / 8, 512);
   for (std::uint64_t n = want;; n = n > step ? n - step : 0) {
     // The size asked exactly; smaller tries on 2 MiB boundaries.
-    const std::uint64_t ask =
-        n == want ? want : n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB) : n / 512 * 512;
+    const std::uint64_t ask = n == want ? want : n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB) : n / 512 * 512;
     if (ask == 0 || n < want / 8) {
-      report = "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (tried " +
-               tried + ")";
+      report = "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (tried " + tried + ")";
       return fail(ENOMEM, report + ": free GPU memory or ask for less with --size");
     }
     void* p = nullptr;
@@ -274,8 +268,8 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
   if (s->size_ == want) {
     report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM as asked";
   } else {
-    report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM, less than the " +
-             gib(want) + " asked: the GPU was short (cudaMalloc failed for " + tried + ")";
+    report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM, less than the " + gib(want) +
+             " asked: the GPU was short (cudaMalloc failed for " + tried + ")";
   }
 
   auto cuda_fail = [&](const char* what, cudaError_t err) {
@@ -287,8 +281,8 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
     if ((e = cudaStreamCreateWithFlags(&lane->stream, cudaStreamNonBlocking)) != cudaSuccess)
       return cuda_fail("cudaStreamCreate", e);
     void* p = nullptr;
-    if ((e = cudaHostAlloc(&p, kLaneSegs * sizeof(k::Seg),
-                           cudaHostAllocMapped | cudaHostAllocPortable)) != cudaSuccess) {
+    if ((e = cudaHostAlloc(&p, kLaneSegs * sizeof(k::Seg), cudaHostAllocMapped | cudaHostAllocPortable)) !=
+        cudaSuccess) {
       cudaStreamDestroy(lane->stream);
       return cuda_fail("cudaHostAlloc (descriptors)", e);
     }
@@ -318,8 +312,7 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
   }
   s->regs_.reserve(kMaxBuffers);
   cudaStream_t st = s->lanes_[0]->stream;
-  if ((e = k::launch_zero(s->vram_, s->size_, st, 0)) != cudaSuccess)
-    return cuda_fail("zeroing VRAM", e);
+  if ((e = k::launch_zero(s->vram_, s->size_, st, 0)) != cudaSuccess) return cuda_fail("zeroing VRAM", e);
   if ((e = cudaStreamSynchronize(st)) != cudaSuccess) return cuda_fail("zeroing VRAM", e);
   return s;
 }
@@ -434,9 +427,8 @@ cudaError_t CudaStore::start_poller() {
   mb_->exited = 0;
   mb_->done = poll_seq_;
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  const cudaError_t e =
-      k::launch_poller(mb_dev_, vram_, poll_seq_,
-                       static_cast<std::uint64_t>(tuning_.poller_idle_us) * 1000, poll_stream_);
+  const cudaError_t e = k::launch_poller(
+      mb_dev_, vram_, poll_seq_, static_cast<std::uint64_t>(tuning_.poller_idle_us) * 1000, poll_stream_);
   if (e == cudaSuccess) {
     poller_running_ = true;
     n_poller_starts_.fetch_add(1, std::memory_order_relaxed);
@@ -659,12 +651,10 @@ void CudaStore::submit(std::span<IoRequest> batch) {
     // The protocol layer checks these; a store must still never address
     // memory outside its allocation.
     if (r.offset > size_ || r.length > size_ - r.offset) r.error = EINVAL;
-    if ((r.op == Op::read || r.op == Op::write) && r.data == nullptr && r.length != 0)
-      r.error = EINVAL;
+    if ((r.op == Op::read || r.op == Op::write) && r.data == nullptr && r.length != 0) r.error = EINVAL;
   }
   ensure_device();
-  if (tuning_.poller &&
-      inject_.load(std::memory_order_relaxed) != static_cast<int>(CudaFault::bad_launch) &&
+  if (tuning_.poller && inject_.load(std::memory_order_relaxed) != static_cast<int>(CudaFault::bad_launch) &&
       try_poller(batch)) {
     return;
   }
@@ -674,8 +664,7 @@ void CudaStore::submit(std::span<IoRequest> batch) {
 }  // namespace
 
 Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
-                                                    const CudaStoreTuning& tuning,
-                                                    std::string& report) {
+                                                    const CudaStoreTuning& tuning, std::string& report) {
   auto s = CudaStore::create(options, tuning, report);
   if (!s) {
     if (report.empty()) report = s.error().message;
@@ -684,8 +673,7 @@ Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& opti
   return std::unique_ptr<BlockStore>(std::move(*s));
 }
 
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
-                                                    std::string& report) {
+Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report) {
   CudaStoreTuning t;
   const char* env = std::getenv("TIERSWAP_CUDA_TUNING");
   std::string applied;
@@ -700,14 +688,22 @@ Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& opti
       if (eq == std::string::npos) continue;
       const std::string key = item.substr(0, eq);
       const unsigned long long v = std::strtoull(item.c_str() + eq + 1, nullptr, 0);
-      if (key == "batching") t.prefer_batching = v != 0;
-      else if (key == "poller") t.poller = v != 0;
-      else if (key == "poller_max") t.poller_max_bytes = static_cast<std::uint32_t>(v);
-      else if (key == "poller_idle_us") t.poller_idle_us = static_cast<std::uint32_t>(v);
-      else if (key == "lanes") t.lanes = static_cast<unsigned>(v);
-      else if (key == "copy_min") t.copy_min_bytes = static_cast<std::uint32_t>(v);
-      else if (key == "spin") t.spin_wait = v != 0;
-      else continue;
+      if (key == "batching")
+        t.prefer_batching = v != 0;
+      else if (key == "poller")
+        t.poller = v != 0;
+      else if (key == "poller_max")
+        t.poller_max_bytes = static_cast<std::uint32_t>(v);
+      else if (key == "poller_idle_us")
+        t.poller_idle_us = static_cast<std::uint32_t>(v);
+      else if (key == "lanes")
+        t.lanes = static_cast<unsigned>(v);
+      else if (key == "copy_min")
+        t.copy_min_bytes = static_cast<std::uint32_t>(v);
+      else if (key == "spin")
+        t.spin_wait = v != 0;
+      else
+        continue;
       applied += (applied.empty() ? "" : ",") + item;
     }
   }

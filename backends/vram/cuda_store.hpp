@@ -5,10 +5,10 @@
 //   into the GPU's address space, so kernels read and write them directly.
 // - A small batch (at most 16 requests and poller_max_bytes, 64 KiB by
 //   default) goes to a persistent polling kernel: one block that polls a
-//   mailbox in mapped memory (one PCIe round trip a round, see Mailbox), moves the data and signals completion. It
-//   answers in a few microseconds where a launch costs ten; it exits after
-//   poller_idle_us without work (so an idle tier holds no SM and leaves
-//   nvidia-smi's utilisation alone) and is started again by the next request.
+//   mailbox in mapped memory (one PCIe round trip a round, see Mailbox), moves the data and signals
+//   completion. It answers in a few microseconds where a launch costs ten; it exits after poller_idle_us
+//   without work (so an idle tier holds no SM and leaves nvidia-smi's utilisation alone) and is started again
+//   by the next request.
 // - Any other batch takes a lane (stream + pinned descriptor array; several
 //   lanes so that threads submit concurrently): requests are cut into
 //   segments of at most 16 KiB, moved by one gather/scatter launch (16-byte
@@ -42,12 +42,12 @@ struct CudaStoreOptions {
 
 // Knobs for tests and benchmarks; the defaults are what was measured best.
 struct CudaStoreTuning {
-  unsigned lanes = 8;                                   // concurrent submitters
-  std::uint32_t copy_min_bytes = 512 * 1024;            // request -> cudaMemcpyAsync
-  std::uint64_t zero_kernel_min_bytes = 1024 * 1024;    // zero/trim -> fill kernel
-  bool poller = true;                                   // persistent polling kernel
-  std::uint32_t poller_max_bytes = 64 * 1024;           // batch size it takes
-  std::uint32_t poller_idle_us = 10000;                 // it exits after this idle
+  unsigned lanes = 8;                                 // concurrent submitters
+  std::uint32_t copy_min_bytes = 512 * 1024;          // request -> cudaMemcpyAsync
+  std::uint64_t zero_kernel_min_bytes = 1024 * 1024;  // zero/trim -> fill kernel
+  bool poller = true;                                 // persistent polling kernel
+  std::uint32_t poller_max_bytes = 64 * 1024;         // batch size it takes
+  std::uint32_t poller_idle_us = 10000;               // it exits after this idle
   bool spin_wait = true;  // spin on completion (else yield); first store in a process sets it
   // What prefers_batching() answers. false: measured end to end on the H200
   // (bench/results/nbd-gpu.md), tierswap-nbd's cross-connection batcher costs
@@ -66,11 +66,9 @@ struct CudaStoreTuning {
 // TIERSWAP_CUDA_TUNING for benchmarks ("batching=0,poller=1,poller_max=65536,
 // poller_idle_us=10000,lanes=4,copy_min=524288,spin=1"); the report names
 // any override.
+Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report);
 Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
-                                                    std::string& report);
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
-                                                    const CudaStoreTuning& tuning,
-                                                    std::string& report);
+                                                    const CudaStoreTuning& tuning, std::string& report);
 
 // Test hooks. `store` must come from make_cuda_store().
 enum class CudaFault {
@@ -81,11 +79,11 @@ enum class CudaFault {
 void cuda_store_inject(BlockStore& store, CudaFault fault);
 
 struct CudaStoreCounters {
-  std::uint64_t poller_batches = 0;  // batches the polling kernel served
-  std::uint64_t poller_starts = 0;   // times it was (re)launched
-  std::uint64_t kernel_launches = 0; // gather/scatter and fill launches
-  std::uint64_t copies = 0;          // cudaMemcpyAsync requests
-  std::uint64_t pageable = 0;        // requests whose buffer was not from allocate_buffer()
+  std::uint64_t poller_batches = 0;   // batches the polling kernel served
+  std::uint64_t poller_starts = 0;    // times it was (re)launched
+  std::uint64_t kernel_launches = 0;  // gather/scatter and fill launches
+  std::uint64_t copies = 0;           // cudaMemcpyAsync requests
+  std::uint64_t pageable = 0;         // requests whose buffer was not from allocate_buffer()
 };
 CudaStoreCounters cuda_store_counters(const BlockStore& store);
 

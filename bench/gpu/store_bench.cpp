@@ -37,8 +37,8 @@ Stats summarize(std::vector<double>& us, double bytes_per_op) {
 }
 
 void row(const char* path, const char* what, int n, std::uint32_t len, const Stats& s) {
-  std::printf("%-8s %-6s %5d x %7u  p50 %8.1f us  p99 %8.1f us  %7.2f GB/s\n", path, what, n, len,
-              s.p50_us, s.p99_us, s.gbps);
+  std::printf("%-8s %-6s %5d x %7u  p50 %8.1f us  p99 %8.1f us  %7.2f GB/s\n", path, what, n, len, s.p50_us,
+              s.p99_us, s.gbps);
   std::fflush(stdout);
 }
 
@@ -99,8 +99,8 @@ void concurrent(BlockStore& s, const char* path, int threads, int qd, double sec
   for (auto& v : lat) all.insert(all.end(), v.begin(), v.end());
   std::sort(all.begin(), all.end());
   const double iops = double(all.size()) * qd / seconds;
-  std::printf("%-8s mix70  %2dthr x QD%-3d      %9.0f IOPS  batch p50 %7.1f us  p99 %7.1f us\n",
-              path, threads, qd, iops, all[all.size() / 2], all[all.size() * 99 / 100]);
+  std::printf("%-8s mix70  %2dthr x QD%-3d      %9.0f IOPS  batch p50 %7.1f us  p99 %7.1f us\n", path,
+              threads, qd, iops, all[all.size() / 2], all[all.size() * 99 / 100]);
   std::fflush(stdout);
   for (int t = 0; t < threads; ++t) s.free_buffer(bufs[t], std::size_t(qd) * 4096);
 }
@@ -115,8 +115,10 @@ void raw_memcpy(std::size_t len, int iters) {
     std::vector<double> us;
     for (int it = -50; it < iters; ++it) {
       const auto t0 = Clock::now();
-      if (dir == 0) cudaMemcpyAsync(h, d, len, cudaMemcpyDeviceToHost, st);
-      else cudaMemcpyAsync(d, h, len, cudaMemcpyHostToDevice, st);
+      if (dir == 0)
+        cudaMemcpyAsync(h, d, len, cudaMemcpyDeviceToHost, st);
+      else
+        cudaMemcpyAsync(d, h, len, cudaMemcpyHostToDevice, st);
       cudaStreamSynchronize(st);
       if (it >= 0) us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     }

@@ -1,6 +1,8 @@
 // CudaStore on a real GPU (label gpu). Every test that needs a device skips
 // with the store's own reason ("no NVIDIA driver", "no CUDA device") where
 // there is none; NoDeviceIsAPlainError runs everywhere.
+#include "backends/vram/cuda_store.hpp"
+
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
@@ -14,8 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include "backends/vram/cuda_store.hpp"
 
 namespace tierswap::vram {
 namespace {
@@ -32,17 +32,19 @@ Made make(std::uint64_t size, const CudaStoreTuning& tuning = {}) {
   Made m;
   auto r = make_cuda_store(CudaStoreOptions{size, ""}, tuning, m.report);
   if (!r) {
-    if (r.error().code == ENODEV) m.skip = r.error().message;
-    else m.report = r.error().describe();
+    if (r.error().code == ENODEV)
+      m.skip = r.error().message;
+    else
+      m.report = r.error().describe();
     return m;
   }
   m.store = std::move(*r);
   return m;
 }
 
-#define MAKE_OR_SKIP(var, ...)                        \
-  Made var = make(__VA_ARGS__);                       \
-  if (!var.skip.empty()) GTEST_SKIP() << var.skip;    \
+#define MAKE_OR_SKIP(var, ...)                     \
+  Made var = make(__VA_ARGS__);                    \
+  if (!var.skip.empty()) GTEST_SKIP() << var.skip; \
   ASSERT_TRUE(var.store) << var.report
 
 // Buffers from the store, freed with it.
@@ -83,8 +85,8 @@ void expect_matches(BlockStore& s, const std::vector<std::byte>& ref, std::byte*
     if (std::memcmp(buf, ref.data() + off, n) != 0) {
       std::size_t i = 0;
       while (buf[i] == ref[off + i]) ++i;
-      FAIL() << "store differs from reference at byte " << off + i << " (checksum "
-             << fnv(buf, n) << " vs " << fnv(ref.data() + off, n) << ")";
+      FAIL() << "store differs from reference at byte " << off + i << " (checksum " << fnv(buf, n) << " vs "
+             << fnv(ref.data() + off, n) << ")";
     }
   }
 }
@@ -146,7 +148,9 @@ Variant variants[] = {
     {"one_lane_big_poller", {.lanes = 1, .poller_max_bytes = 1 << 20}},
 };
 
-void PrintTo(const Variant& v, std::ostream* os) { *os << v.name; }
+void PrintTo(const Variant& v, std::ostream* os) {
+  *os << v.name;
+}
 
 class CudaStoreRandom : public ::testing::TestWithParam<Variant> {};
 
@@ -176,13 +180,15 @@ TEST_P(CudaStoreRandom, BatchesMatchAHostReference) {
     batch.clear();
     used.clear();
     // Mostly small batches of pages, sometimes large ones and large requests.
-    const int want = round % 5 == 0 ? 1 + static_cast<int>(rng() % kSlots)
-                                    : 1 + static_cast<int>(rng() % 16);
+    const int want = round % 5 == 0 ? 1 + static_cast<int>(rng() % kSlots) : 1 + static_cast<int>(rng() % 16);
     for (int i = 0; i < want; ++i) {
       IoRequest r;
       const unsigned pick = rng() % 100;
-      r.op = pick < 40 ? Op::write : pick < 85 ? Op::read : pick < 92 ? Op::zero
-             : pick < 97 ? Op::trim : Op::flush;
+      r.op = pick < 40   ? Op::write
+             : pick < 85 ? Op::read
+             : pick < 92 ? Op::zero
+             : pick < 97 ? Op::trim
+                         : Op::flush;
       const std::uint32_t blocks = rng() % 4 == 0 ? 1 + rng() % (kBuf / 512) : 8;  // pages mostly
       r.length = r.op == Op::flush ? 0 : blocks * 512;
       r.offset = r.op == Op::flush ? 0 : (rng() % ((kSize - r.length) / 512 + 1)) * 512;
@@ -243,9 +249,18 @@ TEST(CudaStore, EdgeSizesAndPointers) {
   ASSERT_TRUE(buf && whole);
   std::vector<std::byte> pageable(32 * kMiB + 64);
   std::mt19937_64 rng(std::random_device{}());
-  const std::uint32_t lengths[] = {512,         1536,        4096,          4608,
-                                   16384,       16896,       65536,         66048,
-                                   512 * 1024 - 512, 512 * 1024, 512 * 1024 + 512, 4 * kMiB,
+  const std::uint32_t lengths[] = {512,
+                                   1536,
+                                   4096,
+                                   4608,
+                                   16384,
+                                   16896,
+                                   65536,
+                                   66048,
+                                   512 * 1024 - 512,
+                                   512 * 1024,
+                                   512 * 1024 + 512,
+                                   4 * kMiB,
                                    32 * kMiB};
   int k = 0;
   for (std::uint32_t len : lengths) {
@@ -419,8 +434,7 @@ TEST(CudaStore, BacksOffWhenTheGpuIsShort) {
   auto second = make_cuda_store(CudaStoreOptions{total_b, ""}, report);
   ASSERT_FALSE(second);
   EXPECT_EQ(second.error().code, ENOMEM);
-  EXPECT_NE(second.error().message.find("cannot allocate"), std::string::npos)
-      << second.error().message;
+  EXPECT_NE(second.error().message.find("cannot allocate"), std::string::npos) << second.error().message;
 }
 
 // A failed launch (not sticky): the batch gets EIO, the store stays failed,
@@ -468,15 +482,12 @@ void fault_in_child(bool poller) {
   if (!s.failed()) std::exit(6);
   if (s.read(0, std::span<std::byte>(p, 4096)) != EIO) std::exit(7);
   const CudaStoreCounters c = cuda_store_counters(s);
-  std::fprintf(stderr, "fault seen; poller_starts=%llu\n",
-               static_cast<unsigned long long>(c.poller_starts));
+  std::fprintf(stderr, "fault seen; poller_starts=%llu\n", static_cast<unsigned long long>(c.poller_starts));
   std::_Exit(0);  // the context is gone: skip destructors
 }
 
 TEST(CudaStoreDeathTest, KernelFaultGivesEioAndFailed) {
-  {
-    MAKE_OR_SKIP(probe, 16 * kMiB);
-  }
+  { MAKE_OR_SKIP(probe, 16 * kMiB); }
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(fault_in_child(false), ::testing::ExitedWithCode(0), "fault seen");
   EXPECT_EXIT(fault_in_child(true), ::testing::ExitedWithCode(0), "fault seen; poller_starts=1");
