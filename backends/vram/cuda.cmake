@@ -19,20 +19,6 @@ set_target_properties(tierswap_vram PROPERTIES
   CUDA_STANDARD 17
   CUDA_STANDARD_REQUIRED ON
   CUDA_RUNTIME_LIBRARY Static)
-# The directory-wide warning flags are gcc's; hand them to nvcc's host
-# compiler instead of nvcc itself.
-get_target_property(_tierswap_vram_opts tierswap_vram COMPILE_OPTIONS)
-if(_tierswap_vram_opts)
-  set(_fixed)
-  foreach(_o IN LISTS _tierswap_vram_opts)
-    if(_o MATCHES "^-W")
-      list(APPEND _fixed "$<$<COMPILE_LANGUAGE:CUDA>:-Xcompiler=${_o}>" "$<$<NOT:$<COMPILE_LANGUAGE:CUDA>>:${_o}>")
-    else()
-      list(APPEND _fixed "${_o}")
-    endif()
-  endforeach()
-  set_property(TARGET tierswap_vram PROPERTY COMPILE_OPTIONS "${_fixed}")
-endif()
 target_compile_options(tierswap_vram PRIVATE
   $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo -Xptxas=-warn-spills>)
 
