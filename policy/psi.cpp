@@ -4,6 +4,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "policy/lines.hpp"
+
 namespace tierswap::policy {
 
 namespace {
@@ -46,24 +48,18 @@ Result<void> parse_fields(std::string_view rest, PsiLine& l, std::string_view wh
 Result<Psi> parse_psi(std::string_view text, std::string_view source) {
   Psi p;
   bool have_some = false;
-  int lineno = 0;
-  while (!text.empty()) {
-    const auto nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
-    ++lineno;
-    if (line.empty()) continue;
-    const std::string where = std::string(source) + ":" + std::to_string(lineno);
-    if (line.rfind("some ", 0) == 0) {
-      if (auto r = parse_fields(line.substr(5), p.some, where); !r) return std::unexpected(r.error());
+  auto walked = for_each_line(text, source, [&](const std::string& where, std::string_view line) -> Result<void> {
+    if (line.starts_with("some ")) {
       have_some = true;
-    } else if (line.rfind("full ", 0) == 0) {
-      if (auto r = parse_fields(line.substr(5), p.full, where); !r) return std::unexpected(r.error());
-      p.has_full = true;
-    } else {
-      return fail(EINVAL, where + ": expected a \"some\" or \"full\" line");
+      return parse_fields(line.substr(5), p.some, where);
     }
-  }
+    if (line.starts_with("full ")) {
+      p.has_full = true;
+      return parse_fields(line.substr(5), p.full, where);
+    }
+    return fail(EINVAL, where + ": expected a \"some\" or \"full\" line");
+  });
+  if (!walked) return std::unexpected(walked.error());
   if (!have_some) return fail(EINVAL, std::string(source) + ": no \"some\" line");
   return p;
 }

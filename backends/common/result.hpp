@@ -28,7 +28,7 @@ struct Error {
 template <class T>
 using Result = std::expected<T, Error>;
 
-// return fail(ENOENT, "/sys/block/zram3/disksize");
+// return fail(ENOENT, paths::block_attr("zram3", "disksize"));
 [[nodiscard]] inline std::unexpected<Error> fail(int code, std::string message) {
   return std::unexpected<Error>(Error{code, std::move(message)});
 }
