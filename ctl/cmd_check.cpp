@@ -1,35 +1,38 @@
 // tierswapctl check FILE [--root DIR]: validate a config against this
 // machine without touching anything.
 #include <cstdio>
+#include <optional>
+#include <set>
 #include <span>
 #include <string>
 
+#include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "daemon/plan_file.hpp"
 
 namespace tierswap::ctl {
 namespace {
 
-struct Args {
-  std::string file, root = "/", error;
+// FILE and --root DIR (plus --json for plan), via the shared option parser.
+struct FileArgs {
+  std::string file, root = "/";
   bool json = false, help = false;
 };
 
-Args parse(std::span<const std::string> args, bool allow_json) {
-  Args a;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const auto& s = args[i];
-    if (s == "-h" || s == "--help") a.help = true;
-    else if (s == "--json" && allow_json) a.json = true;
-    else if (s == "--root") {
-      if (i + 1 >= args.size()) a.error = "--root needs a DIR";
-      else a.root = args[++i];
-    } else if (s.starts_with("--root=")) a.root = s.substr(7);
-    else if (s.starts_with("-")) a.error = "unknown option \"" + s + "\"";
-    else if (a.file.empty()) a.file = s;
-    else a.error = "more than one FILE (\"" + a.file + "\", \"" + s + "\")";
+std::optional<FileArgs> parse(const char* cmd, std::span<const std::string> args, bool allow_json) {
+  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{}, {"--root"});
+  if (!p) return std::nullopt;
+  FileArgs a;
+  a.help = p->help;
+  a.json = p->has("--json");
+  a.root = p->get("--root").value_or("/");
+  if (a.help) return a;
+  if (p->positionals.size() != 1) {
+    std::fprintf(stderr, "tierswapctl %s: %s (see tierswapctl %s --help)\n", cmd,
+                 p->positionals.empty() ? "missing FILE" : "more than one FILE", cmd);
+    return std::nullopt;
   }
-  if (!a.help && a.error.empty() && a.file.empty()) a.error = "missing FILE";
+  a.file = p->positionals.front();
   return a;
 }
 
@@ -42,14 +45,12 @@ constexpr const char* kHelp =
     "FILE:LINE:COL: key.path: message (hint)), 2 usage error.\n";
 
 int run_check(std::span<const std::string> args) {
-  auto a = parse(args, false);
+  const auto parsed = parse("check", args, false);
+  if (!parsed) return kExitUsage;
+  const FileArgs& a = *parsed;
   if (a.help) {
     std::fputs(kHelp, stdout);
     return kExitOk;
-  }
-  if (!a.error.empty()) {
-    std::fprintf(stderr, "tierswapctl check: %s\n(see tierswapctl check --help)\n", a.error.c_str());
-    return kExitUsage;
   }
   const auto r = plan_file(a.file, a.root, stderr);
   if (!r.ok) return kExitFailed;
