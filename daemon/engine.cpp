@@ -10,6 +10,7 @@ namespace tierswap {
 
 Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
     : opts_(std::move(opts)), fs_(opts_.root), kernel_(std::move(kernel)) {
+  if (!kernel_ && opts_.fake_kernel && !fs_.is_real_root()) kernel_ = std::make_unique<swap::RecordingKernel>(&fs_);
   if (!kernel_) kernel_ = std::make_unique<swap::RealKernel>(fs_);
   if (!opts_.info) opts_.info = [](const std::string&) {};
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
@@ -70,14 +71,24 @@ Result<std::size_t> Engine::apply_locked() {
   auto plan = plan_locked(*cfg);
   if (!plan) return std::unexpected(plan.error());
   for (const auto& n : plan->notes) opts_.info(n);
-  if (plan->empty()) return std::size_t{0};
+  auto remember = [&] {
+    configured_.clear();
+    for (const auto& t : cfg->spec.tiers)
+      configured_.push_back({t.name, config::to_string(t.kind), t.kind == config::TierKind::partition ? t.device : t.path,
+                             t.priority});
+    source_ = cfg->spec.source;
+  };
+  if (plan->empty()) {
+    remember();
+    return std::size_t{0};
+  }
   journal_.source = cfg->spec.source;
   Executor ex(fs_, *kernel_, journal_);
   ApplyOptions ao;
   ao.fail_step = opts_.fail_step;
   ao.log = opts_.info;
   if (auto r = ex.apply(*plan, ao); !r) return std::unexpected(r.error());
-  source_ = cfg->spec.source;
+  remember();
   return plan->steps.size();
 }
 
@@ -103,7 +114,63 @@ Result<void> Engine::start() {
 
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
+  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
   return apply_locked();
+}
+
+namespace {
+OwnedTier* find_tier(Journal& j, const std::string& name) {
+  for (auto& t : j.tiers)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+}  // namespace
+
+Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
+  std::lock_guard lk(mu_);
+  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
+  auto* t = find_tier(journal_, tier);
+  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
+  if (t->drained) return fail(EBUSY, "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
+  if (!t->active) return fail(EINVAL, "tier \"" + tier + "\" is not active: nothing to demote");
+  busy_ = tier;
+  return *t;
+}
+
+Result<void> Engine::end_demote(const std::string& tier, bool drained) {
+  std::lock_guard lk(mu_);
+  if (busy_ == tier) busy_.reset();
+  if (!drained) return {};
+  auto* t = find_tier(journal_, tier);
+  if (!t) return fail(ENOENT, "tier \"" + tier + "\" is no longer in the journal");
+  t->active = false;
+  t->drained = true;
+  return save_journal(fs_, journal_);
+}
+
+Result<OwnedTier> Engine::promote(const std::string& tier) {
+  std::lock_guard lk(mu_);
+  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
+  auto* t = find_tier(journal_, tier);
+  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
+  if (!t->drained) return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
+                                          ": only a drained tier can be promoted");
+  if (auto r = kernel_->swapon(t->swap_path, t->priority, t->discard); !r)
+    return wrap(r.error(), "promote \"" + tier + "\"");
+  t->active = true;
+  t->drained = false;
+  if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());
+  return *t;
+}
+
+std::optional<std::string> Engine::busy_tier() const {
+  std::lock_guard lk(mu_);
+  return busy_;
+}
+
+std::vector<Engine::ConfiguredTier> Engine::configured_tiers() const {
+  std::lock_guard lk(mu_);
+  return configured_;
 }
 
 Result<Plan> Engine::plan() {

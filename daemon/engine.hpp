@@ -27,6 +27,9 @@ struct EngineOptions {
   std::optional<std::string> config;  // --config; unset: /etc/tierswap.yaml, else the embedded default
   bool keep_on_exit = false;
   int fail_step = 0;  // test hook (TIERSWAP_TEST_FAIL_STEP)
+  // Test hook (TIERSWAP_TEST_FAKE_KERNEL, only with a --root other than /):
+  // the recording kernel acting on the fake root instead of real syscalls.
+  bool fake_kernel = false;
   std::function<void(const std::string&)> info, warn;  // log sinks
 };
 
@@ -53,6 +56,27 @@ class Engine {
   // The plan reload() would apply now.
   Result<Plan> plan();
 
+  // Demote/promote (the D-Bus Manager): the swapoff itself runs outside the
+  // lock, between begin_demote() and end_demote(); meanwhile reload() and a
+  // second begin_demote()/promote() answer EBUSY.
+  //   begin_demote: the tier must be in the journal and active; returns its
+  //     record (swap_path, priority).
+  //   end_demote: drained true records the tier as drained (saved at once),
+  //     so that reload leaves it inactive and teardown does not swapoff it.
+  //   promote: swapon of a drained tier at its journalled priority (+discard).
+  Result<OwnedTier> begin_demote(const std::string& tier);
+  Result<void> end_demote(const std::string& tier, bool drained);
+  Result<OwnedTier> promote(const std::string& tier);
+  [[nodiscard]] std::optional<std::string> busy_tier() const;
+
+  // The tiers of the config last applied (for status: a configured tier
+  // that is not in the journal is "unavailable").
+  struct ConfiguredTier {
+    std::string name, kind, path;  // path: file path or partition device as written; else empty
+    int priority = 0;
+  };
+  [[nodiscard]] std::vector<ConfiguredTier> configured_tiers() const;
+
   [[nodiscard]] std::string config_source() const;
   [[nodiscard]] const HostFs& fs() const { return fs_; }
   [[nodiscard]] Journal journal() const;
@@ -70,6 +94,8 @@ class Engine {
   mutable std::mutex mu_;
   Journal journal_;
   std::string source_;
+  std::vector<ConfiguredTier> configured_;
+  std::optional<std::string> busy_;  // tier whose demote is running
 };
 
 }  // namespace tierswap

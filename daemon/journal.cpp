@@ -45,6 +45,7 @@ std::string to_json(const Journal& j) {
     w.key("created_device").value(t.created_device);
     w.key("created_file").value(t.created_file);
     w.key("active").value(t.active);
+    w.key("drained").value(t.drained);
     w.key("priority").value(t.priority);
     w.key("discard").value(t.discard);
     w.key("algorithm").value(t.algorithm);
@@ -83,6 +84,7 @@ Result<Journal> parse_journal(const std::string& json) {
       t.created_device = n["created_device"].as<bool>(false);
       t.created_file = n["created_file"].as<bool>(false);
       t.active = n["active"].as<bool>(false);
+      t.drained = n["drained"].as<bool>(false);
       t.priority = n["priority"].as<int>(-1);
       t.discard = n["discard"].as<bool>(false);
       t.algorithm = n["algorithm"].as<std::string>("");
@@ -151,7 +153,12 @@ std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& 
     const bool active = swap::find_area(o.swaps, t.swap_path).has_value();
     if (t.active && !active) log.push_back("tier \"" + t.name + "\": " + t.swap_path + " is no longer active");
     t.active = t.active && active;
-    if (!t.active && !t.created_device && !t.created_file) continue;  // nothing left of ours
+    if (t.drained && active) {
+      log.push_back("tier \"" + t.name + "\": " + t.swap_path + " was drained but is active again: adopting it as active");
+      t.drained = false;
+      t.active = true;
+    }
+    if (!t.active && !t.drained && !t.created_device && !t.created_file) continue;  // nothing left of ours
     if (t.created_device || t.created_file || t.active)
       log.push_back("tier \"" + t.name + "\": adopting " + t.swap_path);
     kept.push_back(t);

@@ -8,11 +8,15 @@
 //    "source": "/etc/tierswap.yaml",
 //    "tiers": [{"name": "fast", "kind": "zram", "device": "zram1",
 //               "swap_path": "/dev/zram1", "created_device": true,
-//               "created_file": false, "active": true, "priority": 100,
+//               "created_file": false, "active": true, "drained": false,
+//               "priority": 100,
 //               "discard": false, "algorithm": "lz4", "size": 8589934592,
 //               "mem_limit": 0}],
 //    "values": [{"path": <kernel path of vm.swappiness>, "original": "60",
 //                "current": "150"}]}
+// `drained`: swapped off on request (Demote); the tier stays set up but
+// inactive until Promote, and neither reload nor teardown swaps it off or on
+// again. A journal without the key (older tierswapd) reads as false.
 // `original` is the value before tierswap first changed it; it is what
 // teardown restores, however many reloads happened since.
 //

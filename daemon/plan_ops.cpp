@@ -148,6 +148,7 @@ void record(Journal& j, const Step& s) {
       }
       t->name = s.tier;
       t->active = true;
+      t->drained = false;
       t->priority = s.priority;
       t->discard = s.discard;
       if (t->kind != "zram" && !t->created_file && s.size) t->size = s.size;

@@ -164,6 +164,15 @@ class Planner {
         consumed_.insert(o.swap_path);
         return;
       }
+      // Drained on request (Demote): set up as described, inactive until
+      // Promote. A priority or discard change waits for the Promote.
+      const bool same_drained = o.drained && dev->second.disksize == size &&
+                                (algo.empty() || dev->second.algorithm == algo) && o.mem_limit == mem_limit;
+      if (same_drained) {
+        consumed_.insert(o.swap_path);
+        drained_note(t);
+        return;
+      }
     }
     const std::string dev = "{zram:" + t.name + "}";
     const std::string offered_hint = offered.empty() ? "" : "this kernel offers: " + join(offered);
@@ -236,6 +245,10 @@ class Planner {
     }
     // Ours: keep, re-prioritise or resize in place.
     consumed_.insert(owned->swap_path);
+    if (owned->drained && owned->size == size && probe.size == size && !swap::find_area(obs_.swaps, t.path)) {
+      drained_note(t);
+      return;
+    }
     const bool active = owned->active && swap::find_area(obs_.swaps, t.path).has_value();
     if (owned->size == size && probe.size == size && active && active_at(t.path, t.priority) &&
         owned->discard == t.discard)
@@ -294,6 +307,10 @@ class Planner {
                      const OwnedTier* owned, std::uint64_t size) {
     const auto area = swap::find_area(obs_.swaps, path);
     if (owned) consumed_.insert(owned->swap_path);
+    if (owned && owned->drained && !area) {
+      drained_note(t);
+      return;
+    }
     if (area && !(owned && owned->active)) {
       warning(t, i, "", path + " is already an active swap area that tierswap did not set up: left as it is");
       return;
@@ -304,6 +321,11 @@ class Planner {
                              .priority = owned->priority, .discard = owned->discard});
     steps().push_back(Step{.op = StepOp::swapon, .tier = t.name, .path = path, .value = kind, .priority = t.priority,
                            .discard = t.discard, .size = size});
+  }
+
+  void drained_note(const config::Tier& t) {
+    r_.plan.notes.push_back("tier \"" + t.name + "\": drained on request; left inactive until promoted (tierswapctl promote " +
+                            t.name + ")");
   }
 
   void round_robin_note() {

@@ -59,6 +59,9 @@ struct OwnedTier {
   bool created_device = false;  // zram device hot-added by tierswap
   bool created_file = false;    // swap file created by tierswap
   bool active = false;          // swapon done by tierswap
+  // Swapped off on request (Demote over D-Bus): set up and kept, but
+  // inactive until Promote. Reload leaves it so; teardown does not swapoff it.
+  bool drained = false;
   int priority = -1;
   bool discard = false;
   std::string algorithm;
