@@ -1,0 +1,205 @@
+// The real tierswapd behind the private bus (the fixture's
+// TIERSWAP_DBUS_SERVER template), on a fake root with the recording kernel
+// (TIERSWAP_TEST_FAKE_KERNEL=1): tierswapctl status and --json, busctl
+// introspect, nobody gets AccessDenied, malformed arguments get named errors,
+// demote/promote with progress, a refused demote with the numbers.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sdbus-c++/sdbus-c++.h>
+#include <sstream>
+
+#include "dbus/names.hpp"
+#include "dbus/status_json.hpp"
+#include "tests/dbus/bus_fixture.hpp"
+
+namespace tierswap::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::trunc) << s; }
+
+// Used (KiB) of one area in the fake /proc/swaps.
+void set_used(const fs::path& swaps, const std::string& path, std::uint64_t kib) {
+  std::istringstream in(read_file(swaps.string()));
+  std::string out, line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(path + "\t")) {
+      std::istringstream f(line);
+      std::string p, type, size, used, prio;
+      f >> p >> type >> size >> used >> prio;
+      line = p + "\t" + type + "\t" + size + "\t" + std::to_string(kib) + "\t" + prio;
+    }
+    out += line + "\n";
+  }
+  spit(swaps, out);
+}
+
+class TierswapdDbus : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(bus_.dir()) / "root";
+    fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root_, fs::copy_options::recursive);
+    fs::create_directories(root_ / "proc/pressure");
+    spit(root_ / "proc/pressure/memory",
+         "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 total=10\n");
+    spit(root_ / "proc/pressure/io",
+         "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+    spit(root_ / "proc/vmstat", "pswpin 0\npswpout 0\n");
+    const std::string cmd = std::string("env TIERSWAP_TEST_FAKE_KERNEL=1 ") + TIERSWAPD + " --root " + root_.string() +
+                            " --config " + (root_ / "etc/tierswap.yaml").string() + " --bus-address {address} {args}";
+    ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
+    svc_ = std::make_unique<Service>(bus_);
+    ::unsetenv("TIERSWAP_DBUS_SERVER");
+    ASSERT_TRUE(svc_->ready()) << read_file(bus_.dir() + "/service.out");
+  }
+  void TearDown() override {
+    svc_.reset();  // SIGTERM: tierswapd tears down on the fake root
+    EXPECT_FALSE(fs::exists(root_ / "run/tierswap/state.json")) << read_file(bus_.dir() + "/service.out");
+  }
+  ProcResult ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), ctl_path());
+    return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address()});
+  }
+  ProcResult ctl_as_nobody(std::vector<std::string> args) {
+    std::vector<std::string> argv = {"runuser", "-u", "nobody", "--", "env",
+                                     "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv);
+  }
+  std::string call(const std::string& method, const std::string& arg) {
+    auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
+    auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
+    try {
+      proxy->callMethod(method).onInterface(dbus::kManagerInterface).withArguments(arg);
+      return "";
+    } catch (const sdbus::Error& e) {
+      last_message_ = e.getMessage();
+      return e.getName();
+    }
+  }
+  Status status() {
+    auto r = ctl({"status", "--json"});
+    EXPECT_EQ(r.code, 0) << r.err;
+    auto s = dbus::status_from_json(r.out);
+    EXPECT_TRUE(s) << r.out;
+    return s ? *s : Status{};
+  }
+  const TierStatus* tier(const Status& s, const std::string& name) {
+    for (const auto& t : s.tiers)
+      if (t.name == name) return &t;
+    return nullptr;
+  }
+  std::string journal() { return read_file((root_ / "run/tierswap/state.json").string()); }
+
+  TestBus bus_;
+  fs::path root_;
+  std::unique_ptr<Service> svc_;
+  std::string last_message_;
+};
+
+TEST_F(TierswapdDbus, StatusHumanAndJson) {
+  auto r = ctl({"status"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {"fast", "zram", "/dev/zram1", "disk", "/var/swap/tier.swap", "active"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " not in:\n" << r.out;
+  EXPECT_LT(r.out.find("fast"), r.out.find("disk")) << "priority order";
+  std::istringstream lines(r.out);
+  for (std::string l; std::getline(lines, l);) EXPECT_LE(l.size(), 80u) << l;
+
+  const Status s = status();
+  EXPECT_EQ(s.state, "running");
+  EXPECT_EQ(s.swappiness, 100);
+  EXPECT_DOUBLE_EQ(s.memory_pressure.some.avg10, 1.25);
+  EXPECT_GT(s.mem_total_bytes, 0u);
+  ASSERT_EQ(s.tiers.size(), 2u);
+  EXPECT_EQ(s.tiers[0].name, "fast");
+  EXPECT_EQ(s.tiers[0].kind, "zram");
+  EXPECT_EQ(s.tiers[0].device, "/dev/zram1");
+  EXPECT_EQ(s.tiers[0].priority, 100);
+  EXPECT_EQ(s.tiers[0].state, TierState::active);
+  EXPECT_EQ(s.tiers[0].size_bytes, 1048572ull * 1024);
+  EXPECT_EQ(s.tiers[1].name, "disk");
+  EXPECT_EQ(s.tiers[1].kind, "file");
+  EXPECT_EQ(s.tiers[1].priority, 10);
+  EXPECT_EQ(s.tiers[1].size_bytes, 65532ull * 1024);
+}
+
+TEST_F(TierswapdDbus, BusctlIntrospectShowsTheApiAndTierObjects) {
+  auto r = run_process({"busctl", "--address=" + bus_.address(), "introspect", dbus::kBusName, dbus::kManagerPath,
+                        dbus::kManagerInterface});
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* want : {".Demote", ".Promote", ".Reload", ".Plan", ".GetStatus", ".Progress",
+                           ".TierStateChanged", ".PolicyAction", ".Swappiness"})
+    EXPECT_NE(r.out.find(want), std::string::npos) << want << " not in:\n" << r.out;
+  auto t = run_process({"busctl", "--address=" + bus_.address(), "get-property", dbus::kBusName,
+                        "/org/tierswap/Tier/fast", "org.tierswap.Tier1", "Priority"});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_EQ(t.out, "i 100\n");
+}
+
+TEST_F(TierswapdDbus, NobodyReadsButGetsAccessDeniedOnEveryMutation) {
+  auto s = ctl_as_nobody({"status"});
+  EXPECT_EQ(s.code, 0) << s.err;
+  const auto before = journal();
+  for (std::vector<std::string> args : {std::vector<std::string>{"reload"}, {"demote", "fast"}, {"promote", "fast"}}) {
+    auto r = ctl_as_nobody(args);
+    EXPECT_EQ(r.code, 4) << args[0] << ": " << r.err;
+    EXPECT_NE(r.err.find("AccessDenied"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(journal(), before);
+  EXPECT_EQ(tier(status(), "fast")->state, TierState::active);
+}
+
+TEST_F(TierswapdDbus, MalformedArgumentsGetNamedErrorsAndChangeNothing) {
+  const auto before = journal();
+  EXPECT_EQ(call("Demote", ""), dbus::kErrInvalidArgument);
+  EXPECT_EQ(call("Demote", std::string(1 << 20, 'x')), dbus::kErrInvalidArgument);
+  EXPECT_EQ(call("Promote", "fa/st"), dbus::kErrInvalidArgument);
+  EXPECT_EQ(call("Demote", "nope"), dbus::kErrNoSuchTier);
+  EXPECT_NE(last_message_.find("fast, disk"), std::string::npos) << last_message_;
+  EXPECT_EQ(call("Promote", "fast"), dbus::kErrBusy);  // active: nothing to promote
+  EXPECT_NE(last_message_.find("only a drained tier can be promoted"), std::string::npos) << last_message_;
+  EXPECT_EQ(journal(), before);
+}
+
+TEST_F(TierswapdDbus, DemoteWithProgressThenPromote) {
+  set_used(root_ / "proc/swaps", "/dev/zram1", 1024);
+  auto d = ctl({"demote", "fast"});
+  ASSERT_EQ(d.code, 0) << d.out << d.err;
+  EXPECT_NE(d.err.find("fast: 100%  1.0M/1.0M (256/256 pages)"), std::string::npos) << d.err;  // progress on stderr
+  EXPECT_NE(d.out.find("fast: demoted, drained in"), std::string::npos) << d.out;
+  Status s = status();
+  EXPECT_EQ(tier(s, "fast")->state, TierState::drained);
+  EXPECT_EQ(read_file((root_ / "proc/swaps").string()).find("/dev/zram1"), std::string::npos);
+  EXPECT_NE(journal().find("\"drained\": true"), std::string::npos) << journal();
+  // SIGHUP-style reload over D-Bus leaves it drained.
+  auto rl = ctl({"reload"});
+  EXPECT_EQ(rl.code, 0) << rl.err;
+  EXPECT_EQ(tier(status(), "fast")->state, TierState::drained);
+
+  auto p = ctl({"promote", "fast", "--json"});
+  ASSERT_EQ(p.code, 0) << p.out << p.err;
+  EXPECT_NE(p.out.find("\"outcome\":\"active\""), std::string::npos) << p.out;
+  s = status();
+  EXPECT_EQ(tier(s, "fast")->state, TierState::active);
+  EXPECT_EQ(tier(s, "fast")->priority, 100);
+  EXPECT_NE(read_file((root_ / "proc/swaps").string()).find("/dev/zram1\tpartition\t1048572\t0\t100"),
+            std::string::npos);
+}
+
+TEST_F(TierswapdDbus, DemoteRefusedWhenTheOtherAreasLackRoom) {
+  set_used(root_ / "proc/swaps", "/dev/zram1", 200 * 1024);
+  const auto before = journal();
+  auto d = ctl({"demote", "fast"});
+  EXPECT_EQ(d.code, 1) << d.err;
+  EXPECT_NE(d.err.find("tier fast holds 200 MiB; the other swap areas have 64 MiB free"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("NotEnoughMemory"), std::string::npos) << d.err;
+  EXPECT_EQ(journal(), before);
+  EXPECT_EQ(tier(status(), "fast")->state, TierState::active);
+}
+
+}  // namespace
+}  // namespace tierswap::test
