@@ -1,0 +1,225 @@
+// Real kernel, over a private bus: tierswapd with a zram tier (priority 100)
+// holding real pages of a child process and a swap file (priority 10) below
+// it; `tierswapctl demote` drains the zram tier into the file with progress,
+// the child's data still verifies, `tierswapctl promote` puts it back at 100;
+// a demote whose pages do not fit into the other areas is refused.
+//
+// Pages get into swap through a memory cgroup with a small limit (cgroup v1
+// memory.limit_in_bytes, or v2 memory.max); the test skips with the reason
+// when neither exists or nothing lands in swap. The cgroup, the child, the
+// daemon and everything it set up are removed on every exit path.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <thread>
+
+#include "backends/swap/proc_swaps.hpp"
+#include "machine_state.hpp"
+#include "tests/dbus/bus_fixture.hpp"
+
+using namespace tierswap;
+using namespace tierswap::ktest;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::size_t kChildBytes = 64u << 20;
+
+std::uint64_t next(std::uint64_t& x) {
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return x;
+}
+
+// A child that fills kChildBytes with a pattern after "g" on its pipe, says
+// "f", and on "v" checks the pattern and says "1" (same) or "0".
+class PatternChild {
+ public:
+  PatternChild() {
+    if (::pipe(to_) != 0 || ::pipe(from_) != 0) return;
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      char c;
+      if (::read(to_[0], &c, 1) != 1) ::_exit(2);
+      auto* mem = static_cast<std::uint64_t*>(::malloc(kChildBytes));
+      std::uint64_t x = 0x9e3779b97f4a7c15ull;
+      for (std::size_t i = 0; i < kChildBytes / 8; ++i) mem[i] = next(x) & 0x0f0f0f0f0f0f0f0full;  // compresses ~2x
+      if (::write(from_[1], "f", 1) != 1) ::_exit(2);
+      if (::read(to_[0], &c, 1) != 1) ::_exit(2);
+      x = 0x9e3779b97f4a7c15ull;
+      bool same = true;
+      for (std::size_t i = 0; i < kChildBytes / 8; ++i) same = same && mem[i] == (next(x) & 0x0f0f0f0f0f0f0f0full);
+      (void)::write(from_[1], same ? "1" : "0", 1);
+      ::_exit(0);
+    }
+  }
+  ~PatternChild() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    for (int fd : {to_[0], to_[1], from_[0], from_[1]})
+      if (fd >= 0) ::close(fd);
+  }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  char ask(char c) {
+    if (::write(to_[1], &c, 1) != 1) return '?';
+    char r = '?';
+    return ::read(from_[0], &r, 1) == 1 ? r : '?';
+  }
+
+ private:
+  int to_[2] = {-1, -1}, from_[2] = {-1, -1};
+  pid_t pid_ = -1;
+};
+
+// A memory cgroup with a small limit, removed (after its processes are gone)
+// on destruction.
+class MemCgroup {
+ public:
+  explicit MemCgroup(const std::string& name) {
+    if (fs::exists("/sys/fs/cgroup/memory/cgroup.procs")) {
+      dir_ = "/sys/fs/cgroup/memory/" + name;
+      limit_file_ = "memory.limit_in_bytes";
+    } else if (slurp("/sys/fs/cgroup/cgroup.controllers").find("memory") != std::string::npos) {
+      dir_ = "/sys/fs/cgroup/" + name;
+      limit_file_ = "memory.max";
+    } else {
+      why_ = "no memory cgroup (neither v1 /sys/fs/cgroup/memory nor v2 with the memory controller)";
+      return;
+    }
+    std::error_code ec;
+    fs::create_directory(dir_, ec);
+    if (ec) {
+      why_ = "cannot create " + dir_ + ": " + ec.message();
+      dir_.clear();
+    }
+  }
+  ~MemCgroup() {
+    if (dir_.empty()) return;
+    for (int i = 0; i < 50 && ::rmdir(dir_.c_str()) != 0; ++i) std::this_thread::sleep_for(100ms);
+  }
+  [[nodiscard]] const std::string& why_not() const { return why_; }
+  bool limit(std::uint64_t bytes) {
+    std::ofstream f(dir_ + "/" + limit_file_);
+    f << bytes;
+    f.flush();
+    return f.good();
+  }
+  bool add(pid_t pid) {
+    std::ofstream f(dir_ + "/cgroup.procs");
+    f << pid;
+    f.flush();
+    return f.good();
+  }
+
+ private:
+  std::string dir_, limit_file_, why_;
+};
+
+std::optional<swap::SwapArea> area(const std::string& path) {
+  const HostFs hfs("/");
+  auto a = swap::parse_proc_swaps(*hfs.read(paths::proc_swaps));
+  return a ? swap::find_area(*a, path) : std::nullopt;
+}
+
+class DbusKernel : public KernelTest {
+ protected:
+  void start(std::uint64_t file_mib) {
+    zram_dev_.clear();
+    const std::string yaml = "tiers:\n"
+                             "  - name: zram\n"
+                             "    kind: zram\n"
+                             "    size: 128M\n"
+                             "    algorithm: [lz4, lzo-rle, lzo]\n"
+                             "    priority: 100\n"
+                             "  - name: file\n"
+                             "    kind: file\n"
+                             "    path: " + dir_ + "/kt-dbus.swap\n"
+                             "    size: " + std::to_string(file_mib) + "M\n"
+                             "    priority: 10\n";
+    const auto cfg = write_config(yaml);
+    const std::string cmd = std::string(TIERSWAPD_BIN) + " --config " + cfg + " --bus-address {address} {args}";
+    ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
+    bus_ = std::make_unique<test::TestBus>();
+    svc_ = std::make_unique<test::Service>(*bus_);
+    ::unsetenv("TIERSWAP_DBUS_SERVER");
+    ASSERT_TRUE(svc_->ready()) << test::read_file(bus_->dir() + "/service.out");
+    auto j = load_journal(HostFs("/"));
+    ASSERT_TRUE(j);
+    for (const auto& t : j->tiers)
+      if (t.name == "zram") zram_dev_ = t.swap_path;
+    ASSERT_FALSE(zram_dev_.empty());
+  }
+  // Puts the child's pages into swap (the zram tier, the highest priority).
+  void fill() {
+    if (!cg_.why_not().empty()) GTEST_SKIP() << cg_.why_not();
+    child_ = std::make_unique<PatternChild>();
+    ASSERT_GT(child_->pid(), 0);
+    ASSERT_TRUE(cg_.limit(24u << 20));
+    ASSERT_TRUE(cg_.add(child_->pid()));
+    ASSERT_EQ(child_->ask('g'), 'f');
+    auto a = area(zram_dev_);
+    ASSERT_TRUE(a);
+    if (a->used_kib < 8 * 1024) GTEST_SKIP() << "only " << a->used_kib << " KiB of the child went to swap";
+  }
+  void TearDown() override {
+    child_.reset();  // its pages first, so that teardown's swapoff has nothing of it to bring back
+    svc_.reset();    // SIGTERM: tierswapd tears down
+    bus_.reset();
+    KernelTest::TearDown();
+  }
+  test::ProcResult ctl(std::vector<std::string> args) {
+    args.insert(args.begin(), test::ctl_path());
+    return test::run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()}, 120);
+  }
+
+  MemCgroup cg_{"tierswap-kt-" + std::to_string(::getpid())};
+  std::unique_ptr<test::TestBus> bus_;
+  std::unique_ptr<test::Service> svc_;
+  std::unique_ptr<PatternChild> child_;
+  std::string zram_dev_;
+};
+
+TEST_F(DbusKernel, DemoteDrainsIntoTheFileWithProgressThenPromote) {
+  start(256);
+  fill();
+  if (IsSkipped() || HasFatalFailure()) return;
+  const auto used = area(zram_dev_)->used_kib;
+  auto d = ctl({"demote", "zram"});
+  ASSERT_EQ(d.code, 0) << d.out << d.err << test::read_file(bus_->dir() + "/service.out");
+  EXPECT_NE(d.err.find("zram: "), std::string::npos) << d.err;  // progress lines
+  EXPECT_NE(d.err.find("100%"), std::string::npos) << d.err;
+  EXPECT_NE(d.out.find("zram: demoted, drained in"), std::string::npos) << d.out;
+  EXPECT_FALSE(area(zram_dev_)) << "still in /proc/swaps";
+  auto st = ctl({"status", "--json"});
+  EXPECT_NE(st.out.find("\"state\":\"drained\""), std::string::npos) << st.out;
+  EXPECT_EQ(child_->ask('v'), '1') << "the child's data changed across the demote";
+  RecordProperty("zram_used_kib_before_demote", std::to_string(used));
+
+  auto p = ctl({"promote", "zram"});
+  ASSERT_EQ(p.code, 0) << p.out << p.err;
+  auto a = area(zram_dev_);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->priority, 100);
+}
+
+TEST_F(DbusKernel, DemoteRefusedWhenTheOtherAreasLackRoom) {
+  start(4);  // a 4 MiB file cannot take what the child put into zram
+  fill();
+  if (IsSkipped() || HasFatalFailure()) return;
+  auto d = ctl({"demote", "zram"});
+  EXPECT_EQ(d.code, 1) << d.out << d.err;
+  EXPECT_NE(d.err.find("NotEnoughMemory"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("the other swap areas have"), std::string::npos) << d.err;
+  auto a = area(zram_dev_);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->priority, 100);
+  EXPECT_EQ(child_->ask('v'), '1');
+}
+
+}  // namespace
