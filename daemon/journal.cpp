@@ -117,6 +117,7 @@ Result<void> save_journal(const HostFs& fs, const Journal& j) {
   const std::string name(paths::run_state_file);
   if (j.empty()) {
     if (::unlink(file.c_str()) != 0 && errno != ENOENT) return fail(errno, name);
+    ::rmdir(dir.c_str());  // ours; left alone when something else is in it
     return {};
   }
   std::error_code ec;

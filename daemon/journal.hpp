@@ -59,7 +59,8 @@ Result<Journal> parse_journal(const std::string& json);
 
 // A missing journal is an empty one.
 Result<Journal> load_journal(const HostFs& fs);
-// Atomic replace; an empty journal removes the file.
+// Atomic replace; an empty journal removes the file (and /run/tierswap when
+// nothing else is in it).
 Result<void> save_journal(const HostFs& fs, const Journal& j);
 
 // Brings a journal loaded at start-up in line with the machine: zram devices
