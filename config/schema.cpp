@@ -158,8 +158,10 @@ class Reader {
       const std::function<void(const std::string&, const YAML::Node&, SourceLoc, SourceLoc)>& fn) {
     std::map<std::string, int> seen;  // key -> line
     for (auto it = map.begin(); it != map.end(); ++it) {
-      const YAML::Node& k = it->first;
-      const YAML::Node& v = it->second;
+      // Copies, not references: it-> returns a proxy that dies with the
+      // statement (ASan: stack-use-after-scope). A Node is a cheap handle.
+      const YAML::Node k = it->first;
+      const YAML::Node v = it->second;
       if (!k.IsScalar()) {
         error(loc(k), path, fmt::format("keys must be plain names, got {}", describe(k)));
         continue;
@@ -322,8 +324,8 @@ class Reader {
     std::vector<std::string> allowed;
     for (const auto& rule : sysctl_rules()) allowed.emplace_back(rule.key);
     for (auto it = v.begin(); it != v.end(); ++it) {
-      const YAML::Node& k = it->first;
-      const YAML::Node& val = it->second;
+      const YAML::Node k = it->first;  // a copy: see for_each_key
+      const YAML::Node val = it->second;
       if (!k.IsScalar()) {
         error(loc(k), "sysctl", fmt::format("keys must be sysctl names, got {}", describe(k)));
         continue;
