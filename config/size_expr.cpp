@@ -18,6 +18,7 @@ namespace {
 
 constexpr const char* kSizeHint = "try 8G, 50%, min(ram / 2, 8G)";
 constexpr long double kPage = 4096.0L;
+constexpr int kMaxDepth = 64;                              // nested unary()s: parentheses, min/max, signs
 constexpr long double kMaxBytes = 4611686018427387904.0L;  // 2^62: far beyond any swap area
 
 struct Value {
@@ -117,14 +118,22 @@ class Parser {
     return {a.v + sign * b.v, a.size || b.size, a.known && b.known};
   }
 
+  // Every nesting ("(", "min(", a sign) passes through here; the bound keeps
+  // a hostile size ("((((...", "----...") from overflowing the stack.
   Value unary() {
+    if (++depth_ > kMaxDepth)
+      fail(fmt::format("\"{}\" nests too deeply", text_), "use at most a few levels of parentheses");
+    Value v;
     if (eat('-')) {
-      Value v = unary();
+      v = unary();
       v.v = -v.v;
-      return v;
+    } else if (eat('+')) {
+      v = unary();
+    } else {
+      v = primary();
     }
-    if (eat('+')) return unary();
-    return primary();
+    --depth_;
+    return v;
   }
 
   Value primary() {
@@ -218,6 +227,7 @@ class Parser {
   const HostFacts& host_;
   const SizeOptions& options_;
   std::size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

@@ -12,6 +12,7 @@
 // "N%" alone means N% of RAM. A bare number is a scalar ("ram * 0.25"); an
 // expression that ends up a scalar is a byte count ("1048576"). Sizes times
 // sizes, and scalars divided by sizes, are refused: they are always typos.
+// Nesting (parentheses, min/max, signs) deeper than 64 levels is refused.
 //
 // The public entry point is parse_size() in config/loader.hpp; the loader
 // uses evaluate_size() for the extra knobs (vram allowed, page rounding).

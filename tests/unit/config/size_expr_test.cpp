@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+
 #include "config/loader.hpp"
 #include "test_util.hpp"
 
@@ -136,6 +138,21 @@ TEST(SizeExpr, DimensionErrors) {
 
 TEST(SizeExpr, TooLarge) {
   EXPECT_NE(error_of("ram * 1000000000").find("too large"), std::string::npos);
+}
+
+// Found by tests/fuzz: deep nesting used to overflow the stack.
+TEST(SizeExpr, NestingIsBounded) {
+  EXPECT_EQ(size_of(std::string(60, '(') + "1G" + std::string(60, ')')), GiB);
+  EXPECT_NE(error_of(std::string(100000, '(') + "1G" + std::string(100000, ')')).find("nests too deeply"),
+            std::string::npos);
+  EXPECT_NE(error_of(std::string(100000, '-') + "1G").find("nests too deeply"), std::string::npos);
+  EXPECT_NE(error_of([] {
+              std::string s;
+              for (int i = 0; i < 50000; ++i) s += "min(";
+              return s + "1G";
+            }())
+                .find("nests too deeply"),
+            std::string::npos);
 }
 
 TEST(SizeExpr, RamUnknown) {
