@@ -142,23 +142,44 @@ bool modifies(std::uint16_t type) {
 
 }  // namespace
 
+// One group of requests: its slots, the store requests, the reply iovecs and
+// the payload buffer they point into. A connection has two, so that its
+// reader can receive the next group while its completer runs the last one.
+struct Server::Group {
+  std::byte* payload = nullptr;  // from store.allocate_buffer()
+  std::vector<Slot> slots;
+  std::vector<IoRequest> ios;
+  std::vector<unsigned> io_slot;
+  std::vector<iovec> iov;
+  unsigned n = 0;
+};
+
 struct Server::Connection {
   unsigned index = 0;
   std::condition_variable cv;  // with Server::slots_mu_
   int fd = -1;
   bool from_list = false;
 
-  std::byte* payload = nullptr;  // from store.allocate_buffer()
-  std::size_t payload_bytes = 0;
+  std::size_t payload_bytes = 0;  // of each group's payload buffer
+  Group group[2];
+  unsigned cur = 0;  // the group the reader fills
   std::vector<std::byte> rx;
   std::size_t rx_begin = 0, rx_end = 0;
   bool eof = false;
+  // The last request's payload did not fit the receive buffer: the next
+  // read takes one request header only, so that a following large payload
+  // goes straight from the socket into the payload buffer, not through rx.
+  bool header_only = false;
   std::vector<std::byte> option;  // handshake option payload
 
-  std::vector<Slot> slots;
-  std::vector<IoRequest> ios;
-  std::vector<unsigned> io_slot;
-  std::vector<iovec> iov;
+  // Completer hand-off (with mu): the reader gives it a group to execute and
+  // reply to, and receives the next group meanwhile. One group at a time.
+  std::mutex mu;
+  std::condition_variable work_cv, done_cv;
+  Group* work = nullptr;  // handed over, not yet completed
+  bool work_executed = false;  // work has been through the store
+  bool completer_stop = false;
+  bool dead = false;  // the completer could not send: the connection is over
 
   // Batcher hand-off (with Server::batch_mu_).
   std::condition_variable batch_cv;
@@ -179,10 +200,13 @@ struct Server::Connection {
       rx_end -= rx_begin;
       rx_begin = 0;
     }
+    std::size_t want = rx.size() - rx_end;
+    if (header_only && avail() < kRequestSize) want = kRequestSize - avail();
     for (;;) {
-      const ssize_t r = ::recv(fd, rx.data() + rx_end, rx.size() - rx_end, blocking ? 0 : MSG_DONTWAIT);
+      const ssize_t r = ::recv(fd, rx.data() + rx_end, want, blocking ? 0 : MSG_DONTWAIT);
       if (r > 0) {
         rx_end += static_cast<std::size_t>(r);
+        header_only = false;
         return static_cast<int>(r);
       }
       if (r < 0 && errno == EINTR) continue;
@@ -228,18 +252,22 @@ Result<void> Server::start() {
     auto c = std::make_unique<Connection>();
     c->index = i;
     c->payload_bytes = opt_.buffer_bytes;
-    c->payload = store_.allocate_buffer(c->payload_bytes);
-    if (c->payload == nullptr)
-      return fail(ENOMEM, "cannot allocate the " + std::to_string(c->payload_bytes) +
-                              "-byte payload buffer of connection " + std::to_string(i) + " from the " +
-                              store_.name() + " store");
-    c->rx.resize(kRxBytes);
-    c->option.resize(kMaxOptionLength);
-    c->slots.resize(opt_.queue_depth);
-    c->ios.resize(opt_.queue_depth);
-    c->io_slot.resize(opt_.queue_depth);
-    c->iov.resize(2ULL * opt_.queue_depth + 2);
-    slots_.push_back(std::move(c));
+    Connection& conn = *c;
+    slots_.push_back(std::move(c));  // stop() frees what was allocated
+    for (Group& g : conn.group) {
+      if (&g != &conn.group[0] && !pipelined()) break;
+      g.payload = store_.allocate_buffer(conn.payload_bytes);
+      if (g.payload == nullptr)
+        return fail(ENOMEM, "cannot allocate the " + std::to_string(conn.payload_bytes) +
+                                "-byte payload buffers of connection " + std::to_string(i) + " from the " +
+                                store_.name() + " store");
+      g.slots.resize(opt_.queue_depth);
+      g.ios.resize(opt_.queue_depth);
+      g.io_slot.resize(opt_.queue_depth);
+      g.iov.resize(2ULL * opt_.queue_depth + 2);
+    }
+    conn.rx.resize(kRxBytes);
+    conn.option.resize(kMaxOptionLength);
   }
   if (batching_) {
     batch_queue_.resize(opt_.connections);
@@ -260,6 +288,12 @@ Result<void> Server::start() {
       return fail(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
     }
     workers_.push_back(t);
+    if (!pipelined()) continue;
+    if (!spawn(t, [this, conn = c.get()] { completer_loop(*conn); })) {
+      stop();
+      return fail(EAGAIN, "cannot start the completion thread of connection " + std::to_string(c->index));
+    }
+    completers_.push_back(t);
   }
   if (batching_) {
     if (!spawn(batcher_thread_, [this] { batcher_loop(); })) {
@@ -297,8 +331,7 @@ Result<void> Server::start() {
 
 void Server::stop() {
   if (!started_) {
-    for (auto& c : slots_) store_.free_buffer(c->payload, c->payload_bytes);
-    slots_.clear();
+    free_buffers();
     return;
   }
   started_ = false;
@@ -329,7 +362,22 @@ void Server::stop() {
     batch_cv_.notify_all();
     pthread_join(batcher_thread_, nullptr);
   }
-  for (auto& c : slots_) store_.free_buffer(c->payload, c->payload_bytes);
+  for (auto& c : slots_) {
+    std::lock_guard lk(c->mu);
+    c->completer_stop = true;
+    c->work_cv.notify_one();
+  }
+  for (auto& t : completers_) pthread_join(t, nullptr);
+  completers_.clear();
+  free_buffers();
+}
+
+void Server::free_buffers() {
+  for (auto& c : slots_)
+    for (Group& g : c->group) {
+      store_.free_buffer(g.payload, c->payload_bytes);
+      g.payload = nullptr;
+    }
   slots_.clear();
 }
 
@@ -338,7 +386,7 @@ bool Server::finished() const {
 }
 
 ServerStats Server::stats() const {
-  return {accepted_.load(), refused_.load(), requests_.load(), batches_.load()};
+  return {accepted_.load(), refused_.load(), requests_.load(), batches_.load(), max_groups_in_batch_.load()};
 }
 
 bool Server::assign(int fd) {
@@ -430,6 +478,8 @@ void Server::batcher_loop() {
     }
     store_.submit(std::span<IoRequest>(batch_all_.data(), total));
     batches_++;
+    if (m > max_groups_in_batch_.load(std::memory_order_relaxed))  // only this thread writes it
+      max_groups_in_batch_.store(m, std::memory_order_relaxed);
     total = 0;
     for (std::size_t i = 0; i < m; ++i) {
       for (unsigned j = 0; j < taken[i]->batch_n; ++j)
@@ -442,6 +492,53 @@ void Server::batcher_loop() {
       taken[i]->batch_cv.notify_one();
     }
   }
+}
+
+// The connection's second thread: runs the groups its reader hands over
+// (through the store, unless the reader already did) and sends their replies,
+// one group at a time, in the order they were handed over.
+void Server::completer_loop(Connection& c) {
+  if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  mark_io_flusher_thread();
+  std::unique_lock lk(c.mu);
+  for (;;) {
+    c.work_cv.wait(lk, [&] { return c.work != nullptr || c.completer_stop; });
+    if (c.work == nullptr) return;
+    Group& g = *c.work;
+    const bool run = !c.work_executed;
+    lk.unlock();
+    if (run) {
+      execute(c, g);
+      lk.lock();
+      c.work_executed = true;
+      c.done_cv.notify_one();
+      lk.unlock();
+    }
+    const bool ok = send_replies(c, g);
+    if (!ok) ::shutdown(c.fd, SHUT_RDWR);  // wakes the reader, which then ends the connection
+    lk.lock();
+    if (!ok) c.dead = true;
+    c.work = nullptr;
+    c.done_cv.notify_one();
+  }
+}
+
+// Hands g to the completer (which must be idle). executed: the store part is
+// done, only the replies are left.
+void Server::hand_over(Connection& c, Group& g, bool executed) {
+  std::lock_guard lk(c.mu);
+  c.work = &g;
+  c.work_executed = executed;
+  c.work_cv.notify_one();
+}
+
+// Waits until the completer has run the group it holds through the store
+// (whole: until it has also sent its replies). false: it could not send,
+// the connection is over.
+bool Server::wait_completer(Connection& c, bool whole) {
+  std::unique_lock lk(c.mu);
+  c.done_cv.wait(lk, [&] { return c.work == nullptr || (!whole && c.work_executed); });
+  return !c.dead;
 }
 
 void Server::run_batch(Connection& c, IoRequest* ios, unsigned n) {
@@ -512,11 +609,39 @@ static bool conflicts(const std::vector<Slot>& slots, unsigned n, const Request&
   return false;
 }
 
+// The reader (this thread) receives a group into one of the connection's two
+// group buffers. A small group (under pipeline_bytes of payload) it runs and
+// answers itself, as soon as the completer is idle: the QD1 path has no
+// thread hand-off. A large one goes to the completer, and the reader goes
+// on receiving the next group into the other buffer meanwhile:
+// - writes: the completer runs the store and sends the replies, so that the
+//   next group's payload arrives while the store takes this one;
+// - reads: the reader runs the store itself once the completer has run the
+//   previous group through the store, then hands over only the sending, so
+//   that the store fills this group while the previous one is being sent.
+// Either way groups reach the store one at a time in the order they arrived
+// (a group never starts before the previous one has been through the store),
+// so overlapping requests, FLUSH and FUA keep the order they had on the wire;
+// replies go out in that order too.
 void Server::transmission(Connection& c) {
   const std::uint64_t size = store_.size();
+  {
+    std::lock_guard lk(c.mu);
+    c.dead = false;
+  }
+  c.cur = 0;
+  c.header_only = false;
+  bool pending = false;  // the completer holds a group
+  // Waits for the completer (see wait_completer); false: the connection is over.
+  auto settle = [&](bool whole) {
+    if (!pending) return true;
+    if (whole) pending = false;
+    return wait_completer(c, whole);
+  };
   for (;;) {
+    Group& g = c.group[c.cur];
     unsigned n = 0;
-    std::size_t used = 0;
+    std::size_t used = 0, read_bytes = 0;
     bool close_after = false;
     while (n < opt_.queue_depth) {
       if (c.avail() < kRequestSize) {
@@ -548,15 +673,16 @@ void Server::transmission(Connection& c) {
       if (need > c.payload_bytes) {
         if (n > 0) break;
         c.consume(kRequestSize);
-        if (!large(c, req)) return;
+        if (!settle(true)) return;
+        if (!large(c, g, req)) return;
         continue;
       }
       if (need > c.payload_bytes - used) break;
-      if (n > 0 && err == 0 && conflicts(c.slots, n, req)) break;
-      Slot& s = c.slots[n];
+      if (n > 0 && err == 0 && conflicts(g.slots, n, req)) break;
+      Slot& s = g.slots[n];
       s.req = req;
       s.error = err;
-      s.data = need > 0 ? c.payload + used : nullptr;
+      s.data = need > 0 ? g.payload + used : nullptr;
       if (payload && err != 0 && req.length > kMaxBlock) {
         // Too long to skip cheaply: answer, then drop the connection.
         c.consume(kRequestSize);
@@ -567,58 +693,83 @@ void Server::transmission(Connection& c) {
       if (payload) {
         if (n > 0 && c.avail() < kRequestSize + req.length) break;  // not all here yet
         c.consume(kRequestSize);
-        if (!c.take_payload(s.data, req.length)) return;  // gone mid-payload: nothing written
+        if (req.length > c.avail() && req.length >= kRxBytes / 2) c.header_only = true;
+        if (!c.take_payload(s.data, req.length)) {  // gone mid-payload: nothing written
+          settle(true);
+          return;
+        }
       } else {
         c.consume(kRequestSize);
       }
       used += need;
+      if (req.type == kCmdRead) read_bytes += need;
       ++n;
       if (req.type == kCmdFlush) break;
     }
     if (n > 0) {
-      execute(c, n);
-      if (!send_replies(c, n)) return;
+      g.n = n;
+      if (close_after || used < opt_.pipeline_bytes) {
+        if (!settle(true)) return;
+        execute(c, g);
+        if (!send_replies(c, g)) return;
+      } else if (read_bytes * 2 >= used) {
+        if (!settle(false)) return;
+        execute(c, g);
+        if (!settle(true)) return;
+        hand_over(c, g, true);
+        pending = true;
+        c.cur ^= 1;
+      } else {
+        if (!settle(true)) return;
+        hand_over(c, g, false);
+        pending = true;
+        c.cur ^= 1;
+      }
     }
-    if (close_after) return;
+    if (close_after) {
+      settle(true);
+      return;
+    }
   }
 }
 
-void Server::execute(Connection& c, unsigned n) {
+void Server::execute(Connection& c, Group& g) {
+  const unsigned n = g.n;
   unsigned k = 0;
   bool fua = false;
   for (unsigned i = 0; i < n; ++i) {
-    Slot& s = c.slots[i];
+    Slot& s = g.slots[i];
     if (s.error != 0) continue;
-    IoRequest& io = c.ios[k];
+    IoRequest& io = g.ios[k];
     io.op = op_of(s.req.type);
     io.offset = s.req.offset;
     io.length = s.req.type == kCmdFlush ? 0 : s.req.length;
     io.data = s.data;
     io.error = 0;
-    c.io_slot[k++] = i;
+    g.io_slot[k++] = i;
     if ((s.req.flags & kCmdFlagFua) != 0 && modifies(s.req.type)) fua = true;
   }
-  if (k > 0) run_batch(c, c.ios.data(), k);
-  for (unsigned j = 0; j < k; ++j) c.slots[c.io_slot[j]].error = c.ios[j].error;
+  if (k > 0) run_batch(c, g.ios.data(), k);
+  for (unsigned j = 0; j < k; ++j) g.slots[g.io_slot[j]].error = g.ios[j].error;
   if (fua) {
     const int e = store_.flush();
     if (e != 0)
       for (unsigned i = 0; i < n; ++i)
-        if (c.slots[i].error == 0 && (c.slots[i].req.flags & kCmdFlagFua) != 0) c.slots[i].error = e;
+        if (g.slots[i].error == 0 && (g.slots[i].req.flags & kCmdFlagFua) != 0) g.slots[i].error = e;
   }
   requests_.fetch_add(n, std::memory_order_relaxed);
 }
 
-bool Server::send_replies(Connection& c, unsigned n) {
+bool Server::send_replies(Connection& c, Group& g) {
   std::size_t k = 0;
-  for (unsigned i = 0; i < n; ++i) {
-    Slot& s = c.slots[i];
+  for (unsigned i = 0; i < g.n; ++i) {
+    Slot& s = g.slots[i];
     serialize_simple_reply(wire_error(s.error), s.req.cookie,
                            std::span<std::byte, kSimpleReplySize>(s.reply, kSimpleReplySize));
-    c.iov[k++] = {s.reply, kSimpleReplySize};
-    if (s.req.type == kCmdRead && s.error == 0) c.iov[k++] = {s.data, s.req.length};
+    g.iov[k++] = {s.reply, kSimpleReplySize};
+    if (s.req.type == kCmdRead && s.error == 0) g.iov[k++] = {s.data, s.req.length};
   }
-  if (send_iov(c.fd, c.iov.data(), k, opt_.reply_timeout_ms)) return true;
+  if (send_iov(c.fd, g.iov.data(), k, opt_.reply_timeout_ms)) return true;
   spdlog::warn("connection {}: client did not take its replies within {} ms; dropping it", c.index,
                opt_.reply_timeout_ms);
   return false;
@@ -626,17 +777,17 @@ bool Server::send_replies(Connection& c, unsigned n) {
 
 // A READ or WRITE longer than the payload buffer (the request header is
 // consumed, the request valid): streamed through the buffer in chunks.
-bool Server::large(Connection& c, const Request& req) {
+bool Server::large(Connection& c, Group& g, const Request& req) {
   const std::size_t chunk_max = c.payload_bytes;
   std::byte reply[kSimpleReplySize];
-  IoRequest& io = c.ios[0];
+  IoRequest& io = g.ios[0];
   if (req.type == kCmdWrite) {
     int err = 0;
     for (std::uint64_t done = 0; done < req.length;) {
       const auto chunk = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.length - done, chunk_max));
-      if (!c.take_payload(c.payload, chunk)) return false;
+      if (!c.take_payload(g.payload, chunk)) return false;
       if (err == 0) {
-        io = {Op::write, req.offset + done, chunk, c.payload, 0};
+        io = {Op::write, req.offset + done, chunk, g.payload, 0};
         run_batch(c, &io, 1);
         err = io.error;
       }
@@ -653,7 +804,7 @@ bool Server::large(Connection& c, const Request& req) {
   requests_++;
   for (std::uint64_t done = 0; done < req.length;) {
     const auto chunk = static_cast<std::uint32_t>(std::min<std::uint64_t>(req.length - done, chunk_max));
-    io = {Op::read, req.offset + done, chunk, c.payload, 0};
+    io = {Op::read, req.offset + done, chunk, g.payload, 0};
     run_batch(c, &io, 1);
     if (io.error != 0) {
       if (done > 0) {
@@ -669,10 +820,10 @@ bool Server::large(Connection& c, const Request& req) {
     std::size_t k = 0;
     if (done == 0) {
       serialize_simple_reply(0, req.cookie, std::span<std::byte, kSimpleReplySize>(reply, kSimpleReplySize));
-      c.iov[k++] = {reply, sizeof reply};
+      g.iov[k++] = {reply, sizeof reply};
     }
-    c.iov[k++] = {c.payload, chunk};
-    if (!send_iov(c.fd, c.iov.data(), k, opt_.reply_timeout_ms)) return false;
+    g.iov[k++] = {g.payload, chunk};
+    if (!send_iov(c.fd, g.iov.data(), k, opt_.reply_timeout_ms)) return false;
     done += chunk;
   }
   return true;

@@ -46,7 +46,12 @@ struct ServerOptions {
   std::string socket_path;              // "" for none
   std::vector<int> fds;                 // already-connected sockets to serve
   unsigned connections = 8;             // slots: clients attached at once
-  std::size_t buffer_bytes = 1U << 20;  // payload buffer per slot
+  std::size_t buffer_bytes = 1U << 20;  // payload buffer per group (two groups per slot)
+  // A group carrying at least this many payload bytes is completed on the
+  // slot's second thread while its reader receives the next group; smaller
+  // groups are served inline by the reader (no thread hand-off). SIZE_MAX:
+  // off (no second thread, one payload buffer per slot).
+  std::size_t pipeline_bytes = SIZE_MAX;
   unsigned queue_depth = 64;            // requests per group
   int reply_timeout_ms = 30000;         // client not reading replies → dropped
   int handshake_timeout_ms = 10000;     // client idle in the handshake → dropped
@@ -60,6 +65,7 @@ struct ServerStats {
   std::uint64_t connections_refused = 0;
   std::uint64_t requests = 0;
   std::uint64_t batches = 0;  // submit() calls made by the batcher
+  std::uint64_t max_groups_in_batch = 0;  // most connections' groups one of them carried
 };
 
 class Server {
@@ -82,6 +88,7 @@ class Server {
   [[nodiscard]] ServerStats stats() const;
 
   struct Connection;  // one slot (defined in nbd_server.cpp)
+  struct Group;       // a group of requests and its buffers (two per slot)
 
  private:
   void accept_loop();
@@ -90,9 +97,14 @@ class Server {
   bool assign(int fd);
   void serve(Connection& c);
   void transmission(Connection& c);
-  void execute(Connection& c, unsigned n);
-  bool send_replies(Connection& c, unsigned n);
-  bool large(Connection& c, const nbd::Request& req);
+  void completer_loop(Connection& c);
+  void hand_over(Connection& c, Group& g, bool executed);
+  bool wait_completer(Connection& c, bool whole);
+  void execute(Connection& c, Group& g);
+  bool send_replies(Connection& c, Group& g);
+  bool large(Connection& c, Group& g, const nbd::Request& req);
+  void free_buffers();
+  [[nodiscard]] bool pipelined() const { return opt_.pipeline_bytes != SIZE_MAX; }
   void run_batch(Connection& c, IoRequest* ios, unsigned n);
 
   BlockStore& store_;
@@ -104,12 +116,14 @@ class Server {
   std::atomic<unsigned> clients_{0};
   std::atomic<unsigned> fds_left_{0};
   std::atomic<std::uint64_t> accepted_{0}, refused_{0}, requests_{0}, batches_{0};
+  std::atomic<std::uint64_t> max_groups_in_batch_{0};
 
   std::vector<std::unique_ptr<Connection>> slots_;
   std::mutex slots_mu_;
   pthread_t accept_thread_{};
   bool accept_running_ = false;
   std::vector<pthread_t> workers_;
+  std::vector<pthread_t> completers_;
 
   // Batcher state (only when batching_).
   std::mutex batch_mu_;

@@ -70,7 +70,7 @@ struct InProcess {
   std::unique_ptr<Server> server;
   std::vector<nbd_handle*> conns;
 
-  explicit InProcess(bool batching, int n_conns) {
+  explicit InProcess(bool batching, int n_conns, std::size_t pipeline_bytes = SIZE_MAX) {
     HostStoreOptions so;
     so.size = 64ULL << 20;
     so.lock = false;
@@ -78,6 +78,7 @@ struct InProcess {
     store = std::move(HostStore::create(so).value());
     ServerOptions opt;
     opt.connections = static_cast<unsigned>(n_conns);
+    opt.pipeline_bytes = pipeline_bytes;
     opt.on_io_thread_start = [] { t_io_thread = true; };
     std::vector<int> theirs;
     for (int i = 0; i < n_conns; ++i) {
@@ -176,10 +177,12 @@ TEST(AllocationCounter, CountsOnFlaggedThreadsOnly) {
   EXPECT_EQ(g_io_allocs.load(), before + 1);
 }
 
-class NoAllocation : public ::testing::TestWithParam<bool> {};
+// "inline", "batched" (cross-connection batcher), "pipelined" (every group
+// with payload completed on the slot's second thread).
+class NoAllocation : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(NoAllocation, ServingABurstAllocatesNothingOnTheIoThreads) {
-  InProcess p(GetParam(), 4);
+  InProcess p(GetParam() == "batched", 4, GetParam() == "pipelined" ? 512 : SIZE_MAX);
   p.burst(8, 1);  // warm-up: handshakes are done, every path taken once
   const long before = g_io_allocs.load();
   p.burst(32, 6);
@@ -188,9 +191,8 @@ TEST_P(NoAllocation, ServingABurstAllocatesNothingOnTheIoThreads) {
   EXPECT_GT(p.server->stats().requests, 1500U);
 }
 
-INSTANTIATE_TEST_SUITE_P(Paths, NoAllocation, ::testing::Values(false, true), [](const auto& info) {
-  return info.param ? std::string("Batched") : std::string("Inline");
-});
+INSTANTIATE_TEST_SUITE_P(Paths, NoAllocation, ::testing::Values("inline", "batched", "pipelined"),
+                         [](const auto& info) { return info.param; });
 
 TEST(Batching, RequestsFromSeveralConnectionsShareOneSubmit) {
   InProcess p(true, 4);
@@ -198,9 +200,10 @@ TEST(Batching, RequestsFromSeveralConnectionsShareOneSubmit) {
   const auto st = p.server->stats();
   EXPECT_GT(st.batches, 0U);
   EXPECT_EQ(st.batches, p.store->batches());
-  // Gathering works: on average several requests per submit().
-  EXPECT_GT(static_cast<double>(st.requests) / static_cast<double>(st.batches), 2.0)
-      << st.requests << " requests in " << st.batches << " batches";
+  // Gathering works: some submit() carried the groups of several connections
+  // (how many on average depends on the machine's load, so it is not asserted).
+  EXPECT_GE(st.max_groups_in_batch, 2U) << st.requests << " requests in " << st.batches << " batches";
+  EXPECT_GT(st.requests, st.batches);
 }
 
 TEST(Batching, InlineStoreIsNeverBatched) {

@@ -30,7 +30,14 @@ std::string err() {
 
 class Conformance : public ::testing::TestWithParam<std::string> {
  protected:
-  void SetUp() override { ASSERT_TRUE(ex.start({}, GetParam(), "64M")) << ex.log(); }
+  // "host+pipeline": every group with payload goes through the slot's
+  // second thread (--pipeline 512).
+  void SetUp() override {
+    const bool piped = GetParam() == "host+pipeline";
+    ASSERT_TRUE(ex.start(piped ? std::vector<std::string>{"--pipeline", "512"} : std::vector<std::string>{"--pipeline", "off"},
+                         piped ? "host" : GetParam(), "64M"))
+        << ex.log();
+  }
   Exporter ex;
 };
 
@@ -200,9 +207,12 @@ TEST_P(Conformance, ManyInFlightOnSeveralConnections) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-batch"), [](const auto& info) {
-  return info.param == "host" ? std::string("Inline") : std::string("Batched");
-});
+INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-batch", "host+pipeline"),
+                         [](const auto& info) {
+                           return info.param == "host"         ? std::string("Inline")
+                                  : info.param == "host-batch" ? std::string("Batched")
+                                                               : std::string("Pipelined");
+                         });
 
 // A failing store answers EIO, never success with wrong data, and the
 // failure sticks (the CudaStore contract).
