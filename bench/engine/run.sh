@@ -39,7 +39,8 @@ for _ in $(seq 20); do
 done | median > "$tmp/plan_us"
 
 # 2. tierswapd: apply, then no-op SIGHUPs.
-"$BIN/tierswapd" --config "$tmp/tierswap.yaml" 2> "$tmp/log" &
+# TIERSWAPD_ARGS: e.g. "--bus-address unix:path=..." to measure with D-Bus served.
+"$BIN/tierswapd" --config "$tmp/tierswap.yaml" ${TIERSWAPD_ARGS:-} 2> "$tmp/log" &
 pid=$!
 for _ in $(seq 200); do grep -q 'applied' "$tmp/log" && break; sleep 0.05; done
 grep -q 'applied' "$tmp/log" || { cat "$tmp/log" >&2; exit 1; }
