@@ -18,6 +18,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "dbus/names.hpp"
+
 namespace tierswap::test {
 
 namespace fs = std::filesystem;
@@ -219,5 +221,29 @@ Service::Service(const TestBus& bus, const std::vector<std::string>& extra_args)
 }
 
 std::string Service::calls() const { return read_file(log_); }
+
+ProcResult BusTest::ctl(std::vector<std::string> args) {
+  args.insert(args.begin(), ctl_path());
+  return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address()});
+}
+
+ProcResult BusTest::ctl_as_nobody(std::vector<std::string> args) {
+  std::vector<std::string> argv = {"runuser", "-u", "nobody", "--", "env",
+                                   "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_process(argv);
+}
+
+std::string BusTest::call(const std::string& method, const std::string& arg) {
+  auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
+  auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
+  try {
+    proxy->callMethod(method).onInterface(dbus::kManagerInterface).withArguments(arg);
+    return "";
+  } catch (const sdbus::Error& e) {
+    last_message_ = e.getMessage();
+    return e.getName();
+  }
+}
 
 }  // namespace tierswap::test

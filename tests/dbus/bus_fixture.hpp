@@ -14,6 +14,7 @@
 // (destructors), and the temp dir is removed.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <memory>
@@ -72,5 +73,20 @@ class Service {
 std::string read_file(const std::string& path);
 std::string source_dir();
 std::string ctl_path();
+
+// Base of the dbus fixtures: the private bus, and tierswapctl and direct
+// method calls against it. Derived fixtures start their service on bus_.
+class BusTest : public ::testing::Test {
+ protected:
+  ProcResult ctl(std::vector<std::string> args);
+  ProcResult ctl_as_nobody(std::vector<std::string> args);
+  // Calls a Manager1 method with one string argument, as a desktop tool
+  // would; returns the D-Bus error name ("" on success) and keeps the
+  // error's message in last_message_.
+  std::string call(const std::string& method, const std::string& arg);
+
+  TestBus bus_;
+  std::string last_message_;
+};
 
 }  // namespace tierswap::test

@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class DbusTest : public ::testing::Test {
+class DbusTest : public BusTest {
  protected:
   void SetUp() override { start({}); }
   void start(const std::vector<std::string>& args) {
@@ -30,33 +30,8 @@ class DbusTest : public ::testing::Test {
     svc_ = std::make_unique<Service>(bus_, args);
     ASSERT_TRUE(svc_->ready()) << read_file(bus_.dir() + "/service.out");
   }
-  ProcResult ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), ctl_path());
-    return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address()});
-  }
-  ProcResult ctl_as_nobody(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"runuser", "-u", "nobody", "--", "env",
-                                     "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv);
-  }
-  // Calls a method directly (what a desktop tool would do); returns the
-  // D-Bus error name, "" on success.
-  std::string call(const std::string& method, const std::string& arg) {
-    auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
-    auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
-    try {
-      proxy->callMethod(method).onInterface(dbus::kManagerInterface).withArguments(arg);
-      return "";
-    } catch (const sdbus::Error& e) {
-      last_message_ = e.getMessage();
-      return e.getName();
-    }
-  }
 
-  TestBus bus_;
   std::unique_ptr<Service> svc_;
-  std::string last_message_;
 };
 
 std::string golden(const std::string& name) { return read_file(source_dir() + "/tests/dbus/golden/" + name); }

@@ -13,31 +13,16 @@
 #include "dbus/names.hpp"
 #include "dbus/status_json.hpp"
 #include "tests/dbus/bus_fixture.hpp"
+#include "tests/unit/engine/fake_root.hpp"
 
 namespace tierswap::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::trunc) << s; }
 
-// Used (KiB) of one area in the fake /proc/swaps.
-void set_used(const fs::path& swaps, const std::string& path, std::uint64_t kib) {
-  std::istringstream in(read_file(swaps.string()));
-  std::string out, line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(path + "\t")) {
-      std::istringstream f(line);
-      std::string p, type, size, used, prio;
-      f >> p >> type >> size >> used >> prio;
-      line = p + "\t" + type + "\t" + size + "\t" + std::to_string(kib) + "\t" + prio;
-    }
-    out += line + "\n";
-  }
-  spit(swaps, out);
-}
 
-class TierswapdDbus : public ::testing::Test {
+class TierswapdDbus : public BusTest {
  protected:
   void SetUp() override {
     root_ = fs::path(bus_.dir()) / "root";
@@ -59,27 +44,6 @@ class TierswapdDbus : public ::testing::Test {
     svc_.reset();  // SIGTERM: tierswapd tears down on the fake root
     EXPECT_FALSE(fs::exists(root_ / "run/tierswap/state.json")) << read_file(bus_.dir() + "/service.out");
   }
-  ProcResult ctl(std::vector<std::string> args) {
-    args.insert(args.begin(), ctl_path());
-    return run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address()});
-  }
-  ProcResult ctl_as_nobody(std::vector<std::string> args) {
-    std::vector<std::string> argv = {"runuser", "-u", "nobody", "--", "env",
-                                     "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_process(argv);
-  }
-  std::string call(const std::string& method, const std::string& arg) {
-    auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
-    auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
-    try {
-      proxy->callMethod(method).onInterface(dbus::kManagerInterface).withArguments(arg);
-      return "";
-    } catch (const sdbus::Error& e) {
-      last_message_ = e.getMessage();
-      return e.getName();
-    }
-  }
   Status status() {
     auto r = ctl({"status", "--json"});
     EXPECT_EQ(r.code, 0) << r.err;
@@ -94,10 +58,8 @@ class TierswapdDbus : public ::testing::Test {
   }
   std::string journal() { return read_file((root_ / "run/tierswap/state.json").string()); }
 
-  TestBus bus_;
   fs::path root_;
   std::unique_ptr<Service> svc_;
-  std::string last_message_;
 };
 
 TEST_F(TierswapdDbus, StatusHumanAndJson) {
@@ -166,7 +128,7 @@ TEST_F(TierswapdDbus, MalformedArgumentsGetNamedErrorsAndChangeNothing) {
 }
 
 TEST_F(TierswapdDbus, DemoteWithProgressThenPromote) {
-  set_used(root_ / "proc/swaps", "/dev/zram1", 1024);
+  set_swap_used(root_ / "proc/swaps", "/dev/zram1", 1024);
   auto d = ctl({"demote", "fast"});
   ASSERT_EQ(d.code, 0) << d.out << d.err;
   EXPECT_NE(d.err.find("fast: 100%  1.0M/1.0M (256/256 pages)"), std::string::npos) << d.err;  // progress on stderr
@@ -191,7 +153,7 @@ TEST_F(TierswapdDbus, DemoteWithProgressThenPromote) {
 }
 
 TEST_F(TierswapdDbus, DemoteRefusedWhenTheOtherAreasLackRoom) {
-  set_used(root_ / "proc/swaps", "/dev/zram1", 200 * 1024);
+  set_swap_used(root_ / "proc/swaps", "/dev/zram1", 200 * 1024);
   const auto before = journal();
   auto d = ctl({"demote", "fast"});
   EXPECT_EQ(d.code, 1) << d.err;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -32,6 +33,22 @@ inline std::string slurp(const fs::path& p) {
 inline void spit(const fs::path& p, const std::string& s) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::trunc) << s;
+}
+
+// Sets the Used column (KiB) of one area in a fake /proc/swaps file.
+inline void set_swap_used(const fs::path& swaps, const std::string& area, std::uint64_t kib) {
+  std::istringstream in(slurp(swaps));
+  std::string out, line;
+  while (std::getline(in, line)) {
+    if (line.starts_with(area + "\t")) {
+      std::istringstream f(line);
+      std::string p, type, size, used, prio;
+      f >> p >> type >> size >> used >> prio;
+      line = p + "\t" + type + "\t" + size + "\t" + std::to_string(kib) + "\t" + prio;
+    }
+    out += line + "\n";
+  }
+  spit(swaps, out);
 }
 
 class TempRoot {

@@ -89,21 +89,8 @@ struct Events {
   }
 };
 
-// Sets Used (KiB) of one area in the fake /proc/swaps.
 void set_used(const test::TempRoot& root, const std::string& path, std::uint64_t kib) {
-  const auto file = root.path() / "proc/swaps";
-  std::istringstream in(test::slurp(file));
-  std::string out, line;
-  while (std::getline(in, line)) {
-    if (line.starts_with(path + "\t")) {
-      std::istringstream f(line);
-      std::string p, type, size, used, prio;
-      f >> p >> type >> size >> used >> prio;
-      line = p + "\t" + type + "\t" + size + "\t" + std::to_string(kib) + "\t" + prio;
-    }
-    out += line + "\n";
-  }
-  test::spit(file, out);
+  test::set_swap_used(root.path() / "proc/swaps", path, kib);
 }
 
 bool contains(const std::vector<std::string>& v, const std::string& s) {
