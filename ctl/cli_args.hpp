@@ -55,4 +55,28 @@ inline std::optional<ParsedArgs> parse_args(const char* cmd, std::span<const std
   return p;
 }
 
+// FILE [--root DIR] [--json] (check, plan): one FILE, a root defaulting to "/".
+// Returns nullopt (after printing the usage error) when the arguments are off.
+struct FileArgs {
+  std::string file, root = "/";
+  bool json = false, help = false;
+};
+
+inline std::optional<FileArgs> parse_file_args(const char* cmd, std::span<const std::string> args, bool allow_json) {
+  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{}, {"--root"});
+  if (!p) return std::nullopt;
+  FileArgs a;
+  a.help = p->help;
+  a.json = p->has("--json");
+  a.root = p->get("--root").value_or("/");
+  if (a.help) return a;
+  if (p->positionals.size() != 1) {
+    std::fprintf(stderr, "tierswapctl %s: %s (see tierswapctl %s --help)\n", cmd,
+                 p->positionals.empty() ? "missing FILE" : "more than one FILE", cmd);
+    return std::nullopt;
+  }
+  a.file = p->positionals.front();
+  return a;
+}
+
 }  // namespace tierswap::ctl

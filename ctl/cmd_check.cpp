@@ -13,29 +13,6 @@
 namespace tierswap::ctl {
 namespace {
 
-// FILE and --root DIR (plus --json for plan), via the shared option parser.
-struct FileArgs {
-  std::string file, root = "/";
-  bool json = false, help = false;
-};
-
-std::optional<FileArgs> parse(const char* cmd, std::span<const std::string> args, bool allow_json) {
-  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{}, {"--root"});
-  if (!p) return std::nullopt;
-  FileArgs a;
-  a.help = p->help;
-  a.json = p->has("--json");
-  a.root = p->get("--root").value_or("/");
-  if (a.help) return a;
-  if (p->positionals.size() != 1) {
-    std::fprintf(stderr, "tierswapctl %s: %s (see tierswapctl %s --help)\n", cmd,
-                 p->positionals.empty() ? "missing FILE" : "more than one FILE", cmd);
-    return std::nullopt;
-  }
-  a.file = p->positionals.front();
-  return a;
-}
-
 constexpr const char* kHelp =
     "Usage: tierswapctl check FILE [--root DIR]\n"
     "Validates FILE: the schema, and what needs this machine (algorithms the kernel\n"
@@ -45,7 +22,7 @@ constexpr const char* kHelp =
     "FILE:LINE:COL: key.path: message (hint)), 2 usage error.\n";
 
 int run_check(std::span<const std::string> args) {
-  const auto parsed = parse("check", args, false);
+  const auto parsed = parse_file_args("check", args, false);
   if (!parsed) return kExitUsage;
   const FileArgs& a = *parsed;
   if (a.help) {
