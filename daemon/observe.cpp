@@ -1,22 +1,15 @@
 #include "daemon/observe.hpp"
 
-#include <sstream>
-
 #include "backends/hostfs/paths.hpp"
 #include "backends/sysctl/sysctl.hpp"
+#include "policy/meminfo.hpp"
 
 namespace tierswap {
 
 Result<std::uint64_t> parse_mem_total(std::string_view meminfo) {
-  std::istringstream in{std::string(meminfo)};
-  std::string key, unit;
-  std::uint64_t v = 0;
-  while (in >> key) {
-    if (key == "MemTotal:" && in >> v >> unit) return unit == "kB" ? v * 1024 : v;
-    std::string rest;
-    std::getline(in, rest);
-  }
-  return fail(EINVAL, std::string(paths::proc_meminfo) + ": no MemTotal line");
+  auto mi = policy::parse_meminfo(meminfo);  // EINVAL naming the line, or no MemTotal
+  if (!mi) return std::unexpected(mi.error());
+  return mi->mem_total();
 }
 
 Result<Observed> observe(const HostFs& fs) {
