@@ -155,7 +155,8 @@ int run_daemon(int argc, char** argv) {
   notify("READY=1\nSTATUS=tiers applied");
 
   // Observe tick: every 2 s while D-Bus is up, so that properties follow the
-  // kernel (usage, pressure) without anyone polling. No tick without D-Bus.
+  // kernel (usage, pressure) without anyone polling, and PressureAlert goes
+  // out when PSI rises. No tick without D-Bus: nobody would hear it.
   const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
   if (tfd >= 0 && svc) {
     itimerspec its{};
@@ -174,6 +175,7 @@ int run_daemon(int argc, char** argv) {
     if (tfd >= 0 && (fds[1].revents & POLLIN)) {
       std::uint64_t ticks;
       [[maybe_unused]] auto n = ::read(tfd, &ticks, sizeof ticks);
+      manager.check_pressure();
       if (svc) svc->refresh();
     }
     if (!(fds[0].revents & POLLIN)) continue;

@@ -79,6 +79,29 @@ void Manager::emit_progress(const std::string& tier, std::uint64_t moved, std::u
   if (events_.progress) events_.progress(tier, moved, total);
 }
 
+void Manager::check_pressure() {
+  const auto& fs = engine_.fs();
+  struct Resource {
+    const char* name;
+    std::string_view path;
+    policy::PressureAlertState& state;
+  };
+  std::lock_guard lk(pressure_mu_);
+  for (Resource r : {Resource{"memory", paths::proc_pressure_memory, memory_alert_},
+                     Resource{"io", paths::proc_pressure_io, io_alert_}}) {
+    auto text = fs.read(r.path);
+    if (!text) continue;  // no PSI on this kernel: nothing to alert on
+    auto psi = policy::parse_psi(*text, r.path);
+    if (!psi || !policy::pressure_alert(r.state, psi->some.avg10)) continue;
+    char line[160];
+    std::snprintf(line, sizeof line, "%s pressure: some tasks stalled %.2f%% of the last 10 s (all tasks %.2f%%)",
+                  r.name, psi->some.avg10, psi->full.avg10);
+    opts_.warn(line);
+    std::lock_guard ek(events_mu_);
+    if (events_.pressure_alert) events_.pressure_alert(r.name, psi->some.avg10, psi->full.avg10);
+  }
+}
+
 void Manager::set_state(std::string state) {
   std::lock_guard lk(mu_);
   state_ = std::move(state);

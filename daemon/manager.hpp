@@ -32,6 +32,7 @@
 
 #include "daemon/engine.hpp"
 #include "daemon/manager_api.hpp"
+#include "policy/pressure_alert.hpp"
 #include "policy/vmstat.hpp"
 
 namespace tierswap {
@@ -71,6 +72,11 @@ class Manager final : public ManagerApi {
   void wait_idle();
   [[nodiscard]] bool busy() const;
 
+ // Called on the daemon's observe tick: reads memory and I/O PSI and sends
+  // PressureAlert when "some avg10" rises past the threshold (once per rise;
+  // re-armed below the clear level, see policy/pressure_alert.hpp).
+  void check_pressure();
+
  private:
   void run_demote(std::string tier, OwnedTier rec, std::uint64_t total);
   void emit_state(const std::string& tier, TierState s);
@@ -90,6 +96,9 @@ class Manager final : public ManagerApi {
   std::thread worker_;
 
   std::mutex events_mu_;  // events_; taken after mu_ where both are held
+
+  std::mutex pressure_mu_;
+  policy::PressureAlertState memory_alert_, io_alert_;
 
   std::mutex rates_mu_;
   std::optional<policy::Vmstat> prev_vmstat_;

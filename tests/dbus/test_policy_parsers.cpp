@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "policy/meminfo.hpp"
+#include "policy/pressure_alert.hpp"
 #include "policy/psi.hpp"
 #include "policy/vmstat.hpp"
 #include "policy/zram_mm_stat.hpp"
@@ -88,6 +89,33 @@ TEST(ZramMmStat, OlderKernelsAndErrors) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("column 3 (mem_used_total)"), std::string::npos);
   EXPECT_FALSE(parse_zram_mm_stat("1 2 3\n"));
+}
+
+}  // namespace
+}  // namespace tierswap::policy
+
+namespace tierswap::policy {
+namespace {
+
+TEST(PressureAlert, FiresOnceOnTheRiseAndRearmsBelowClear) {
+  PressureAlertState st;
+  EXPECT_FALSE(pressure_alert(st, 2.0));
+  EXPECT_TRUE(pressure_alert(st, 12.5));   // rises past 10 %
+  EXPECT_FALSE(pressure_alert(st, 30.0));  // still high: no second alert
+  EXPECT_FALSE(pressure_alert(st, 7.0));   // between clear and raise: stays raised
+  EXPECT_FALSE(pressure_alert(st, 11.0));
+  EXPECT_FALSE(pressure_alert(st, 4.9));   // re-armed
+  EXPECT_TRUE(pressure_alert(st, 10.0));   // at the threshold counts
+}
+
+TEST(PressureAlert, ThresholdsAreTheCallers) {
+  PressureAlertState st;
+  const PressureThresholds t{50.0, 40.0};
+  EXPECT_FALSE(pressure_alert(st, 45.0, t));
+  EXPECT_TRUE(pressure_alert(st, 55.0, t));
+  EXPECT_FALSE(pressure_alert(st, 41.0, t));
+  EXPECT_FALSE(pressure_alert(st, 39.0, t));
+  EXPECT_TRUE(pressure_alert(st, 60.0, t));
 }
 
 }  // namespace

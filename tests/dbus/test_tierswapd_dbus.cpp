@@ -5,7 +5,11 @@
 // demote/promote with progress, a refused demote with the numbers.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <fstream>
 #include <sdbus-c++/sdbus-c++.h>
 #include <sstream>
@@ -161,6 +165,46 @@ TEST_F(TierswapdDbus, DemoteRefusedWhenTheOtherAreasLackRoom) {
   EXPECT_NE(d.err.find("NotEnoughMemory"), std::string::npos) << d.err;
   EXPECT_EQ(journal(), before);
   EXPECT_EQ(tier(status(), "fast")->state, TierState::active);
+}
+
+}  // namespace
+}  // namespace tierswap::test
+
+namespace tierswap::test {
+namespace {
+
+// The daemon's observe tick reads PSI (here the fake root's) and sends
+// PressureAlert once when memory pressure rises past the threshold.
+TEST_F(TierswapdDbus, PressureAlertIsSentWhenMemoryPressureRises) {
+  auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
+  auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
+  std::mutex mu;
+  std::vector<std::string> alerts;
+  proxy->uponSignal("PressureAlert")
+      .onInterface(dbus::kManagerInterface)
+      .call([&](const std::string& resource, double some, double full) {
+        std::lock_guard lk(mu);
+        alerts.push_back(resource + " " + std::to_string(static_cast<int>(some)) + " " +
+                         std::to_string(static_cast<int>(full)));
+      });
+  proxy->finishRegistration();
+  conn->enterEventLoopAsync();
+  spit(root_ / "proc/pressure/memory",
+       "some avg10=42.00 avg60=10.00 avg300=1.00 total=100\nfull avg10=7.00 avg60=1.00 avg300=0.00 total=10\n");
+  // The tick runs every 2 s: wait up to 6 s for the first alert, then one
+  // more tick to see that a steady high value does not repeat it.
+  for (int i = 0; i < 300; ++i) {
+    {
+      std::lock_guard lk(mu);
+      if (!alerts.empty()) break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  conn->leaveEventLoop();
+  std::lock_guard lk(mu);
+  ASSERT_EQ(alerts.size(), 1u) << "alerts: " << alerts.size();
+  EXPECT_EQ(alerts[0], "memory 42 7");
 }
 
 }  // namespace

@@ -3,6 +3,8 @@
 // unknown tiers, one operation at a time.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+
 #include <condition_variable>
 #include <mutex>
 #include <regex>
@@ -71,6 +73,11 @@ struct Events {
     };
     e.policy_action = [this](const std::string& w, const std::string& why, const std::string& nums) {
       add("action " + w + ": " + why + " " + nums);
+    };
+    e.pressure_alert = [this](const std::string& r, double some, double full) {
+      char b[64];
+      std::snprintf(b, sizeof b, "pressure %s %.2f %.2f", r.c_str(), some, full);
+      add(b);
     };
     return e;
   }
@@ -183,6 +190,36 @@ TEST_F(ManagerTest, StatusFromFakeProcSwapsMmStatPsiMeminfoVmstat) {
   EXPECT_DOUBLE_EQ(s.swap_in_pages_per_s, 100.0);
   EXPECT_DOUBLE_EQ(s.swap_out_pages_per_s, 500.0);
   EXPECT_EQ(s.config_source, (root_->path() / "etc/tierswap.yaml").string());
+}
+
+TEST_F(ManagerTest, PressureAlertOncePerRiseFromTheFakePsi) {
+  const auto psi = [&](const char* res, double some, double full) {
+    char b[160];
+    std::snprintf(b, sizeof b, "some avg10=%.2f avg60=0.00 avg300=0.00 total=1\nfull avg10=%.2f avg60=0.00 avg300=0.00 total=1\n",
+                  some, full);
+    test::spit(root_->path() / "proc/pressure" / res, b);
+  };
+  const auto alerts = [&] {
+    int n = 0;
+    for (const auto& l : events_.get()) n += l.starts_with("pressure ");
+    return n;
+  };
+  psi("memory", 1.0, 0.0);
+  psi("io", 0.0, 0.0);
+  manager_->check_pressure();
+  EXPECT_EQ(alerts(), 0);
+  psi("memory", 25.0, 5.5);
+  manager_->check_pressure();
+  EXPECT_TRUE(events_.has_prefix("pressure memory 25.00 5.50"));
+  manager_->check_pressure();  // still high: no second alert
+  EXPECT_EQ(alerts(), 1);
+  psi("memory", 2.0, 0.0);  // falls below the clear level: re-armed
+  psi("io", 12.0, 1.0);
+  manager_->check_pressure();
+  EXPECT_TRUE(events_.has_prefix("pressure io 12.00 1.00"));
+  psi("memory", 11.0, 0.0);
+  manager_->check_pressure();
+  EXPECT_EQ(alerts(), 3);
 }
 
 TEST_F(ManagerTest, RatesNeedASecondBetweenSamples) {
