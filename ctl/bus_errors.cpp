@@ -13,9 +13,12 @@ int report_call_error(std::string_view what, const dbus::CallError& e) {
   std::fprintf(stderr, "%s\n", line.c_str());
   switch (e.kind) {
     case dbus::CallError::no_bus:
-    case dbus::CallError::no_daemon: return kExitNoDaemon;
-    case dbus::CallError::denied: return kExitDenied;
-    case dbus::CallError::failed: break;
+    case dbus::CallError::no_daemon:
+      return kExitNoDaemon;
+    case dbus::CallError::denied:
+      return kExitDenied;
+    case dbus::CallError::failed:
+      break;
   }
   return kExitFailed;
 }

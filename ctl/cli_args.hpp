@@ -12,7 +12,7 @@
 namespace tierswap::ctl {
 
 struct ParsedArgs {
-  std::set<std::string> flags;                      // "--json"
+  std::set<std::string> flags;                               // "--json"
   std::vector<std::pair<std::string, std::string>> options;  // "--root", "DIR"
   std::vector<std::string> positionals;
   bool help = false;
@@ -38,15 +38,17 @@ inline std::optional<ParsedArgs> parse_args(const char* cmd, std::span<const std
       p.flags.insert(a);
     } else if (valued.count(a)) {
       if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "tierswapctl %s: %s needs a value (see tierswapctl %s --help)\n", cmd, a.c_str(), cmd);
+        std::fprintf(stderr, "tierswapctl %s: %s needs a value (see tierswapctl %s --help)\n", cmd, a.c_str(),
+                     cmd);
         return std::nullopt;
       }
       p.options.emplace_back(a, args[++i]);
-    } else if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos &&
-                                      valued.count(a.substr(0, eq))) {
+    } else if (auto eq = a.find('=');
+               a.rfind("--", 0) == 0 && eq != std::string::npos && valued.count(a.substr(0, eq))) {
       p.options.emplace_back(a.substr(0, eq), a.substr(eq + 1));
     } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
-      std::fprintf(stderr, "tierswapctl %s: unknown option \"%s\" (see tierswapctl %s --help)\n", cmd, a.c_str(), cmd);
+      std::fprintf(stderr, "tierswapctl %s: unknown option \"%s\" (see tierswapctl %s --help)\n", cmd,
+                   a.c_str(), cmd);
       return std::nullopt;
     } else {
       p.positionals.push_back(a);
@@ -62,8 +64,10 @@ struct FileArgs {
   bool json = false, help = false;
 };
 
-inline std::optional<FileArgs> parse_file_args(const char* cmd, std::span<const std::string> args, bool allow_json) {
-  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{}, {"--root"});
+inline std::optional<FileArgs> parse_file_args(const char* cmd, std::span<const std::string> args,
+                                               bool allow_json) {
+  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{},
+                      {"--root"});
   if (!p) return std::nullopt;
   FileArgs a;
   a.help = p->help;

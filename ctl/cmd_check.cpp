@@ -35,7 +35,8 @@ int run_check(std::span<const std::string> args) {
   return kExitOk;
 }
 
-const Registrar reg{{"check", "FILE [--root DIR]", "validate a config without touching anything", &run_check}};
+const Registrar reg{
+    {"check", "FILE [--root DIR]", "validate a config without touching anything", &run_check}};
 
 }  // namespace
 }  // namespace tierswap::ctl

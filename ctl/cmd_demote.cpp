@@ -23,7 +23,9 @@ namespace tierswap::ctl {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted = true; }
+extern "C" void on_sigint(int) {
+  g_interrupted = true;
+}
 
 constexpr std::uint64_t kPage = 4096;
 
@@ -176,7 +178,8 @@ int run_move(const char* op, std::span<const std::string> argv) {
     lock.unlock();
     next_check = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     auto probe = dbus::BusClient::connect();
-    auto js = probe ? (*probe)->get_status_json() : dbus::CallResult<std::string>(std::unexpected(probe.error()));
+    auto js =
+        probe ? (*probe)->get_status_json() : dbus::CallResult<std::string>(std::unexpected(probe.error()));
     lock.lock();
     if (!js) {
       if (js.error().kind == dbus::CallError::no_daemon || js.error().kind == dbus::CallError::no_bus) {
@@ -218,10 +221,15 @@ int run_move(const char* op, std::span<const std::string> argv) {
   return finish("failed", kExitFailed);
 }
 
-int run_demote(std::span<const std::string> a) { return run_move("demote", a); }
-int run_promote(std::span<const std::string> a) { return run_move("promote", a); }
+int run_demote(std::span<const std::string> a) {
+  return run_move("demote", a);
+}
+int run_promote(std::span<const std::string> a) {
+  return run_move("promote", a);
+}
 
-const Registrar reg_demote{{"demote", "TIER [--no-wait]", "move a tier's pages out, with progress", &run_demote}};
+const Registrar reg_demote{
+    {"demote", "TIER [--no-wait]", "move a tier's pages out, with progress", &run_demote}};
 const Registrar reg_promote{{"promote", "TIER [--no-wait]", "put a drained tier back in use", &run_promote}};
 
 }  // namespace

@@ -38,7 +38,8 @@ int run_plan(std::span<const std::string> args) {
   return kExitOk;
 }
 
-const Registrar reg{{"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &run_plan}};
+const Registrar reg{
+    {"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &run_plan}};
 
 }  // namespace
 }  // namespace tierswap::ctl

@@ -25,7 +25,9 @@ namespace tierswap::ctl {
 namespace {
 
 std::atomic<bool> g_quit{false};
-extern "C" void on_quit(int) { g_quit = true; }
+extern "C" void on_quit(int) {
+  g_quit = true;
+}
 
 // Raw mode for stdin plus the alternate screen; undone by the destructor.
 class TerminalGuard {
@@ -91,7 +93,8 @@ int run_watch(std::span<const std::string> argv) {
     char* end = nullptr;
     interval = std::strtod(v->c_str(), &end);
     if (end == v->c_str() || *end || interval < 0.1) {
-      std::fprintf(stderr, "tierswapctl watch: --interval \"%s\" is not a number of seconds >= 0.1\n", v->c_str());
+      std::fprintf(stderr, "tierswapctl watch: --interval \"%s\" is not a number of seconds >= 0.1\n",
+                   v->c_str());
       return kExitUsage;
     }
   }

@@ -23,11 +23,11 @@ inline constexpr int kExitNoDaemon = 3;
 inline constexpr int kExitDenied = 4;
 
 struct Command {
-  std::string_view name;     // "check"
-  std::string_view args;     // "FILE [--json]"
-  std::string_view summary;  // one line for `tierswapctl --help`
+  std::string_view name;                          // "check"
+  std::string_view args;                          // "FILE [--json]"
+  std::string_view summary;                       // one line for `tierswapctl --help`
   int (*run)(std::span<const std::string> args);  // args after the command name
-  std::string_view alias = {};  // "top" for "watch"
+  std::string_view alias = {};                    // "top" for "watch"
 };
 
 const std::vector<Command>& commands();

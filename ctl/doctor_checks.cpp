@@ -67,7 +67,9 @@ Machine observe(const HostFs& fs) {
   return m;
 }
 
-bool is_zram(const std::string& dev) { return dev.rfind("/dev/zram", 0) == 0; }
+bool is_zram(const std::string& dev) {
+  return dev.rfind("/dev/zram", 0) == 0;
+}
 
 DoctorFinding check_zswap_zram(const Machine& m) {
   const bool zram = std::any_of(m.swaps.begin(), m.swaps.end(), is_zram);
@@ -76,7 +78,8 @@ DoctorFinding check_zswap_zram(const Machine& m) {
             "turn one off: zswap: {enabled: false} in /etc/tierswap.yaml (keep zram), or drop the zram tier"};
   }
   return {"zswap-zram", "ok",
-          m.zswap_on ? "zswap is on, no zram swap" : (zram ? "zram swap is on, zswap is off" : "neither zswap nor zram is on"),
+          m.zswap_on ? "zswap is on, no zram swap"
+                     : (zram ? "zram swap is on, zswap is off" : "neither zswap nor zram is on"),
           ""};
 }
 
@@ -84,44 +87,52 @@ DoctorFinding check_swappiness(const Machine& m) {
   const bool zram = std::any_of(m.swaps.begin(), m.swaps.end(), is_zram);
   if (!m.swappiness) return {"swappiness", "skip", "vm.swappiness could not be read", ""};
   if (!zram && !m.zswap_on) {
-    return {"swappiness", "ok", fmt::format("vm.swappiness is {}; no fast tier (zram/zswap)", *m.swappiness), ""};
+    return {"swappiness", "ok", fmt::format("vm.swappiness is {}; no fast tier (zram/zswap)", *m.swappiness),
+            ""};
   }
   const char* tier = zram ? "zram swap" : "zswap";
   if (*m.swappiness < 100) {
-    return {"swappiness", "warn",
-            fmt::format("vm.swappiness is {} while {} is on: the kernel drops page cache instead of using the fast tier",
-                        *m.swappiness, tier),
-            "set sysctl: {vm.swappiness: 150} in /etc/tierswap.yaml (100 to 180 suits compressed swap)"};
+    return {
+        "swappiness", "warn",
+        fmt::format(
+            "vm.swappiness is {} while {} is on: the kernel drops page cache instead of using the fast tier",
+            *m.swappiness, tier),
+        "set sysctl: {vm.swappiness: 150} in /etc/tierswap.yaml (100 to 180 suits compressed swap)"};
   }
   return {"swappiness", "ok", fmt::format("vm.swappiness is {} with {}", *m.swappiness, tier), ""};
 }
 
 DoctorFinding check_oom_killer(const HostFs& fs, const Machine& m) {
-  static const char* desktop_procs[] = {"gnome-shell", "plasmashell", "kwin_wayland", "kwin_x11", "Xorg",
-                                        "Xwayland",    "gdm",         "gdm3",         "sddm",     "lightdm",
-                                        "xfce4-session", "sway",      "weston",       "cinnamon", "mate-session"};
+  static const char* desktop_procs[] = {
+      "gnome-shell", "plasmashell", "kwin_wayland",  "kwin_x11", "Xorg",   "Xwayland", "gdm",         "gdm3",
+      "sddm",        "lightdm",     "xfce4-session", "sway",     "weston", "cinnamon", "mate-session"};
   std::string desktop;
   for (const char* p : desktop_procs)
     if (m.comms.count(p)) {
       desktop = p;
       break;
     }
-  if (desktop.empty() && fs.exists("/etc/systemd/system/display-manager.service")) desktop = "display-manager.service";
-  if (desktop.empty()) return {"oom-killer", "ok", "not a desktop (no display manager or desktop shell found)", ""};
+  if (desktop.empty() && fs.exists("/etc/systemd/system/display-manager.service"))
+    desktop = "display-manager.service";
+  if (desktop.empty())
+    return {"oom-killer", "ok", "not a desktop (no display manager or desktop shell found)", ""};
   for (const char* p : {"earlyoom", "systemd-oomd", "nohang", "oomd"})
-    if (m.comms.count(p)) return {"oom-killer", "ok", fmt::format("desktop ({}) with {} running", desktop, p), ""};
+    if (m.comms.count(p))
+      return {"oom-killer", "ok", fmt::format("desktop ({}) with {} running", desktop, p), ""};
   for (const char* unit : {"/etc/systemd/system/multi-user.target.wants/earlyoom.service",
                            "/etc/systemd/system/multi-user.target.wants/systemd-oomd.service",
                            "/etc/systemd/system/dbus-org.freedesktop.oom1.service"}) {
     if (fs.exists(unit)) {
-      return {"oom-killer", "ok", fmt::format("desktop ({}) with {} enabled (not running now)", desktop, unit), ""};
+      return {"oom-killer", "ok",
+              fmt::format("desktop ({}) with {} enabled (not running now)", desktop, unit), ""};
     }
   }
-  return {"oom-killer", "warn",
-          fmt::format("desktop ({}) without earlyoom or systemd-oomd: with swap, a runaway program can make the "
-                      "desktop thrash for minutes before the kernel's OOM killer acts",
-                      desktop),
-          "install and enable one: apt install earlyoom, or systemctl enable --now systemd-oomd"};
+  return {
+      "oom-killer", "warn",
+      fmt::format("desktop ({}) without earlyoom or systemd-oomd: with swap, a runaway program can make the "
+                  "desktop thrash for minutes before the kernel's OOM killer acts",
+                  desktop),
+      "install and enable one: apt install earlyoom, or systemctl enable --now systemd-oomd"};
 }
 
 DoctorFinding check_kubelet(const HostFs& fs, const Machine& m) {
@@ -142,8 +153,10 @@ DoctorFinding check_kubelet(const HostFs& fs, const Machine& m) {
     }
   }
   for (const auto& cl : m.kubelet_cmdlines) {
-    if (cl.find("--fail-swap-on=false") != std::string::npos) fail_swap_on = false, where = "--fail-swap-on=false";
-    if (cl.find("--fail-swap-on=true") != std::string::npos) fail_swap_on = true, where = "--fail-swap-on=true";
+    if (cl.find("--fail-swap-on=false") != std::string::npos)
+      fail_swap_on = false, where = "--fail-swap-on=false";
+    if (cl.find("--fail-swap-on=true") != std::string::npos)
+      fail_swap_on = true, where = "--fail-swap-on=true";
   }
   const bool swap = !m.swaps.empty() || (m.meminfo && m.meminfo->swap_total() > 0);
   if (fail_swap_on && swap) {
@@ -153,36 +166,43 @@ DoctorFinding check_kubelet(const HostFs& fs, const Machine& m) {
                 ", or use profile: k8s-node (no swap)"};
   }
   return {"kubelet-swap", "ok",
-          fail_swap_on ? "kubelet has failSwapOn and there is no swap" : "kubelet allows swap (failSwapOn: false)", ""};
+          fail_swap_on ? "kubelet has failSwapOn and there is no swap"
+                       : "kubelet allows swap (failSwapOn: false)",
+          ""};
 }
 
 DoctorFinding check_container(const HostFs& fs, const Machine& m) {
   auto max = fs.read_value(paths::cgroup_memory_max);
-  if (!max || *max == "max") return {"container-limit", "ok", "no memory limit on this cgroup namespace's root", ""};
+  if (!max || *max == "max")
+    return {"container-limit", "ok", "no memory limit on this cgroup namespace's root", ""};
   const long long limit = std::atoll(max->c_str());
   const std::uint64_t total = m.meminfo ? m.meminfo->mem_total() : 0;
   if (limit > 0 && total > 0 && static_cast<std::uint64_t>(limit) < total) {
-    return {"container-limit", "warn",
-            fmt::format("inside a container limited to {} (/sys/fs/cgroup/memory.max), but MemTotal (what free "
-                        "shows) is {}: sizes in % of RAM use the wrong number",
-                        human_bytes(static_cast<std::uint64_t>(limit)), human_bytes(total)),
-            "give tier sizes in bytes (e.g. size: 2G), or run tierswapd on the host"};
+    return {
+        "container-limit", "warn",
+        fmt::format("inside a container limited to {} (/sys/fs/cgroup/memory.max), but MemTotal (what free "
+                    "shows) is {}: sizes in % of RAM use the wrong number",
+                    human_bytes(static_cast<std::uint64_t>(limit)), human_bytes(total)),
+        "give tier sizes in bytes (e.g. size: 2G), or run tierswapd on the host"};
   }
-  return {"container-limit", "ok", fmt::format("cgroup limit {} is not below MemTotal", human_bytes(limit)), ""};
+  return {"container-limit", "ok", fmt::format("cgroup limit {} is not below MemTotal", human_bytes(limit)),
+          ""};
 }
 
 DoctorFinding check_mem_available(const Machine& m) {
-  if (!m.meminfo || !m.meminfo->get("MemAvailable")) return {"mem-available", "skip", "MemAvailable unknown", ""};
+  if (!m.meminfo || !m.meminfo->get("MemAvailable"))
+    return {"mem-available", "skip", "MemAvailable unknown", ""};
   const auto total = m.meminfo->mem_total(), avail = m.meminfo->mem_available();
   const double pct = total ? 100.0 * double(avail) / double(total) : 0;
   if (pct < 10) {
-    return {"mem-available", "warn",
-            fmt::format("MemAvailable is {} ({:.1f}% of {}): the machine is short of memory now", human_bytes(avail), pct,
-                        human_bytes(total)),
-            "find the biggest users (ps aux --sort=-rss | head) and check the swap tiers: tierswapctl status"};
+    return {
+        "mem-available", "warn",
+        fmt::format("MemAvailable is {} ({:.1f}% of {}): the machine is short of memory now",
+                    human_bytes(avail), pct, human_bytes(total)),
+        "find the biggest users (ps aux --sort=-rss | head) and check the swap tiers: tierswapctl status"};
   }
-  return {"mem-available", "ok", fmt::format("MemAvailable is {} ({:.0f}% of {})", human_bytes(avail), pct, human_bytes(total)),
-          ""};
+  return {"mem-available", "ok",
+          fmt::format("MemAvailable is {} ({:.0f}% of {})", human_bytes(avail), pct, human_bytes(total)), ""};
 }
 
 }  // namespace

@@ -16,9 +16,13 @@ std::vector<Command>& table() {
 }
 }  // namespace
 
-const std::vector<Command>& commands() { return table(); }
+const std::vector<Command>& commands() {
+  return table();
+}
 
-Registrar::Registrar(Command c) { table().push_back(c); }
+Registrar::Registrar(Command c) {
+  table().push_back(c);
+}
 
 }  // namespace tierswap::ctl
 

@@ -47,7 +47,8 @@ std::string render_status(const Status& s, int width) {
   std::vector<Row> rows;
   rows.push_back({{"TIER", "KIND", "DEVICE", "PRIO", "SIZE", "USED", "RATIO", "STATE"}});
   for (const auto& t : s.tiers) {
-    std::string ratio = t.kind == "zram" && t.used_bytes > 0 ? fmt::format("{:.2f}x", t.compression_ratio) : "-";
+    std::string ratio =
+        t.kind == "zram" && t.used_bytes > 0 ? fmt::format("{:.2f}x", t.compression_ratio) : "-";
     rows.push_back({{t.name, t.kind, t.device.empty() ? "-" : t.device, std::to_string(t.priority),
                      human_bytes(t.size_bytes), human_bytes(t.used_bytes), ratio, to_string(t.state)}});
   }
@@ -81,15 +82,17 @@ std::string render_status(const Status& s, int width) {
                      psi_triple(s.memory_pressure.some), psi_triple(s.memory_pressure.full));
   out += fmt::format("          io     some {}  full {}\n", psi_triple(s.io_pressure.some),
                      psi_triple(s.io_pressure.full));
-  out += fmt::format("swap      in {:.0f} pages/s, out {:.0f} pages/s, swappiness {}\n", s.swap_in_pages_per_s,
-                     s.swap_out_pages_per_s, s.swappiness < 0 ? std::string("?") : std::to_string(s.swappiness));
+  out +=
+      fmt::format("swap      in {:.0f} pages/s, out {:.0f} pages/s, swappiness {}\n", s.swap_in_pages_per_s,
+                  s.swap_out_pages_per_s, s.swappiness < 0 ? std::string("?") : std::to_string(s.swappiness));
   if (s.gpus.empty()) {
     out += "gpu       none\n";
   } else {
     for (const auto& g : s.gpus) {
-      out += shorten_left(fmt::format("gpu       {}: {} free of {}, tier uses {}", g.name, human_bytes(g.free_bytes),
-                                      human_bytes(g.total_bytes), human_bytes(g.used_by_tier_bytes)),
-                          width) +
+      out += shorten_left(
+                 fmt::format("gpu       {}: {} free of {}, tier uses {}", g.name, human_bytes(g.free_bytes),
+                             human_bytes(g.total_bytes), human_bytes(g.used_by_tier_bytes)),
+                 width) +
              '\n';
     }
   }
@@ -103,7 +106,8 @@ std::string usage_bar(double fraction, int cells) {
 }
 
 std::string sparkline(const std::deque<double>& values, double floor) {
-  static const char* ticks[] = {" ", "\u2581", "\u2582", "\u2583", "\u2584", "\u2585", "\u2586", "\u2587", "\u2588"};
+  static const char* ticks[] = {" ",      "\u2581", "\u2582", "\u2583", "\u2584",
+                                "\u2585", "\u2586", "\u2587", "\u2588"};
   double top = floor;
   for (double v : values) top = std::max(top, v);
   std::string out;

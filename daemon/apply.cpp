@@ -42,11 +42,21 @@ Result<void> Executor::run(Step& s) {
     case StepOp::swap_header:
       r = swap::write_swap_header(fs_.resolve(s.path).string(), s.path, s.size, swap::system_page_size());
       break;
-    case StepOp::make_file: r = disk::create_swap_file(fs_, s.path, s.size); break;
-    case StepOp::resize_file: r = disk::resize_swap_file(fs_, s.path, s.size); break;
-    case StepOp::remove_file: r = disk::remove_swap_file(fs_, s.path); break;
-    case StepOp::swapon: r = kernel_.swapon(s.path, s.priority, s.discard); break;
-    case StepOp::swapoff: r = kernel_.swapoff(s.path); break;
+    case StepOp::make_file:
+      r = disk::create_swap_file(fs_, s.path, s.size);
+      break;
+    case StepOp::resize_file:
+      r = disk::resize_swap_file(fs_, s.path, s.size);
+      break;
+    case StepOp::remove_file:
+      r = disk::remove_swap_file(fs_, s.path);
+      break;
+    case StepOp::swapon:
+      r = kernel_.swapon(s.path, s.priority, s.discard);
+      break;
+    case StepOp::swapoff:
+      r = kernel_.swapoff(s.path);
+      break;
   }
   if (!r) return r;
   record(journal_, s);
@@ -92,7 +102,8 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
       auto u = undo_of(*it);
       if (!u) continue;
       if (!it->tier.empty() && torn_down.contains(it->tier)) {
-        undo_errors += "; cannot undo \"" + describe(*it) + "\": tier \"" + it->tier + "\" was already torn down";
+        undo_errors +=
+            "; cannot undo \"" + describe(*it) + "\": tier \"" + it->tier + "\" was already torn down";
         continue;
       }
       if (auto ur = run(*u); !ur) {

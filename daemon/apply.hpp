@@ -37,7 +37,8 @@ struct ApplyOptions {
 
 class Executor {
  public:
-  Executor(const HostFs& fs, swap::Kernel& kernel, Journal& journal) : fs_(fs), kernel_(kernel), journal_(journal) {}
+  Executor(const HostFs& fs, swap::Kernel& kernel, Journal& journal)
+      : fs_(fs), kernel_(kernel), journal_(journal) {}
   Result<void> apply(const Plan& plan, const ApplyOptions& opts = {});
 
  private:

@@ -2,12 +2,11 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -66,9 +65,10 @@ int run_daemon(int argc, char** argv) {
       std::fputs(kUsage, stdout);
       return 0;
     } else if (a == "--version") {
-      std::printf("tierswapd %s\nfeatures: zram=yes zswap=yes file=yes partition=yes vram=no dbus=yes cuda=no "
-                  "sd_notify=builtin\n",
-                  TIERSWAP_VERSION);
+      std::printf(
+          "tierswapd %s\nfeatures: zram=yes zswap=yes file=yes partition=yes vram=no dbus=yes cuda=no "
+          "sd_notify=builtin\n",
+          TIERSWAP_VERSION);
       return 0;
     } else if (a == "--config" || a.starts_with("--config=")) {
       const std::string* v = a == "--config" ? value("--config") : nullptr;
@@ -85,7 +85,8 @@ int run_daemon(int argc, char** argv) {
     } else if (a == "--bus-address" || a.starts_with("--bus-address=")) {
       const std::string* v = a == "--bus-address" ? value("--bus-address") : nullptr;
       std::string s = v ? *v : a.substr(14);
-      if (s.empty()) return usage_error("--bus-address needs an ADDR (unix:path=/run/dbus/system_bus_socket)");
+      if (s.empty())
+        return usage_error("--bus-address needs an ADDR (unix:path=/run/dbus/system_bus_socket)");
       bus_address = s;
     } else if (a == "--no-dbus") {
       use_dbus = false;
@@ -119,7 +120,8 @@ int run_daemon(int argc, char** argv) {
     return 1;
   }
 
-  if (opts.fake_kernel && opts.root != "/") spdlog::warn("test hook: recording kernel on the fake root, no syscalls");
+  if (opts.fake_kernel && opts.root != "/")
+    spdlog::warn("test hook: recording kernel on the fake root, no syscalls");
 
   Engine engine(opts);
   ManagerOptions mopts;
@@ -191,10 +193,14 @@ int run_daemon(int argc, char** argv) {
       spdlog::info("SIGHUP: reloading the config");
       const auto t0 = std::chrono::steady_clock::now();
       auto r = manager.reload_steps("SIGHUP");
-      const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!r) spdlog::error("reload failed; the previous state stays:\n{}", r.error().message);
-      else if (*r == 0) spdlog::info("reload: nothing to do ({:.1f} ms)", ms);
-      else spdlog::info("reload: applied {} steps ({:.1f} ms)", *r, ms);
+      const auto ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (!r)
+        spdlog::error("reload failed; the previous state stays:\n{}", r.error().message);
+      else if (*r == 0)
+        spdlog::info("reload: nothing to do ({:.1f} ms)", ms);
+      else
+        spdlog::info("reload: applied {} steps ({:.1f} ms)", *r, ms);
       if (svc) svc->refresh();
       notify("READY=1");
       continue;

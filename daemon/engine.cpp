@@ -10,7 +10,8 @@ namespace tierswap {
 
 Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
     : opts_(std::move(opts)), fs_(opts_.root), kernel_(std::move(kernel)) {
-  if (!kernel_ && opts_.fake_kernel && !fs_.is_real_root()) kernel_ = std::make_unique<swap::RecordingKernel>(&fs_);
+  if (!kernel_ && opts_.fake_kernel && !fs_.is_real_root())
+    kernel_ = std::make_unique<swap::RecordingKernel>(&fs_);
   if (!kernel_) kernel_ = std::make_unique<swap::RealKernel>(fs_);
   if (!opts_.info) opts_.info = [](const std::string&) {};
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
@@ -43,8 +44,10 @@ Result<LoadedConfig> Engine::load() {
   std::string errors;
   LoadedConfig out;
   for (const auto& d : lr.diagnostics) {
-    if (d.severity == config::Severity::error) errors += (errors.empty() ? "" : "\n") + config::format_diagnostic(d);
-    else out.warnings.push_back(d);
+    if (d.severity == config::Severity::error)
+      errors += (errors.empty() ? "" : "\n") + config::format_diagnostic(d);
+    else
+      out.warnings.push_back(d);
   }
   if (!lr.ok() || !lr.spec) return fail(EINVAL, errors.empty() ? "config did not load" : errors);
   out.spec = std::move(*lr.spec);
@@ -58,8 +61,10 @@ Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
   std::string errors;
   for (const auto& d : cfg.warnings) opts_.warn(config::format_diagnostic(d));
   for (const auto& d : pr.diagnostics) {
-    if (d.severity == config::Severity::error) errors += (errors.empty() ? "" : "\n") + config::format_diagnostic(d);
-    else opts_.warn(config::format_diagnostic(d));
+    if (d.severity == config::Severity::error)
+      errors += (errors.empty() ? "" : "\n") + config::format_diagnostic(d);
+    else
+      opts_.warn(config::format_diagnostic(d));
   }
   if (!pr.ok()) return fail(EINVAL, errors);
   return std::move(pr.plan);
@@ -74,8 +79,8 @@ Result<std::size_t> Engine::apply_locked() {
   auto remember = [&] {
     configured_.clear();
     for (const auto& t : cfg->spec.tiers)
-      configured_.push_back({t.name, config::to_string(t.kind), t.kind == config::TierKind::partition ? t.device : t.path,
-                             t.priority});
+      configured_.push_back({t.name, config::to_string(t.kind),
+                             t.kind == config::TierKind::partition ? t.device : t.path, t.priority});
     source_ = cfg->spec.source;
   };
   if (plan->empty()) {
@@ -131,7 +136,9 @@ Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
   auto* t = find_tier(journal_, tier);
   if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
-  if (t->drained) return fail(EBUSY, "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
+  if (t->drained)
+    return fail(EBUSY,
+                "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
   if (!t->active) return fail(EINVAL, "tier \"" + tier + "\" is not active: nothing to demote");
   busy_ = tier;
   return *t;
@@ -153,8 +160,9 @@ Result<OwnedTier> Engine::promote(const std::string& tier) {
   if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
   auto* t = find_tier(journal_, tier);
   if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
-  if (!t->drained) return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
-                                          ": only a drained tier can be promoted");
+  if (!t->drained)
+    return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
+                           ": only a drained tier can be promoted");
   if (auto r = kernel_->swapon(t->swap_path, t->priority, t->discard); !r)
     return wrap(r.error(), "promote \"" + tier + "\"");
   t->active = true;

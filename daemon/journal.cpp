@@ -127,7 +127,8 @@ Result<void> save_journal(const HostFs& fs, const Journal& j) {
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) return fail(errno, name + ".tmp");
   const std::string text = to_json(j);
-  const bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
+  const bool ok =
+      ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   const int e = errno;
   ::close(fd);
   if (!ok) return fail(e ? e : EIO, name + ".tmp");
@@ -152,10 +153,12 @@ std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& 
       continue;
     }
     const bool active = swap::find_area(o.swaps, t.swap_path).has_value();
-    if (t.active && !active) log.push_back("tier \"" + t.name + "\": " + t.swap_path + " is no longer active");
+    if (t.active && !active)
+      log.push_back("tier \"" + t.name + "\": " + t.swap_path + " is no longer active");
     t.active = t.active && active;
     if (t.drained && active) {
-      log.push_back("tier \"" + t.name + "\": " + t.swap_path + " was drained but is active again: adopting it as active");
+      log.push_back("tier \"" + t.name + "\": " + t.swap_path +
+                    " was drained but is active again: adopting it as active");
       t.drained = false;
       t.active = true;
     }

@@ -23,9 +23,12 @@ std::string human_bytes(std::uint64_t b) {
     ++u;
   }
   char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
-  else if (v < 10) std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  else std::snprintf(buf, sizeof buf, "%.0f %s", v, units[u]);
+  if (u == 0)
+    std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
+  else if (v < 10)
+    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  else
+    std::snprintf(buf, sizeof buf, "%.0f %s", v, units[u]);
   return buf;
 }
 
@@ -38,7 +41,9 @@ std::vector<swap::SwapArea> read_swaps(const HostFs& fs) {
   return areas ? *areas : std::vector<swap::SwapArea>{};
 }
 
-PressureLine to_line(const policy::PsiLine& l) { return {l.avg10, l.avg60, l.avg300, l.total_us}; }
+PressureLine to_line(const policy::PsiLine& l) {
+  return {l.avg10, l.avg60, l.avg300, l.total_us};
+}
 
 const OwnedTier* find_owned(const Journal& j, const std::string& name) {
   for (const auto& t : j.tiers)
@@ -94,8 +99,9 @@ void Manager::check_pressure() {
     auto psi = policy::parse_psi(*text, r.path);
     if (!psi || !policy::pressure_alert(r.state, psi->some.avg10)) continue;
     char line[160];
-    std::snprintf(line, sizeof line, "%s pressure: some tasks stalled %.2f%% of the last 10 s (all tasks %.2f%%)",
-                  r.name, psi->some.avg10, psi->full.avg10);
+    std::snprintf(line, sizeof line,
+                  "%s pressure: some tasks stalled %.2f%% of the last 10 s (all tasks %.2f%%)", r.name,
+                  psi->some.avg10, psi->full.avg10);
     opts_.warn(line);
     std::lock_guard ek(events_mu_);
     if (events_.pressure_alert) events_.pressure_alert(r.name, psi->some.avg10, psi->full.avg10);
@@ -131,11 +137,16 @@ Status Manager::status() {
     if (!o) return;
     ts.device = o->swap_path;
     const auto area = swap::find_area(swaps, o->swap_path);
-    if (op && *op == ts.name) ts.state = TierState::demoting;
-    else if (area) ts.state = TierState::active;
-    else if (o->drained) ts.state = TierState::drained;
-    else if (o->active) ts.state = TierState::failed;  // ours and meant to be on, but the kernel lost it
-    else ts.state = TierState::unavailable;
+    if (op && *op == ts.name)
+      ts.state = TierState::demoting;
+    else if (area)
+      ts.state = TierState::active;
+    else if (o->drained)
+      ts.state = TierState::drained;
+    else if (o->active)
+      ts.state = TierState::failed;  // ours and meant to be on, but the kernel lost it
+    else
+      ts.state = TierState::unavailable;
     if (area) {
       ts.size_bytes = area->size_kib * 1024;
       ts.used_bytes = area->used_kib * 1024;
@@ -164,7 +175,8 @@ Status Manager::status() {
     s.tiers.push_back(std::move(ts));
   }
   for (const auto& o : j.tiers) {  // owned but no longer configured (a teardown failed, or mid-reload)
-    if (std::any_of(configured.begin(), configured.end(), [&](const auto& c) { return c.name == o.name; })) continue;
+    if (std::any_of(configured.begin(), configured.end(), [&](const auto& c) { return c.name == o.name; }))
+      continue;
     TierStatus ts;
     ts.name = o.name;
     ts.kind = o.kind;
@@ -182,7 +194,8 @@ Status Manager::status() {
     if (auto p = policy::parse_psi(*t, paths::proc_pressure_memory))
       s.memory_pressure = {to_line(p->some), to_line(p->full)};
   if (auto t = fs.read(paths::proc_pressure_io))
-    if (auto p = policy::parse_psi(*t, paths::proc_pressure_io)) s.io_pressure = {to_line(p->some), to_line(p->full)};
+    if (auto p = policy::parse_psi(*t, paths::proc_pressure_io))
+      s.io_pressure = {to_line(p->some), to_line(p->full)};
   if (auto t = fs.read(paths::proc_meminfo))
     if (auto m = policy::parse_meminfo(*t)) {
       s.mem_total_bytes = m->mem_total();
@@ -286,22 +299,27 @@ Result<void> Manager::demote(const std::string& tier) {
   }
   JsonWriter nums;
   nums.begin_object()
-      .key("tier_used_bytes").value(static_cast<unsigned long long>(used))
-      .key("other_free_bytes").value(static_cast<unsigned long long>(free_other))
-      .key("other_areas").value(others)
+      .key("tier_used_bytes")
+      .value(static_cast<unsigned long long>(used))
+      .key("other_free_bytes")
+      .value(static_cast<unsigned long long>(free_other))
+      .key("other_areas")
+      .value(others)
       .end_object();
   if (used > free_other) {
     return give_up(
-        {ENOMEM, "tier " + tier + " holds " + human_bytes(used) + "; the other swap areas have " +
-                     human_bytes(free_other) + " free (" + std::to_string(others) +
-                     " other area" + (others == 1 ? "" : "s") +
-                     "): not demoting, because pages that swapoff brings back into RAM are charged to their "
-                     "cgroups and a cgroup at memory.max is OOM-killed; add swap space below it or wait until it "
-                     "holds less"});
+        {ENOMEM,
+         "tier " + tier + " holds " + human_bytes(used) + "; the other swap areas have " +
+             human_bytes(free_other) + " free (" + std::to_string(others) + " other area" +
+             (others == 1 ? "" : "s") +
+             "): not demoting, because pages that swapoff brings back into RAM are charged to their "
+             "cgroups and a cgroup at memory.max is OOM-killed; add swap space below it or wait until it "
+             "holds less"});
   }
   {
     std::lock_guard lk(mu_);
-    if (op_) return give_up({EBUSY, "tier \"" + *op_ + "\" is being demoted: one demote or promote at a time"});
+    if (op_)
+      return give_up({EBUSY, "tier \"" + *op_ + "\" is being demoted: one demote or promote at a time"});
     op_ = tier;
     abort_why_.clear();
     if (worker_.joinable()) worker_.join();  // the previous one has finished (op_ was empty)
@@ -364,20 +382,25 @@ void Manager::run_demote(std::string tier, OwnedTier rec, std::uint64_t total) {
   std::snprintf(secs_text, sizeof secs_text, "%.1f s", secs);
   JsonWriter w;
   w.begin_object()
-      .key("moved_bytes").value(static_cast<unsigned long long>(r ? total : last))
-      .key("total_bytes").value(static_cast<unsigned long long>(total))
-      .key("seconds").value(secs)
+      .key("moved_bytes")
+      .value(static_cast<unsigned long long>(r ? total : last))
+      .key("total_bytes")
+      .value(static_cast<unsigned long long>(total))
+      .key("seconds")
+      .value(secs)
       .end_object();
   if (r) {
     emit_progress(tier, total, total);
-    emit_action("demote", "tier " + tier + " drained: " + human_bytes(total) + " moved to the other swap areas in " +
-                              secs_text + "; it stays off until promoted",
+    emit_action("demote",
+                "tier " + tier + " drained: " + human_bytes(total) + " moved to the other swap areas in " +
+                    secs_text + "; it stays off until promoted",
                 w.str());
     emit_state(tier, TierState::drained);
   } else {
     const std::string why = !abort_why.empty() ? "aborted (" + abort_why + ")" : r.error().describe();
-    emit_action("demote", "tier " + tier + " stays active: swapoff of " + rec.swap_path + " " +
-                              (abort_why.empty() ? "failed: " : "") + why + "; the kernel kept the area in use",
+    emit_action("demote",
+                "tier " + tier + " stays active: swapoff of " + rec.swap_path + " " +
+                    (abort_why.empty() ? "failed: " : "") + why + "; the kernel kept the area in use",
                 w.str());
     emit_state(tier, TierState::active);
   }
@@ -395,8 +418,8 @@ Result<void> Manager::promote(const std::string& tier) {
   JsonWriter w;
   w.begin_object().key("priority").value(rec->priority).key("discard").value(rec->discard).end_object();
   emit_action("promote",
-              "tier " + tier + " (" + rec->swap_path + "): promote requested over D-Bus; back in use at priority " +
-                  std::to_string(rec->priority),
+              "tier " + tier + " (" + rec->swap_path +
+                  "): promote requested over D-Bus; back in use at priority " + std::to_string(rec->priority),
               w.str());
   emit_state(tier, TierState::active);
   return {};

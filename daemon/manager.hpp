@@ -42,7 +42,9 @@ struct ManagerOptions {
   // How often a running demote reads /proc/swaps for progress.
   std::chrono::milliseconds poll_interval{200};
   // Test hook: the clock that swap rates are computed against.
-  std::function<std::chrono::steady_clock::time_point()> now = [] { return std::chrono::steady_clock::now(); };
+  std::function<std::chrono::steady_clock::time_point()> now = [] {
+    return std::chrono::steady_clock::now();
+  };
   std::function<void(const std::string&)> info, warn;  // log sinks
 };
 
@@ -72,7 +74,7 @@ class Manager final : public ManagerApi {
   void wait_idle();
   [[nodiscard]] bool busy() const;
 
- // Called on the daemon's observe tick: reads memory and I/O PSI and sends
+  // Called on the daemon's observe tick: reads memory and I/O PSI and sends
   // PressureAlert when "some avg10" rises past the threshold (once per rise;
   // re-armed below the clear level, see policy/pressure_alert.hpp).
   void check_pressure();

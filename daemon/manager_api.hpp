@@ -28,7 +28,8 @@ struct ManagerEvents {
   // Demote/promote progress: pages moved so far out of total (0 when unknown).
   std::function<void(const std::string& tier, std::uint64_t moved_bytes, std::uint64_t total_bytes)> progress;
   // what: "demote", "promote", ...; why: a sentence; numbers: JSON object text.
-  std::function<void(const std::string& what, const std::string& why, const std::string& numbers)> policy_action;
+  std::function<void(const std::string& what, const std::string& why, const std::string& numbers)>
+      policy_action;
   std::function<void(const std::string& resource, double some_avg10, double full_avg10)> pressure_alert;
 };
 

@@ -18,10 +18,10 @@
 namespace tierswap {
 
 struct Observed {
-  std::uint64_t ram_bytes = 0;  // MemTotal
-  bool zram_control = false;    // /sys/class/zram-control present
+  std::uint64_t ram_bytes = 0;       // MemTotal
+  bool zram_control = false;         // /sys/class/zram-control present
   zram::Algorithms zram_algorithms;  // empty when no device exists to ask
-  std::string recomp_path;      // the sysfs file that says recompression is offered
+  std::string recomp_path;           // the sysfs file that says recompression is offered
   bool has_recomp = false;
   std::map<std::string, zram::Device> zram_devices;
   std::vector<swap::SwapArea> swaps;

@@ -9,20 +9,31 @@ namespace tierswap {
 
 const char* to_string(StepOp op) {
   switch (op) {
-    case StepOp::write: return "write";
-    case StepOp::zram_add: return "zram_add";
-    case StepOp::zram_remove: return "zram_remove";
-    case StepOp::swap_header: return "swap_header";
-    case StepOp::make_file: return "make_file";
-    case StepOp::resize_file: return "resize_file";
-    case StepOp::remove_file: return "remove_file";
-    case StepOp::swapon: return "swapon";
-    case StepOp::swapoff: return "swapoff";
+    case StepOp::write:
+      return "write";
+    case StepOp::zram_add:
+      return "zram_add";
+    case StepOp::zram_remove:
+      return "zram_remove";
+    case StepOp::swap_header:
+      return "swap_header";
+    case StepOp::make_file:
+      return "make_file";
+    case StepOp::resize_file:
+      return "resize_file";
+    case StepOp::remove_file:
+      return "remove_file";
+    case StepOp::swapon:
+      return "swapon";
+    case StepOp::swapoff:
+      return "swapoff";
   }
   return "?";
 }
 
-bool reversible(const Step& s) { return s.op != StepOp::zram_remove && s.op != StepOp::remove_file; }
+bool reversible(const Step& s) {
+  return s.op != StepOp::zram_remove && s.op != StepOp::remove_file;
+}
 
 std::optional<Step> undo_of(const Step& s) {
   Step u;
@@ -102,7 +113,8 @@ void record(Journal& j, const Step& s) {
         v = &j.values.back();
       }
       v->current = s.value;
-      if (v->current == v->original) std::erase_if(j.values, [&](const ValueRecord& r) { return r.path == s.path; });
+      if (v->current == v->original)
+        std::erase_if(j.values, [&](const ValueRecord& r) { return r.path == s.path; });
       return;
     }
     case StepOp::zram_add: {
@@ -165,10 +177,15 @@ void record(Journal& j, const Step& s) {
 }
 
 namespace {
-std::string q(const std::string& s) { return "\"" + s + "\""; }
-std::string bytes(std::uint64_t b) { return std::to_string(b) + " bytes"; }
+std::string q(const std::string& s) {
+  return "\"" + s + "\"";
+}
+std::string bytes(std::uint64_t b) {
+  return std::to_string(b) + " bytes";
+}
 std::string prio(const Step& s) {
-  return (s.priority >= 0 ? "priority " + std::to_string(s.priority) : std::string("kernel-chosen priority")) +
+  return (s.priority >= 0 ? "priority " + std::to_string(s.priority)
+                          : std::string("kernel-chosen priority")) +
          (s.discard ? ", discard" : "");
 }
 }  // namespace
@@ -177,15 +194,22 @@ std::string describe(const Step& s) {
   switch (s.op) {
     case StepOp::write:
       return "write " + s.path + " = " + q(s.value) + (s.previous ? " (was " + q(*s.previous) + ")" : "");
-    case StepOp::zram_add: return "zram hot_add -> {zram:" + s.tier + "}";
-    case StepOp::zram_remove: return "zram reset + hot_remove " + s.path;
-    case StepOp::swap_header: return "swap header on " + s.path + " (" + bytes(s.size) + ")";
-    case StepOp::make_file: return "create swap file " + s.path + " (" + bytes(s.size) + ", mode 0600)";
+    case StepOp::zram_add:
+      return "zram hot_add -> {zram:" + s.tier + "}";
+    case StepOp::zram_remove:
+      return "zram reset + hot_remove " + s.path;
+    case StepOp::swap_header:
+      return "swap header on " + s.path + " (" + bytes(s.size) + ")";
+    case StepOp::make_file:
+      return "create swap file " + s.path + " (" + bytes(s.size) + ", mode 0600)";
     case StepOp::resize_file:
       return "resize swap file " + s.path + " from " + bytes(s.previous_size) + " to " + bytes(s.size);
-    case StepOp::remove_file: return "remove swap file " + s.path;
-    case StepOp::swapon: return "swapon " + s.path + " (" + prio(s) + ")";
-    case StepOp::swapoff: return "swapoff " + s.path;
+    case StepOp::remove_file:
+      return "remove swap file " + s.path;
+    case StepOp::swapon:
+      return "swapon " + s.path + " (" + prio(s) + ")";
+    case StepOp::swapoff:
+      return "swapoff " + s.path;
   }
   return "?";
 }
@@ -199,19 +223,27 @@ std::string describe_undo(const Step& s) {
     return "undo: none";
   }
   switch (u->op) {
-    case StepOp::write: return "undo: write " + q(u->value);
-    case StepOp::swapon: return "undo: swapon (" + prio(*u) + ")";
-    case StepOp::swapoff: return "undo: swapoff";
-    case StepOp::remove_file: return "undo: remove the file";
-    case StepOp::resize_file: return "undo: resize back to " + bytes(u->size);
-    default: return "undo: " + describe(*u);
+    case StepOp::write:
+      return "undo: write " + q(u->value);
+    case StepOp::swapon:
+      return "undo: swapon (" + prio(*u) + ")";
+    case StepOp::swapoff:
+      return "undo: swapoff";
+    case StepOp::remove_file:
+      return "undo: remove the file";
+    case StepOp::resize_file:
+      return "undo: resize back to " + bytes(u->size);
+    default:
+      return "undo: " + describe(*u);
   }
 }
 
 std::string plan_to_text(const Plan& p) {
   std::string out = "plan for " + p.source + ": ";
-  if (p.steps.empty()) out += "nothing to do\n";
-  else out += std::to_string(p.steps.size()) + (p.steps.size() == 1 ? " step\n" : " steps\n");
+  if (p.steps.empty())
+    out += "nothing to do\n";
+  else
+    out += std::to_string(p.steps.size()) + (p.steps.size() == 1 ? " step\n" : " steps\n");
   int n = 0;
   for (const auto& s : p.steps) {
     ++n;
@@ -234,11 +266,14 @@ std::string plan_to_json(const Plan& p) {
     w.key("op").value(to_string(s.op));
     w.key("tier").value(s.tier);
     w.key("path").value(s.path);
-    if (s.op == StepOp::write || s.op == StepOp::swapon || s.op == StepOp::zram_add) w.key("value").value(s.value);
+    if (s.op == StepOp::write || s.op == StepOp::swapon || s.op == StepOp::zram_add)
+      w.key("value").value(s.value);
     if (s.op == StepOp::write) {
       w.key("previous");
-      if (s.previous) w.value(*s.previous);
-      else w.null();
+      if (s.previous)
+        w.value(*s.previous);
+      else
+        w.null();
     }
     if (s.op == StepOp::swapon || s.op == StepOp::swapoff) {
       w.key("priority").value(s.priority);

@@ -71,8 +71,10 @@ class Planner {
 
   config::SourceLoc loc(const config::Tier& t, const std::string& key) const {
     config::SourceLoc l;
-    if (auto it = t.locs.find(key); it != t.locs.end()) l = it->second;
-    else if (auto it2 = t.locs.find(""); it2 != t.locs.end()) l = it2->second;
+    if (auto it = t.locs.find(key); it != t.locs.end())
+      l = it->second;
+    else if (auto it2 = t.locs.find(""); it2 != t.locs.end())
+      l = it2->second;
     if (l.file.empty()) l.file = spec_.source;
     return l;
   }
@@ -80,11 +82,13 @@ class Planner {
     if (l.file.empty()) l.file = spec_.source;
     r_.diagnostics.push_back(Diagnostic{sev, std::move(l), std::move(path), std::move(msg), std::move(hint)});
   }
-  void error(const config::Tier& t, size_t i, const std::string& key, std::string msg, std::string hint = {}) {
+  void error(const config::Tier& t, size_t i, const std::string& key, std::string msg,
+             std::string hint = {}) {
     diag(Severity::error, loc(t, key), "tiers[" + std::to_string(i) + "]" + (key.empty() ? "" : "." + key),
          std::move(msg), std::move(hint));
   }
-  void warning(const config::Tier& t, size_t i, const std::string& key, std::string msg, std::string hint = {}) {
+  void warning(const config::Tier& t, size_t i, const std::string& key, std::string msg,
+               std::string hint = {}) {
     diag(Severity::warning, loc(t, key), "tiers[" + std::to_string(i) + "]" + (key.empty() ? "" : "." + key),
          std::move(msg), std::move(hint));
   }
@@ -97,9 +101,15 @@ class Planner {
   void tier(size_t i) {
     const auto& t = spec_.tiers[i];
     switch (t.kind) {
-      case TierKind::zram: zram_tier(t, i); break;
-      case TierKind::file: file_tier(t, i); break;
-      case TierKind::partition: partition_tier(t, i); break;
+      case TierKind::zram:
+        zram_tier(t, i);
+        break;
+      case TierKind::file:
+        file_tier(t, i);
+        break;
+      case TierKind::partition:
+        partition_tier(t, i);
+        break;
       case TierKind::vram:
         r_.plan.notes.push_back("tier \"" + t.name + "\": vram tiers are validated but not applied yet");
         break;
@@ -108,7 +118,8 @@ class Planner {
 
   void zram_tier(const config::Tier& t, size_t i) {
     if (!obs_.zram_control) {
-      error(t, i, "kind", "zram is not available on this kernel (no " + std::string(paths::zram_control) + ")");
+      error(t, i, "kind",
+            "zram is not available on this kernel (no " + std::string(paths::zram_control) + ")");
       return;
     }
     std::string algo;
@@ -126,14 +137,16 @@ class Planner {
           }
         if (algo.empty()) {
           error(t, i, "algorithm",
-                t.algorithms.size() == 1 ? "\"" + t.algorithms.front() + "\" is not offered by this kernel"
-                                         : "none of " + join(t.algorithms, ", ") + " is offered by this kernel",
+                t.algorithms.size() == 1
+                    ? "\"" + t.algorithms.front() + "\" is not offered by this kernel"
+                    : "none of " + join(t.algorithms, ", ") + " is offered by this kernel",
                 "this kernel offers: " + join(offered));
           return;
         }
         if (t.algorithms.size() > 1)
           r_.plan.notes.push_back("tier \"" + t.name + "\": algorithm " + algo + " (first of " +
-                                  join(t.algorithms, ", ") + " that this kernel offers: " + join(offered) + ")");
+                                  join(t.algorithms, ", ") + " that this kernel offers: " + join(offered) +
+                                  ")");
       }
     }
     if (t.recompress && !obs_.has_recomp) {
@@ -178,25 +191,41 @@ class Planner {
     const std::string offered_hint = offered.empty() ? "" : "this kernel offers: " + join(offered);
     steps().push_back(Step{.op = StepOp::zram_add, .tier = t.name});
     if (!algo.empty())
-      steps().push_back(Step{.op = StepOp::write, .tier = t.name, .path = paths::block_attr(dev, "comp_algorithm"),
-                             .value = algo, .hint = offered_hint});
+      steps().push_back(Step{.op = StepOp::write,
+                             .tier = t.name,
+                             .path = paths::block_attr(dev, "comp_algorithm"),
+                             .value = algo,
+                             .hint = offered_hint});
     if (t.recompress)
-      steps().push_back(Step{.op = StepOp::write, .tier = t.name, .path = paths::block_attr(dev, "recomp_algorithm"),
-                             .value = "algo=" + t.recompress->algorithm, .hint = offered_hint});
+      steps().push_back(Step{.op = StepOp::write,
+                             .tier = t.name,
+                             .path = paths::block_attr(dev, "recomp_algorithm"),
+                             .value = "algo=" + t.recompress->algorithm,
+                             .hint = offered_hint});
     if (mem_limit)
-      steps().push_back(Step{.op = StepOp::write, .tier = t.name, .path = paths::block_attr(dev, "mem_limit"),
+      steps().push_back(Step{.op = StepOp::write,
+                             .tier = t.name,
+                             .path = paths::block_attr(dev, "mem_limit"),
                              .value = std::to_string(mem_limit)});
-    steps().push_back(Step{.op = StepOp::write, .tier = t.name, .path = paths::block_attr(dev, "disksize"),
+    steps().push_back(Step{.op = StepOp::write,
+                           .tier = t.name,
+                           .path = paths::block_attr(dev, "disksize"),
                            .value = std::to_string(size)});
-    steps().push_back(Step{.op = StepOp::swap_header, .tier = t.name, .path = paths::dev_node(dev), .size = size});
-    steps().push_back(Step{.op = StepOp::swapon, .tier = t.name, .path = paths::dev_node(dev), .value = "zram",
-                           .priority = t.priority, .discard = t.discard});
+    steps().push_back(
+        Step{.op = StepOp::swap_header, .tier = t.name, .path = paths::dev_node(dev), .size = size});
+    steps().push_back(Step{.op = StepOp::swapon,
+                           .tier = t.name,
+                           .path = paths::dev_node(dev),
+                           .value = "zram",
+                           .priority = t.priority,
+                           .discard = t.discard});
   }
 
   void file_tier(const config::Tier& t, size_t i) {
     const auto probe = disk::probe_file(fs_, t.path);
     if (!probe.dir_exists) {
-      error(t, i, "path", "directory " + probe.dir + " does not exist", "create it first, or choose another path");
+      error(t, i, "path", "directory " + probe.dir + " does not exist",
+            "create it first, or choose another path");
       return;
     }
     const std::uint64_t size = page_round_up(t.size_bytes);
@@ -239,8 +268,12 @@ class Planner {
       }
       if (owned) consumed_.insert(owned->swap_path);  // a stale record: the file is gone
       steps().push_back(Step{.op = StepOp::make_file, .tier = t.name, .path = t.path, .size = size});
-      steps().push_back(Step{.op = StepOp::swapon, .tier = t.name, .path = t.path, .value = "file",
-                             .priority = t.priority, .discard = t.discard});
+      steps().push_back(Step{.op = StepOp::swapon,
+                             .tier = t.name,
+                             .path = t.path,
+                             .value = "file",
+                             .priority = t.priority,
+                             .discard = t.discard});
       return;
     }
     // Ours: keep, re-prioritise or resize in place.
@@ -255,18 +288,30 @@ class Planner {
       return;
     if (size > probe.size && size - probe.size > probe.free_bytes) {
       error(t, i, "size",
-            "growing " + t.path + " to " + std::to_string(size) + " bytes needs " + std::to_string(size - probe.size) +
-                " bytes; " + probe.dir + " has " + std::to_string(probe.free_bytes) + " free");
+            "growing " + t.path + " to " + std::to_string(size) + " bytes needs " +
+                std::to_string(size - probe.size) + " bytes; " + probe.dir + " has " +
+                std::to_string(probe.free_bytes) + " free");
       return;
     }
     if (active)
-      steps().push_back(Step{.op = StepOp::swapoff, .tier = t.name, .path = t.path, .value = "file",
-                             .priority = owned->priority, .discard = owned->discard});
+      steps().push_back(Step{.op = StepOp::swapoff,
+                             .tier = t.name,
+                             .path = t.path,
+                             .value = "file",
+                             .priority = owned->priority,
+                             .discard = owned->discard});
     if (probe.size != size)
-      steps().push_back(Step{.op = StepOp::resize_file, .tier = t.name, .path = t.path, .size = size,
+      steps().push_back(Step{.op = StepOp::resize_file,
+                             .tier = t.name,
+                             .path = t.path,
+                             .size = size,
                              .previous_size = probe.size});
-    steps().push_back(Step{.op = StepOp::swapon, .tier = t.name, .path = t.path, .value = "file",
-                           .priority = t.priority, .discard = t.discard});
+    steps().push_back(Step{.op = StepOp::swapon,
+                           .tier = t.name,
+                           .path = t.path,
+                           .value = "file",
+                           .priority = t.priority,
+                           .discard = t.discard});
   }
 
   void partition_tier(const config::Tier& t, size_t i) {
@@ -291,10 +336,12 @@ class Planner {
     if (!swap::find_area(obs_.swaps, *dev)) {
       auto first = swap::probe_first_page(fs_.resolve(*dev).string(), swap::system_page_size());
       if (!first || (*first != swap::FirstPage::foreign_swap && *first != swap::FirstPage::ours)) {
-        error(t, i, "device",
-              *dev + (first ? " holds " + std::string(swap::to_string(*first)) : ": " + first.error().describe()) +
-                  ": tierswap does not format partitions",
-              "run mkswap " + *dev + " yourself if it holds nothing you need");
+        error(
+            t, i, "device",
+            *dev +
+                (first ? " holds " + std::string(swap::to_string(*first)) : ": " + first.error().describe()) +
+                ": tierswap does not format partitions",
+            "run mkswap " + *dev + " yourself if it holds nothing you need");
         return;
       }
     }
@@ -317,14 +364,24 @@ class Planner {
     }
     if (area && active_at(path, t.priority) && owned->discard == t.discard) return;
     if (area)
-      steps().push_back(Step{.op = StepOp::swapoff, .tier = t.name, .path = path, .value = kind,
-                             .priority = owned->priority, .discard = owned->discard});
-    steps().push_back(Step{.op = StepOp::swapon, .tier = t.name, .path = path, .value = kind, .priority = t.priority,
-                           .discard = t.discard, .size = size});
+      steps().push_back(Step{.op = StepOp::swapoff,
+                             .tier = t.name,
+                             .path = path,
+                             .value = kind,
+                             .priority = owned->priority,
+                             .discard = owned->discard});
+    steps().push_back(Step{.op = StepOp::swapon,
+                           .tier = t.name,
+                           .path = path,
+                           .value = kind,
+                           .priority = t.priority,
+                           .discard = t.discard,
+                           .size = size});
   }
 
   void drained_note(const config::Tier& t) {
-    r_.plan.notes.push_back("tier \"" + t.name + "\": drained on request; left inactive until promoted (tierswapctl promote " +
+    r_.plan.notes.push_back("tier \"" + t.name +
+                            "\": drained on request; left inactive until promoted (tierswapctl promote " +
                             t.name + ")");
   }
 
@@ -340,10 +397,12 @@ class Planner {
       }
   }
 
-  void value(const std::string& path, const std::string& want, const std::string& current, std::string hint = {}) {
+  void value(const std::string& path, const std::string& want, const std::string& current,
+             std::string hint = {}) {
     desired_.insert(path);
     if (current == want) return;
-    steps().push_back(Step{.op = StepOp::write, .path = path, .value = want, .previous = current, .hint = std::move(hint)});
+    steps().push_back(
+        Step{.op = StepOp::write, .path = path, .value = want, .previous = current, .hint = std::move(hint)});
   }
 
   void zswap() {
@@ -356,7 +415,8 @@ class Planner {
     const auto compressors = zswap_compressors(z);
     if (z.enabled) want["enabled"] = zswap::bool_value(*z.enabled);
     if (z.max_pool_percent) want["max_pool_percent"] = std::to_string(*z.max_pool_percent);
-    if (z.accept_threshold_percent) want["accept_threshold_percent"] = std::to_string(*z.accept_threshold_percent);
+    if (z.accept_threshold_percent)
+      want["accept_threshold_percent"] = std::to_string(*z.accept_threshold_percent);
     if (z.shrinker_enabled) want["shrinker_enabled"] = zswap::bool_value(*z.shrinker_enabled);
     const auto& loaded = obs_.zswap.compressors;
     if (!compressors.empty()) {
@@ -396,8 +456,7 @@ class Planner {
       if (it == want.end()) continue;
       auto cur = obs_.zswap.params.find(name);
       if (cur == obs_.zswap.params.end()) {
-        diag(Severity::error, zloc(name), "zswap." + name,
-             "this kernel has no " + paths::zswap_param(name));
+        diag(Severity::error, zloc(name), "zswap." + name, "this kernel has no " + paths::zswap_param(name));
         continue;
       }
       value(paths::zswap_param(name), it->second, cur->second,
@@ -443,11 +502,17 @@ class Planner {
                      [](const OwnedTier* a, const OwnedTier* b) { return a->priority < b->priority; });
     for (const auto* o : tiers)
       if (o->active && swap::find_area(obs.swaps, o->swap_path))
-        out.push_back(Step{.op = StepOp::swapoff, .tier = o->name, .path = o->swap_path, .value = o->kind,
-                           .priority = o->priority, .discard = o->discard});
+        out.push_back(Step{.op = StepOp::swapoff,
+                           .tier = o->name,
+                           .path = o->swap_path,
+                           .value = o->kind,
+                           .priority = o->priority,
+                           .discard = o->discard});
     for (const auto* o : tiers) {
-      if (o->created_device) out.push_back(Step{.op = StepOp::zram_remove, .tier = o->name, .path = o->device});
-      if (o->created_file) out.push_back(Step{.op = StepOp::remove_file, .tier = o->name, .path = o->swap_path});
+      if (o->created_device)
+        out.push_back(Step{.op = StepOp::zram_remove, .tier = o->name, .path = o->device});
+      if (o->created_file)
+        out.push_back(Step{.op = StepOp::remove_file, .tier = o->name, .path = o->swap_path});
     }
   }
 
@@ -464,7 +529,8 @@ class Planner {
 
 }  // namespace
 
-PlanResult make_plan(const config::Spec& spec, const Observed& obs, const Journal& journal, const HostFs& fs) {
+PlanResult make_plan(const config::Spec& spec, const Observed& obs, const Journal& journal,
+                     const HostFs& fs) {
   return Planner(spec, obs, journal, fs).run();
 }
 

@@ -21,10 +21,10 @@ struct TierStatus {
   std::string device;  // "/dev/zram1", "/var/swap/tier.swap"; empty when not set up
   int priority = 0;
   TierState state = TierState::unavailable;
-  std::uint64_t size_bytes = 0;    // swap area size
-  std::uint64_t used_bytes = 0;    // pages in it (/proc/swaps Used)
-  std::uint64_t stored_bytes = 0;  // RAM it costs: zram mm_stat mem_used_total; else = used
-  double compression_ratio = 1.0;  // orig_data_size / compr_data_size (zram), else 1
+  std::uint64_t size_bytes = 0;      // swap area size
+  std::uint64_t used_bytes = 0;      // pages in it (/proc/swaps Used)
+  std::uint64_t stored_bytes = 0;    // RAM it costs: zram mm_stat mem_used_total; else = used
+  double compression_ratio = 1.0;    // orig_data_size / compr_data_size (zram), else 1
   std::uint32_t latency_p99_us = 0;  // 0 when not measured
 };
 
@@ -44,7 +44,7 @@ struct GpuStatus {
 
 struct Status {
   std::string version;
-  std::string state;  // "starting", "running", "reloading", "stopping", "failed"
+  std::string state;          // "starting", "running", "reloading", "stopping", "failed"
   std::string config_source;  // "/etc/tierswap.yaml" or "<embedded default>"
   int swappiness = -1;
   Pressure memory_pressure, io_pressure;

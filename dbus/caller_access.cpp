@@ -1,9 +1,9 @@
 #include "dbus/caller_access.hpp"
 
+#include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-bus.h>
 
 #include <map>
-#include <sdbus-c++/sdbus-c++.h>
 
 #include "dbus/names.hpp"
 
@@ -41,7 +41,8 @@ enum class Polkit { yes, no, absent };
 
 Polkit ask_polkit(sdbus::IConnection& bus, const std::string& sender, const AccessPolicy& policy) {
   try {
-    auto proxy = sdbus::createProxy(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority");
+    auto proxy =
+        sdbus::createProxy(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority");
     sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>> subject{
         "system-bus-name", std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(sender)}}};
     const std::map<std::string, std::string> details;
@@ -55,7 +56,8 @@ Polkit ask_polkit(sdbus::IConnection& bus, const std::string& sender, const Acce
     return std::get<0>(result) ? Polkit::yes : Polkit::no;
   } catch (const sdbus::Error& e) {
     const auto& n = e.getName();
-    if (n == "org.freedesktop.DBus.Error.ServiceUnknown" || n == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+    if (n == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+        n == "org.freedesktop.DBus.Error.NameHasNoOwner") {
       return Polkit::absent;
     }
     return Polkit::no;
@@ -74,11 +76,13 @@ Result<void> authorize_caller(sdbus::IConnection& bus, const sdbus::Message& cal
     return fail(EPERM, method + " is for root only (caller is " + who + "); run it with sudo");
   }
   switch (ask_polkit(bus, call.getSender(), policy)) {
-    case Polkit::yes: return {};
+    case Polkit::yes:
+      return {};
     case Polkit::no:
       return fail(EPERM, method + " refused: polkit did not authorise " + who + " for " + kPolkitAction +
                              " (run it with sudo, or as an administrator)");
-    case Polkit::absent: break;
+    case Polkit::absent:
+      break;
   }
   return fail(EPERM, method + " is for root only (caller is " + who +
                          ", and polkit is not running to authorise others); run it with sudo");

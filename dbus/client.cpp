@@ -1,7 +1,8 @@
 #include "dbus/client.hpp"
 
-#include <cstdlib>
 #include <sdbus-c++/sdbus-c++.h>
+
+#include <cstdlib>
 
 #include "dbus/manager1_proxy.h"
 #include "dbus/names.hpp"
@@ -106,18 +107,29 @@ CallResult<std::unique_ptr<BusClient>> BusClient::connect() {
     impl->plain = sdbus::createProxy(*impl->bus, kBusName, kManagerPath);
   } catch (const sdbus::Error& e) {
     return std::unexpected(CallError{CallError::no_bus, e.getName(),
-                                     "cannot reach the system bus at " + bus_address() + " (" + e.getMessage() +
+                                     "cannot reach the system bus at " + bus_address() + " (" +
+                                         e.getMessage() +
                                          "): is dbus running (`systemctl start dbus`)? "
                                          "DBUS_SYSTEM_BUS_ADDRESS sets another address"});
   }
   return std::unique_ptr<BusClient>(new BusClient(std::move(impl)));
 }
 
-CallResult<std::string> BusClient::get_status_json() { return impl_->call_s("GetStatus"); }
-CallResult<std::string> BusClient::plan_json() { return impl_->call_s("Plan"); }
-CallResult<void> BusClient::reload() { return impl_->call_v("Reload", nullptr); }
-CallResult<void> BusClient::demote(const std::string& tier) { return impl_->call_v("Demote", &tier); }
-CallResult<void> BusClient::promote(const std::string& tier) { return impl_->call_v("Promote", &tier); }
+CallResult<std::string> BusClient::get_status_json() {
+  return impl_->call_s("GetStatus");
+}
+CallResult<std::string> BusClient::plan_json() {
+  return impl_->call_s("Plan");
+}
+CallResult<void> BusClient::reload() {
+  return impl_->call_v("Reload", nullptr);
+}
+CallResult<void> BusClient::demote(const std::string& tier) {
+  return impl_->call_v("Demote", &tier);
+}
+CallResult<void> BusClient::promote(const std::string& tier) {
+  return impl_->call_v("Promote", &tier);
+}
 
 void BusClient::subscribe(ManagerSignals handlers) {
   impl_->with_signals = std::make_unique<ManagerProxy>(*impl_->bus, std::move(handlers));

@@ -33,7 +33,8 @@ using CallResult = std::expected<T, CallError>;
 struct ManagerSignals {
   std::function<void(const std::string& tier, const std::string& state)> tier_state_changed;
   std::function<void(const std::string& tier, std::uint64_t moved, std::uint64_t total)> progress;
-  std::function<void(const std::string& what, const std::string& why, const std::string& numbers)> policy_action;
+  std::function<void(const std::string& what, const std::string& why, const std::string& numbers)>
+      policy_action;
 };
 
 class BusClient {

@@ -7,13 +7,19 @@ namespace tierswap::dbus {
 
 const char* error_name_for(int code) {
   switch (code) {
-    case EINVAL: return kErrInvalidConfig;
-    case ENOENT: return kErrNoSuchTier;
-    case ENOMEM: return kErrNotEnoughMemory;
-    case EBUSY: return kErrBusy;
+    case EINVAL:
+      return kErrInvalidConfig;
+    case ENOENT:
+      return kErrNoSuchTier;
+    case ENOMEM:
+      return kErrNotEnoughMemory;
+    case EBUSY:
+      return kErrBusy;
     case EPERM:
-    case EACCES: return kErrAccessDenied;
-    default: return kErrFailed;
+    case EACCES:
+      return kErrAccessDenied;
+    default:
+      return kErrFailed;
   }
 }
 
@@ -25,7 +31,8 @@ bool alnum(unsigned char c) {
 
 Result<void> check_tier_name(std::string_view name) {
   constexpr std::size_t kMax = 32;
-  if (name.empty()) return fail(EINVAL, "tier name is empty (expected 1 to 32 characters of A-Z a-z 0-9 _ -)");
+  if (name.empty())
+    return fail(EINVAL, "tier name is empty (expected 1 to 32 characters of A-Z a-z 0-9 _ -)");
   if (name.size() > kMax) {
     return fail(EINVAL, "tier name is " + std::to_string(name.size()) +
                             " bytes long (at most 32 characters of A-Z a-z 0-9 _ -)");
@@ -35,8 +42,8 @@ Result<void> check_tier_name(std::string_view name) {
     if (!alnum(c) && c != '_' && c != '-') {
       char buf[8];
       std::snprintf(buf, sizeof buf, "0x%02x", c);
-      return fail(EINVAL, "tier name has a character that is not allowed (" + std::string(buf) + " at position " +
-                              std::to_string(i + 1) + "; allowed: A-Z a-z 0-9 _ -)");
+      return fail(EINVAL, "tier name has a character that is not allowed (" + std::string(buf) +
+                              " at position " + std::to_string(i + 1) + "; allowed: A-Z a-z 0-9 _ -)");
     }
   }
   return {};

@@ -1,6 +1,7 @@
 #include "dbus/service.hpp"
 
 #include <poll.h>
+#include <sdbus-c++/sdbus-c++.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -9,7 +10,6 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <sdbus-c++/sdbus-c++.h>
 #include <thread>
 
 #include "dbus/caller_access.hpp"
@@ -55,7 +55,9 @@ std::map<std::string, double> pressure_map(const Pressure& p) {
           {"full_avg10", p.full.avg10}, {"full_avg60", p.full.avg60}, {"full_avg300", p.full.avg300}};
 }
 
-bool same_avgs(const Pressure& a, const Pressure& b) { return pressure_map(a) == pressure_map(b); }
+bool same_avgs(const Pressure& a, const Pressure& b) {
+  return pressure_map(a) == pressure_map(b);
+}
 
 class TierObject final
     : public sdbus::AdaptorInterfaces<org::tierswap::Tier1_adaptor, sdbus::ManagedObject_adaptor,
@@ -132,12 +134,15 @@ namespace {
 class ManagerObject final
     : public sdbus::AdaptorInterfaces<org::tierswap::Manager1_adaptor, sdbus::Properties_adaptor> {
  public:
-  ManagerObject(sdbus::IConnection& bus, DbusService::Impl& svc) : AdaptorInterfaces(bus, kManagerPath), svc_(svc) {
+  ManagerObject(sdbus::IConnection& bus, DbusService::Impl& svc)
+      : AdaptorInterfaces(bus, kManagerPath), svc_(svc) {
     registerAdaptor();
   }
   ~ManagerObject() { unregisterAdaptor(); }
 
-  [[nodiscard]] const sdbus::Message& current_call() const { return *getObject().getCurrentlyProcessedMessage(); }
+  [[nodiscard]] const sdbus::Message& current_call() const {
+    return *getObject().getCurrentlyProcessedMessage();
+  }
 
  private:
   void Reload() override {
@@ -194,8 +199,8 @@ void DbusService::Impl::check_mutation(const std::string& method, const std::str
     if (t.name == *tier) return;
     names += (names.empty() ? "" : ", ") + t.name;
   }
-  throw sdbus::Error(kErrNoSuchTier, method + ": no tier named \"" + *tier + "\" (tiers: " +
-                                         (names.empty() ? "none" : names) + ")");
+  throw sdbus::Error(kErrNoSuchTier, method + ": no tier named \"" + *tier +
+                                         "\" (tiers: " + (names.empty() ? "none" : names) + ")");
 }
 
 void DbusService::Impl::apply(const Status& fresh, bool emit) {
@@ -249,7 +254,8 @@ void DbusService::Impl::loop() {
       if (pd.timeout_usec != UINT64_MAX) {
         timespec now{};
         clock_gettime(CLOCK_MONOTONIC, &now);
-        const std::uint64_t now_us = std::uint64_t(now.tv_sec) * 1'000'000 + std::uint64_t(now.tv_nsec) / 1000;
+        const std::uint64_t now_us =
+            std::uint64_t(now.tv_sec) * 1'000'000 + std::uint64_t(now.tv_nsec) / 1000;
         timeout_ms = pd.timeout_usec <= now_us ? 0 : int((pd.timeout_usec - now_us + 999) / 1000);
       }
       if (options.refresh_interval.count() > 0) {
@@ -301,7 +307,9 @@ DbusService::Impl::~Impl() {
 DbusService::DbusService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 DbusService::~DbusService() = default;
 
-const std::string& DbusService::unique_name() const { return impl_->unique_name; }
+const std::string& DbusService::unique_name() const {
+  return impl_->unique_name;
+}
 
 void DbusService::refresh() {
   Impl* p = impl_.get();
@@ -329,7 +337,8 @@ Result<std::unique_ptr<DbusService>> DbusService::start(ManagerApi& manager, Dbu
     p->object = std::make_unique<ManagerObject>(*p->bus, *p);
     p->apply(manager.status(), false);
   } catch (const sdbus::Error& e) {
-    return fail(EIO, "cannot register " + std::string(kManagerPath) + " on the " + where + ": " + e.getMessage());
+    return fail(EIO,
+                "cannot register " + std::string(kManagerPath) + " on the " + where + ": " + e.getMessage());
   }
   // Events may arrive on any daemon thread: queue them for the bus thread.
   std::weak_ptr<Inbox> inbox = p->inbox;

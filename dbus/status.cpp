@@ -1,17 +1,24 @@
 // Names of TierState, as they appear on D-Bus and in the status JSON.
-#include "dbus/names.hpp"
 #include "daemon/status.hpp"
+
+#include "dbus/names.hpp"
 
 namespace tierswap {
 
 const char* to_string(TierState s) {
   switch (s) {
-    case TierState::active: return "active";
-    case TierState::demoting: return "demoting";
-    case TierState::evacuating: return "evacuating";
-    case TierState::drained: return "drained";
-    case TierState::unavailable: return "unavailable";
-    case TierState::failed: return "failed";
+    case TierState::active:
+      return "active";
+    case TierState::demoting:
+      return "demoting";
+    case TierState::evacuating:
+      return "evacuating";
+    case TierState::drained:
+      return "drained";
+    case TierState::unavailable:
+      return "unavailable";
+    case TierState::failed:
+      return "failed";
   }
   return "unavailable";
 }

@@ -9,16 +9,16 @@ namespace tierswap::policy {
 
 Result<Vmstat> parse_vmstat(std::string_view text) {
   Vmstat v;
-  auto walked = for_each_line(text, paths::proc_vmstat, [&](const std::string& where,
-                                                            std::string_view line) -> Result<void> {
-    const auto sp = line.find(' ');
-    std::uint64_t n = 0;
-    if (sp == std::string_view::npos || sp == 0 ||
-        std::from_chars(line.data() + sp + 1, line.data() + line.size(), n).ec != std::errc{})
-      return fail(EINVAL, where + ": expected \"name number\"");
-    v[std::string(line.substr(0, sp))] = n;
-    return {};
-  });
+  auto walked = for_each_line(
+      text, paths::proc_vmstat, [&](const std::string& where, std::string_view line) -> Result<void> {
+        const auto sp = line.find(' ');
+        std::uint64_t n = 0;
+        if (sp == std::string_view::npos || sp == 0 ||
+            std::from_chars(line.data() + sp + 1, line.data() + line.size(), n).ec != std::errc{})
+          return fail(EINVAL, where + ": expected \"name number\"");
+        v[std::string(line.substr(0, sp))] = n;
+        return {};
+      });
   if (!walked) return std::unexpected(walked.error());
   return v;
 }

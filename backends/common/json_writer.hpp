@@ -25,10 +25,22 @@ class JsonWriter {
  public:
   explicit JsonWriter(bool pretty = false) : pretty_(pretty) {}
 
-  JsonWriter& begin_object() { open('{'); return *this; }
-  JsonWriter& end_object() { close('}'); return *this; }
-  JsonWriter& begin_array() { open('['); return *this; }
-  JsonWriter& end_array() { close(']'); return *this; }
+  JsonWriter& begin_object() {
+    open('{');
+    return *this;
+  }
+  JsonWriter& end_object() {
+    close('}');
+    return *this;
+  }
+  JsonWriter& begin_array() {
+    open('[');
+    return *this;
+  }
+  JsonWriter& end_array() {
+    close(']');
+    return *this;
+  }
 
   JsonWriter& key(std::string_view k) {
     separate();
@@ -38,27 +50,54 @@ class JsonWriter {
     return *this;
   }
 
-  JsonWriter& value(std::string_view s) { separate(); quote(s); return *this; }
+  JsonWriter& value(std::string_view s) {
+    separate();
+    quote(s);
+    return *this;
+  }
   JsonWriter& value(const char* s) { return value(std::string_view(s)); }
   JsonWriter& value(const std::string& s) { return value(std::string_view(s)); }
-  JsonWriter& value(bool b) { separate(); out_ += b ? "true" : "false"; return *this; }
+  JsonWriter& value(bool b) {
+    separate();
+    out_ += b ? "true" : "false";
+    return *this;
+  }
   JsonWriter& value(int v) { return value(static_cast<long long>(v)); }
   JsonWriter& value(long v) { return value(static_cast<long long>(v)); }
-  JsonWriter& value(long long v) { separate(); out_ += std::to_string(v); return *this; }
+  JsonWriter& value(long long v) {
+    separate();
+    out_ += std::to_string(v);
+    return *this;
+  }
   JsonWriter& value(unsigned v) { return value(static_cast<unsigned long long>(v)); }
   JsonWriter& value(unsigned long v) { return value(static_cast<unsigned long long>(v)); }
-  JsonWriter& value(unsigned long long v) { separate(); out_ += std::to_string(v); return *this; }
+  JsonWriter& value(unsigned long long v) {
+    separate();
+    out_ += std::to_string(v);
+    return *this;
+  }
   JsonWriter& value(double v) {
     separate();
-    if (!std::isfinite(v)) { out_ += "null"; return *this; }
+    if (!std::isfinite(v)) {
+      out_ += "null";
+      return *this;
+    }
     char buf[32];
     std::snprintf(buf, sizeof buf, "%.6g", v);
     out_ += buf;
     return *this;
   }
-  JsonWriter& null() { separate(); out_ += "null"; return *this; }
+  JsonWriter& null() {
+    separate();
+    out_ += "null";
+    return *this;
+  }
   // Inserts an already-serialised JSON value as is.
-  JsonWriter& raw(std::string_view json) { separate(); out_ += json; return *this; }
+  JsonWriter& raw(std::string_view json) {
+    separate();
+    out_ += json;
+    return *this;
+  }
 
   [[nodiscard]] const std::string& str() const { return out_; }
 
@@ -75,7 +114,10 @@ class JsonWriter {
     out_ += c;
   }
   void separate() {
-    if (after_key_) { after_key_ = false; return; }
+    if (after_key_) {
+      after_key_ = false;
+      return;
+    }
     if (first_.empty()) return;
     if (!first_.back()) out_ += ',';
     first_.back() = false;
@@ -89,11 +131,21 @@ class JsonWriter {
     out_ += '"';
     for (unsigned char c : s) {
       switch (c) {
-        case '"': out_ += "\\\""; break;
-        case '\\': out_ += "\\\\"; break;
-        case '\n': out_ += "\\n"; break;
-        case '\r': out_ += "\\r"; break;
-        case '\t': out_ += "\\t"; break;
+        case '"':
+          out_ += "\\\"";
+          break;
+        case '\\':
+          out_ += "\\\\";
+          break;
+        case '\n':
+          out_ += "\\n";
+          break;
+        case '\r':
+          out_ += "\\r";
+          break;
+        case '\t':
+          out_ += "\\t";
+          break;
         default:
           if (c < 0x20) {
             char buf[8];

@@ -44,18 +44,18 @@ struct Step {
 };
 
 struct Plan {
-  std::string source;               // config the plan came from
-  std::vector<Step> steps;          // in apply order
-  std::vector<std::string> notes;   // what a person should know (round-robin, algorithm chosen)
+  std::string source;              // config the plan came from
+  std::vector<Step> steps;         // in apply order
+  std::vector<std::string> notes;  // what a person should know (round-robin, algorithm chosen)
   [[nodiscard]] bool empty() const { return steps.empty(); }
 };
 
 // A tier that tierswap set up and owns, as the journal records it.
 struct OwnedTier {
   std::string name;
-  std::string kind;       // "zram", "file", "partition"
-  std::string device;     // zram: "zram1"; else empty
-  std::string swap_path;  // "/dev/zram1", "/var/swap/t.swap", "/dev/vdb2"
+  std::string kind;             // "zram", "file", "partition"
+  std::string device;           // zram: "zram1"; else empty
+  std::string swap_path;        // "/dev/zram1", "/var/swap/t.swap", "/dev/vdb2"
   bool created_device = false;  // zram device hot-added by tierswap
   bool created_file = false;    // swap file created by tierswap
   bool active = false;          // swapon done by tierswap

@@ -23,7 +23,8 @@ constexpr long kBtrfsMagic = 0x9123683E;
 std::string unescape(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() && s.substr(i + 1, 3).find_first_not_of("01234567") == std::string::npos) {
+    if (s[i] == '\\' && i + 3 < s.size() &&
+        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string::npos) {
       out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
       i += 3;
     } else {
@@ -63,7 +64,8 @@ FileProbe probe_file(const HostFs& fs, const std::string& path) {
   p.dir_exists = ::stat(real_dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
   if (p.dir_exists) {
     struct statvfs sv {};
-    if (::statvfs(real_dir.c_str(), &sv) == 0) p.free_bytes = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
+    if (::statvfs(real_dir.c_str(), &sv) == 0)
+      p.free_bytes = static_cast<std::uint64_t>(sv.f_bavail) * sv.f_frsize;
   }
   const auto real = fs.resolve(path);
   if (::stat(real.c_str(), &st) != 0) return p;
@@ -80,9 +82,12 @@ FileProbe probe_file(const HostFs& fs, const std::string& path) {
 
 Result<std::string> resolve_partition(const HostFs& fs, const std::string& device) {
   std::string link;
-  if (device.starts_with("UUID=")) link = std::string(paths::dev_disk_by_uuid) + "/" + device.substr(5);
-  else if (device.starts_with("LABEL=")) link = std::string(paths::dev_disk_by_label) + "/" + device.substr(6);
-  else return device;
+  if (device.starts_with("UUID="))
+    link = std::string(paths::dev_disk_by_uuid) + "/" + device.substr(5);
+  else if (device.starts_with("LABEL="))
+    link = std::string(paths::dev_disk_by_label) + "/" + device.substr(6);
+  else
+    return device;
   std::error_code ec;
   const auto real = fs.resolve(link);
   if (!fsys::is_symlink(real, ec) && !fsys::exists(real, ec)) return fail(ENOENT, device + ": no " + link);
@@ -105,7 +110,8 @@ Result<void> allocate(int fd, const std::string& path, std::uint64_t size) {
     int flags = 0;
     if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
       flags |= FS_NOCOW_FL;
-      if (::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0) return fail(errno, path + ": setting No-CoW (chattr +C)");
+      if (::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0)
+        return fail(errno, path + ": setting No-CoW (chattr +C)");
     }
   }
   if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0)
@@ -145,7 +151,8 @@ Result<void> resize_swap_file(const HostFs& fs, const std::string& path, std::ui
 Result<void> remove_swap_file(const HostFs& fs, const std::string& path) {
   const auto real = fs.resolve(path).string();
   auto kind = swap::probe_first_page(real, swap::system_page_size());
-  if (!kind) return kind.error().code == ENOENT ? Result<void>{} : Result<void>(std::unexpected(kind.error()));
+  if (!kind)
+    return kind.error().code == ENOENT ? Result<void>{} : Result<void>(std::unexpected(kind.error()));
   if (*kind != swap::FirstPage::ours)
     return fail(EEXIST, path + " holds " + swap::to_string(*kind) + ": refusing to remove it");
   if (::unlink(real.c_str()) != 0) return fail(errno, path);

@@ -23,12 +23,12 @@ struct Mount {
 std::vector<Mount> parse_mounts(std::string_view text);
 
 struct FileProbe {
-  std::string dir;            // parent directory (kernel path)
+  std::string dir;  // parent directory (kernel path)
   bool dir_exists = false;
   bool exists = false;
   bool regular = false;
   std::uint64_t size = 0;
-  bool has_holes = false;     // allocated blocks < size: swapon would refuse it
+  bool has_holes = false;  // allocated blocks < size: swapon would refuse it
   swap::FirstPage first = swap::FirstPage::empty;
   std::uint64_t free_bytes = 0;  // available to root... to unprivileged users (f_bavail) on dir's fs
 };

@@ -45,7 +45,9 @@ inline std::string block_attr(std::string_view dev, std::string_view attr = {}) 
 }
 
 // "/dev/<name>".
-inline std::string dev_node(std::string_view name) { return "/dev/" + std::string(name); }
+inline std::string dev_node(std::string_view name) {
+  return "/dev/" + std::string(name);
+}
 
 // "/sys/module/zswap/parameters/<name>".
 inline std::string zswap_param(std::string_view name) {

@@ -56,8 +56,8 @@ Result<void> RealKernel::swapoff(const std::string& path) {
   helper_.store(0);
   if (r < 0) return fail(errno, "swapoff " + path + ": waitpid");
   if (WIFSIGNALED(status))
-    return fail(EINTR, "swapoff " + path + ": aborted (helper killed by signal " + std::to_string(WTERMSIG(status)) +
-                           "); the area stays active");
+    return fail(EINTR, "swapoff " + path + ": aborted (helper killed by signal " +
+                           std::to_string(WTERMSIG(status)) + "); the area stays active");
   if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return fail(WEXITSTATUS(status), "swapoff " + path);
   return {};
 }
@@ -120,19 +120,23 @@ void spit(const fs::path& p, const std::string& s) {
 }  // namespace
 
 Result<void> RecordingKernel::swapon(const std::string& path, int priority, bool discard) {
-  if (auto r = check("swapon " + path + " prio=" + std::to_string(priority) + " discard=" + (discard ? "1" : "0")); !r)
+  if (auto r =
+          check("swapon " + path + " prio=" + std::to_string(priority) + " discard=" + (discard ? "1" : "0"));
+      !r)
     return r;
   if (!fs_) return {};
   const auto swaps_path = fs_->resolve(paths::proc_swaps);
   std::string text = slurp(swaps_path);
   if (text.empty()) text = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
-  if (auto areas = parse_proc_swaps(text); areas && find_area(*areas, path)) return fail(EBUSY, "swapon " + path);
+  if (auto areas = parse_proc_swaps(text); areas && find_area(*areas, path))
+    return fail(EBUSY, "swapon " + path);
   std::uint64_t kib = 0;
   std::error_code ec;
   const bool dev = path.starts_with("/dev/");
   if (dev) {
     auto name = fs::path(path).filename().string();
-    if (auto ds = fs_->read_int(paths::block_attr(name, "disksize")); ds) kib = static_cast<std::uint64_t>(*ds) / 1024;
+    if (auto ds = fs_->read_int(paths::block_attr(name, "disksize")); ds)
+      kib = static_cast<std::uint64_t>(*ds) / 1024;
   } else {
     kib = fs::file_size(fs_->resolve(path), ec) / 1024;
   }

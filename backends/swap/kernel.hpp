@@ -8,12 +8,13 @@
 // is meant to be called from another thread than the one in swapoff().
 #pragma once
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
 #include <vector>
 
 #include "backends/common/result.hpp"

@@ -1,9 +1,9 @@
 #include "backends/swap/proc_swaps.hpp"
 
-#include "backends/hostfs/paths.hpp"
-
 #include <charconv>
 #include <sstream>
+
+#include "backends/hostfs/paths.hpp"
 
 namespace tierswap::swap {
 
@@ -46,7 +46,8 @@ Result<std::vector<SwapArea>> parse_proc_swaps(std::string_view text) {
     std::istringstream ls(line);
     std::string path, type, size, used, prio;
     if (!(ls >> path >> type >> size >> used >> prio))
-      return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line + "\" has fewer than 5 fields");
+      return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
+                              "\" has fewer than 5 fields");
     SwapArea a;
     a.path = unescape(path);
     a.type = type;

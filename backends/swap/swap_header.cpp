@@ -10,9 +10,12 @@
 namespace tierswap::swap {
 
 namespace {
-constexpr std::size_t kVersionOff = 1024, kLastPageOff = 1028, kBadOff = 1032, kUuidOff = 1036, kLabelOff = 1052;
+constexpr std::size_t kVersionOff = 1024, kLastPageOff = 1028, kBadOff = 1032, kUuidOff = 1036,
+                      kLabelOff = 1052;
 
-void put_u32(std::vector<std::uint8_t>& p, std::size_t off, std::uint32_t v) { std::memcpy(p.data() + off, &v, 4); }
+void put_u32(std::vector<std::uint8_t>& p, std::size_t off, std::uint32_t v) {
+  std::memcpy(p.data() + off, &v, 4);
+}
 
 struct Fd {
   int fd;
@@ -29,10 +32,14 @@ std::size_t system_page_size() {
 
 const char* to_string(FirstPage k) {
   switch (k) {
-    case FirstPage::empty: return "empty";
-    case FirstPage::ours: return "a tierswap swap area";
-    case FirstPage::foreign_swap: return "a swap area not made by tierswap";
-    case FirstPage::other: return "data that is not a swap area";
+    case FirstPage::empty:
+      return "empty";
+    case FirstPage::ours:
+      return "a tierswap swap area";
+    case FirstPage::foreign_swap:
+      return "a swap area not made by tierswap";
+    case FirstPage::other:
+      return "data that is not a swap area";
   }
   return "?";
 }
@@ -44,7 +51,8 @@ Result<std::vector<std::uint8_t>> make_swap_header(std::uint64_t size_bytes, std
     return fail(EINVAL, "swap area of " + std::to_string(size_bytes) + " bytes is smaller than " +
                             std::to_string(kMinSwapPages) + " pages");
   if (pages - 1 > 0xffffffffULL)
-    return fail(EINVAL, "swap area of " + std::to_string(size_bytes) + " bytes has too many pages for a v1 header");
+    return fail(EINVAL,
+                "swap area of " + std::to_string(size_bytes) + " bytes has too many pages for a v1 header");
   std::vector<std::uint8_t> p(page_size, 0);
   put_u32(p, kVersionOff, 1);
   put_u32(p, kLastPageOff, static_cast<std::uint32_t>(pages - 1));
@@ -77,7 +85,7 @@ Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_siz
   if (static_cast<std::size_t>(n) < page_size) {
     page.resize(static_cast<std::size_t>(n));
     return std::all_of(page.begin(), page.end(), [](std::uint8_t b) { return b == 0; }) ? FirstPage::empty
-                                                                                          : FirstPage::other;
+                                                                                        : FirstPage::other;
   }
   return classify_first_page(page);
 }

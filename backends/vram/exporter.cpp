@@ -128,8 +128,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     std::string_view a = args[i];
     std::string_view value;
     const bool takes_value = a == "--socket" || a == "--size" || a == "--store" || a == "--device" ||
-                             a == "--connections" || a == "--fd" || a == "--buffer" ||
-                             a == "--pipeline" || a == "--reply-timeout" || a == "--test-fail-offset";
+                             a == "--connections" || a == "--fd" || a == "--buffer" || a == "--pipeline" ||
+                             a == "--reply-timeout" || a == "--test-fail-offset";
     if (takes_value) {
       if (i + 1 >= args.size()) return fail(EINVAL, std::string(a) + " needs a value (see --help)");
       value = args[++i];

@@ -176,7 +176,7 @@ struct Server::Connection {
   // reply to, and receives the next group meanwhile. One group at a time.
   std::mutex mu;
   std::condition_variable work_cv, done_cv;
-  Group* work = nullptr;  // handed over, not yet completed
+  Group* work = nullptr;       // handed over, not yet completed
   bool work_executed = false;  // work has been through the store
   bool completer_stop = false;
   bool dead = false;  // the completer could not send: the connection is over

@@ -52,10 +52,10 @@ struct ServerOptions {
   // groups are served inline by the reader (no thread hand-off). SIZE_MAX:
   // off (no second thread, one payload buffer per slot).
   std::size_t pipeline_bytes = SIZE_MAX;
-  unsigned queue_depth = 64;            // requests per group
-  int reply_timeout_ms = 30000;         // client not reading replies → dropped
-  int handshake_timeout_ms = 10000;     // client idle in the handshake → dropped
-  bool check_peer = true;               // SO_PEERCRED: root or our uid only
+  unsigned queue_depth = 64;         // requests per group
+  int reply_timeout_ms = 30000;      // client not reading replies → dropped
+  int handshake_timeout_ms = 10000;  // client idle in the handshake → dropped
+  bool check_peer = true;            // SO_PEERCRED: root or our uid only
   // Called first thing on every I/O thread (tests count allocations there).
   std::function<void()> on_io_thread_start;
 };
@@ -64,7 +64,7 @@ struct ServerStats {
   std::uint64_t connections_accepted = 0;
   std::uint64_t connections_refused = 0;
   std::uint64_t requests = 0;
-  std::uint64_t batches = 0;  // submit() calls made by the batcher
+  std::uint64_t batches = 0;              // submit() calls made by the batcher
   std::uint64_t max_groups_in_batch = 0;  // most connections' groups one of them carried
 };
 

@@ -32,7 +32,8 @@ Result<Device> read_device(const HostFs& fs, const std::string& name) {
   auto ds = fs.read_int(paths::block_attr(name, "disksize"));
   if (!ds) return std::unexpected(ds.error());
   d.disksize = static_cast<std::uint64_t>(*ds);
-  if (auto ml = fs.read_int(paths::block_attr(name, "mem_limit")); ml) d.mem_limit = static_cast<std::uint64_t>(*ml);
+  if (auto ml = fs.read_int(paths::block_attr(name, "mem_limit")); ml)
+    d.mem_limit = static_cast<std::uint64_t>(*ml);
   d.has_recomp = fs.exists(paths::block_attr(name, "recomp_algorithm"));
   return d;
 }
@@ -42,7 +43,8 @@ std::vector<std::string> list_devices(const HostFs& fs) {
   auto names = fs.list(paths::sys_block);
   if (!names) return out;
   for (const auto& n : *names)
-    if (n.starts_with("zram") && n.size() > 4 && std::all_of(n.begin() + 4, n.end(), ::isdigit)) out.push_back(n);
+    if (n.starts_with("zram") && n.size() > 4 && std::all_of(n.begin() + 4, n.end(), ::isdigit))
+      out.push_back(n);
   std::sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
     return std::stoi(a.substr(4)) < std::stoi(b.substr(4));
   });

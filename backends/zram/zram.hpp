@@ -29,7 +29,7 @@ struct Device {
   std::string algorithm;
   std::uint64_t disksize = 0;
   std::uint64_t mem_limit = 0;  // 0 when unreadable: the kernel makes mem_limit write-only
-  bool has_recomp = false;  // recomp_algorithm attribute present
+  bool has_recomp = false;      // recomp_algorithm attribute present
 };
 
 // Reads /sys/block/<name>/{comp_algorithm,disksize,mem_limit}.

@@ -37,6 +37,8 @@ std::vector<std::string> parse_crypto_compressors(std::string_view text);
 State observe(const HostFs& fs);
 
 // Booleans as sysfs prints them ("Y"/"N").
-inline std::string bool_value(bool b) { return b ? "Y" : "N"; }
+inline std::string bool_value(bool b) {
+  return b ? "Y" : "N";
+}
 
 }  // namespace tierswap::zswap

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -13,7 +14,6 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <sdbus-c++/sdbus-c++.h>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -24,8 +24,12 @@ namespace tierswap::test {
 
 namespace fs = std::filesystem;
 
-std::string source_dir() { return TIERSWAP_SOURCE_DIR; }
-std::string ctl_path() { return TIERSWAP_CTL; }
+std::string source_dir() {
+  return TIERSWAP_SOURCE_DIR;
+}
+std::string ctl_path() {
+  return TIERSWAP_CTL;
+}
 
 std::string read_file(const std::string& path) {
   std::stringstream s;
@@ -46,7 +50,9 @@ namespace {
   _exit(127);
 }
 
-int decode(int status) { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
+int decode(int status) {
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
 
 void stop(pid_t pid) {
   if (pid <= 0) return;
@@ -63,7 +69,8 @@ void stop(pid_t pid) {
 
 }  // namespace
 
-ProcResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env, int timeout_s) {
+ProcResult run_process(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                       int timeout_s) {
   int out[2], err[2];
   if (pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC)) throw std::runtime_error("pipe");
   const pid_t pid = fork();
@@ -81,7 +88,8 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::vector<s
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
   int open_fds = 2;
   while (open_fds > 0) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       kill(pid, SIGKILL);
       break;
@@ -118,7 +126,9 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::stri
   }
 }
 
-ChildProcess::~ChildProcess() { stop(pid_); }
+ChildProcess::~ChildProcess() {
+  stop(pid_);
+}
 
 bool ChildProcess::running() {
   int st;
@@ -139,7 +149,9 @@ TestBus::TestBus() {
          " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
          "<busconfig>\n"
          "  <type>system</type>\n"
-         "  <listen>" << address_ << "</listen>\n"
+         "  <listen>"
+      << address_
+      << "</listen>\n"
          "  <auth>EXTERNAL</auth>\n"
          "  <policy context=\"default\">\n"
          "    <allow user=\"*\"/>\n"
@@ -153,10 +165,14 @@ TestBus::TestBus() {
          "    <allow receive_type=\"error\"/>\n"
          "    <allow receive_type=\"signal\"/>\n"
          "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus\"/>\n"
-         "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
-         "    <allow send_destination=\"org.freedesktop.DBus\" send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
+         "    <allow send_destination=\"org.freedesktop.DBus\" "
+         "send_interface=\"org.freedesktop.DBus.Introspectable\"/>\n"
+         "    <allow send_destination=\"org.freedesktop.DBus\" "
+         "send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
          "  </policy>\n"
-         "  <include>" << source_dir() << "/packaging/dbus/org.tierswap.Manager1.conf</include>\n"
+         "  <include>"
+      << source_dir()
+      << "/packaging/dbus/org.tierswap.Manager1.conf</include>\n"
          "</busconfig>\n";
   pid_ = fork();
   if (pid_ == 0) {
@@ -165,7 +181,8 @@ TestBus::TestBus() {
     dup2(fd, 2);
     exec_child({"dbus-daemon", "--nofork", "--nopidfile", "--config-file=" + dir_ + "/bus.conf"}, {});
   }
-  for (int i = 0; i < 200 && !fs::exists(socket); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200 && !fs::exists(socket); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (!fs::exists(socket)) {
     const std::string log = read_file(dir_ + "/bus.log");
     stop(pid_);
@@ -186,7 +203,10 @@ bool TestBus::wait_for_name(const std::string& name, int timeout_ms) const {
       auto conn = sdbus::createSessionBusConnectionWithAddress(address_);
       auto proxy = sdbus::createProxy(*conn, "org.freedesktop.DBus", "/org/freedesktop/DBus");
       bool has = false;
-      proxy->callMethod("NameHasOwner").onInterface("org.freedesktop.DBus").withArguments(name).storeResultsTo(has);
+      proxy->callMethod("NameHasOwner")
+          .onInterface("org.freedesktop.DBus")
+          .withArguments(name)
+          .storeResultsTo(has);
       if (has) return true;
     } catch (const sdbus::Error&) {
     }
@@ -199,9 +219,10 @@ Service::Service(const TestBus& bus, const std::vector<std::string>& extra_args)
   log_ = bus.dir() + "/calls.log";
   std::ofstream(log_).flush();
   const char* env = std::getenv("TIERSWAP_DBUS_SERVER");
-  std::string tmpl = env && *env ? env
-                                 : std::string(TIERSWAP_TEST_SERVER) +
-                                       " --address {address} --status {fixture}/status.json --log {log} {args}";
+  std::string tmpl = env && *env
+                         ? env
+                         : std::string(TIERSWAP_TEST_SERVER) +
+                               " --address {address} --status {fixture}/status.json --log {log} {args}";
   std::vector<std::string> argv;
   std::istringstream words(tmpl);
   for (std::string w; words >> w;) {
@@ -220,7 +241,9 @@ Service::Service(const TestBus& bus, const std::vector<std::string>& extra_args)
   ready_ = bus.wait_for_name("org.tierswap.Manager1");
 }
 
-std::string Service::calls() const { return read_file(log_); }
+std::string Service::calls() const {
+  return read_file(log_);
+}
 
 ProcResult BusTest::ctl(std::vector<std::string> args) {
   args.insert(args.begin(), ctl_path());
@@ -228,8 +251,8 @@ ProcResult BusTest::ctl(std::vector<std::string> args) {
 }
 
 ProcResult BusTest::ctl_as_nobody(std::vector<std::string> args) {
-  std::vector<std::string> argv = {"runuser", "-u", "nobody", "--", "env",
-                                   "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
+  std::vector<std::string> argv = {
+      "runuser", "-u", "nobody", "--", "env", "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), ctl_path()};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_process(argv);
 }

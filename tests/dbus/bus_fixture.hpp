@@ -5,7 +5,8 @@
 //
 // The service command is a template so the scripted test server can be
 // swapped for the real daemon later:
-//   TIERSWAP_DBUS_SERVER="tierswapd --root {fixture}/root --config {fixture}/tierswap.yaml --bus-address {address}"
+//   TIERSWAP_DBUS_SERVER="tierswapd --root {fixture}/root --config {fixture}/tierswap.yaml --bus-address
+//   {address}"
 // Placeholders: {address} (bus address), {fixture} (tests/dbus/fixtures),
 // {log} (file the scripted server appends received calls to), {args} (extra
 // per-test arguments, ignored by a command that leaves it out).

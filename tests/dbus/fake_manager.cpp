@@ -33,7 +33,9 @@ Result<void> ScriptedManager::reload() {
   return {};
 }
 
-Result<std::string> ScriptedManager::plan_json() { return std::string(R"({"steps":[]})"); }
+Result<std::string> ScriptedManager::plan_json() {
+  return std::string(R"({"steps":[]})");
+}
 
 Result<void> ScriptedManager::demote(const std::string& tier) {
   log("demote " + tier);
@@ -44,7 +46,8 @@ Result<void> ScriptedManager::demote(const std::string& tier) {
     TierStatus* t = find(tier);
     if (!t) return fail(ENOENT, "no tier named \"" + tier + "\"");
     if (enomem_tiers.count(tier)) {
-      return fail(ENOMEM, "demote of " + tier + " refused: 3.0 GiB used, only 1.0 GiB free in the other swap areas");
+      return fail(ENOMEM,
+                  "demote of " + tier + " refused: 3.0 GiB used, only 1.0 GiB free in the other swap areas");
     }
     if (t->state == TierState::demoting) return fail(EBUSY, "a demote of " + tier + " is already running");
     t->state = TierState::demoting;

@@ -3,13 +3,13 @@
 // swapping in tierswapd).
 #include <gtest/gtest.h>
 #include <pwd.h>
+#include <sdbus-c++/sdbus-c++.h>
 
 #include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <regex>
-#include <sdbus-c++/sdbus-c++.h>
 #include <set>
 #include <thread>
 
@@ -34,7 +34,9 @@ class DbusTest : public BusTest {
   std::unique_ptr<Service> svc_;
 };
 
-std::string golden(const std::string& name) { return read_file(source_dir() + "/tests/dbus/golden/" + name); }
+std::string golden(const std::string& name) {
+  return read_file(source_dir() + "/tests/dbus/golden/" + name);
+}
 
 TEST_F(DbusTest, StatusHumanMatchesGolden) {
   auto r = ctl({"status"});
@@ -59,8 +61,8 @@ TEST_F(DbusTest, IntrospectionMatchesXml) {
        {std::tuple<std::string, std::string, std::string>{"/org/tierswap/Manager1", "org.tierswap.Manager1",
                                                           "org.tierswap.Manager1.xml"},
         {"/org/tierswap/Tier/fast", "org.tierswap.Tier1", "org.tierswap.Tier1.xml"}}) {
-    auto r = run_process({"busctl", "--address=" + bus_.address(), "introspect", "--no-pager", "org.tierswap.Manager1",
-                          path, iface});
+    auto r = run_process({"busctl", "--address=" + bus_.address(), "introspect", "--no-pager",
+                          "org.tierswap.Manager1", path, iface});
     ASSERT_EQ(r.code, 0) << r.err;
     std::set<std::string> seen, want;
     std::regex row(R"(^\.(\w+)\s+(method|property|signal)\b)");
@@ -81,10 +83,13 @@ TEST_F(DbusTest, ObjectManagerListsOneObjectPerTier) {
   auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
   auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kObjectManagerPath);
   std::map<sdbus::ObjectPath, std::map<std::string, std::map<std::string, sdbus::Variant>>> objects;
-  proxy->callMethod("GetManagedObjects").onInterface("org.freedesktop.DBus.ObjectManager").storeResultsTo(objects);
+  proxy->callMethod("GetManagedObjects")
+      .onInterface("org.freedesktop.DBus.ObjectManager")
+      .storeResultsTo(objects);
   std::set<std::string> paths;
   for (const auto& [p, ifaces] : objects) paths.insert(p);
-  EXPECT_EQ(paths, (std::set<std::string>{"/org/tierswap/Manager1", "/org/tierswap/Tier/fast", "/org/tierswap/Tier/disk_2dswap"}));
+  EXPECT_EQ(paths, (std::set<std::string>{"/org/tierswap/Manager1", "/org/tierswap/Tier/fast",
+                                          "/org/tierswap/Tier/disk_2dswap"}));
   const auto& props = objects.at(sdbus::ObjectPath("/org/tierswap/Tier/fast")).at("org.tierswap.Tier1");
   EXPECT_EQ(props.at("Kind").get<std::string>(), "zram");
   EXPECT_EQ(props.at("Priority").get<int32_t>(), 100);
@@ -100,8 +105,9 @@ TEST_F(DbusTest, DemoteShowsProgressAndEndsWithOutcome) {
   EXPECT_NE(r.out.find("fast: demoted, drained in"), std::string::npos) << r.out;
   EXPECT_EQ(svc_->calls(), "demote fast\n");
   auto st = ctl({"status", "--json"});
-  EXPECT_NE(st.out.find(R"("name":"fast","kind":"zram","device":"/dev/zram0","priority":100,"state":"drained")"),
-            std::string::npos)
+  EXPECT_NE(
+      st.out.find(R"("name":"fast","kind":"zram","device":"/dev/zram0","priority":100,"state":"drained")"),
+      std::string::npos)
       << st.out;
 }
 
@@ -157,7 +163,8 @@ TEST_F(DbusTest, MalformedArgumentsGetNamedErrorsAndChangeNothing) {
 }
 
 TEST_F(DbusTest, NotEnoughMemoryAndInvalidConfigAreNamed) {
-  start({"--enomem", "disk-swap", "--reload-error", "/etc/tierswap.yaml:3:9: tiers[0].size: \"12X\" is not a size"});
+  start({"--enomem", "disk-swap", "--reload-error",
+         "/etc/tierswap.yaml:3:9: tiers[0].size: \"12X\" is not a size"});
   auto r = ctl({"demote", "disk-swap"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("only 1.0 GiB free in the other swap areas [org.tierswap.Error.NotEnoughMemory]"),
@@ -165,11 +172,13 @@ TEST_F(DbusTest, NotEnoughMemoryAndInvalidConfigAreNamed) {
       << r.err;
   r = ctl({"reload"});
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("\"12X\" is not a size [org.tierswap.Error.InvalidConfig]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("\"12X\" is not a size [org.tierswap.Error.InvalidConfig]"), std::string::npos)
+      << r.err;
 }
 
 TEST_F(DbusTest, UnprivilegedCallerReadsButIsDeniedEveryMutation) {
-  if (getpwnam("nobody") == nullptr || geteuid() != 0) GTEST_SKIP() << "needs root and a user nobody (runuser)";
+  if (getpwnam("nobody") == nullptr || geteuid() != 0)
+    GTEST_SKIP() << "needs root and a user nobody (runuser)";
   if (access(ctl_path().c_str(), X_OK) != 0) GTEST_SKIP() << "tierswapctl not reachable";
   auto r = ctl_as_nobody({"status"});
   ASSERT_EQ(r.code, 0) << r.err;
@@ -185,10 +194,11 @@ TEST_F(DbusTest, UnprivilegedCallerReadsButIsDeniedEveryMutation) {
 }
 
 TEST_F(DbusTest, OnlyRootMayOwnTheName) {
-  if (getpwnam("nobody") == nullptr || geteuid() != 0) GTEST_SKIP() << "needs root and a user nobody (runuser)";
+  if (getpwnam("nobody") == nullptr || geteuid() != 0)
+    GTEST_SKIP() << "needs root and a user nobody (runuser)";
   auto r = run_process({"runuser", "-u", "nobody", "--", "busctl", "--address=" + bus_.address(), "call",
-                        "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "RequestName", "su",
-                        "org.tierswap.Manager1", "0"});
+                        "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                        "RequestName", "su", "org.tierswap.Manager1", "0"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("Access denied"), std::string::npos) << r.err;
 }
@@ -199,7 +209,8 @@ TEST_F(DbusTest, DaemonNotRunningIsExit3WithHowToStart) {
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("tierswapd is not running"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("systemctl start tierswapd"), std::string::npos) << r.err;
-  r = run_process({ctl_path(), "reload"}, {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + bus_.dir() + "/nothing-here"});
+  r = run_process({ctl_path(), "reload"},
+                  {"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + bus_.dir() + "/nothing-here"});
   EXPECT_EQ(r.code, 3);
   EXPECT_NE(r.err.find("cannot reach the system bus"), std::string::npos) << r.err;
 }

@@ -11,8 +11,9 @@ namespace tierswap::policy {
 namespace {
 
 TEST(Psi, ParsesSomeAndFull) {
-  auto p = parse_psi("some avg10=0.12 avg60=0.30 avg300=0.25 total=123456\n"
-                     "full avg10=0.00 avg60=0.01 avg300=0.00 total=4567\n");
+  auto p = parse_psi(
+      "some avg10=0.12 avg60=0.30 avg300=0.25 total=123456\n"
+      "full avg10=0.00 avg60=0.01 avg300=0.00 total=4567\n");
   ASSERT_TRUE(p) << p.error().message;
   EXPECT_DOUBLE_EQ(p->some.avg10, 0.12);
   EXPECT_DOUBLE_EQ(p->some.avg300, 0.25);
@@ -32,15 +33,17 @@ TEST(Psi, RejectsGarbageNamingTheLine) {
   auto p = parse_psi("some avg10=x avg60=0 avg300=0 total=1\n", "/proc/pressure/memory");
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().code, EINVAL);
-  EXPECT_NE(p.error().message.find("/proc/pressure/memory:1: avg10=\"x\""), std::string::npos) << p.error().message;
+  EXPECT_NE(p.error().message.find("/proc/pressure/memory:1: avg10=\"x\""), std::string::npos)
+      << p.error().message;
   EXPECT_FALSE(parse_psi(""));
   EXPECT_FALSE(parse_psi("some avg10=1\n"));
   EXPECT_FALSE(parse_psi("partial avg10=1 avg60=1 avg300=1 total=1\n"));
 }
 
 TEST(Meminfo, ParsesKilobytesAndCounts) {
-  auto m = parse_meminfo("MemTotal:       16303452 kB\nMemAvailable:    8123456 kB\n"
-                         "SwapTotal:       8388604 kB\nSwapFree:        8388604 kB\nHugePages_Total:       0\n");
+  auto m = parse_meminfo(
+      "MemTotal:       16303452 kB\nMemAvailable:    8123456 kB\n"
+      "SwapTotal:       8388604 kB\nSwapFree:        8388604 kB\nHugePages_Total:       0\n");
   ASSERT_TRUE(m) << m.error().message;
   EXPECT_EQ(m->mem_total(), 16303452ull * 1024);
   EXPECT_EQ(m->mem_available(), 8123456ull * 1024);
@@ -104,8 +107,8 @@ TEST(PressureAlert, FiresOnceOnTheRiseAndRearmsBelowClear) {
   EXPECT_FALSE(pressure_alert(st, 30.0));  // still high: no second alert
   EXPECT_FALSE(pressure_alert(st, 7.0));   // between clear and raise: stays raised
   EXPECT_FALSE(pressure_alert(st, 11.0));
-  EXPECT_FALSE(pressure_alert(st, 4.9));   // re-armed
-  EXPECT_TRUE(pressure_alert(st, 10.0));   // at the threshold counts
+  EXPECT_FALSE(pressure_alert(st, 4.9));  // re-armed
+  EXPECT_TRUE(pressure_alert(st, 10.0));  // at the threshold counts
 }
 
 TEST(PressureAlert, ThresholdsAreTheCallers) {

@@ -20,11 +20,16 @@ int main(int argc, char** argv) {
   std::vector<std::string> enomem;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--address") address = v;
-    else if (k == "--status") status_file = v;
-    else if (k == "--log") log_file = v;
-    else if (k == "--enomem") enomem.push_back(v);
-    else if (k == "--reload-error") reload_error = v;
+    if (k == "--address")
+      address = v;
+    else if (k == "--status")
+      status_file = v;
+    else if (k == "--log")
+      log_file = v;
+    else if (k == "--enomem")
+      enomem.push_back(v);
+    else if (k == "--reload-error")
+      reload_error = v;
     else {
       std::fprintf(stderr, "test server: unknown option %s\n", k.c_str());
       return 2;

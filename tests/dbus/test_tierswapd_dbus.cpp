@@ -4,15 +4,15 @@
 // introspect, nobody gets AccessDenied, malformed arguments get named errors,
 // demote/promote with progress, a refused demote with the numbers.
 #include <gtest/gtest.h>
+#include <sdbus-c++/sdbus-c++.h>
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <vector>
-#include <fstream>
-#include <sdbus-c++/sdbus-c++.h>
-#include <sstream>
 
 #include "dbus/names.hpp"
 #include "dbus/status_json.hpp"
@@ -24,8 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-
-
 class TierswapdDbus : public BusTest {
  protected:
   void SetUp() override {
@@ -33,12 +31,14 @@ class TierswapdDbus : public BusTest {
     fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root_, fs::copy_options::recursive);
     fs::create_directories(root_ / "proc/pressure");
     spit(root_ / "proc/pressure/memory",
-         "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 total=10\n");
+         "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 "
+         "total=10\n");
     spit(root_ / "proc/pressure/io",
          "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
     spit(root_ / "proc/vmstat", "pswpin 0\npswpout 0\n");
-    const std::string cmd = std::string("env TIERSWAP_TEST_FAKE_KERNEL=1 ") + TIERSWAPD + " --root " + root_.string() +
-                            " --config " + (root_ / "etc/tierswap.yaml").string() + " --bus-address {address} {args}";
+    const std::string cmd = std::string("env TIERSWAP_TEST_FAKE_KERNEL=1 ") + TIERSWAPD + " --root " +
+                            root_.string() + " --config " + (root_ / "etc/tierswap.yaml").string() +
+                            " --bus-address {address} {args}";
     ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
     svc_ = std::make_unique<Service>(bus_);
     ::unsetenv("TIERSWAP_DBUS_SERVER");
@@ -94,8 +94,8 @@ TEST_F(TierswapdDbus, StatusHumanAndJson) {
 }
 
 TEST_F(TierswapdDbus, BusctlIntrospectShowsTheApiAndTierObjects) {
-  auto r = run_process({"busctl", "--address=" + bus_.address(), "introspect", dbus::kBusName, dbus::kManagerPath,
-                        dbus::kManagerInterface});
+  auto r = run_process({"busctl", "--address=" + bus_.address(), "introspect", dbus::kBusName,
+                        dbus::kManagerPath, dbus::kManagerInterface});
   ASSERT_EQ(r.code, 0) << r.err;
   for (const char* want : {".Demote", ".Promote", ".Reload", ".Plan", ".GetStatus", ".Progress",
                            ".TierStateChanged", ".PolicyAction", ".Swappiness"})
@@ -110,7 +110,8 @@ TEST_F(TierswapdDbus, NobodyReadsButGetsAccessDeniedOnEveryMutation) {
   auto s = ctl_as_nobody({"status"});
   EXPECT_EQ(s.code, 0) << s.err;
   const auto before = journal();
-  for (std::vector<std::string> args : {std::vector<std::string>{"reload"}, {"demote", "fast"}, {"promote", "fast"}}) {
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"reload"}, {"demote", "fast"}, {"promote", "fast"}}) {
     auto r = ctl_as_nobody(args);
     EXPECT_EQ(r.code, 4) << args[0] << ": " << r.err;
     EXPECT_NE(r.err.find("AccessDenied"), std::string::npos) << r.err;
@@ -135,7 +136,8 @@ TEST_F(TierswapdDbus, DemoteWithProgressThenPromote) {
   set_swap_used(root_ / "proc/swaps", "/dev/zram1", 1024);
   auto d = ctl({"demote", "fast"});
   ASSERT_EQ(d.code, 0) << d.out << d.err;
-  EXPECT_NE(d.err.find("fast: 100%  1.0M/1.0M (256/256 pages)"), std::string::npos) << d.err;  // progress on stderr
+  EXPECT_NE(d.err.find("fast: 100%  1.0M/1.0M (256/256 pages)"), std::string::npos)
+      << d.err;  // progress on stderr
   EXPECT_NE(d.out.find("fast: demoted, drained in"), std::string::npos) << d.out;
   Status s = status();
   EXPECT_EQ(tier(s, "fast")->state, TierState::drained);
@@ -161,7 +163,8 @@ TEST_F(TierswapdDbus, DemoteRefusedWhenTheOtherAreasLackRoom) {
   const auto before = journal();
   auto d = ctl({"demote", "fast"});
   EXPECT_EQ(d.code, 1) << d.err;
-  EXPECT_NE(d.err.find("tier fast holds 200 MiB; the other swap areas have 64 MiB free"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find("tier fast holds 200 MiB; the other swap areas have 64 MiB free"), std::string::npos)
+      << d.err;
   EXPECT_NE(d.err.find("NotEnoughMemory"), std::string::npos) << d.err;
   EXPECT_EQ(journal(), before);
   EXPECT_EQ(tier(status(), "fast")->state, TierState::active);
@@ -190,7 +193,8 @@ TEST_F(TierswapdDbus, PressureAlertIsSentWhenMemoryPressureRises) {
   proxy->finishRegistration();
   conn->enterEventLoopAsync();
   spit(root_ / "proc/pressure/memory",
-       "some avg10=42.00 avg60=10.00 avg300=1.00 total=100\nfull avg10=7.00 avg60=1.00 avg300=0.00 total=10\n");
+       "some avg10=42.00 avg60=10.00 avg300=1.00 total=100\nfull avg10=7.00 avg60=1.00 avg300=0.00 "
+       "total=10\n");
   // The tick runs every 2 s: wait up to 6 s for the first alert, then one
   // more tick to see that a steady high value does not repeat it.
   for (int i = 0; i < 300; ++i) {

@@ -31,17 +31,23 @@ std::string config_yaml(const std::string& dir, int swappiness, int zram_prio = 
          "    size: 128M\n"
          "    algorithm: [zstd, lz4]\n"
          "    mem_limit: 64M\n"
-         "    priority: " + std::to_string(zram_prio) + "\n"
+         "    priority: " +
+         std::to_string(zram_prio) +
+         "\n"
          "  - name: kt-file\n"
          "    kind: file\n"
-         "    path: " + dir + "/kt.swap\n"
+         "    path: " +
+         dir +
+         "/kt.swap\n"
          "    size: 32M\n"
          "    priority: 10\n"
          "zswap:\n"
          "  max_pool_percent: 21\n"
          "  accept_threshold_percent: 80\n"
          "sysctl:\n"
-         "  vm.swappiness: " + std::to_string(swappiness) + "\n"
+         "  vm.swappiness: " +
+         std::to_string(swappiness) +
+         "\n"
          "  vm.page-cluster: 1\n";
 }
 
@@ -164,7 +170,8 @@ TEST_F(ApplyKernel, EngineAppliesEveryKindAndTeardownRestores) {
   EXPECT_EQ(read_value(paths::sysctl("vm.page-cluster")), "1");
   EXPECT_EQ(read_value(paths::zswap_param("max_pool_percent")), "21");
   EXPECT_EQ(read_value(paths::zswap_param("accept_threshold_percent")), "80");
-  EXPECT_EQ(fs::status(dir_ + "/kt.swap").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(dir_ + "/kt.swap").permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
 
   // Planning again against what was applied: nothing to do.
   auto again = engine.plan();
@@ -240,19 +247,22 @@ class Refused : public KernelTest {
 };
 
 TEST_F(Refused, AlgorithmTheKernelLacks) {
-  expect_refused("tiers:\n  - name: z\n    kind: zram\n    size: 64M\n    algorithm: zstd\n",
-                 "tiers[0].algorithm: \"zstd\" is not offered by this kernel (this kernel offers: lzo-rle lzo lz4");
+  expect_refused(
+      "tiers:\n  - name: z\n    kind: zram\n    size: 64M\n    algorithm: zstd\n",
+      "tiers[0].algorithm: \"zstd\" is not offered by this kernel (this kernel offers: lzo-rle lzo lz4");
 }
 
 TEST_F(Refused, RecompressWithoutRecompAlgorithm) {
   if (fs::exists("/sys/block/zram0/recomp_algorithm")) GTEST_SKIP() << "this kernel has recomp_algorithm";
-  expect_refused("tiers:\n  - name: z\n    kind: zram\n    size: 64M\n    recompress:\n      algorithm: lz4\n",
-                 "recompression needs /sys/block/zram0/recomp_algorithm, which this kernel does not have");
+  expect_refused(
+      "tiers:\n  - name: z\n    kind: zram\n    size: 64M\n    recompress:\n      algorithm: lz4\n",
+      "recompression needs /sys/block/zram0/recomp_algorithm, which this kernel does not have");
 }
 
 TEST_F(Refused, FileInMissingDirectory) {
-  expect_refused("tiers:\n  - name: f\n    kind: file\n    path: " + dir_ + "/no/such/dir/t.swap\n    size: 32M\n",
-                 "tiers[0].path: directory " + dir_ + "/no/such/dir does not exist");
+  expect_refused(
+      "tiers:\n  - name: f\n    kind: file\n    path: " + dir_ + "/no/such/dir/t.swap\n    size: 32M\n",
+      "tiers[0].path: directory " + dir_ + "/no/such/dir does not exist");
 }
 
 TEST_F(Refused, FileLargerThanFreeSpace) {
@@ -280,9 +290,10 @@ TEST_F(Refused, MountedPartition) {
 TEST_F(Refused, ZswapCompressorTheKernelLacks) {
   // While zswap is off the kernel takes any name unchecked, so the planner
   // checks against /proc/crypto.
-  expect_refused("zswap:\n  compressor: no-such-compressor\nsysctl:\n  vm.swappiness: 99\n",
-                 "zswap.compressor: \"no-such-compressor\" is not a compressor this kernel has (/proc/crypto) "
-                 "(this kernel offers: ");
+  expect_refused(
+      "zswap:\n  compressor: no-such-compressor\nsysctl:\n  vm.swappiness: 99\n",
+      "zswap.compressor: \"no-such-compressor\" is not a compressor this kernel has (/proc/crypto) "
+      "(this kernel offers: ");
 }
 
 // A sysfs write the kernel refuses mid-apply (a plan made by hand: the
@@ -294,17 +305,23 @@ TEST_F(Refused, KernelRefusalMidApplyRollsBack) {
   Journal journal;
   Plan p;
   p.steps = {
-      Step{.op = StepOp::write, .path = paths::sysctl("vm.swappiness"), .value = "99",
+      Step{.op = StepOp::write,
+           .path = paths::sysctl("vm.swappiness"),
+           .value = "99",
            .previous = before_.sysctl.at("vm.swappiness")},
       Step{.op = StepOp::zram_add, .tier = "kt"},
-      Step{.op = StepOp::write, .tier = "kt", .path = paths::block_attr("{zram:kt}", "comp_algorithm"),
-           .value = "zstd", .hint = "this kernel offers: lzo-rle lzo lz4"},
+      Step{.op = StepOp::write,
+           .tier = "kt",
+           .path = paths::block_attr("{zram:kt}", "comp_algorithm"),
+           .value = "zstd",
+           .hint = "this kernel offers: lzo-rle lzo lz4"},
   };
   Executor ex(hfs, kernel, journal);
   auto r = ex.apply(p);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("comp_algorithm: \"zstd\": Invalid argument (this kernel offers: lzo-rle lzo lz4); "
-                                   "undid 2 steps"),
+  EXPECT_NE(r.error().message.find(
+                "comp_algorithm: \"zstd\": Invalid argument (this kernel offers: lzo-rle lzo lz4); "
+                "undid 2 steps"),
             std::string::npos)
       << r.error().message;
   EXPECT_TRUE(journal.empty());

@@ -47,12 +47,14 @@ class PatternChild {
       if (::read(to_[0], &c, 1) != 1) ::_exit(2);
       auto* mem = static_cast<std::uint64_t*>(::malloc(kChildBytes));
       std::uint64_t x = 0x9e3779b97f4a7c15ull;
-      for (std::size_t i = 0; i < kChildBytes / 8; ++i) mem[i] = next(x) & 0x0f0f0f0f0f0f0f0full;  // compresses ~2x
+      for (std::size_t i = 0; i < kChildBytes / 8; ++i)
+        mem[i] = next(x) & 0x0f0f0f0f0f0f0f0full;  // compresses ~2x
       if (::write(from_[1], "f", 1) != 1) ::_exit(2);
       if (::read(to_[0], &c, 1) != 1) ::_exit(2);
       x = 0x9e3779b97f4a7c15ull;
       bool same = true;
-      for (std::size_t i = 0; i < kChildBytes / 8; ++i) same = same && mem[i] == (next(x) & 0x0f0f0f0f0f0f0f0full);
+      for (std::size_t i = 0; i < kChildBytes / 8; ++i)
+        same = same && mem[i] == (next(x) & 0x0f0f0f0f0f0f0f0full);
       (void)::write(from_[1], same ? "1" : "0", 1);
       ::_exit(0);
     }
@@ -131,19 +133,25 @@ class DbusKernel : public KernelTest {
  protected:
   void start(std::uint64_t file_mib) {
     zram_dev_.clear();
-    const std::string yaml = "tiers:\n"
-                             "  - name: zram\n"
-                             "    kind: zram\n"
-                             "    size: 128M\n"
-                             "    algorithm: [lz4, lzo-rle, lzo]\n"
-                             "    priority: 100\n"
-                             "  - name: file\n"
-                             "    kind: file\n"
-                             "    path: " + dir_ + "/kt-dbus.swap\n"
-                             "    size: " + std::to_string(file_mib) + "M\n"
-                             "    priority: 10\n";
+    const std::string yaml =
+        "tiers:\n"
+        "  - name: zram\n"
+        "    kind: zram\n"
+        "    size: 128M\n"
+        "    algorithm: [lz4, lzo-rle, lzo]\n"
+        "    priority: 100\n"
+        "  - name: file\n"
+        "    kind: file\n"
+        "    path: " +
+        dir_ +
+        "/kt-dbus.swap\n"
+        "    size: " +
+        std::to_string(file_mib) +
+        "M\n"
+        "    priority: 10\n";
     const auto cfg = write_config(yaml);
-    const std::string cmd = std::string(TIERSWAPD_BIN) + " --config " + cfg + " --bus-address {address} {args}";
+    const std::string cmd =
+        std::string(TIERSWAPD_BIN) + " --config " + cfg + " --bus-address {address} {args}";
     ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
     bus_ = std::make_unique<test::TestBus>();
     svc_ = std::make_unique<test::Service>(*bus_);

@@ -33,7 +33,9 @@ inline std::string slurp(const fs::path& p) {
   ss << in.rdbuf();
   return ss.str();
 }
-inline void spit(const fs::path& p, const std::string& s) { std::ofstream(p, std::ios::trunc) << s; }
+inline void spit(const fs::path& p, const std::string& s) {
+  std::ofstream(p, std::ios::trunc) << s;
+}
 
 struct MachineState {
   std::string swaps;
@@ -65,9 +67,11 @@ class KernelTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "kernel tests need root (they create zram devices and swap areas)";
-    if (!fs::exists("/sys/class/zram-control")) GTEST_SKIP() << "no /sys/class/zram-control: zram is not built in";
+    if (!fs::exists("/sys/class/zram-control"))
+      GTEST_SKIP() << "no /sys/class/zram-control: zram is not built in";
     if (fs::exists("/run/tierswap/state.json"))
-      GTEST_SKIP() << "/run/tierswap/state.json exists: a tierswapd may be running here; not touching its tiers";
+      GTEST_SKIP()
+          << "/run/tierswap/state.json exists: a tierswapd may be running here; not touching its tiers";
     before_ = snapshot();
     char tmpl[] = "/var/tmp/tierswap-kt-XXXXXX";
     dir_ = ::mkdtemp(tmpl);

@@ -34,8 +34,9 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // second thread (--pipeline 512).
   void SetUp() override {
     const bool piped = GetParam() == "host+pipeline";
-    ASSERT_TRUE(ex.start(piped ? std::vector<std::string>{"--pipeline", "512"} : std::vector<std::string>{"--pipeline", "off"},
-                         piped ? "host" : GetParam(), "64M"))
+    ASSERT_TRUE(ex.start(
+        piped ? std::vector<std::string>{"--pipeline", "512"} : std::vector<std::string>{"--pipeline", "off"},
+        piped ? "host" : GetParam(), "64M"))
         << ex.log();
   }
   Exporter ex;

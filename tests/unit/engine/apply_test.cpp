@@ -1,9 +1,10 @@
 // The apply engine with the recording kernel: rollback on a kernel error,
 // error messages, journal contents, reconcile.
+#include "daemon/apply.hpp"
+
 #include <gtest/gtest.h>
 
 #include "backends/swap/kernel.hpp"
-#include "daemon/apply.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
@@ -18,11 +19,18 @@ Plan zram_plan() {
   p.steps = {
       Step{.op = StepOp::write, .path = "/proc/sys/vm/swappiness", .value = "150", .previous = "60"},
       Step{.op = StepOp::zram_add, .tier = "fast"},
-      Step{.op = StepOp::write, .tier = "fast", .path = "/sys/block/{zram:fast}/comp_algorithm", .value = "lz4",
+      Step{.op = StepOp::write,
+           .tier = "fast",
+           .path = "/sys/block/{zram:fast}/comp_algorithm",
+           .value = "lz4",
            .hint = "this kernel offers: lzo-rle lzo lz4"},
-      Step{.op = StepOp::write, .tier = "fast", .path = "/sys/block/{zram:fast}/disksize", .value = "1073741824"},
+      Step{.op = StepOp::write,
+           .tier = "fast",
+           .path = "/sys/block/{zram:fast}/disksize",
+           .value = "1073741824"},
       Step{.op = StepOp::swap_header, .tier = "fast", .path = "/dev/{zram:fast}", .size = 1073741824},
-      Step{.op = StepOp::swapon, .tier = "fast", .path = "/dev/{zram:fast}", .value = "zram", .priority = 100},
+      Step{
+          .op = StepOp::swapon, .tier = "fast", .path = "/dev/{zram:fast}", .value = "zram", .priority = 100},
   };
   return p;
 }
@@ -35,7 +43,8 @@ TEST(Apply, RecordsCallsAndJournal) {
   Journal j;
   Executor ex(hfs, k, j);
   ASSERT_TRUE(ex.apply(zram_plan()));
-  EXPECT_EQ(k.calls(), (std::vector<std::string>{"zram_hot_add -> zram1", "swapon /dev/zram1 prio=100 discard=0"}));
+  EXPECT_EQ(k.calls(),
+            (std::vector<std::string>{"zram_hot_add -> zram1", "swapon /dev/zram1 prio=100 discard=0"}));
   EXPECT_EQ(test::slurp(root.path() / "sys/block/zram1/comp_algorithm"), "lz4");
   EXPECT_EQ(test::slurp(root.path() / "proc/sys/vm/swappiness"), "150");
   ASSERT_EQ(j.tiers.size(), 1u);
@@ -62,8 +71,9 @@ TEST(Apply, KernelErrorRollsBackInReverseAndSaysWhy) {
   auto r = ex.apply(zram_plan());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, EINVAL);
-  EXPECT_NE(r.error().message.find("step 6 of 6 ([fast] swapon /dev/zram1 (priority 100)): swapon /dev/zram1"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().message.find("step 6 of 6 ([fast] swapon /dev/zram1 (priority 100)): swapon /dev/zram1"),
+      std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("Invalid argument"), std::string::npos);
   EXPECT_NE(r.error().message.find("undid 2 steps"), std::string::npos) << r.error().message;
@@ -82,13 +92,17 @@ TEST(Apply, SysfsErrorNamesPathValueAnswerAndOffer) {
   Journal j;
   Executor ex(hfs, k, j);
   Plan p;
-  p.steps = {Step{.op = StepOp::write, .path = "/sys/module/zswap/parameters/nonexistent", .value = "lz4",
-                  .previous = "lzo", .hint = "this kernel offers: lzo"}};
+  p.steps = {Step{.op = StepOp::write,
+                  .path = "/sys/module/zswap/parameters/nonexistent",
+                  .value = "lz4",
+                  .previous = "lzo",
+                  .hint = "this kernel offers: lzo"}};
   auto r = ex.apply(p);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().message.find("/sys/module/zswap/parameters/nonexistent: \"lz4\": No such file or directory "
-                                   "(this kernel offers: lzo)"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().message.find("/sys/module/zswap/parameters/nonexistent: \"lz4\": No such file or directory "
+                             "(this kernel offers: lzo)"),
+      std::string::npos)
       << r.error().message;
 }
 
@@ -110,11 +124,23 @@ TEST(Apply, BestEffortKeepsGoing) {
 TEST(Journal, RoundTrip) {
   Journal j;
   j.source = "/etc/tierswap.yaml";
-  j.tiers.push_back(OwnedTier{.name = "fast", .kind = "zram", .device = "zram1", .swap_path = "/dev/zram1",
-                              .created_device = true, .active = true, .priority = 100, .algorithm = "lz4",
-                              .size = 1ull << 33, .mem_limit = 4096});
-  j.tiers.push_back(OwnedTier{.name = "disk \"x\"", .kind = "file", .swap_path = "/var/swap/a b.swap",
-                              .created_file = true, .priority = -1, .discard = true, .size = 1 << 26});
+  j.tiers.push_back(OwnedTier{.name = "fast",
+                              .kind = "zram",
+                              .device = "zram1",
+                              .swap_path = "/dev/zram1",
+                              .created_device = true,
+                              .active = true,
+                              .priority = 100,
+                              .algorithm = "lz4",
+                              .size = 1ull << 33,
+                              .mem_limit = 4096});
+  j.tiers.push_back(OwnedTier{.name = "disk \"x\"",
+                              .kind = "file",
+                              .swap_path = "/var/swap/a b.swap",
+                              .created_file = true,
+                              .priority = -1,
+                              .discard = true,
+                              .size = 1 << 26});
   j.values.push_back({"/proc/sys/vm/swappiness", "60", "150"});
   auto back = parse_journal(to_json(j));
   ASSERT_TRUE(back) << back.error().describe();
@@ -146,7 +172,8 @@ TEST(Journal, ReconcileAdoptsWhatIsThereAndForgetsWhatIsGone) {
   test::TempRoot root("04-adopt-and-drop");
   const HostFs hfs(root.str());
   std::filesystem::remove_all(root.path() / "sys/block/zram2");  // gone behind our back
-  test::spit(root.path() / "proc/swaps", "Filename Type Size Used Priority\n");  // zram1 swapped off by someone
+  test::spit(root.path() / "proc/swaps",
+             "Filename Type Size Used Priority\n");  // zram1 swapped off by someone
   auto j = load_journal(hfs);
   ASSERT_TRUE(j);
   auto obs = observe(hfs);

@@ -21,7 +21,9 @@ namespace tierswap::test {
 
 namespace fs = std::filesystem;
 
-inline fs::path fixtures_dir() { return TIERSWAP_FIXTURES_DIR; }
+inline fs::path fixtures_dir() {
+  return TIERSWAP_FIXTURES_DIR;
+}
 
 inline std::string slurp(const fs::path& p) {
   std::ifstream in(p);

@@ -44,17 +44,20 @@ std::string only_error(const Checked& c) {
 
 TEST(MachineChecks, AlgorithmTheKernelLacks) {
   test::TempRoot root("01-desktop-default");
-  const auto e = only_error(check(root, "tiers:\n  - name: z\n    kind: zram\n    size: 1G\n    algorithm: zstd\n"));
-  EXPECT_EQ(e, "/etc/tierswap.yaml:5:16: tiers[0].algorithm: \"zstd\" is not offered by this kernel"
-               " (this kernel offers: lzo-rle lzo lz4)")
+  const auto e =
+      only_error(check(root, "tiers:\n  - name: z\n    kind: zram\n    size: 1G\n    algorithm: zstd\n"));
+  EXPECT_EQ(e,
+            "/etc/tierswap.yaml:5:16: tiers[0].algorithm: \"zstd\" is not offered by this kernel"
+            " (this kernel offers: lzo-rle lzo lz4)")
       << e;
 }
 
 TEST(MachineChecks, PreferenceListNoneOffered) {
   test::TempRoot root("01-desktop-default");
-  const auto e =
-      only_error(check(root, "tiers:\n  - name: z\n    kind: zram\n    size: 1G\n    algorithm: [zstd, 842]\n"));
-  EXPECT_NE(e.find("tiers[0].algorithm: none of zstd, 842 is offered by this kernel (this kernel offers: lzo-rle lzo lz4)"),
+  const auto e = only_error(
+      check(root, "tiers:\n  - name: z\n    kind: zram\n    size: 1G\n    algorithm: [zstd, 842]\n"));
+  EXPECT_NE(e.find("tiers[0].algorithm: none of zstd, 842 is offered by this kernel (this kernel offers: "
+                   "lzo-rle lzo lz4)"),
             std::string::npos)
       << e;
 }
@@ -91,8 +94,9 @@ TEST(MachineChecks, ExistingNonSwapFileIsNeverOverwritten) {
   test::spit(root.path() / "var/swap/t.swap", "precious data\n");
   const auto e = only_error(
       check(root, "tiers:\n  - name: f\n    kind: file\n    path: /var/swap/t.swap\n    size: 64M\n"));
-  EXPECT_NE(e.find("tiers[0].path: /var/swap/t.swap exists and is not a swap file: tierswap never overwrites it"),
-            std::string::npos)
+  EXPECT_NE(
+      e.find("tiers[0].path: /var/swap/t.swap exists and is not a swap file: tierswap never overwrites it"),
+      std::string::npos)
       << e;
 }
 
@@ -108,15 +112,18 @@ TEST(MachineChecks, MountedPartition) {
 
 TEST(MachineChecks, UnknownUuid) {
   test::TempRoot root("01-desktop-default");
-  const auto e = only_error(check(root, "tiers:\n  - name: p\n    kind: partition\n    device: UUID=0000-1111\n"));
-  EXPECT_NE(e.find("tiers[0].device: UUID=0000-1111: no /dev/disk/by-uuid/0000-1111"), std::string::npos) << e;
+  const auto e =
+      only_error(check(root, "tiers:\n  - name: p\n    kind: partition\n    device: UUID=0000-1111\n"));
+  EXPECT_NE(e.find("tiers[0].device: UUID=0000-1111: no /dev/disk/by-uuid/0000-1111"), std::string::npos)
+      << e;
 }
 
 TEST(MachineChecks, PartitionWithoutSwapSignatureIsNotFormatted) {
   test::TempRoot root("01-desktop-default");
   test::spit(root.path() / "dev/vdb2", std::string(4096, 'x'));
   const auto e = only_error(check(root, "tiers:\n  - name: p\n    kind: partition\n    device: /dev/vdb2\n"));
-  EXPECT_NE(e.find("tierswap does not format partitions (run mkswap /dev/vdb2 yourself"), std::string::npos) << e;
+  EXPECT_NE(e.find("tierswap does not format partitions (run mkswap /dev/vdb2 yourself"), std::string::npos)
+      << e;
 }
 
 TEST(MachineChecks, PartitionByLabel) {
@@ -125,7 +132,8 @@ TEST(MachineChecks, PartitionByLabel) {
   test::spit(root.path() / "dev/vdb3", std::string(header.begin(), header.end()));
   std::filesystem::create_directories(root.path() / "dev/disk/by-label");
   std::filesystem::create_symlink("../../vdb3", root.path() / "dev/disk/by-label/swap");
-  const auto c = check(root, "tiers:\n  - name: p\n    kind: partition\n    device: LABEL=swap\n    priority: 5\n");
+  const auto c =
+      check(root, "tiers:\n  - name: p\n    kind: partition\n    device: LABEL=swap\n    priority: 5\n");
   ASSERT_TRUE(c.ok) << (c.errors.empty() ? "" : c.errors.front());
   ASSERT_EQ(c.plan.steps.size(), 1u);
   EXPECT_EQ(c.plan.steps[0].op, StepOp::swapon);

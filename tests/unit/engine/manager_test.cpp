@@ -1,18 +1,18 @@
 // The Manager (what D-Bus forwards to) on a fake root with the recording
 // kernel: status fields, the demote precheck, demote/promote and the journal,
 // unknown tiers, one operation at a time.
+#include "daemon/manager.hpp"
+
 #include <gtest/gtest.h>
 
-#include <cstdio>
-
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <regex>
 
 #include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
-#include "daemon/manager.hpp"
 #include "fake_root.hpp"
 
 using namespace tierswap;
@@ -67,7 +67,9 @@ struct Events {
   std::vector<std::string> log;  // "state fast demoting", "progress fast 0/1048576", "action demote: ..."
   ManagerEvents make() {
     ManagerEvents e;
-    e.tier_state_changed = [this](const std::string& t, TierState s) { add("state " + t + " " + to_string(s)); };
+    e.tier_state_changed = [this](const std::string& t, TierState s) {
+      add("state " + t + " " + to_string(s));
+    };
     e.progress = [this](const std::string& t, std::uint64_t m, std::uint64_t n) {
       add("progress " + t + " " + std::to_string(m) + "/" + std::to_string(n));
     };
@@ -150,10 +152,12 @@ TEST_F(ManagerTest, StatusFromFakeProcSwapsMmStatPsiMeminfoVmstat) {
   set_used(*root_, "/dev/zram1", 2048);
   set_used(*root_, "/var/swap/tier.swap", 1024);
   test::spit(root_->path() / "sys/block/zram1/mm_stat", "8388608 2097152 3145728 0 3145728 10 0 0 0\n");
-  test::spit(root_->path() / "proc/pressure/memory",
-             "some avg10=1.50 avg60=0.75 avg300=0.25 total=1234\nfull avg10=0.50 avg60=0.10 avg300=0.00 total=99\n");
-  test::spit(root_->path() / "proc/pressure/io",
-             "some avg10=3.00 avg60=2.00 avg300=1.00 total=5\nfull avg10=2.00 avg60=1.00 avg300=0.50 total=4\n");
+  test::spit(
+      root_->path() / "proc/pressure/memory",
+      "some avg10=1.50 avg60=0.75 avg300=0.25 total=1234\nfull avg10=0.50 avg60=0.10 avg300=0.00 total=99\n");
+  test::spit(
+      root_->path() / "proc/pressure/io",
+      "some avg10=3.00 avg60=2.00 avg300=1.00 total=5\nfull avg10=2.00 avg60=1.00 avg300=0.50 total=4\n");
   test::spit(root_->path() / "proc/vmstat", "nr_free_pages 1\npswpin 100\npswpout 200\n");
   auto s = manager_->status();
   test::spit(root_->path() / "proc/vmstat", "nr_free_pages 1\npswpin 300\npswpout 1200\n");
@@ -195,8 +199,10 @@ TEST_F(ManagerTest, StatusFromFakeProcSwapsMmStatPsiMeminfoVmstat) {
 TEST_F(ManagerTest, PressureAlertOncePerRiseFromTheFakePsi) {
   const auto psi = [&](const char* res, double some, double full) {
     char b[160];
-    std::snprintf(b, sizeof b, "some avg10=%.2f avg60=0.00 avg300=0.00 total=1\nfull avg10=%.2f avg60=0.00 avg300=0.00 total=1\n",
-                  some, full);
+    std::snprintf(
+        b, sizeof b,
+        "some avg10=%.2f avg60=0.00 avg300=0.00 total=1\nfull avg10=%.2f avg60=0.00 avg300=0.00 total=1\n",
+        some, full);
     test::spit(root_->path() / "proc/pressure" / res, b);
   };
   const auto alerts = [&] {
@@ -254,7 +260,8 @@ TEST_F(ManagerTest, DemotePrecheckRefusesWithTheNumbersAndTouchesNothing) {
   auto r = manager_->demote("fast");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ENOMEM);
-  EXPECT_NE(r.error().message.find("tier fast holds 200 MiB; the other swap areas have 63 MiB free"), std::string::npos)
+  EXPECT_NE(r.error().message.find("tier fast holds 200 MiB; the other swap areas have 63 MiB free"),
+            std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("memory.max"), std::string::npos) << r.error().message;
   EXPECT_EQ(calls(), calls_before);
@@ -282,15 +289,17 @@ TEST_F(ManagerTest, DemoteDrainsJournalsAndReloadLeavesItPromoteSwapsOnAtItsPrio
   auto p = engine_->plan();
   ASSERT_TRUE(p);
   EXPECT_TRUE(p->steps.empty()) << p->steps.size() << " steps";
-  EXPECT_TRUE(std::any_of(p->notes.begin(), p->notes.end(),
-                          [](const std::string& n) { return n.find("drained on request") != std::string::npos; }));
+  EXPECT_TRUE(std::any_of(p->notes.begin(), p->notes.end(), [](const std::string& n) {
+    return n.find("drained on request") != std::string::npos;
+  }));
   const auto n_calls = calls().size();
   ASSERT_TRUE(manager_->reload());
   EXPECT_EQ(calls().size(), n_calls);
 
   const auto ev = events_.get();
   ASSERT_GE(ev.size(), 4u);
-  EXPECT_TRUE(ev.front().starts_with("action demote: tier fast (/dev/zram1): demote requested")) << ev.front();
+  EXPECT_TRUE(ev.front().starts_with("action demote: tier fast (/dev/zram1): demote requested"))
+      << ev.front();
   EXPECT_EQ(ev[1], "state fast demoting");
   EXPECT_TRUE(contains(ev, "progress fast 1048576/1048576"));
   EXPECT_EQ(ev.back(), "state fast drained");

@@ -122,7 +122,8 @@ TEST_P(Golden, FaultAtEveryStepRollsBack) {
     Executor ex(hfs, kernel, *journal);
     auto r = ex.apply(p.result.plan, ApplyOptions{.fail_step = static_cast<int>(fail)});
     ASSERT_FALSE(r);
-    EXPECT_NE(r.error().message.find("step " + std::to_string(fail) + " of"), std::string::npos) << r.error().message;
+    EXPECT_NE(r.error().message.find("step " + std::to_string(fail) + " of"), std::string::npos)
+        << r.error().message;
     auto after = root.snapshot();
     after.erase("run/tierswap/state.json");
     if (!before.contains("run")) {
@@ -136,10 +137,9 @@ TEST_P(Golden, FaultAtEveryStepRollsBack) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()),
-                         [](const auto& info) {
-                           std::string n = info.param;
-                           for (auto& c : n)
-                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(Fixtures, Golden, ::testing::ValuesIn(fixture_names()), [](const auto& info) {
+  std::string n = info.param;
+  for (auto& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+  return n;
+});

@@ -1,10 +1,11 @@
 // The swap header bytes, and the refusal to overwrite what is not ours.
+#include "backends/swap/swap_header.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <fstream>
 
-#include "backends/swap/swap_header.hpp"
 #include "fake_root.hpp"
 
 using namespace tierswap;
@@ -24,9 +25,9 @@ TEST(SwapHeader, Layout) {
   ASSERT_TRUE(h);
   ASSERT_EQ(h->size(), 4096u);
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(h->data()) + 4096 - 10, 10), "SWAPSPACE2");
-  EXPECT_EQ(u32(*h, 1024), 1u);                     // version
+  EXPECT_EQ(u32(*h, 1024), 1u);                      // version
   EXPECT_EQ(u32(*h, 1028), (64u << 20) / 4096 - 1);  // last_page
-  EXPECT_EQ(u32(*h, 1032), 0u);                     // nr_badpages
+  EXPECT_EQ(u32(*h, 1032), 0u);                      // nr_badpages
   EXPECT_EQ(std::memcmp(h->data() + 1036, uuid.data(), 16), 0);
   EXPECT_STREQ(reinterpret_cast<const char*>(h->data()) + 1052, "tierswap");
   for (size_t i = 0; i < 1024; ++i) ASSERT_EQ((*h)[i], 0) << "bootbits byte " << i;
