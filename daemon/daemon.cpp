@@ -11,7 +11,9 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/engine.hpp"
@@ -56,10 +58,12 @@ int run_daemon(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   for (size_t i = 0; i < args.size(); ++i) {
     const auto& a = args[i];
-    auto value = [&](const char* name) -> const std::string* {
-      if (i + 1 >= args.size()) return nullptr;
-      (void)name;
-      return &args[++i];
+    // "--name VALUE" or "--name=VALUE": the value ("" when it is missing);
+    // nullopt when `a` is another option.
+    auto option = [&](std::string_view name) -> std::optional<std::string> {
+      if (a == name) return i + 1 < args.size() ? args[++i] : std::string();
+      if (a.starts_with(std::string(name) + "=")) return a.substr(name.size() + 1);
+      return std::nullopt;
     };
     if (a == "-h" || a == "--help") {
       std::fputs(kUsage, stdout);
@@ -70,24 +74,18 @@ int run_daemon(int argc, char** argv) {
           "sd_notify=builtin\n",
           TIERSWAP_VERSION);
       return 0;
-    } else if (a == "--config" || a.starts_with("--config=")) {
-      const std::string* v = a == "--config" ? value("--config") : nullptr;
-      std::string s = v ? *v : a.substr(9);
-      if (s.empty()) return usage_error("--config needs a FILE");
-      opts.config = s;
-    } else if (a == "--root" || a.starts_with("--root=")) {
-      const std::string* v = a == "--root" ? value("--root") : nullptr;
-      std::string s = v ? *v : a.substr(7);
-      if (s.empty()) return usage_error("--root needs a DIR");
-      opts.root = s;
+    } else if (auto config = option("--config")) {
+      if (config->empty()) return usage_error("--config needs a FILE");
+      opts.config = *config;
+    } else if (auto root = option("--root")) {
+      if (root->empty()) return usage_error("--root needs a DIR");
+      opts.root = *root;
     } else if (a == "--keep-on-exit") {
       opts.keep_on_exit = true;
-    } else if (a == "--bus-address" || a.starts_with("--bus-address=")) {
-      const std::string* v = a == "--bus-address" ? value("--bus-address") : nullptr;
-      std::string s = v ? *v : a.substr(14);
-      if (s.empty())
+    } else if (auto address = option("--bus-address")) {
+      if (address->empty())
         return usage_error("--bus-address needs an ADDR (unix:path=/run/dbus/system_bus_socket)");
-      bus_address = s;
+      bus_address = *address;
     } else if (a == "--no-dbus") {
       use_dbus = false;
     } else {
