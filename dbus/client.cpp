@@ -118,9 +118,6 @@ CallResult<std::unique_ptr<BusClient>> BusClient::connect() {
 CallResult<std::string> BusClient::get_status_json() {
   return impl_->call_s("GetStatus");
 }
-CallResult<std::string> BusClient::plan_json() {
-  return impl_->call_s("Plan");
-}
 CallResult<void> BusClient::reload() {
   return impl_->call_v("Reload", nullptr);
 }

@@ -43,7 +43,6 @@ class BusClient {
   ~BusClient();
 
   CallResult<std::string> get_status_json();
-  CallResult<std::string> plan_json();
   CallResult<void> reload();
   CallResult<void> demote(const std::string& tier);
   CallResult<void> promote(const std::string& tier);
