@@ -7,6 +7,7 @@
 #include <set>
 
 #include "backends/hostfs/paths.hpp"
+#include "backends/swap/proc_swaps.hpp"
 #include "ctl/status_view.hpp"
 #include "policy/meminfo.hpp"
 
@@ -30,21 +31,9 @@ std::string pid_file(const std::string& pid, const char* file) {
 
 Machine observe(const HostFs& fs) {
   Machine m;
-  if (auto t = fs.read(paths::proc_swaps)) {
-    std::size_t pos = 0;
-    bool header = true;
-    while (pos < t->size()) {
-      auto nl = t->find('\n', pos);
-      std::string line = t->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-      pos = nl == std::string::npos ? t->size() : nl + 1;
-      if (header) {
-        header = false;
-        continue;
-      }
-      auto sp = line.find_first_of(" \t");
-      if (!line.empty()) m.swaps.push_back(line.substr(0, sp));
-    }
-  }
+  if (auto t = fs.read(paths::proc_swaps))
+    if (auto areas = swap::parse_proc_swaps(*t))
+      for (auto& a : *areas) m.swaps.push_back(std::move(a.path));
   if (auto z = fs.read_value(paths::zswap_param("enabled"))) m.zswap_on = *z == "Y" || *z == "1";
   if (auto s = fs.read_int(paths::sysctl("vm.swappiness"))) m.swappiness = *s;
   if (auto t = fs.read(paths::proc_meminfo))

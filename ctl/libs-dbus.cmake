@@ -4,4 +4,4 @@ target_sources(tierswapctl PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/status_view.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bus_errors.cpp
   ${CMAKE_CURRENT_LIST_DIR}/doctor_checks.cpp)
-target_link_libraries(tierswapctl PRIVATE tierswap_dbus_client tierswap_hostfs tierswap_policy)
+target_link_libraries(tierswapctl PRIVATE tierswap_dbus_client tierswap_hostfs tierswap_policy tierswap_swap)
