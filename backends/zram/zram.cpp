@@ -32,9 +32,6 @@ Result<Device> read_device(const HostFs& fs, const std::string& name) {
   auto ds = fs.read_int(paths::block_attr(name, "disksize"));
   if (!ds) return std::unexpected(ds.error());
   d.disksize = static_cast<std::uint64_t>(*ds);
-  if (auto ml = fs.read_int(paths::block_attr(name, "mem_limit")); ml)
-    d.mem_limit = static_cast<std::uint64_t>(*ml);
-  d.has_recomp = fs.exists(paths::block_attr(name, "recomp_algorithm"));
   return d;
 }
 

@@ -6,7 +6,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -28,11 +27,11 @@ struct Device {
   std::string name;  // "zram1"
   std::string algorithm;
   std::uint64_t disksize = 0;
-  std::uint64_t mem_limit = 0;  // 0 when unreadable: the kernel makes mem_limit write-only
-  bool has_recomp = false;      // recomp_algorithm attribute present
+  // No mem_limit: the kernel makes it write-only (the journal records it).
+  // Recompression is per kernel, not per device: see recomp_attr_path().
 };
 
-// Reads /sys/block/<name>/{comp_algorithm,disksize,mem_limit}.
+// Reads /sys/block/<name>/{comp_algorithm,disksize}.
 Result<Device> read_device(const HostFs& fs, const std::string& name);
 
 // Names of the zram devices present ("zram0", ...), sorted by number.
