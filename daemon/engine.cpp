@@ -123,18 +123,10 @@ Result<std::size_t> Engine::reload() {
   return apply_locked();
 }
 
-namespace {
-OwnedTier* find_tier(Journal& j, const std::string& name) {
-  for (auto& t : j.tiers)
-    if (t.name == name) return &t;
-  return nullptr;
-}
-}  // namespace
-
 Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   std::lock_guard lk(mu_);
   if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = find_tier(journal_, tier);
+  auto* t = journal_.find_tier(tier);
   if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
   if (t->drained)
     return fail(EBUSY,
@@ -148,7 +140,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   std::lock_guard lk(mu_);
   if (busy_ == tier) busy_.reset();
   if (!drained) return {};
-  auto* t = find_tier(journal_, tier);
+  auto* t = journal_.find_tier(tier);
   if (!t) return fail(ENOENT, "tier \"" + tier + "\" is no longer in the journal");
   t->active = false;
   t->drained = true;
@@ -158,7 +150,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
   if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = find_tier(journal_, tier);
+  auto* t = journal_.find_tier(tier);
   if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
   if (!t->drained)
     return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +

@@ -14,6 +14,16 @@
 
 namespace tierswap {
 
+OwnedTier* Journal::find_tier(const std::string& name) {
+  for (auto& t : tiers)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+const OwnedTier* Journal::find_tier(const std::string& name) const {
+  for (const auto& t : tiers)
+    if (t.name == name) return &t;
+  return nullptr;
+}
 OwnedTier* Journal::find_swap(const std::string& swap_path) {
   for (auto& t : tiers)
     if (t.swap_path == swap_path) return &t;

@@ -48,6 +48,8 @@ struct Journal {
   std::vector<ValueRecord> values;
 
   [[nodiscard]] bool empty() const { return tiers.empty() && values.empty(); }
+  OwnedTier* find_tier(const std::string& name);
+  [[nodiscard]] const OwnedTier* find_tier(const std::string& name) const;
   OwnedTier* find_swap(const std::string& swap_path);
   OwnedTier* find_device(const std::string& device);
   ValueRecord* find_value(const std::string& path);

@@ -45,12 +45,6 @@ PressureLine to_line(const policy::PsiLine& l) {
   return {l.avg10, l.avg60, l.avg300, l.total_us};
 }
 
-const OwnedTier* find_owned(const Journal& j, const std::string& name) {
-  for (const auto& t : j.tiers)
-    if (t.name == name) return &t;
-  return nullptr;
-}
-
 }  // namespace
 
 Manager::Manager(Engine& engine, ManagerOptions opts) : engine_(engine), opts_(std::move(opts)) {
@@ -171,7 +165,7 @@ Status Manager::status() {
     ts.priority = c.priority;
     ts.device = c.path;
     ts.state = TierState::unavailable;
-    fill(ts, find_owned(j, c.name));
+    fill(ts, j.find_tier(c.name));
     s.tiers.push_back(std::move(ts));
   }
   for (const auto& o : j.tiers) {  // owned but no longer configured (a teardown failed, or mid-reload)
