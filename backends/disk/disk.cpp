@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "backends/hostfs/paths.hpp"
+#include "backends/hostfs/seq_escape.hpp"
 
 namespace tierswap::disk {
 
@@ -19,20 +20,6 @@ namespace fsys = std::filesystem;
 
 namespace {
 constexpr long kBtrfsMagic = 0x9123683E;
-
-std::string unescape(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size() &&
-        s.substr(i + 1, 3).find_first_not_of("01234567") == std::string::npos) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 std::string parent_of(const std::string& path) {
   auto p = fsys::path(path).parent_path().string();
@@ -48,8 +35,8 @@ std::vector<Mount> parse_mounts(std::string_view text) {
     std::istringstream ls(line);
     Mount m;
     if (ls >> m.source >> m.target >> m.fstype) {
-      m.source = unescape(m.source);
-      m.target = unescape(m.target);
+      m.source = unescape_seq_path(m.source);
+      m.target = unescape_seq_path(m.target);
       out.push_back(std::move(m));
     }
   }

@@ -4,27 +4,11 @@
 #include <sstream>
 
 #include "backends/hostfs/paths.hpp"
+#include "backends/hostfs/seq_escape.hpp"
 
 namespace tierswap::swap {
 
 namespace {
-
-// The kernel escapes " \t\n\\" in seq_file paths as \ooo.
-std::string unescape(std::string_view s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      const auto o = s.substr(i + 1, 3);
-      if (o.find_first_not_of("01234567") == std::string_view::npos) {
-        out += static_cast<char>((o[0] - '0') * 64 + (o[1] - '0') * 8 + (o[2] - '0'));
-        i += 3;
-        continue;
-      }
-    }
-    out += s[i];
-  }
-  return out;
-}
 
 template <class T>
 bool to_num(std::string_view s, T& v) {
@@ -49,7 +33,7 @@ Result<std::vector<SwapArea>> parse_proc_swaps(std::string_view text) {
       return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
                               "\" has fewer than 5 fields");
     SwapArea a;
-    a.path = unescape(path);
+    a.path = unescape_seq_path(path);
     a.type = type;
     if (!to_num(size, a.size_kib) || !to_num(used, a.used_kib) || !to_num(prio, a.priority))
       return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
