@@ -5,7 +5,6 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/swap_header.hpp"
-#include "backends/sysctl/sysctl.hpp"
 
 namespace tierswap {
 
@@ -31,12 +30,9 @@ std::uint64_t page_round_up(std::uint64_t b) {
   return (b + p - 1) / p * p;
 }
 
-// The zswap compressor preference list, whichever way this Spec spells it.
-template <class Z>
-std::vector<std::string> zswap_compressors(const Z& z) {
-  if constexpr (requires { z.compressors; }) {
-    if (!z.compressors.empty()) return z.compressors;
-  }
+// The zswap compressor preference list (`compressor` alone: that one).
+std::vector<std::string> zswap_compressors(const config::Zswap& z) {
+  if (!z.compressors.empty()) return z.compressors;
   if (z.compressor) return {*z.compressor};
   return {};
 }
