@@ -1,6 +1,5 @@
 #include "daemon/apply.hpp"
 
-#include <cstring>
 #include <set>
 
 #include "backends/disk/disk.hpp"

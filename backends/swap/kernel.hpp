@@ -11,10 +11,8 @@
 #include <sys/types.h>
 
 #include <atomic>
-#include <functional>
 #include <mutex>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "backends/common/result.hpp"
