@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <ctime>
 
@@ -683,7 +682,7 @@ void Server::transmission(Connection& c) {
       s.req = req;
       s.error = err;
       s.data = need > 0 ? g.payload + used : nullptr;
-      if (payload && err != 0 && req.length > kMaxBlock) {
+      if (must_drop_after(req, err)) {
         // Too long to skip cheaply: answer, then drop the connection.
         c.consume(kRequestSize);
         ++n;
