@@ -99,7 +99,14 @@ int run_watch(std::span<const std::string> argv) {
     }
   }
   long count = -1;
-  if (auto v = args->get("--count")) count = std::strtol(v->c_str(), nullptr, 10);
+  if (auto v = args->get("--count")) {
+    char* end = nullptr;
+    count = std::strtol(v->c_str(), &end, 10);
+    if (end == v->c_str() || *end || count < 1) {
+      std::fprintf(stderr, "tierswapctl watch: --count \"%s\" is not a whole number >= 1\n", v->c_str());
+      return kExitUsage;
+    }
+  }
   const bool json = args->has("--json");
   const bool tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
   if (!tty && !json && count < 0) count = 1;

@@ -56,6 +56,9 @@ TEST(TierswapctlCli, MalformedArgumentsAreUsageErrors) {
       {"check a.yaml b.yaml", "more than one FILE"},
       {"plan --root", "--root needs a value"},
       {"check --json a.yaml", "unknown option \"--json\""},
+      {"watch --count abc", "--count \"abc\" is not a whole number"},
+      {"watch --count 0", "--count \"0\" is not a whole number"},
+      {"watch --interval 0", "--interval \"0\" is not a number of seconds"},
   };
   for (const auto& c : cases) {
     const auto r = run(std::string(TIERSWAPCTL) + " " + c.args);
