@@ -2,8 +2,6 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <csignal>
 #include <cstring>
@@ -23,9 +21,11 @@
 namespace tierswap::vram {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
-  std::string_view t = text;
-  if (t.empty() || t[0] < '0' || t[0] > '9')
+  auto not_a_size = [&] {
     return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+  };
+  std::string_view t = text;
+  if (t.empty() || t[0] < '0' || t[0] > '9') return not_a_size();
   std::uint64_t v = 0;
   std::size_t i = 0;
   for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
@@ -58,13 +58,11 @@ Result<std::uint64_t> parse_size(std::string_view text) {
         shift = 0;
         break;
       default:
-        return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+        return not_a_size();
     }
     std::string_view rest = suffix.substr(1);
-    if (shift != 0 && !(rest.empty() || rest == "B" || rest == "iB" || rest == "b"))
-      return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
-    if (shift == 0 && !rest.empty())
-      return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+    if (shift != 0 && !(rest.empty() || rest == "B" || rest == "iB" || rest == "b")) return not_a_size();
+    if (shift == 0 && !rest.empty()) return not_a_size();
   }
   if (shift != 0 && v > (std::numeric_limits<std::uint64_t>::max() >> shift))
     return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
