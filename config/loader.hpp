@@ -21,7 +21,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "config/spec.hpp"
 
 namespace tierswap::config {

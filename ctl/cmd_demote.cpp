@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <mutex>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"

@@ -2,7 +2,7 @@
 // --root DIR) and says what to do. Reads the machine directly; needs no daemon.
 #include <cstdio>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/doctor_checks.hpp"

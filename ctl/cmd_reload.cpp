@@ -2,7 +2,7 @@
 // difference (as SIGHUP does).
 #include <cstdio>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"

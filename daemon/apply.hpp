@@ -15,8 +15,8 @@
 #include <map>
 #include <string>
 
-#include "backends/common/plan.hpp"
-#include "backends/common/result.hpp"
+#include "daemon/plan.hpp"
+#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/kernel.hpp"
 #include "daemon/journal.hpp"

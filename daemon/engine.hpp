@@ -12,8 +12,8 @@
 #include <optional>
 #include <string>
 
-#include "backends/common/plan.hpp"
-#include "backends/common/result.hpp"
+#include "daemon/plan.hpp"
+#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/kernel.hpp"
 #include "config/spec.hpp"

@@ -7,7 +7,7 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "daemon/observe.hpp"

@@ -27,8 +27,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/common/plan.hpp"
-#include "backends/common/result.hpp"
+#include "daemon/plan.hpp"
+#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 
 namespace tierswap {

@@ -4,7 +4,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "daemon/plan_ops.hpp"

@@ -17,7 +17,7 @@
 #include <functional>
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "daemon/status.hpp"
 
 namespace tierswap {

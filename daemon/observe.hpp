@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/disk/disk.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/proc_swaps.hpp"

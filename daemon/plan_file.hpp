@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <string>
 
-#include "backends/common/plan.hpp"
+#include "daemon/plan.hpp"
 
 namespace tierswap {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 
 namespace tierswap {

@@ -4,7 +4,7 @@
 #include <optional>
 #include <string>
 
-#include "backends/common/plan.hpp"
+#include "daemon/plan.hpp"
 #include "daemon/journal.hpp"
 
 namespace tierswap {

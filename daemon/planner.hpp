@@ -20,7 +20,7 @@
 
 #include <vector>
 
-#include "backends/common/plan.hpp"
+#include "daemon/plan.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "config/spec.hpp"
 #include "daemon/journal.hpp"

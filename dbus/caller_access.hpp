@@ -13,7 +13,7 @@
 
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace sdbus {
 class IConnection;

@@ -25,7 +25,7 @@
 #include <memory>
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "daemon/manager_api.hpp"
 
 namespace tierswap::dbus {

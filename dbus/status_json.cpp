@@ -2,7 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
-#include "backends/common/json_writer.hpp"
+#include "common/json_writer.hpp"
 #include "dbus/names.hpp"
 
 namespace tierswap::dbus {

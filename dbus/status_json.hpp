@@ -22,7 +22,7 @@
 #include <string>
 #include <string_view>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "daemon/status.hpp"
 
 namespace tierswap::dbus {

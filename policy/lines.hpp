@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::policy {
 

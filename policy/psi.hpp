@@ -10,7 +10,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::policy {
 

@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/swap_header.hpp"
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 
 namespace tierswap::swap {

@@ -13,7 +13,7 @@
 #include <string_view>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::swap {
 

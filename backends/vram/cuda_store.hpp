@@ -30,7 +30,7 @@
 #include <memory>
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
 
 namespace tierswap::vram {

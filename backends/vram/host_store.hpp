@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
 
 namespace tierswap::vram {

@@ -36,7 +36,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
 #include "backends/vram/nbd_protocol.hpp"
 

@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 

@@ -11,7 +11,7 @@
 
 #include <string>
 
-#include "backends/common/result.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 
