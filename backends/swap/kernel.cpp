@@ -28,7 +28,7 @@ Result<void> RealKernel::swapon(const std::string& path, int priority, bool disc
   if (discard) flags |= SWAP_FLAG_DISCARD;
   const auto real = fs_.resolve(path);
   struct stat st {};
-  if (::lstat(real.c_str(), &st) != 0 || S_ISBLK(st.st_mode)) {
+  if (::stat(real.c_str(), &st) != 0 || S_ISBLK(st.st_mode)) {  // a device (zram, partition), or nothing
     if (::swapon(real.c_str(), flags) != 0) return fail(errno, "swapon " + path);
     return {};
   }

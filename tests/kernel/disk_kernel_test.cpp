@@ -100,6 +100,20 @@ TEST_F(DiskKernel, RealKernelRefusesASwapFileOthersCanRead) {
   EXPECT_FALSE(active(path));
 }
 
+TEST_F(DiskKernel, RealKernelRefusesASymlinkToASwapFile) {
+  const std::string path = dir_ + "/ok.swap";
+  swap_file(path, 16 << 20, 0600);
+  fs::create_symlink("ok.swap", dir_ + "/link.swap");
+  AreaGuard guard;
+  guard.hold(path);
+  const HostFs hfs("/");
+  swap::RealKernel k(hfs);
+  auto r = k.swapon(dir_ + "/link.swap", -1, false);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().message.find(dir_ + "/link.swap is a symlink"), std::string::npos) << r.error().message;
+  EXPECT_FALSE(active(path));
+}
+
 TEST_F(DiskKernel, RealKernelSwapsOnACheckedFileByItsDescriptor) {
   const std::string path = dir_ + "/ok.swap";
   swap_file(path, 16 << 20, 0600);

@@ -8,11 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "backends/disk/disk.hpp"
 #include "backends/swap/kernel.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/observe.hpp"
+#include "daemon/plan_file.hpp"
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
 #include "fake_root.hpp"
@@ -338,4 +342,26 @@ TEST(MissingDirectory, APathThroughARegularFileIsAnError) {
   const HostFs hfs(root.str());
   const auto e = only_error(plan(hfs, file_tier("/etc/tierswap.yaml/t.swap")));
   EXPECT_TRUE(has(e, "tiers[0].path: /etc/tierswap.yaml is not a directory")) << e;
+}
+
+// The shipped examples that put a swap file in /var/swap plan on a machine
+// that has no /var/swap yet (full-reference.yaml may fail for other reasons
+// here, never for its path).
+TEST(MissingDirectory, ShippedExamplesPlanWithoutVarSwap) {
+  test::TempRoot root("02-zram-file-zswap");
+  fs::remove_all(root.path() / "var");
+  const auto examples = test::fixtures_dir() / "../../packaging/examples";
+  for (const auto* name : {"server.yaml", "db.yaml", "full-reference.yaml"}) {
+    SCOPED_TRACE(name);
+    char* text = nullptr;
+    size_t len = 0;
+    std::FILE* diag = ::open_memstream(&text, &len);
+    const auto p = plan_file((examples / name).string(), root.str(), diag);
+    std::fclose(diag);
+    const std::string out(text, len);
+    std::free(text);
+    if (std::string(name) != "full-reference.yaml") EXPECT_TRUE(p.ok) << out;
+    EXPECT_FALSE(has(out, ".path:")) << out;
+    EXPECT_TRUE(has(plan_to_text(p.plan), "/var/swap will be created") || !p.ok) << plan_to_text(p.plan);
+  }
 }
