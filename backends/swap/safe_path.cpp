@@ -157,7 +157,10 @@ Result<Cursor> open_root(const HostFs& fs, bool verify) {
   if (verify)
     if (auto r = check_dir_stat(st, "/"); !r) return std::unexpected(r.error());
   if (fs.is_real_root()) return real;
-  auto end = walk(real, split(fs.root().string()), WalkOptions{.verify = verify});
+  std::error_code ec;
+  const auto root = std::filesystem::absolute(fs.root(), ec);  // --root may be relative to the cwd
+  if (ec) return fail(ec.value(), fs.root().string());
+  auto end = walk(real, split(root.string()), WalkOptions{.verify = verify});
   if (!end) return std::unexpected(end.error());
   if (!end->missing.empty()) return fail(ENOENT, real.display(end->missing.front()));
   Cursor c;
