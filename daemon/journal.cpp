@@ -10,6 +10,7 @@
 #include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "backends/swap/safe_path.hpp"
 #include "daemon/observe.hpp"
 
 namespace tierswap {
@@ -162,6 +163,7 @@ std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& 
       log.push_back("tier \"" + t.name + "\": " + t.swap_path + " is gone: forgetting it");
       continue;
     }
+    t.swap_path = swap::resolved_path(fs, t.swap_path);  // as /proc/swaps prints it
     const bool active = swap::find_area(o.swaps, t.swap_path).has_value();
     if (t.active && !active)
       log.push_back("tier \"" + t.name + "\": " + t.swap_path + " is no longer active");

@@ -217,13 +217,14 @@ class Planner {
                            .discard = t.discard});
   }
 
-  void file_tier(const config::Tier& t, size_t i) {
-    const auto probe = disk::probe_file(fs_, t.path);
-    if (!probe.dir_exists) {
-      error(t, i, "path", "directory " + probe.dir + " does not exist",
-            "create it first, or choose another path");
+  void file_tier(const config::Tier& written, size_t i) {
+    const auto probe = disk::probe_file(fs_, written.path);
+    if (!probe.problem.empty()) {
+      error(written, i, "path", probe.problem);
       return;
     }
+    config::Tier t = written;
+    t.path = probe.path;  // links resolved, as /proc/swaps prints it
     const std::uint64_t size = page_round_up(t.size_bytes);
     const OwnedTier* owned = nullptr;
     for (const auto& o : journal_.tiers)
@@ -263,6 +264,10 @@ class Planner {
         return;
       }
       if (owned) consumed_.insert(owned->swap_path);  // a stale record: the file is gone
+      if (!probe.missing_dirs.empty())
+        r_.plan.notes.push_back("tier \"" + t.name +
+                                "\": " + (probe.missing_dirs.size() == 1 ? "directory " : "directories ") +
+                                join(probe.missing_dirs, ", ") + " will be created (owner root, mode 0700)");
       steps().push_back(Step{.op = StepOp::make_file, .tier = t.name, .path = t.path, .size = size});
       steps().push_back(Step{.op = StepOp::swapon,
                              .tier = t.name,

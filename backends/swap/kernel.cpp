@@ -1,7 +1,9 @@
 #include "backends/swap/kernel.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/swap.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,6 +14,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "backends/swap/safe_path.hpp"
 
 #ifndef SWAP_FLAG_DISCARD
 #define SWAP_FLAG_DISCARD 0x10000
@@ -24,7 +27,23 @@ Result<void> RealKernel::swapon(const std::string& path, int priority, bool disc
   if (priority >= 0) flags |= SWAP_FLAG_PREFER | ((priority << SWAP_FLAG_PRIO_SHIFT) & SWAP_FLAG_PRIO_MASK);
   if (discard) flags |= SWAP_FLAG_DISCARD;
   const auto real = fs_.resolve(path);
-  if (::swapon(real.c_str(), flags) != 0) return fail(errno, "swapon " + path);
+  struct stat st {};
+  if (::stat(real.c_str(), &st) != 0 || S_ISBLK(st.st_mode)) {  // a device (zram, partition), or nothing
+    if (::swapon(real.c_str(), flags) != 0) return fail(errno, "swapon " + path);
+    return {};
+  }
+  // A swap file: opened through verified directories with O_NOFOLLOW and
+  // checked on the descriptor (root's, 0600, regular). swapon(2) takes a
+  // path, so it is given the descriptor's /proc/self/fd entry: the kernel
+  // opens exactly the inode that was checked, whatever happened to the name
+  // since; /proc/swaps still prints the file's own path (checked on 6.18).
+  auto dir = open_safe_dir(fs_, parent_path(path));
+  if (!dir) return wrap(dir.error(), "swapon " + path);
+  if (!dir->missing.empty()) return fail(ENOENT, "swapon " + path);
+  auto fd = open_swap_file(*dir, file_name(path), O_RDONLY);
+  if (!fd) return wrap(fd.error(), "swapon " + path);
+  const auto self_fd = fs_.resolve(std::string(paths::proc_dir) + "/self/fd/" + std::to_string(fd->get()));
+  if (::swapon(self_fd.c_str(), flags) != 0) return fail(errno, "swapon " + path);
   return {};
 }
 

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::swap {
 
@@ -25,6 +25,8 @@ class Kernel {
   virtual ~Kernel() = default;
   // priority -1: let the kernel choose (no SWAP_FLAG_PREFER). discard adds
   // SWAP_FLAG_DISCARD. Errors name the path; code is the kernel's errno.
+  // RealKernel swaps on a file only when it and its directories pass the
+  // rules of backends/swap/safe_path.hpp (EPERM, naming the broken rule).
   virtual Result<void> swapon(const std::string& path, int priority, bool discard) = 0;
   // Pages everything back in; may take long. RealKernel runs it in a helper
   // process (see below). EINTR when aborted.

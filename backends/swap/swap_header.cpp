@@ -75,12 +75,10 @@ FirstPage classify_first_page(std::span<const std::uint8_t> page) {
   return FirstPage::foreign_swap;
 }
 
-Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_size) {
-  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, path);
+Result<FirstPage> probe_first_page(int fd, const std::string& display, std::size_t page_size) {
   std::vector<std::uint8_t> page(page_size, 0);
-  const ssize_t n = ::pread(f.fd, page.data(), page_size, 0);
-  if (n < 0) return fail(errno, path);
+  const ssize_t n = ::pread(fd, page.data(), page_size, 0);
+  if (n < 0) return fail(errno, display);
   if (n == 0) return FirstPage::empty;
   if (static_cast<std::size_t>(n) < page_size) {
     page.resize(static_cast<std::size_t>(n));
@@ -90,22 +88,35 @@ Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_siz
   return classify_first_page(page);
 }
 
-Result<void> write_swap_header(const std::string& path, const std::string& display, std::uint64_t size_bytes,
+Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_size) {
+  Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+  if (f.fd < 0) return fail(errno, path);
+  return probe_first_page(f.fd, path, page_size);
+}
+
+Result<void> write_swap_header(int fd, const std::string& display, std::uint64_t size_bytes,
                                std::size_t page_size) {
   auto header = make_swap_header(size_bytes, page_size, random_uuid());
   if (!header) return wrap(header.error(), display);
-  Fd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, display);
   std::vector<std::uint8_t> page(page_size, 0);
-  const ssize_t n = ::pread(f.fd, page.data(), page_size, 0);
+  const ssize_t n = ::pread(fd, page.data(), page_size, 0);
   if (n < 0) return fail(errno, display + ": reading the first page");
   const auto kind = classify_first_page(page);
   if (kind != FirstPage::empty && kind != FirstPage::ours)
     return fail(EEXIST, display + " holds " + to_string(kind) + ": refusing to overwrite it");
-  if (::pwrite(f.fd, header->data(), header->size(), 0) != static_cast<ssize_t>(header->size()))
+  if (::pwrite(fd, header->data(), header->size(), 0) != static_cast<ssize_t>(header->size()))
     return fail(errno ? errno : EIO, display + ": writing the swap header");
-  if (::fsync(f.fd) != 0) return fail(errno, display + ": fsync");
+  if (::fsync(fd) != 0) return fail(errno, display + ": fsync");
   return {};
+}
+
+Result<void> write_swap_header(const std::string& path, const std::string& display, std::uint64_t size_bytes,
+                               std::size_t page_size) {
+  if (auto header = make_swap_header(size_bytes, page_size, {}); !header)
+    return wrap(header.error(), display);
+  Fd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
+  if (f.fd < 0) return fail(errno, display);
+  return write_swap_header(f.fd, display, size_bytes, page_size);
 }
 
 Uuid random_uuid() {

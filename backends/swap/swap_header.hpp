@@ -50,11 +50,19 @@ FirstPage classify_first_page(std::span<const std::uint8_t> page);
 // kernel paths with HostFs first). A file shorter than a page is `other`
 // unless it is empty.
 Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_size);
+// The same through an open descriptor (read with pread at offset 0);
+// `display` names it in errors.
+Result<FirstPage> probe_first_page(int fd, const std::string& display, std::size_t page_size);
 
 // Writes the header for `size_bytes` to `path` (file or block device),
 // fsyncs. EEXIST when the first page is not empty and not ours; the message
 // names `display` (the kernel path).
 Result<void> write_swap_header(const std::string& path, const std::string& display, std::uint64_t size_bytes,
+                               std::size_t page_size);
+// The same through a descriptor the caller opened read-write (a swap file
+// is written through the one descriptor that created or checked it, never
+// reopened by path).
+Result<void> write_swap_header(int fd, const std::string& display, std::uint64_t size_bytes,
                                std::size_t page_size);
 
 // A random RFC 4122 version 4 UUID.

@@ -259,10 +259,10 @@ TEST_F(Refused, RecompressWithoutRecompAlgorithm) {
       "recompression needs /sys/block/zram0/recomp_algorithm, which this kernel does not have");
 }
 
-TEST_F(Refused, FileInMissingDirectory) {
-  expect_refused(
-      "tiers:\n  - name: f\n    kind: file\n    path: " + dir_ + "/no/such/dir/t.swap\n    size: 32M\n",
-      "tiers[0].path: directory " + dir_ + "/no/such/dir does not exist");
+TEST_F(Refused, FileUnderARegularFile) {
+  write_config("not a directory\n", "plain");
+  expect_refused("tiers:\n  - name: f\n    kind: file\n    path: " + dir_ + "/plain/t.swap\n    size: 32M\n",
+                 "tiers[0].path: " + dir_ + "/plain is not a directory");
 }
 
 TEST_F(Refused, FileLargerThanFreeSpace) {
