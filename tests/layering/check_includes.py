@@ -12,6 +12,9 @@ project folder; a file may always include its own folder):
   dbus/               includes only common/ (generated code lives in dbus/)
   ctl/                never a kernel-changing backend
   anything            includes daemon/ only from daemon/ or tests/
+  a plug-in header    (backends/<kind>/<kind>_kind.hpp) only from its own
+                      folder, daemon/kind_registry.cpp and tests/: the
+                      registry is the one place a kind is named
 
 KNOWN lists today's violations that other work removes; the lead deletes an
 entry when it merges. A new violation fails; an entry that no longer occurs
@@ -26,6 +29,8 @@ import tempfile
 PROJECT = {"common", "config", "policy", "backends", "dbus", "daemon", "ctl", "tests", "bench"}
 SOURCE_EXT = (".hpp", ".cpp", ".h", ".cc", ".cu")
 SCANNED = ("common", "config", "policy", "backends", "dbus", "daemon", "ctl", "tests", "bench")
+PLUGIN_HEADER = re.compile(r"^backends/([^/]+)/\1_kind\.hpp$")
+REGISTRY = "daemon/kind_registry.cpp"
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]', re.M)
 
 # Backends whose code changes the kernel (tierswapctl must never link them).
@@ -68,6 +73,8 @@ def rule_breaks(src, inc):
     top, own, target = src.split("/")[0], folder_of(src), folder_of(inc)
     if target == own:
         return None
+    if PLUGIN_HEADER.match(inc) and src != REGISTRY and top != "tests":
+        return "only " + REGISTRY + " names a tier-kind plug-in"
     if target == "daemon" and top not in ("daemon", "tests"):
         return "only daemon/ and tests include daemon/"
     if top == "common":
@@ -137,6 +144,10 @@ def self_test():
         ("bench/a.cpp", "daemon/engine.hpp", False),
         ("tests/unit/a.cpp", "daemon/engine.hpp", True),
         ("daemon/a.cpp", "backends/zram/zram.hpp", True),
+        ("daemon/planner.cpp", "backends/zram/zram_kind.hpp", False),
+        ("daemon/kind_registry.cpp", "backends/zram/zram_kind.hpp", True),
+        ("backends/zram/zram_kind.cpp", "backends/zram/zram_kind.hpp", True),
+        ("backends/disk/a.cpp", "backends/zram/zram_kind.hpp", False),
     ]
     ok = True
     with tempfile.TemporaryDirectory() as root:
