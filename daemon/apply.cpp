@@ -2,9 +2,7 @@
 
 #include <set>
 
-#include "backends/disk/disk.hpp"
-#include "backends/swap/swap_header.hpp"
-#include "backends/zram/zram.hpp"
+#include "daemon/kind_registry.hpp"
 #include "daemon/plan_ops.hpp"
 
 namespace tierswap {
@@ -21,43 +19,14 @@ void Executor::save(const ApplyOptions& opts) {
 }
 
 Result<void> Executor::run(Step& s) {
-  for (const auto& [tier, dev] : bound_) s.path = bind_device(s.path, tier, dev);
-  Result<void> r;
-  switch (s.op) {
-    case StepOp::write:
-      r = fs_.write(s.path, s.value);
-      break;
-    case StepOp::zram_add: {
-      auto dev = kernel_.zram_hot_add();
-      if (!dev) return std::unexpected(dev.error());
-      bound_[s.tier] = *dev;
-      s.value = *dev;
-      break;
-    }
-    case StepOp::zram_remove:
-      r = zram::reset(fs_, s.path);
-      if (r) r = kernel_.zram_hot_remove(s.path);
-      break;
-    case StepOp::swap_header:
-      r = swap::write_swap_header(fs_.resolve(s.path).string(), s.path, s.size, swap::system_page_size());
-      break;
-    case StepOp::make_file:
-      r = disk::create_swap_file(fs_, s.path, s.size);
-      break;
-    case StepOp::resize_file:
-      r = disk::resize_swap_file(fs_, s.path, s.size);
-      break;
-    case StepOp::remove_file:
-      r = disk::remove_swap_file(fs_, s.path);
-      break;
-    case StepOp::swapon:
-      r = kernel_.swapon(s.path, s.priority, s.discard);
-      break;
-    case StepOp::swapoff:
-      r = kernel_.swapoff(s.path);
-      break;
-  }
-  if (!r) return r;
+  for (const auto& [placeholder, value] : bindings_)
+    for (auto p = s.path.find(placeholder); p != std::string::npos;
+         p = s.path.find(placeholder, p + value.size()))
+      s.path.replace(p, placeholder.size(), value);
+  const TierKind* k = kinds::named(s.kind);
+  if (!k) return fail(EINVAL, "step " + s.op + ": no tier kind \"" + s.kind + "\" is registered");
+  ExecContext ctx{fs_, kernel_, bindings_};
+  if (auto r = k->execute(s, ctx); !r) return r;
   record(journal_, s);
   return {};
 }

@@ -1,7 +1,6 @@
-// The apply engine: runs a Plan's steps in order, journalling each one as it
-// completes; on the first failure it undoes the completed steps in reverse
-// and reports what failed, with the sysfs path, the value and the kernel's
-// answer:
+// The apply engine: runs a Plan's steps in order, each by the tier-kind
+// plug-in that owns it (Step::kind), journalling each one as it completes; on the first failure it undoes the
+// completed steps in reverse and reports what failed, with the sysfs path, the value and the kernel's answer:
 //   step 2 of 7 ([fast] write /sys/block/zram1/comp_algorithm = "zstd"):
 //   /sys/block/zram1/comp_algorithm: "zstd": Invalid argument
 //   (this kernel offers: lzo-rle lzo lz4); undid 1 step
@@ -15,11 +14,11 @@
 #include <map>
 #include <string>
 
-#include "daemon/plan.hpp"
-#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/kernel.hpp"
+#include "common/result.hpp"
 #include "daemon/journal.hpp"
+#include "daemon/plan.hpp"
 
 namespace tierswap {
 
@@ -42,13 +41,16 @@ class Executor {
   Result<void> apply(const Plan& plan, const ApplyOptions& opts = {});
 
  private:
-  Result<void> run(Step& s);  // binds {zram:T}, executes, records in the journal
+  // Binds placeholders, has the step's plug-in execute it, records it in
+  // the journal.
+  Result<void> run(Step& s);
   void save(const ApplyOptions& opts);
 
   const HostFs& fs_;
   swap::Kernel& kernel_;
   Journal& journal_;
-  std::map<std::string, std::string> bound_;  // tier -> zram device created in this apply
+  // Placeholder -> its value, bound by steps of this apply ("{zram:fast}" -> "zram1").
+  std::map<std::string, std::string> bindings_;
 };
 
 }  // namespace tierswap

@@ -35,12 +35,7 @@ namespace tierswap {
 
 struct Observed;
 
-struct ValueRecord {
-  std::string path;
-  std::string original;
-  std::string current;
-};
-
+// OwnedTier and ValueRecord: common/owned.hpp (through daemon/plan.hpp).
 struct Journal {
   int version = 1;
   std::string source;

@@ -1,7 +1,7 @@
 #include "daemon/observe.hpp"
 
 #include "backends/hostfs/paths.hpp"
-#include "backends/sysctl/sysctl.hpp"
+#include "daemon/kind_registry.hpp"
 #include "policy/meminfo.hpp"
 
 namespace tierswap {
@@ -19,10 +19,6 @@ Result<Observed> observe(const HostFs& fs) {
   auto ram = parse_mem_total(*mi);
   if (!ram) return std::unexpected(ram.error());
   o.ram_bytes = *ram;
-  o.zram_control = fs.exists(paths::zram_control);
-  o.zram_algorithms = zram::kernel_algorithms(fs);
-  o.recomp_path = zram::recomp_attr_path(fs);
-  o.has_recomp = fs.exists(o.recomp_path);
   for (const auto& d : zram::list_devices(fs))
     if (auto dev = zram::read_device(fs, d); dev) o.zram_devices[d] = *dev;
   auto sw = fs.read(paths::proc_swaps);
@@ -30,9 +26,8 @@ Result<Observed> observe(const HostFs& fs) {
   auto areas = swap::parse_proc_swaps(*sw);
   if (!areas) return std::unexpected(areas.error());
   o.swaps = std::move(*areas);
-  o.sysctl = sysctl::observe(fs);
-  o.zswap = zswap::observe(fs);
-  if (auto m = fs.read(paths::proc_mounts); m) o.mounts = disk::parse_mounts(*m);
+  for (const auto* k : kinds::all())
+    if (auto s = k->observe(fs)) o.kinds[std::string(k->name())] = std::move(s);
   return o;
 }
 

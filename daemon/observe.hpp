@@ -1,33 +1,31 @@
 // Observed: the kernel state the planner compares a Spec against, read
 // through HostFs (so a fake root gives a fake machine). Reading changes
-// nothing: no hot_add, no probing writes.
+// nothing: no hot_add, no probing writes. What is common to all swap tiers
+// (RAM, /proc/swaps) is here; each tier-kind plug-in's own view of the
+// machine is in `kinds`, keyed by plug-in name (TierKind::observe()).
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
-#include "backends/disk/disk.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "backends/zram/zram.hpp"
-#include "backends/zswap/zswap.hpp"
+#include "common/result.hpp"
+#include "common/tier_kind.hpp"
 
 namespace tierswap {
 
 struct Observed {
-  std::uint64_t ram_bytes = 0;       // MemTotal
-  bool zram_control = false;         // /sys/class/zram-control present
-  zram::Algorithms zram_algorithms;  // empty when no device exists to ask
-  std::string recomp_path;           // the sysfs file that says recompression is offered
-  bool has_recomp = false;
-  std::map<std::string, zram::Device> zram_devices;
+  std::uint64_t ram_bytes = 0;  // MemTotal
   std::vector<swap::SwapArea> swaps;
-  std::map<std::string, std::string> sysctl;
-  zswap::State zswap;
-  std::vector<disk::Mount> mounts;
+  std::map<std::string, std::shared_ptr<const KindState>> kinds;  // plug-in name -> its observation
+  // The zram devices present, for reconcile() (daemon/journal.cpp) until the
+  // journal asks each plug-in what of its tiers is still there.
+  std::map<std::string, zram::Device> zram_devices;
 };
 
 // "MemTotal:  24683904 kB" -> bytes. EINVAL when absent.

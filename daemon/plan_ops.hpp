@@ -1,17 +1,18 @@
 // What a Step means: its undo, its effect on the journal, and how it reads.
+// Each function hands the step to the plug-in that owns it (Step::kind,
+// daemon/kind_registry.hpp); a step of a kind no plug-in registers is
+// described as such and fails when run.
 #pragma once
 
 #include <optional>
 #include <string>
 
-#include "daemon/plan.hpp"
 #include "daemon/journal.hpp"
+#include "daemon/plan.hpp"
 
 namespace tierswap {
 
-const char* to_string(StepOp op);
-
-// The step that undoes `s` once it ran (with {zram:T} already bound), or
+// The step that undoes `s` once it ran (placeholders already bound), or
 // nullopt when nothing needs undoing (a write to a device that the undo of
 // its zram_add removes, a swap header) or nothing can (zram_remove,
 // remove_file: planned last for that reason).
@@ -22,12 +23,9 @@ bool reversible(const Step& s);
 // Records in `j` what the completed step `s` (bound) changed.
 void record(Journal& j, const Step& s);
 
-// "{zram:fast}" in `text` -> the bound device; unchanged when none.
-std::string bind_device(const std::string& text, const std::string& tier, const std::string& device);
-
 // One line: `write /proc/sys/vm/swappiness = "150" (was "60")`.
 std::string describe(const Step& s);
-// `undo: write "60"`, `undo: none (removed with the device)`, `no undo`.
+// `undo: write "60"`, `undo: none (removed with the device)`, `no undo (planned last)`.
 std::string describe_undo(const Step& s);
 
 std::string plan_to_text(const Plan& p);

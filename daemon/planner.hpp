@@ -1,30 +1,36 @@
 // The planner: Spec x Observed (+ the journal of what tierswap owns) -> Plan.
 //
+// Orchestration only: it adapts config::Spec to the plug-ins' terms
+// (common/tier_spec.hpp), hands each tier to the plug-in of its kind
+// (daemon/kind_registry.hpp), turns their findings into Diagnostics at the
+// config's SourceLocs, and orders the result. The per-kind checks and steps
+// are in backends/<kind>/<kind>_kind.cpp.
+//
 // Pure apart from read-only probes of the files a tier names (through
 // HostFs): same inputs, same plan. Deterministic order:
 //   1. tiers, highest priority first (name breaks ties): new zram devices,
 //      swap files, partitions, and in-place changes of owned files;
-//   2. zswap parameters (compressor before enabled);
-//   3. sysctls (sorted by key);
-//   4. irreversible teardown of what the config no longer describes (or
+//   2. the machine-wide part of each kind, in registry order: zswap
+//      parameters (compressor before enabled), then sysctls (sorted by key);
+//   3. irreversible teardown of what the config no longer describes (or
 //      describes differently): swapoff, then zram reset/hot_remove, file
 //      removal; then values the config dropped are restored.
 // A tier already set up as described (journal + kernel agree) gives no steps,
 // so planning against the state a plan produced gives an empty plan.
 //
-// Machine-dependent validation happens here and comes back as Diagnostics at
-// the config's SourceLocs: algorithms the kernel lacks, recompression without
+// Machine-dependent validation happens in the plug-ins and comes back as
+// Diagnostics at the config's SourceLocs: algorithms the kernel lacks, recompression without
 // recomp_algorithm, missing directories, too little free space, existing
 // non-swap files, mounted or unknown partitions.
 #pragma once
 
 #include <vector>
 
-#include "daemon/plan.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "config/spec.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/observe.hpp"
+#include "daemon/plan.hpp"
 
 namespace tierswap {
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <thread>
 
+#include "backends/disk/disk.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/engine.hpp"
@@ -305,12 +306,14 @@ TEST_F(Refused, KernelRefusalMidApplyRollsBack) {
   Journal journal;
   Plan p;
   p.steps = {
-      Step{.op = StepOp::write,
+      Step{.kind = "sysctl",
+           .op = "write",
            .path = paths::sysctl("vm.swappiness"),
            .value = "99",
            .previous = before_.sysctl.at("vm.swappiness")},
-      Step{.op = StepOp::zram_add, .tier = "kt"},
-      Step{.op = StepOp::write,
+      Step{.kind = "zram", .op = "zram_add", .tier = "kt"},
+      Step{.kind = "zram",
+           .op = "write",
            .tier = "kt",
            .path = paths::block_attr("{zram:kt}", "comp_algorithm"),
            .value = "zstd",

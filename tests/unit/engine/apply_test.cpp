@@ -17,20 +17,34 @@ Plan zram_plan() {
   Plan p;
   p.source = "test";
   p.steps = {
-      Step{.op = StepOp::write, .path = "/proc/sys/vm/swappiness", .value = "150", .previous = "60"},
-      Step{.op = StepOp::zram_add, .tier = "fast"},
-      Step{.op = StepOp::write,
+      Step{.kind = "sysctl",
+           .op = "write",
+           .path = "/proc/sys/vm/swappiness",
+           .value = "150",
+           .previous = "60"},
+      Step{.kind = "zram", .op = "zram_add", .tier = "fast"},
+      Step{.kind = "zram",
+           .op = "write",
            .tier = "fast",
            .path = "/sys/block/{zram:fast}/comp_algorithm",
            .value = "lz4",
            .hint = "this kernel offers: lzo-rle lzo lz4"},
-      Step{.op = StepOp::write,
+      Step{.kind = "zram",
+           .op = "write",
            .tier = "fast",
            .path = "/sys/block/{zram:fast}/disksize",
            .value = "1073741824"},
-      Step{.op = StepOp::swap_header, .tier = "fast", .path = "/dev/{zram:fast}", .size = 1073741824},
-      Step{
-          .op = StepOp::swapon, .tier = "fast", .path = "/dev/{zram:fast}", .value = "zram", .priority = 100},
+      Step{.kind = "zram",
+           .op = "swap_header",
+           .tier = "fast",
+           .path = "/dev/{zram:fast}",
+           .size = 1073741824},
+      Step{.kind = "zram",
+           .op = "swapon",
+           .tier = "fast",
+           .path = "/dev/{zram:fast}",
+           .value = "zram",
+           .priority = 100},
   };
   return p;
 }
@@ -92,7 +106,8 @@ TEST(Apply, SysfsErrorNamesPathValueAnswerAndOffer) {
   Journal j;
   Executor ex(hfs, k, j);
   Plan p;
-  p.steps = {Step{.op = StepOp::write,
+  p.steps = {Step{.kind = "zswap",
+                  .op = "write",
                   .path = "/sys/module/zswap/parameters/nonexistent",
                   .value = "lz4",
                   .previous = "lzo",
@@ -113,8 +128,12 @@ TEST(Apply, BestEffortKeepsGoing) {
   k.fail_when("swapoff", EBUSY);
   Journal j;
   Plan p;
-  p.steps = {Step{.op = StepOp::swapoff, .path = "/dev/zram9"},
-             Step{.op = StepOp::write, .path = "/proc/sys/vm/swappiness", .value = "61", .previous = "60"}};
+  p.steps = {Step{.kind = "zram", .op = "swapoff", .path = "/dev/zram9"},
+             Step{.kind = "sysctl",
+                  .op = "write",
+                  .path = "/proc/sys/vm/swappiness",
+                  .value = "61",
+                  .previous = "60"}};
   Executor ex(hfs, k, j);
   auto r = ex.apply(p, ApplyOptions{.best_effort = true, .persist = false});
   EXPECT_FALSE(r);

@@ -94,7 +94,7 @@ TEST_F(DiskSecurity, SafeExistingSwapFileIsUsed) {
   const auto p = plan(hfs_, file_tier("/var/swap/t.swap"));
   ASSERT_TRUE(p.ok) << (p.errors.empty() ? "" : p.errors.front());
   ASSERT_EQ(p.plan.steps.size(), 1u);
-  EXPECT_EQ(p.plan.steps[0].op, StepOp::swapon);
+  EXPECT_EQ(p.plan.steps[0].op, "swapon");
   EXPECT_EQ(p.plan.steps[0].path, "/var/swap/t.swap");
 }
 
@@ -248,7 +248,7 @@ TEST_F(DiskSecurity, PartitionThroughADeviceMapperLinkIsRecognisedWhenActive) {
   EXPECT_TRUE(again.plan.empty()) << plan_to_text(again.plan);
   const auto down = make_teardown(j, *observe(hfs_));
   ASSERT_EQ(down.steps.size(), 1u) << plan_to_text(down);
-  EXPECT_EQ(down.steps[0].op, StepOp::swapoff);
+  EXPECT_EQ(down.steps[0].op, "swapoff");
   EXPECT_EQ(down.steps[0].path, "/dev/dm-1");
 }
 
@@ -270,9 +270,9 @@ TEST_F(DiskSecurity, FileUnderASymlinkedDirectoryIsRecognisedWhenActive) {
   EXPECT_TRUE(again.plan.empty()) << plan_to_text(again.plan);
   const auto down = make_teardown(j, *observe(hfs_));
   ASSERT_EQ(down.steps.size(), 2u) << plan_to_text(down);
-  EXPECT_EQ(down.steps[0].op, StepOp::swapoff);
+  EXPECT_EQ(down.steps[0].op, "swapoff");
   EXPECT_EQ(down.steps[0].path, "/data/swap/t.swap");
-  EXPECT_EQ(down.steps[1].op, StepOp::remove_file);
+  EXPECT_EQ(down.steps[1].op, "remove_file");
 }
 
 // --- A missing directory is created (root, 0700) and removed again ----------
@@ -284,7 +284,7 @@ TEST(MissingDirectory, IsPlannedNotAnError) {
   const auto p = plan(hfs, file_tier("/var/swap/t.swap"));
   ASSERT_TRUE(p.ok) << (p.errors.empty() ? "" : p.errors.front());
   ASSERT_EQ(p.plan.steps.size(), 2u) << plan_to_text(p.plan);
-  EXPECT_EQ(p.plan.steps[0].op, StepOp::make_file);
+  EXPECT_EQ(p.plan.steps[0].op, "make_file");
   EXPECT_TRUE(has(plan_to_text(p.plan), "directory /var/swap will be created (owner root, mode 0700)"))
       << plan_to_text(p.plan);
   EXPECT_FALSE(fs::exists(root.path() / "var/swap"));  // planning changes nothing

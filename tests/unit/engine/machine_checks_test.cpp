@@ -2,6 +2,7 @@
 // the config's line and column, and an apply of it never starts.
 #include <gtest/gtest.h>
 
+#include "backends/swap/swap_header.hpp"
 #include "config/loader.hpp"
 #include "daemon/planner.hpp"
 #include "fake_root.hpp"
@@ -138,7 +139,7 @@ TEST(MachineChecks, PartitionByLabel) {
       check(root, "tiers:\n  - name: p\n    kind: partition\n    device: LABEL=swap\n    priority: 5\n");
   ASSERT_TRUE(c.ok) << (c.errors.empty() ? "" : c.errors.front());
   ASSERT_EQ(c.plan.steps.size(), 1u);
-  EXPECT_EQ(c.plan.steps[0].op, StepOp::swapon);
+  EXPECT_EQ(c.plan.steps[0].op, "swapon");
   EXPECT_EQ(c.plan.steps[0].path, "/dev/vdb3");
 }
 

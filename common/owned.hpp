@@ -1,0 +1,63 @@
+// What tierswap owns, as the journal records it: the tiers it set up and the
+// kernel values it changed. Plug-ins update these records when their steps
+// complete (TierKind::record); daemon/journal.hpp stores and loads them.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tierswap {
+
+// A tier that tierswap set up and owns.
+struct OwnedTier {
+  std::string name;
+  std::string kind;             // the tier's kind as configured: "zram", "file", "partition"
+  std::string device;           // zram: "zram1"; else empty
+  std::string swap_path;        // "/dev/zram1", "/var/swap/t.swap", "/dev/vdb2"
+  bool created_device = false;  // zram device hot-added by tierswap
+  bool created_file = false;    // swap file created by tierswap
+  bool active = false;          // swapon done by tierswap
+  // Swapped off on request (Demote over D-Bus): set up and kept, but
+  // inactive until Promote. Reload leaves it so; teardown does not swapoff it.
+  bool drained = false;
+  int priority = -1;
+  bool discard = false;
+  std::string algorithm;
+  std::uint64_t size = 0;
+  std::uint64_t mem_limit = 0;
+};
+
+// A kernel value tierswap changed. `original` is the value before tierswap
+// first changed it; it is what teardown restores, however many reloads
+// happened since.
+struct ValueRecord {
+  std::string path;
+  std::string original;
+  std::string current;
+};
+
+// The journal's two lists, as a plug-in's record() sees them.
+struct Ownership {
+  std::vector<OwnedTier>& tiers;
+  std::vector<ValueRecord>& values;
+
+  OwnedTier* find_swap(const std::string& swap_path) {
+    for (auto& t : tiers)
+      if (t.swap_path == swap_path) return &t;
+    return nullptr;
+  }
+  OwnedTier* find_device(const std::string& device) {
+    for (auto& t : tiers)
+      if (!t.device.empty() && t.device == device) return &t;
+    return nullptr;
+  }
+  ValueRecord* find_value(const std::string& path) {
+    for (auto& v : values)
+      if (v.path == path) return &v;
+    return nullptr;
+  }
+};
+
+}  // namespace tierswap

@@ -1,0 +1,53 @@
+// What the config asks of each tier kind, in the plug-ins' terms.
+//
+// The daemon adapts config::Spec (config/spec.hpp) to these structs, so that
+// backends/ never include config/. TierSpec is one kind-neutral record per
+// tier: the fields every swap tier has, plus the union of the per-kind keys
+// (a kind reads its own and ignores the rest). SystemSpec holds the
+// machine-wide sections (zswap, sysctl). A new kind that needs a new key adds
+// it here and in config/, and the adapter copies it (daemon/planner.cpp).
+// No source locations here: a plug-in names the key, the daemon finds where
+// it was written.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tierswap {
+
+struct TierSpec {
+  std::string name;
+  std::string kind;  // as configured: "zram", "file", "partition", "vram"
+  int priority = 0;  // -1 lets the kernel choose
+  bool discard = false;
+  std::uint64_t size_bytes = 0;  // resolved; 0 for a partition or an unresolved vram size
+
+  // zram
+  std::vector<std::string> algorithms;  // preference order
+  std::optional<std::string> recompress_algorithm;
+  std::optional<std::uint64_t> mem_limit_bytes;
+  // file
+  std::string path;
+  // partition: "/dev/sdb2", "UUID=...", "LABEL=..."
+  std::string device;
+  // vram: GPU index or UUID; empty: the first GPU
+  std::string gpu;
+};
+
+struct ZswapSpec {
+  std::optional<bool> enabled;
+  std::vector<std::string> compressors;  // preference order; empty: not set
+  std::optional<int> max_pool_percent;
+  std::optional<int> accept_threshold_percent;
+  std::optional<bool> shrinker_enabled;
+};
+
+struct SystemSpec {
+  ZswapSpec zswap;
+  std::map<std::string, long long> sysctl;  // "vm.swappiness" -> 150
+};
+
+}  // namespace tierswap
