@@ -265,6 +265,10 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
     if (r.error().code == EBUSY) return fail(EBUSY, dev + " is in use");
     return std::unexpected(r.error());
   }
+  // The helper keeps only the device: stdin and stdout on /dev/null (a
+  // caller reading our stdout through a pipe must not wait for the helper),
+  // stderr as it is, every other descriptor closed.
+  Fd null_fd(::open(fs.resolve(paths::dev_node("null")).c_str(), O_RDWR | O_CLOEXEC));
   const pid_t pid = ::fork();
   if (pid < 0) {
     const int e = errno;
@@ -273,9 +277,16 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
   }
   if (pid == 0) {
     // Only async-signal-safe calls from here: the parent may have threads.
-    const int rc = ::ioctl(d.fd, NBD_DO_IT);
-    ::ioctl(d.fd, NBD_CLEAR_QUE);
-    ::ioctl(d.fd, NBD_CLEAR_SOCK);
+    if (null_fd.fd >= 0) {
+      ::dup2(null_fd.fd, STDIN_FILENO);
+      ::dup2(null_fd.fd, STDOUT_FILENO);
+    }
+    const int dev_fd = 3;
+    if (d.fd != dev_fd && ::dup2(d.fd, dev_fd) < 0) ::_exit(1);
+    ::close_range(dev_fd + 1, ~0U, 0);
+    const int rc = ::ioctl(dev_fd, NBD_DO_IT);
+    ::ioctl(dev_fd, NBD_CLEAR_QUE);
+    ::ioctl(dev_fd, NBD_CLEAR_SOCK);
     ::_exit(rc == 0 ? 0 : 1);
   }
   // The device serves I/O once NBD_DO_IT has started it: the kernel then
