@@ -5,7 +5,9 @@
 # The guest prints "TIERSWAP-VERDICT: PASS|FAIL|SKIP ..." on the serial
 # console and reboots (QEMU runs with -no-reboot, so it exits).
 #
-#   run_vm.sh --scenario test|bench --bin PATH... --cache DIR --work DIR [--timeout S]
+#   run_vm.sh --scenario test|bench --bin PATH... [--optional-bin PATH...] --cache DIR --work DIR
+#             [--timeout S]
+# VM_APPEND replaces "quiet" on the guest's command line (debugging).
 #
 # The kernel package (apt-get download linux-image-<version>-amd64) is
 # fetched once into --cache; only vmlinuz and the needed modules are kept.
@@ -21,6 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --scenario) scenario=$2; shift 2 ;;
     --bin) bins+=("$2"); shift 2 ;;
+    --optional-bin) [ -x "$2" ] && bins+=("$2") || echo "vm: $2 is not built; left out"; shift 2 ;;
     --cache) cache=$2; shift 2 ;;
     --work) work=$2; shift 2 ;;
     --timeout) timeout_s=$2; shift 2 ;;
