@@ -6,8 +6,8 @@
 # tierswap.scenario= on the kernel command line picks what runs:
 #   test   swap through /dev/nbdN attached by netlink (2 connections), then by
 #          the ioctl fallback; every page checksummed; detach leaves nothing
-#   bench  the netlink run, then the same hog through zram and a virtio disk
-#          (a swap area on a host file), for rates as ratios
+#   bench  the same hog through tierswap-nbd (2 and 1 connections), zram and
+#          a virtio disk (a swap area on a host file), for rates as ratios
 export PATH=/bin
 mount -t proc proc /proc
 mount -t sysfs sys /sys
@@ -123,15 +123,16 @@ case "$scenario" in
     nbd_round nbd-ioctl 24 12M --ioctl
     ;;
   bench)
-    nbd_round nbd-netlink 48 16M --connections 2
+    nbd_round nbd-netlink-2conn 32 16M --connections 2
+    nbd_round nbd-netlink-1conn 32 16M --connections 1
     echo 256M > /sys/block/zram0/disksize || fail "zram0 disksize"
     tierswap-nbd-attach mkswap /dev/zram0 && tierswap-nbd-attach swapon /dev/zram0 100 || fail "zram0 swapon"
-    run_hog /dev/zram0 48 zram-lzo-rle 16M
+    run_hog /dev/zram0 32 zram-lzo-rle 16M
     tierswap-nbd-attach swapoff /dev/zram0 || fail "zram0 swapoff"
     load virtio_blk && load virtio_pci || fail "insmod virtio"
     i=0; while [ ! -e /dev/vda ]; do i=$((i + 1)); [ $i -gt 50 ] && fail "no /dev/vda"; sleep 0.1; done
     tierswap-nbd-attach mkswap /dev/vda && tierswap-nbd-attach swapon /dev/vda 100 || fail "vda swapon"
-    run_hog /dev/vda 48 virtio-disk 16M
+    run_hog /dev/vda 32 virtio-disk 16M
     tierswap-nbd-attach swapoff /dev/vda || fail "vda swapoff"
     ;;
   *) fail "unknown tierswap.scenario=$scenario" ;;
