@@ -5,7 +5,8 @@
 #
 # tierswap.scenario= on the kernel command line picks what runs:
 #   test   swap through /dev/nbdN attached by netlink (2 connections), then by
-#          the ioctl fallback; every page checksummed; detach leaves nothing
+#          the ioctl fallback; every page checksummed; detach leaves nothing;
+#          status/find by backend identifier; "no free nbd device" by name
 #   bench  the same hog through tierswap-nbd (2 and 1 connections), zram and
 #          a virtio disk (a swap area on a host file), for rates as ratios
 export PATH=/bin
@@ -121,6 +122,18 @@ case "$scenario" in
     tierswap-nbd-attach detach "${dev#/dev/nbd}" || fail "detach $dev"
     echo "vm: status/find: ok"
     nbd_round nbd-ioctl 24 12M --ioctl
+    # nbds_max=2: with both devices taken the ioctl path says so by name.
+    a=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 \
+      2>>/tmp/exporter.log) || fail "ioctl attach of a first small device"
+    b=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 \
+      2>>/tmp/exporter.log) || fail "ioctl attach of a second small device"
+    c=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 2>&1) \
+      && fail "a third ioctl attach with nbds_max=2 succeeded: $c"
+    echo "$c" | grep -q "no free nbd device" || fail "a third ioctl attach failed without naming it: $c"
+    a=${a%% *}; b=${b%% *}
+    tierswap-nbd-attach detach "${a#/dev/nbd}" --ioctl && tierswap-nbd-attach detach "${b#/dev/nbd}" --ioctl \
+      || fail "detach $a $b"
+    echo "vm: no free device: ok ($a $b taken)"
     ;;
   bench)
     nbd_round nbd-netlink-2conn 32 16M --connections 2
