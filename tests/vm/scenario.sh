@@ -1,0 +1,154 @@
+#!/bin/sh
+# /init of the VM test's initramfs (busybox sh, PID 1). Prints progress lines
+# "vm: ...", the hog's "hog: ..." lines and one verdict line
+# "TIERSWAP-VERDICT: PASS|FAIL <why>", then reboots (QEMU exits on it).
+#
+# tierswap.scenario= on the kernel command line picks what runs:
+#   test   swap through /dev/nbdN attached by netlink (2 connections), then by
+#          the ioctl fallback; every page checksummed; detach leaves nothing;
+#          status/find by backend identifier; "no free nbd device" by name
+#   bench  the same hog through tierswap-nbd (2 and 1 connections), zram and
+#          a virtio disk (a swap area on a host file), for rates as ratios
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+mount -t tmpfs tmp /tmp
+mkdir -p /sys/fs/cgroup
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+echo "vm: booted uptime_s=$(cut -d' ' -f1 /proc/uptime) kernel=$(uname -r) cpus=$(nproc)"
+
+verdict() {
+  echo "TIERSWAP-VERDICT: $*"
+  sync
+  reboot -f
+  sleep 10
+}
+fail() {
+  echo "vm: FAILED: $*"
+  echo "--- /proc/swaps"; cat /proc/swaps; grep -E "^pswp" /proc/vmstat
+  echo "--- dmesg (tail)"; dmesg | tail -n 60
+  [ -f /tmp/exporter.log ] && { echo "--- exporter log"; tail -n 20 /tmp/exporter.log; }
+  verdict "FAIL $*"
+}
+# insmod with the module's dependencies first (lib/modules/deps: "module dep").
+load() {
+  local m=$1 d
+  shift
+  grep -q "^$m " /proc/modules && return 0
+  for d in $(awk -v m="$m" '$1 == m { print $2 }' /lib/modules/deps); do load "$d" || return 1; done
+  insmod "/lib/modules/$m.ko" "$@"
+}
+# Fails with the state of things before the host's timeout kills QEMU blind.
+watchdog() {
+  sleep "$1"
+  ps
+  echo w > /proc/sysrq-trigger
+  fail "watchdog: the scenario did not finish within $1 s of boot"
+}
+watchdog 170 &
+scenario=$(sed -n 's/.*tierswap\.scenario=\([a-z]*\).*/\1/p' /proc/cmdline)
+
+load nbd nbds_max=2 || fail "insmod nbd"
+load zram || fail "insmod zram"
+
+echo +memory > /sys/fs/cgroup/cgroup.subtree_control || fail "cgroup v2 memory controller"
+mkdir /sys/fs/cgroup/hog
+
+# run_hog DEVICE MIB LABEL [MEMORY_MAX]: the hog inside the limited cgroup
+# (memory.max default 48M). Swap-in under TCG runs at about 1 MiB/s, so the
+# test keeps its hogs small; bench runs bigger ones.
+run_hog() {
+  echo "${4:-48M}" > /sys/fs/cgroup/hog/memory.max || fail "memory.max ${4:-48M}"
+  sh -c "echo \$\$ > /sys/fs/cgroup/hog/cgroup.procs && exec swap_hog --mib $2 --device $1 --label $3 2>&1" \
+    || fail "hog on $1 ($3)"
+}
+# exporter_gone PID: waits up to 5 s for the exporter to exit after detach.
+exporter_gone() {
+  i=0
+  while kill -0 "$1" 2>/dev/null; do
+    # A zombie has exited: PID 1 (this shell) reaps it only in wait.
+    grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null && return 0
+    i=$((i + 1)); [ $i -gt 50 ] && return 1
+    sleep 0.1
+  done
+}
+# attach_swap_hog ATTACH-OPTIONS...: attaches, swaps, checks, detaches.
+nbd_round() {
+  label=$1; mib=$2; max=$3; shift 3
+  t0=$(cut -d' ' -f1 /proc/uptime)
+  out=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 256M --handshake-timeout 60 "$@" \
+    2>/tmp/exporter.log) || fail "attach ($label): $(tail -n 3 /tmp/exporter.log)"
+  echo "vm: $label: $out (attach took $(awk -v a="$t0" '{ printf "%.1f", $1 - a }' /proc/uptime) s)"
+  dev=${out%% *}
+  index=${dev#/dev/nbd}
+  via=$(echo "$out" | sed -n 's/.*via=\([a-z]*\).*/\1/p')
+  exporter=$(echo "$out" | sed -n 's/.*exporter=\([0-9]*\).*/\1/p')
+  helper=$(echo "$out" | sed -n 's/.*helper=\([0-9]*\).*/\1/p')
+  [ -e "/sys/block/nbd$index/pid" ] || fail "$label: $dev is not connected after attach"
+  tierswap-nbd-attach mkswap "$dev" || fail "$label: mkswap $dev"
+  tierswap-nbd-attach swapon "$dev" 100 || fail "$label: swapon $dev"
+  grep -q "^$dev " /proc/swaps || fail "$label: $dev not in /proc/swaps after swapon"
+  run_hog "$dev" "$mib" "$label" "$max"
+  tierswap-nbd-attach swapoff "$dev" || fail "$label: swapoff $dev"
+  if [ "$via" = ioctl ]; then
+    tierswap-nbd-attach detach "$index" --ioctl || fail "$label: detach $dev"
+  else
+    tierswap-nbd-attach detach "$index" || fail "$label: detach $dev"
+  fi
+  exporter_gone "$exporter" || fail "$label: the exporter (pid $exporter) still runs after detach"
+  [ "$helper" != 0 ] && { exporter_gone "$helper" || fail "$label: the NBD_DO_IT helper still runs"; }
+  i=0
+  while [ -e "/sys/block/nbd$index/pid" ]; do
+    i=$((i + 1)); [ $i -gt 50 ] && fail "$label: $dev still connected after detach"
+    sleep 0.1
+  done
+  grep -q nbd /proc/swaps && fail "$label: /proc/swaps still lists an nbd device"
+  echo "vm: $label: detached"
+}
+
+case "$scenario" in
+  test)
+    nbd_round nbd-netlink 32 16M --connections 2 --identifier tierswap-vm --dead-timeout 10
+    # status/find while attached, through the netlink family.
+    out=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 16M --identifier tierswap-find \
+      --handshake-timeout 60 \
+      2>>/tmp/exporter.log) || fail "attach for find"
+    dev=${out%% *}
+    tierswap-nbd-attach status | grep -q "^${dev#/dev/} connected=1 backend=tierswap-find" \
+      || fail "status does not list $dev: $(tierswap-nbd-attach status 2>&1)"
+    [ "$(tierswap-nbd-attach find tierswap-find)" = "$dev" ] || fail "find tierswap-find did not name $dev"
+    tierswap-nbd-attach find no-such-backend 2>/dev/null && fail "find no-such-backend succeeded"
+    tierswap-nbd-attach detach "${dev#/dev/nbd}" || fail "detach $dev"
+    echo "vm: status/find: ok"
+    nbd_round nbd-ioctl 24 12M --ioctl
+    # nbds_max=2: with both devices taken the ioctl path says so by name.
+    a=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 \
+      2>>/tmp/exporter.log) || fail "ioctl attach of a first small device"
+    b=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 \
+      2>>/tmp/exporter.log) || fail "ioctl attach of a second small device"
+    c=$(tierswap-nbd-attach attach --exporter /bin/tierswap-nbd --size 4M --ioctl --handshake-timeout 60 2>&1) \
+      && fail "a third ioctl attach with nbds_max=2 succeeded: $c"
+    echo "$c" | grep -q "no free nbd device" || fail "a third ioctl attach failed without naming it: $c"
+    a=${a%% *}; b=${b%% *}
+    tierswap-nbd-attach detach "${a#/dev/nbd}" --ioctl && tierswap-nbd-attach detach "${b#/dev/nbd}" --ioctl \
+      || fail "detach $a $b"
+    echo "vm: no free device: ok ($a $b taken)"
+    ;;
+  bench)
+    nbd_round nbd-netlink-2conn 32 16M --connections 2
+    nbd_round nbd-netlink-1conn 32 16M --connections 1
+    echo 256M > /sys/block/zram0/disksize || fail "zram0 disksize"
+    tierswap-nbd-attach mkswap /dev/zram0 && tierswap-nbd-attach swapon /dev/zram0 100 || fail "zram0 swapon"
+    run_hog /dev/zram0 32 zram-lzo-rle 16M
+    tierswap-nbd-attach swapoff /dev/zram0 || fail "zram0 swapoff"
+    load virtio_blk && load virtio_pci || fail "insmod virtio"
+    i=0; while [ ! -e /dev/vda ]; do i=$((i + 1)); [ $i -gt 50 ] && fail "no /dev/vda"; sleep 0.1; done
+    tierswap-nbd-attach mkswap /dev/vda && tierswap-nbd-attach swapon /dev/vda 100 || fail "vda swapon"
+    run_hog /dev/vda 32 virtio-disk 16M
+    tierswap-nbd-attach swapoff /dev/vda || fail "vda swapoff"
+    ;;
+  *) fail "unknown tierswap.scenario=$scenario" ;;
+esac
+echo "vm: done uptime_s=$(cut -d' ' -f1 /proc/uptime)"
+verdict PASS
