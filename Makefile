@@ -2,12 +2,13 @@
 #   make run    install missing build deps, build, run tierswapd in the foreground
 #               (on /etc/tierswap.yaml, else its embedded default; ARGS=... adds options)
 #   make test   install missing build deps, build, run the test suites (ctest)
+#   make package  build the .deb (CPack) in $(BUILD)/ (docs/packaging.md)
 BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_ARGS ?= --output-on-failure -LE 'gpu|bench'
 
-.PHONY: all deps build run test clean
+.PHONY: all deps build run test package clean
 
 all: build
 
@@ -33,6 +34,12 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest $(CTEST_ARGS)
+
+# The .deb: binaries, units, D-Bus and polkit files, man pages, completions,
+# /etc/tierswap.yaml as a conffile. packaging/deb-check.sh installs and
+# purges it.
+package: build
+	cd $(BUILD) && cpack -G DEB
 
 clean:
 	rm -rf $(BUILD)

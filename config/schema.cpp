@@ -594,6 +594,15 @@ const std::vector<SysctlRule>& sysctl_rules() {
   return rules;
 }
 
+std::vector<std::string> schema_key_paths() {
+  std::vector<std::string> out = kTopKeys;
+  for (const auto& rule : sysctl_rules()) out.push_back(std::string("sysctl.") + rule.key);
+  for (const auto& key : kZswapKeys) out.push_back("zswap." + key);
+  for (const auto& key : tier_keys(std::nullopt)) out.push_back("tiers[]." + key);
+  for (const auto& key : kRecompressKeys) out.push_back("tiers[].recompress." + key);
+  return out;
+}
+
 Spec read_user_config(std::string_view yaml, std::string_view source, const HostFacts& host,
                       std::vector<Diagnostic>& out) {
   YAML::Node root;

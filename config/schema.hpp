@@ -4,6 +4,7 @@
 // stays inside schema.cpp.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -38,5 +39,11 @@ struct SysctlRule {
   long long max;
 };
 const std::vector<SysctlRule>& sysctl_rules();
+
+// Every key the schema accepts, as a path: "zswap.enabled",
+// "sysctl.vm.swappiness", "tiers[].recompress.when", parents included
+// ("zswap", "tiers[].recompress"). Read from the tables the reader checks
+// against, so that tierswap.yaml(5) can be tested for completeness.
+std::vector<std::string> schema_key_paths();
 
 }  // namespace tierswap::config

@@ -209,7 +209,9 @@ TEST_P(Examples, LoadWithoutErrors) {
 
 INSTANTIATE_TEST_SUITE_P(Packaging, Examples,
                          ::testing::Values("desktop.yaml", "server.yaml", "db.yaml", "k8s-node.yaml",
-                                           "gpu-workstation.yaml", "full-reference.yaml"),
+                                           "gpu-workstation.yaml", "full-reference.yaml", "desktop-16g.yaml",
+                                           "desktop-32g.yaml", "laptop.yaml", "server-ssd.yaml",
+                                           "db-server.yaml"),
                          [](const auto& info) {
                            std::string n = info.param;
                            std::string out;
@@ -221,7 +223,7 @@ INSTANTIATE_TEST_SUITE_P(Packaging, Examples,
 TEST(Loader, ExamplesAreAllListed) {
   int n = 0;
   for (const auto& e : std::filesystem::directory_iterator(kExamples)) n += e.path().extension() == ".yaml";
-  EXPECT_EQ(n, 6) << "a new example in packaging/examples/ should be added to the Examples test";
+  EXPECT_EQ(n, 11) << "a new example in packaging/examples/ should be added to the Examples test";
 }
 
 }  // namespace
