@@ -151,9 +151,11 @@ TEST_P(HostileJournal, IsSetAsideAndWhatItNamesIsUntouched) {
   EXPECT_TRUE(d.logged("not using it")) << d.all_log();
   EXPECT_TRUE(d.logged(GetParam().first)) << d.all_log();
   const auto aside = set_aside_files(root);
-  ASSERT_EQ(aside.size(), 1u) << d.all_log();
-  EXPECT_EQ(test::slurp(aside[0]), text);
-  EXPECT_TRUE(d.logged("set aside as /run/tierswap/" + aside[0].filename().string())) << d.all_log();
+  EXPECT_EQ(aside.size(), 1u) << d.all_log();
+  if (!aside.empty()) {
+    EXPECT_EQ(test::slurp(aside[0]), text);
+    EXPECT_TRUE(d.logged("set aside as /run/tierswap/" + aside[0].filename().string())) << d.all_log();
+  }
   EXPECT_TRUE(d.logged("cannot be recovered")) << d.all_log();
   ASSERT_TRUE(d.engine->stop());
   for (const auto& [p, content] : victims) EXPECT_EQ(test::slurp(root.path() / p), content) << p;
@@ -188,7 +190,8 @@ INSTANTIATE_TEST_SUITE_P(
                                                      .swap_path = "/dev/sda",
                                                      .created_device = true,
                                                      .active = true});
-                       }))));
+                       }))),
+    [](const auto& info) { return std::to_string(info.index); });
 
 TEST(JournalFile, SaveNeverFollowsASymlinkPlantedAtTheTempName) {
   test::TempRoot root;
