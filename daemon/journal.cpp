@@ -190,10 +190,11 @@ Result<Fd> open_state_dir(const HostFs& fs, bool create) {
       return fail(errno, std::string(paths::run_state_dir));
   }
   const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0)
-    return fail(
-        errno, std::string(paths::run_state_dir) +
-                   (errno == ELOOP || errno == ENOTDIR ? ": not a directory (a symlink?): refusing it" : ""));
+  if (fd < 0) {
+    const int e = errno;
+    return fail(e, std::string(paths::run_state_dir) +
+                       (e == ELOOP || e == ENOTDIR ? ": not a directory (a symlink?): refusing it" : ""));
+  }
   return Result<Fd>(std::in_place, fd);
 }
 
