@@ -236,7 +236,8 @@ Result<void> validate_journal(const Journal& j) {
       return bad(at + ".swap_path", t.swap_path, "is not " + paths::dev_node(t.device) + " (its device)");
     if (t.kind == "partition" && !under(t.swap_path, "/dev"))
       return bad(at + ".swap_path", t.swap_path, "is not under /dev (a partition's device node)");
-    if (under(t.swap_path, "/proc") || under(t.swap_path, "/sys"))
+    if (under(t.swap_path, paths::proc_dir) ||
+        under(t.swap_path, std::filesystem::path(paths::sys_block).parent_path().string()))
       return bad(at + ".swap_path", t.swap_path, "is under /proc or /sys: not a swap area");
     if (t.created_device && t.kind != "zram")
       return bad(at + ".created_device", "true", "is only for a zram tier, not " + t.kind);
