@@ -35,8 +35,8 @@ Result<RoomFacts> read_room_facts(const HostFs& fs) {
   f.mem_available = meminfo->mem_available();
   for (const auto& a : *areas) {
     policy::RoomArea r{.path = a.path, .size_bytes = a.size_kib * 1024, .used_bytes = a.used_kib * 1024};
-    if (a.path.starts_with("/dev/zram")) {
-      const std::string dev = a.path.substr(5);
+    if (a.path.starts_with(paths::dev_node("zram"))) {
+      const std::string dev = a.path.substr(paths::dev_node("").size());
       if (auto text = fs.read(paths::block_attr(dev, "mm_stat")))
         if (auto mm = policy::parse_zram_mm_stat(*text)) {
           r.zram = true;
@@ -70,7 +70,7 @@ Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string
 namespace {
 
 // "holds 200.0 MiB; the swap areas that stay can take 63.0 MiB (1 area) and
-// a swapoff needs 225.0 MiB with its margin"
+// its swapoff needs 225.0 MiB with a margin of 25.0 MiB"
 std::string room_numbers(const policy::RoomVerdict& v) {
   return "holds " + mib(v.need) + "; the swap areas that stay can take " + mib(v.room) + " (" +
          std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
