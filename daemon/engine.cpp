@@ -1,12 +1,88 @@
 #include "daemon/engine.hpp"
 
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <set>
+
 #include "backends/hostfs/paths.hpp"
+#include "backends/swap/proc_swaps.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
+#include "policy/meminfo.hpp"
+#include "policy/zram_mm_stat.hpp"
 
 namespace tierswap {
+
+std::string mib(std::uint64_t bytes) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
+  return buf;
+}
+
+Result<RoomFacts> read_room_facts(const HostFs& fs) {
+  auto sw = fs.read(paths::proc_swaps);
+  if (!sw) return std::unexpected(sw.error());
+  auto areas = swap::parse_proc_swaps(*sw);
+  if (!areas) return wrap(areas.error(), std::string(paths::proc_swaps));
+  auto mi = fs.read(paths::proc_meminfo);
+  if (!mi) return std::unexpected(mi.error());
+  auto meminfo = policy::parse_meminfo(*mi);
+  if (!meminfo) return wrap(meminfo.error(), std::string(paths::proc_meminfo));
+  RoomFacts f;
+  f.mem_available = meminfo->mem_available();
+  for (const auto& a : *areas) {
+    policy::RoomArea r{.path = a.path, .size_bytes = a.size_kib * 1024, .used_bytes = a.used_kib * 1024};
+    if (a.path.starts_with(paths::dev_node("zram"))) {
+      const std::string dev = a.path.substr(paths::dev_node("").size());
+      if (auto text = fs.read(paths::block_attr(dev, "mm_stat")))
+        if (auto mm = policy::parse_zram_mm_stat(*text)) {
+          r.zram = true;
+          r.mem_limit = mm->mem_limit;
+          r.mem_used = mm->mem_used_total;
+          r.ratio = mm->compression_ratio();
+        }
+    }
+    f.areas.push_back(std::move(r));
+  }
+  return f;
+}
+
+Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path) {
+  auto facts = read_room_facts(fs);
+  if (!facts) return std::unexpected(facts.error());
+  policy::RoomInput in{.mem_available = facts->mem_available};
+  bool found = false;
+  for (const auto& a : facts->areas) {
+    if (a.path == swap_path) {
+      found = true;
+      in.need_bytes = a.used_bytes;
+    } else {
+      in.others.push_back(a);
+    }
+  }
+  if (!found) return fail(EINVAL, swap_path + " is not in " + std::string(paths::proc_swaps));
+  return policy::swapoff_room(in);
+}
+
+namespace {
+
+// "holds 200.0 MiB; the swap areas that stay can take 63.0 MiB (1 area) and
+// its swapoff needs 225.0 MiB with a margin of 25.0 MiB"
+std::string room_numbers(const policy::RoomVerdict& v) {
+  return "holds " + mib(v.need) + "; the swap areas that stay can take " + mib(v.room) + " (" +
+         std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
+         (v.committed ? ", after the " + mib(v.committed) + " that earlier swapoffs move there" : "") +
+         ") and its swapoff needs " + mib(v.need + v.margin) + " with a margin of " + mib(v.margin);
+}
+
+constexpr const char* kWhyRoom =
+    "pages that swapoff brings back into RAM are charged to their cgroups, and a cgroup at memory.max is "
+    "OOM-killed";
+
+}  // namespace
 
 Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
     : opts_(std::move(opts)), fs_(opts_.root), kernel_(std::move(kernel)) {
@@ -87,6 +163,7 @@ Result<std::size_t> Engine::apply_locked() {
     remember();
     return std::size_t{0};
   }
+  if (auto room = check_plan_room(*plan); !room) return std::unexpected(room.error());
   journal_.source = cfg->spec.source;
   Executor ex(fs_, *kernel_, journal_);
   ApplyOptions ao;
@@ -97,15 +174,88 @@ Result<std::size_t> Engine::apply_locked() {
   return plan->steps.size();
 }
 
+void Engine::adopt_from_kernel(const Error& why) {
+  opts_.warn("journal: " + why.describe() + ": not using it");
+  if (auto aside = set_aside_journal(fs_))
+    opts_.warn("journal: set aside as " + *aside + " (kept for inspection)");
+  else if (aside.error().code != ENOENT)
+    opts_.warn("journal: could not set it aside: " + aside.error().describe());
+  journal_ = Journal{};
+  auto obs = observe(fs_);
+  if (!obs) {
+    opts_.warn("journal: cannot rebuild it from the kernel: " + obs.error().describe());
+    return;
+  }
+  auto cfg = load();  // only to name what is found; errors come again from the apply
+  std::vector<std::string> log;
+  journal_ = rebuild_from_kernel(*obs, fs_, cfg ? cfg->spec.tiers : std::vector<config::Tier>{}, log);
+  if (cfg) journal_.source = cfg->spec.source;
+  for (const auto& line : log) opts_.warn("journal rebuilt from the kernel: " + line);
+  if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());
+}
+
+Result<void> Engine::check_plan_room(const Plan& plan) {
+  if (std::none_of(plan.steps.begin(), plan.steps.end(),
+                   [](const Step& s) { return s.op == "swapoff"; }))
+    return {};
+  auto facts = read_room_facts(fs_);
+  if (!facts) return std::unexpected(facts.error());
+  // Areas the plan adds before a swapoff count (empty); their sizes come
+  // from the plan's own steps.
+  std::map<std::string, std::uint64_t> disksize, mem_limit, file_size;
+  const auto number = [](const std::string& v) -> std::uint64_t {
+    try {
+      return std::stoull(v);
+    } catch (...) {
+      return 0;
+    }
+  };
+  std::uint64_t committed = 0;
+  auto& areas = facts->areas;
+  for (size_t i = 0; i < plan.steps.size(); ++i) {
+    const Step& s = plan.steps[i];
+    if (s.op == "write" && s.path.ends_with("/disksize")) disksize[s.tier] = number(s.value);
+    if (s.op == "write" && s.path.ends_with("/mem_limit")) mem_limit[s.tier] = number(s.value);
+    if (s.op == "make_file" || s.op == "resize_file") file_size[s.path] = s.size;
+    if (s.op == "swapon") {
+      const bool zram = s.value == "zram";
+      const std::uint64_t size =
+          zram ? disksize[s.tier] : (file_size.contains(s.path) ? file_size[s.path] : s.size);
+      if (size)
+        areas.push_back(
+            {.path = s.path, .size_bytes = size, .zram = zram, .mem_limit = zram ? mem_limit[s.tier] : 0});
+      continue;
+    }
+    if (s.op != "swapoff") continue;
+    const auto it =
+        std::find_if(areas.begin(), areas.end(), [&](const policy::RoomArea& a) { return a.path == s.path; });
+    if (it == areas.end()) continue;
+    policy::RoomInput in{
+        .need_bytes = it->used_bytes, .mem_available = facts->mem_available, .committed_bytes = committed};
+    for (const auto& a : areas)
+      if (a.path != s.path) in.others.push_back(a);
+    const auto v = policy::swapoff_room(in);
+    if (!v.fits)
+      return fail(ENOMEM, "step " + std::to_string(i + 1) + " of " + std::to_string(plan.steps.size()) +
+                              " (" + (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s) +
+                              "): tier \"" + s.tier + "\" (" + s.path + ") " + room_numbers(v) +
+                              ": not applying this plan, the tier stays as it is, because " + kWhyRoom +
+                              "; add swap space below it, or apply again once it holds less");
+    committed += it->used_bytes;
+    areas.erase(it);
+  }
+  return {};
+}
+
 Result<void> Engine::start() {
   std::lock_guard lk(mu_);
   auto j = load_journal(fs_);
   if (!j) {
-    opts_.warn(j.error().describe() + ": starting with an empty journal");
-    j = Journal{};
+    adopt_from_kernel(j.error());
+  } else {
+    journal_ = std::move(*j);
   }
-  journal_ = std::move(*j);
-  if (!journal_.empty()) {
+  if (j && !journal_.empty()) {
     auto obs = observe(fs_);
     if (!obs) return std::unexpected(obs.error());
     for (const auto& line : reconcile(journal_, *obs, fs_)) opts_.info("journal: " + line);
@@ -188,17 +338,47 @@ Result<void> Engine::stop() {
   }
   auto obs = observe(fs_);
   if (!obs) return std::unexpected(obs.error());
-  const Plan p = make_teardown(journal_, *obs);
+  auto facts = read_room_facts(fs_);
+  if (!facts) return std::unexpected(facts.error());
+  // The swapoffs in teardown order (lowest priority first), each judged
+  // against the areas that remain at that point.
+  std::vector<std::string> order;
+  for (const auto& s : make_teardown(journal_, *obs).steps)
+    if (s.op == "swapoff") order.push_back(s.path);
+  const auto verdicts = policy::swapoff_sequence_room(order, facts->areas, facts->mem_available);
+  std::set<std::string> kept;
+  std::string kept_why;
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (verdicts[i].fits) continue;
+    kept.insert(order[i]);
+    const OwnedTier* t = journal_.find_swap(order[i]);
+    kept_why += std::string(kept_why.empty() ? "" : "; ") + "tier \"" + (t ? t->name : std::string("?")) +
+                "\" (" + order[i] + ") stays set up and in the journal: it " + room_numbers(verdicts[i]);
+  }
+  if (!kept.empty()) {
+    kept_why += "; not swapping off what does not fit, because " + std::string(kWhyRoom) +
+                "; the next tierswapd start adopts what stays";
+    opts_.warn("teardown: " + kept_why);
+  }
+  Journal rest = journal_;
+  std::erase_if(rest.tiers, [&](const OwnedTier& t) { return kept.contains(t.swap_path); });
+  const Plan p = make_teardown(rest, *obs);
   Executor ex(fs_, *kernel_, journal_);
   ApplyOptions ao;
   ao.best_effort = true;
   ao.log = opts_.info;
   auto r = ex.apply(p, ao);
   if (r) {
-    journal_ = Journal{};
-    (void)save_journal(fs_, journal_);
+    Journal left;
+    left.source = journal_.source;
+    for (const auto& t : journal_.tiers)
+      if (kept.contains(t.swap_path)) left.tiers.push_back(t);
+    journal_ = std::move(left);
+    if (auto s = save_journal(fs_, journal_); !s) opts_.warn("journal: " + s.error().describe());
   }
-  return r;
+  if (kept.empty()) return r;
+  if (!r) return fail(r.error().code, r.error().message + "; " + kept_why);
+  return fail(ENOMEM, kept_why);
 }
 
 }  // namespace tierswap

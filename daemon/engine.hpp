@@ -12,13 +12,14 @@
 #include <optional>
 #include <string>
 
-#include "daemon/plan.hpp"
-#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/kernel.hpp"
+#include "common/result.hpp"
 #include "config/spec.hpp"
 #include "daemon/journal.hpp"
+#include "daemon/plan.hpp"
 #include "daemon/planner.hpp"
+#include "policy/swap_room.hpp"
 
 namespace tierswap {
 
@@ -39,6 +40,21 @@ struct LoadedConfig {
   std::vector<config::Diagnostic> warnings;
 };
 
+// The swap areas as the room rule sees them: /proc/swaps, each zram
+// area's mm_stat (mem_limit, mem_used_total, ratio), MemAvailable.
+struct RoomFacts {
+  std::vector<policy::RoomArea> areas;
+  std::uint64_t mem_available = 0;
+};
+Result<RoomFacts> read_room_facts(const HostFs& fs);
+
+// The room verdict for swapping off `swap_path` now, against every other
+// active area. EINVAL when it is not in /proc/swaps.
+Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path);
+
+// "64.0 MiB".
+std::string mib(std::uint64_t bytes);
+
 class Engine {
  public:
   // kernel null: the real kernel.
@@ -46,12 +62,22 @@ class Engine {
 
   // Loads the journal, reconciles it with the machine (adopting what is
   // still there), then applies the config. On failure everything this call
-  // did is undone and the error says why.
+  // did is undone and the error says why. A journal that does not load
+  // (corrupt, or naming paths tierswapd never writes) is set aside as
+  // state.json.invalid-<time>, and what tierswap owns is rebuilt from the
+  // kernel instead (rebuild_from_kernel), each step logged.
   Result<void> start();
   // Re-reads the config and applies the difference. Returns the number of
   // steps applied (0: nothing to do). On failure the previous state stays.
+  // A plan whose swapoffs (a dropped tier, a priority change) would not fit
+  // by the room rule (policy/swap_room.hpp) is refused: ENOMEM with the
+  // numbers, nothing applied.
   Result<std::size_t> reload();
-  // Undoes everything in the journal (unless keep_on_exit).
+  // Undoes everything in the journal (unless keep_on_exit). Each swapoff,
+  // lowest priority first, must fit by the room rule against the areas that
+  // remain at that point; a tier whose pages do not fit stays set up and in
+  // the journal (the next start adopts it), everything else is undone, and
+  // the result is ENOMEM naming each kept tier with the numbers.
   Result<void> stop();
   // The plan reload() would apply now.
   Result<Plan> plan();
@@ -87,6 +113,8 @@ class Engine {
   Result<LoadedConfig> load();
   Result<Plan> plan_locked(const LoadedConfig& cfg);
   Result<std::size_t> apply_locked();
+  Result<void> check_plan_room(const Plan& plan);
+  void adopt_from_kernel(const Error& why);
 
   EngineOptions opts_;
   HostFs fs_;

@@ -1,17 +1,28 @@
 #include "daemon/journal.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
+#include <optional>
+#include <set>
 
-#include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "backends/swap/safe_path.hpp"
+#include "backends/swap/swap_header.hpp"
+#include "backends/sysctl/sysctl.hpp"
+#include "backends/zswap/zswap.hpp"
+#include "common/json_writer.hpp"
 #include "daemon/observe.hpp"
+#include "policy/zram_mm_stat.hpp"
 
 namespace tierswap {
 
@@ -112,43 +123,316 @@ Result<Journal> parse_journal(const std::string& json) {
   }
 }
 
+namespace {
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+std::string quoted(const std::string& s) {
+  return "\"" + s + "\"";
+}
+
+// "zram12" with prefix "zram": true. The number has no sign and no leading
+// zero (the kernel's names have none).
+bool numbered(const std::string& s, std::string_view prefix) {
+  if (!s.starts_with(prefix) || s.size() == prefix.size() || s.size() > prefix.size() + 6) return false;
+  const std::string digits = s.substr(prefix.size());
+  if (digits.size() > 1 && digits[0] == '0') return false;
+  return std::all_of(digits.begin(), digits.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+// Absolute, without ".", ".." or empty components, no control characters.
+std::optional<std::string> path_problem(const std::string& p) {
+  if (p.empty() || p[0] != '/') return "is not an absolute path";
+  if (std::any_of(p.begin(), p.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+    return "holds a control character";
+  if (p.size() > 1 && p.back() == '/') return "ends in \"/\"";
+  for (size_t i = 1; i <= p.size();) {
+    const size_t end = std::min(p.find('/', i), p.size());
+    const std::string part = p.substr(i, end - i);
+    if (part.empty() && p.size() > 1) return "has an empty component (\"//\")";
+    if (part == "." || part == "..") return "has a \"" + part + "\" component";
+    i = end + 1;
+  }
+  return std::nullopt;
+}
+
+bool under(const std::string& p, std::string_view dir) {
+  return p.starts_with(std::string(dir) + "/");
+}
+
+std::string utc_stamp() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  ::gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
+  return buf;
+}
+
+// /run/tierswap under the root, opened without following a symlink (the
+// directory itself; the root above it is the caller's). create: make it
+// (0700) when missing.
+Result<Fd> open_state_dir(const HostFs& fs, bool create) {
+  const auto dir = fs.resolve(paths::run_state_dir);
+  if (create) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) return fail(ec.value(), dir.parent_path().string());
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return fail(errno, std::string(paths::run_state_dir));
+  }
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    const int e = errno;
+    return fail(e, std::string(paths::run_state_dir) +
+                       (e == ELOOP || e == ENOTDIR ? ": not a directory (a symlink?): refusing it" : ""));
+  }
+  return Result<Fd>(std::in_place, fd);
+}
+
+constexpr const char* kStateName = "state.json";
+constexpr const char* kTmpName = "state.json.tmp";
+
+}  // namespace
+
+Result<void> validate_journal(const Journal& j) {
+  const auto bad = [](const std::string& where, const std::string& value,
+                      const std::string& rule) -> Result<void> {
+    return fail(EINVAL, where + ": " + quoted(value) + " " + rule);
+  };
+  for (size_t i = 0; i < j.values.size(); ++i) {
+    const auto& p = j.values[i].path;
+    bool ok = false;
+    for (const auto& k : sysctl::managed_keys()) ok = ok || p == paths::sysctl(k);
+    for (const auto& n : zswap::parameter_names()) ok = ok || p == paths::zswap_param(n);
+    if (!ok)
+      return bad("values[" + std::to_string(i) + "].path", p,
+                 "is not a value tierswap changes (a managed vm sysctl under /proc/sys/vm or a zswap "
+                 "parameter under " +
+                     std::string(paths::zswap_parameters) + ")");
+  }
+  for (size_t i = 0; i < j.tiers.size(); ++i) {
+    const auto& t = j.tiers[i];
+    const std::string at = "tiers[" + std::to_string(i) + "]";
+    if (t.name.empty()) return bad(at + ".name", t.name, "is empty");
+    if (t.kind != "zram" && t.kind != "file" && t.kind != "partition" && t.kind != "vram")
+      return bad(at + ".kind", t.kind, "is not a tier kind tierswap sets up (zram, file, partition, vram)");
+    if (t.kind == "zram" && !numbered(t.device, "zram"))
+      return bad(at + ".device", t.device, "is not a zram device name (zram<N>)");
+    if (t.kind == "vram" && !numbered(t.device, "nbd"))
+      return bad(at + ".device", t.device, "is not an nbd device name (nbd<N>)");
+    if (t.kind != "zram" && t.kind != "vram" && !t.device.empty())
+      return bad(at + ".device", t.device, "must be empty for a " + t.kind + " tier");
+    if (auto why = path_problem(t.swap_path)) return bad(at + ".swap_path", t.swap_path, *why);
+    if (!t.device.empty() && t.swap_path != paths::dev_node(t.device))
+      return bad(at + ".swap_path", t.swap_path, "is not " + paths::dev_node(t.device) + " (its device)");
+    if (t.kind == "partition" && !under(t.swap_path, "/dev"))
+      return bad(at + ".swap_path", t.swap_path, "is not under /dev (a partition's device node)");
+    if (under(t.swap_path, paths::proc_dir) ||
+        under(t.swap_path, std::filesystem::path(paths::sys_block).parent_path().string()))
+      return bad(at + ".swap_path", t.swap_path, "is under /proc or /sys: not a swap area");
+    if (t.created_device && t.kind != "zram")
+      return bad(at + ".created_device", "true", "is only for a zram tier, not " + t.kind);
+    if (t.created_file && t.kind != "file")
+      return bad(at + ".created_file", "true", "is only for a file tier, not " + t.kind);
+  }
+  return {};
+}
+
 Result<Journal> load_journal(const HostFs& fs) {
-  if (!fs.exists(paths::run_state_file)) return Journal{};
-  auto text = fs.read(paths::run_state_file);
-  if (!text) return std::unexpected(text.error());
-  auto j = parse_journal(*text);
-  if (!j) return wrap(j.error(), std::string(paths::run_state_file));
+  const auto file = fs.resolve(paths::run_state_file);
+  const std::string name(paths::run_state_file);
+  Fd f(::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+  if (f.fd < 0) {
+    if (errno == ENOENT) return Journal{};
+    if (errno == ELOOP) return fail(EINVAL, name + ": is a symlink: tierswapd never writes one");
+    return fail(errno, name);
+  }
+  struct stat st {};
+  if (::fstat(f.fd, &st) != 0) return fail(errno, name);
+  if (!S_ISREG(st.st_mode)) return fail(EINVAL, name + ": not a regular file");
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    const ssize_t n = ::read(f.fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return fail(errno, name);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > (16u << 20)) return fail(EINVAL, name + ": larger than 16 MiB: not a journal");
+  }
+  auto j = parse_journal(text);
+  if (!j) return wrap(j.error(), name);
+  if (auto v = validate_journal(*j); !v) return wrap(v.error(), name);
   return j;
 }
 
 Result<void> save_journal(const HostFs& fs, const Journal& j) {
-  namespace fsys = std::filesystem;
-  const auto file = fs.resolve(paths::run_state_file);
-  const auto dir = fs.resolve(paths::run_state_dir);
   const std::string name(paths::run_state_file);
   if (j.empty()) {
-    if (::unlink(file.c_str()) != 0 && errno != ENOENT) return fail(errno, name);
-    ::rmdir(dir.c_str());  // ours; left alone when something else is in it
+    auto d = open_state_dir(fs, false);
+    if (!d) return d.error().code == ENOENT ? Result<void>{} : Result<void>(std::unexpected(d.error()));
+    if (::unlinkat(d->fd, kStateName, 0) != 0 && errno != ENOENT) return fail(errno, name);
+    ::unlinkat(d->fd, kTmpName, 0);
+    ::rmdir(fs.resolve(paths::run_state_dir).c_str());  // ours; left alone when something else is in it
     return {};
   }
-  std::error_code ec;
-  fsys::create_directories(dir, ec);
-  if (ec) return fail(ec.value(), std::string(paths::run_state_dir));
-  const auto tmp = file.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  auto d = open_state_dir(fs, true);
+  if (!d) return std::unexpected(d.error());
+  // O_EXCL: a stale temp file (a crash mid-save) or anything planted at its
+  // name is unlinked (the link itself) and the create retried, never opened.
+  int fd = -1;
+  for (int attempt = 0; attempt < 2 && fd < 0; ++attempt) {
+    fd = ::openat(d->fd, kTmpName, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST && attempt == 0 && ::unlinkat(d->fd, kTmpName, 0) != 0)
+      return fail(errno, name + ".tmp: removing a stale temporary file");
+    if (fd < 0 && errno != EEXIST) break;
+  }
   if (fd < 0) return fail(errno, name + ".tmp");
   const std::string text = to_json(j);
   const bool ok =
       ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
   const int e = errno;
   ::close(fd);
-  if (!ok) return fail(e ? e : EIO, name + ".tmp");
-  if (::rename(tmp.c_str(), file.c_str()) != 0) return fail(errno, name);
-  if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  if (!ok) {
+    ::unlinkat(d->fd, kTmpName, 0);
+    return fail(e ? e : EIO, name + ".tmp");
   }
+  if (::renameat(d->fd, kTmpName, d->fd, kStateName) != 0) return fail(errno, name);
+  ::fsync(d->fd);
   return {};
+}
+
+Result<std::string> set_aside_journal(const HostFs& fs) {
+  auto d = open_state_dir(fs, false);
+  if (!d) return std::unexpected(d.error());
+  const std::string base = std::string(kStateName) + ".invalid-" + utc_stamp();
+  for (int n = 0; n < 100; ++n) {
+    const std::string to = n == 0 ? base : base + "-" + std::to_string(n);
+    // renameat2(RENAME_NOREPLACE) renames the link itself, never its target,
+    // and never replaces an earlier invalid journal.
+    if (::renameat2(d->fd, kStateName, d->fd, to.c_str(), RENAME_NOREPLACE) == 0) {
+      ::fsync(d->fd);
+      return std::string(paths::run_state_dir) + "/" + to;
+    }
+    if (errno != EEXIST)
+      return fail(errno, std::string(paths::run_state_file) + ": setting it aside as " + to);
+  }
+  return fail(EEXIST, std::string(paths::run_state_file) + ": too many invalid journals set aside already");
+}
+
+namespace {
+
+std::uint64_t round_to_pages(std::uint64_t b) {
+  const std::uint64_t p = swap::system_page_size();
+  return (b + p - 1) / p * p;
+}
+
+bool ours(const HostFs& fs, const std::string& path) {
+  auto first = swap::probe_first_page(fs.resolve(path).string(), swap::system_page_size());
+  return first && *first == swap::FirstPage::ours;
+}
+
+}  // namespace
+
+Journal rebuild_from_kernel(const Observed& o, const HostFs& fs, const std::vector<config::Tier>& configured,
+                            std::vector<std::string>& log) {
+  Journal j;
+  std::set<std::string> taken;  // configured tier names already given out
+  const auto zram_name = [&](const zram::Device& d,
+                             const std::optional<swap::SwapArea>& area) -> const config::Tier* {
+    for (const auto& t : configured) {
+      if (t.kind != config::TierKind::zram || taken.contains(t.name)) continue;
+      if (round_to_pages(t.size_bytes) != d.disksize) continue;
+      if (!t.algorithms.empty() &&
+          std::find(t.algorithms.begin(), t.algorithms.end(), d.algorithm) == t.algorithms.end())
+        continue;
+      if (area && t.priority >= 0 && area->priority != t.priority) continue;
+      return &t;
+    }
+    return nullptr;
+  };
+  for (const auto& [name, dev] : o.zram_devices) {
+    if (!numbered(name, "zram") || dev.disksize == 0) continue;
+    const std::string node = paths::dev_node(name);
+    if (!ours(fs, node)) continue;
+    const auto area = swap::find_area(o.swaps, node);
+    OwnedTier t;
+    t.kind = "zram";
+    t.device = name;
+    t.swap_path = node;
+    t.created_device = true;
+    t.active = area.has_value();
+    t.algorithm = dev.algorithm;
+    t.size = dev.disksize;
+    if (area) t.priority = area->priority;
+    if (auto text = fs.read(paths::block_attr(name, "mm_stat")))
+      if (auto mm = policy::parse_zram_mm_stat(*text)) t.mem_limit = mm->mem_limit;
+    const config::Tier* c = zram_name(dev, area);
+    if (c) {
+      taken.insert(c->name);
+      t.name = c->name;
+      t.discard = c->discard;
+      if (!area) {
+        t.drained = true;
+        t.priority = c->priority;
+      }
+    } else {
+      t.name = "recovered-" + name;
+    }
+    log.push_back("tier \"" + t.name + "\": " + node + " carries tierswap's swap label" +
+                  (area ? " and is active" : " and is set up but not active") + ": adopting it as ours" +
+                  (c ? " (it matches the configured tier's size, algorithm and priority)"
+                     : " (no configured tier matches it: the next apply removes it)"));
+    j.tiers.push_back(std::move(t));
+  }
+  for (const auto& a : o.swaps) {
+    if (a.type != "file") {
+      if (!under(a.path, "/dev") || numbered(a.path.substr(5), "zram")) continue;
+      if (ours(fs, a.path))
+        log.push_back(a.path +
+                      " carries tierswap's swap label but is not a zram device or a file: left alone");
+      continue;
+    }
+    if (path_problem(a.path) || !ours(fs, a.path)) continue;
+    OwnedTier t;
+    t.kind = "file";
+    t.swap_path = a.path;
+    t.created_file = true;
+    t.active = true;
+    t.priority = a.priority;
+    std::error_code ec;
+    t.size = std::filesystem::file_size(fs.resolve(a.path), ec);
+    const config::Tier* c = nullptr;
+    for (const auto& ct : configured)
+      if (ct.kind == config::TierKind::file && ct.path == a.path && !taken.contains(ct.name)) c = &ct;
+    if (c) {
+      taken.insert(c->name);
+      t.name = c->name;
+      t.discard = c->discard;
+    } else {
+      t.name = "recovered-" + std::filesystem::path(a.path).filename().string();
+    }
+    log.push_back("tier \"" + t.name + "\": swap file " + a.path +
+                  " carries tierswap's swap label and is active: adopting it as ours" +
+                  (c ? "" : " (no configured tier has this path: the next apply removes it)"));
+    j.tiers.push_back(std::move(t));
+  }
+  log.push_back(
+      "sysctl and zswap values that tierswap changed cannot be recovered without the journal (their "
+      "originals were only there): they stay as they are now");
+  return j;
 }
 
 std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& fs) {

@@ -22,14 +22,21 @@
 //
 // Written atomically (temp file, fsync, rename, fsync of the directory) after
 // every step, so a crash mid-apply leaves a journal that names every change.
+//
+// The journal is not trusted: teardown writes to the paths it names, so
+// loading checks every entry against what tierswapd itself produces
+// (validate_journal). A journal that fails is set aside, never used, and
+// what tierswap owns is rebuilt from the kernel (rebuild_from_kernel): its
+// swap areas carry tierswap's label in their swap header.
 #pragma once
 
 #include <string>
 #include <vector>
 
-#include "daemon/plan.hpp"
-#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
+#include "common/result.hpp"
+#include "config/spec.hpp"
+#include "daemon/plan.hpp"
 
 namespace tierswap {
 
@@ -54,11 +61,46 @@ std::string to_json(const Journal& j);
 // EINVAL with the reason when the text is not a version-1 journal.
 Result<Journal> parse_journal(const std::string& json);
 
-// A missing journal is an empty one.
+// Accepts only what tierswapd writes itself; EINVAL naming the entry, its
+// value and the rule it breaks:
+//   values[].path   a managed vm sysctl (/proc/sys/vm/<key>) or a zswap
+//                   parameter (/sys/module/zswap/parameters/<name>), exactly;
+//   tiers[].kind    zram, file, partition or vram;
+//   tiers[].device  empty, zram<N> (kind zram, required) or nbd<N> (kind vram);
+//   tiers[].swap_path  /dev/<device> for zram and vram; else an absolute path
+//                   without ".", ".." or empty components, not under /proc or
+//                   /sys (partition: under /dev);
+//   created_device only for zram, created_file only for file; a name.
+Result<void> validate_journal(const Journal& j);
+
+// A missing journal is an empty one. The file is opened without following
+// a symlink; a journal that does not parse or validate is an EINVAL error
+// naming the file.
 Result<Journal> load_journal(const HostFs& fs);
 // Atomic replace; an empty journal removes the file (and /run/tierswap when
-// nothing else is in it).
+// nothing else is in it). The temporary file is created O_EXCL|O_NOFOLLOW in
+// /run/tierswap opened O_NOFOLLOW: a symlink planted at its name is removed,
+// never followed, and a symlinked /run/tierswap is refused (ELOOP).
 Result<void> save_journal(const HostFs& fs, const Journal& j);
+
+// Renames the journal to state.json.invalid-<UTC time>[-N] in /run/tierswap
+// (never replacing a file, never following a symlink) and returns the new
+// kernel path.
+Result<std::string> set_aside_journal(const HostFs& fs);
+
+// What tierswap owns, rebuilt from the kernel without a journal: swap areas
+// in /proc/swaps whose first page carries tierswap's label (a zram device ->
+// a zram tier with created_device; a file -> a file tier with created_file),
+// and zram devices that are set up and labelled but not active (a drained
+// tier). A zram tier's mem_limit comes from its mm_stat. `configured` only
+// names them: a zram area with the size, algorithm and priority of a
+// configured zram tier, or a file at a configured file tier's path, takes
+// that tier's name (and its discard flag, which the kernel does not show);
+// others are named "recovered-<device or file name>", so that the next apply
+// removes them. Sysctl and zswap originals cannot be recovered. Appends one
+// line per decision to `log`.
+Journal rebuild_from_kernel(const Observed& o, const HostFs& fs, const std::vector<config::Tier>& configured,
+                            std::vector<std::string>& log);
 
 // Brings a journal loaded at start-up in line with the machine: zram devices
 // that are gone are forgotten, swap areas no longer in /proc/swaps are marked

@@ -4,9 +4,9 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "common/json_writer.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "common/json_writer.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/psi.hpp"
@@ -277,36 +277,35 @@ Result<void> Manager::demote(const std::string& tier) {
     return std::unexpected(std::move(e));
   };
 
-  // Precheck: only drain into the free space of the other swap areas.
-  const auto swaps = read_swaps(engine_.fs());
-  const auto area = swap::find_area(swaps, rec->swap_path);
-  if (!area)
-    return give_up({EINVAL, "tier \"" + tier + "\" (" + rec->swap_path + ") is not in " +
-                                std::string(paths::proc_swaps) + ": nothing to demote"});
-  const std::uint64_t used = area->used_kib * 1024;
-  std::uint64_t free_other = 0;
-  int others = 0;
-  for (const auto& a : swaps) {
-    if (a.path == area->path) continue;
-    ++others;
-    free_other += (a.size_kib > a.used_kib ? a.size_kib - a.used_kib : 0) * 1024;
-  }
+  // Precheck: only drain into what the other swap areas can take (the room
+  // rule, policy/swap_room.hpp).
+  const auto verdict = swapoff_room_now(engine_.fs(), rec->swap_path);
+  if (!verdict)
+    return give_up({EINVAL, "tier \"" + tier + "\" (" + rec->swap_path + "): " + verdict.error().message +
+                                ": nothing to demote"});
+  const std::uint64_t used = verdict->need;
+  const std::uint64_t free_other = verdict->room;
+  const int others = verdict->areas;
   JsonWriter nums;
   nums.begin_object()
       .key("tier_used_bytes")
       .value(static_cast<unsigned long long>(used))
       .key("other_free_bytes")
       .value(static_cast<unsigned long long>(free_other))
+      .key("margin_bytes")
+      .value(static_cast<unsigned long long>(verdict->margin))
       .key("other_areas")
       .value(others)
       .end_object();
-  if (used > free_other) {
+  if (!verdict->fits) {
     return give_up(
         {ENOMEM,
          "tier " + tier + " holds " + human_bytes(used) + "; the other swap areas have " +
              human_bytes(free_other) + " free (" + std::to_string(others) + " other area" +
              (others == 1 ? "" : "s") +
-             "): not demoting, because pages that swapoff brings back into RAM are charged to their "
+             "; a zram area counts what its mem_limit and free RAM can hold) and " + "a swapoff needs " +
+             human_bytes(used + verdict->margin) + " with its margin" +
+             ": not demoting, because pages that swapoff brings back into RAM are charged to their "
              "cgroups and a cgroup at memory.max is OOM-killed; add swap space below it or wait until it "
              "holds less"});
   }

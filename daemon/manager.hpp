@@ -6,10 +6,11 @@
 //             /proc/vmstat samples (the previous one is kept; rates are over
 //             at least 1 s).
 //   reload()  Engine::reload (EINVAL with the diagnostics; EBUSY during a demote).
-//   demote()  precheck (the tier's used bytes must fit in the free space of
-//             the OTHER active swap areas, else ENOMEM with the numbers:
-//             pages that swapoff brings back are charged to their cgroups,
-//             and a cgroup at memory.max is OOM-killed rather than given RAM),
+//   demote()  precheck (the room rule, policy/swap_room.hpp: the tier's used
+//             bytes plus a margin must fit in what the OTHER active swap areas
+//             can take, else ENOMEM with the numbers: pages that swapoff
+//             brings back are charged to their cgroups, and a cgroup at
+//             memory.max is OOM-killed rather than given RAM),
 //             then Kernel::swapoff on a worker thread (RealKernel forks a
 //             helper) without the engine lock, /proc/swaps Used polled every
 //             200 ms -> progress events; active -> demoting -> drained (or

@@ -330,3 +330,65 @@ TEST_F(Refused, KernelRefusalMidApplyRollsBack) {
   EXPECT_TRUE(journal.empty());
   EXPECT_EQ(snapshot(), before_);
 }
+
+// kill -9, the journal corrupted, a restart: the journal is set aside and
+// tierswap's zram device is adopted by its swap label (one area, not two);
+// SIGTERM then removes everything.
+TEST_F(ApplyKernel, CorruptJournalAfterKill9IsSetAsideAndTheZramTierReadopted) {
+  const auto cfg = write_config(
+      "tiers:\n  - name: kt-zram\n    kind: zram\n    size: 64M\n    algorithm: lz4\n    mem_limit: 32M\n"
+      "    priority: 77\n");
+  std::string dev;
+  // Whatever happens below, the device this test made goes again.
+  struct Guard {
+    std::string* dev;
+    ~Guard() {
+      const HostFs hfs("/");
+      if (dev->empty() || !hfs.exists(paths::block_attr(*dev))) return;
+      ::swapoff(paths::dev_node(*dev).c_str());
+      (void)zram::reset(hfs, *dev);
+      (void)hfs.write(paths::zram_hot_remove, dev->substr(4));
+    }
+  } guard{&dev};
+  const auto remove_set_aside = [] {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(paths::run_state_dir, ec))
+      if (e.path().filename().string().starts_with("state.json.invalid-")) fs::remove(e.path(), ec);
+    fs::remove(paths::run_state_dir, ec);  // only when empty
+  };
+  std::size_t areas_up = 0, zram_up = 0;
+  {
+    Daemon d(dir_, {"--config", cfg, "--no-dbus"});
+    ASSERT_TRUE(d.wait_notify("READY=1")) << d.log();
+    auto j = load_journal(HostFs("/"));
+    ASSERT_TRUE(j) << j.error().message;
+    ASSERT_EQ(j->tiers.size(), 1u);
+    dev = j->tiers[0].device;
+    areas_up = areas().size();
+    zram_up = zram::list_devices(HostFs("/")).size();
+    d.signal(SIGKILL);
+    ASSERT_EQ(d.wait(), 128 + SIGKILL);
+  }
+  spit(std::string(paths::run_state_file), "{\"version\": 1, \"tiers\": [{\"name\": \"kt-z");
+
+  Daemon d(dir_, {"--config", cfg, "--no-dbus"});
+  ASSERT_TRUE(d.wait_notify("READY=1")) << d.log();
+  EXPECT_NE(d.log().find("set aside as /run/tierswap/state.json.invalid-"), std::string::npos) << d.log();
+  EXPECT_NE(d.log().find("tier \"kt-zram\": /dev/" + dev + " carries tierswap's swap label and is active"),
+            std::string::npos)
+      << d.log();
+  EXPECT_NE(d.log().find("applied: nothing to do"), std::string::npos) << d.log();
+  EXPECT_EQ(areas().size(), areas_up);
+  EXPECT_EQ(zram::list_devices(HostFs("/")).size(), zram_up);
+  auto j = load_journal(HostFs("/"));
+  ASSERT_TRUE(j) << j.error().message;
+  ASSERT_EQ(j->tiers.size(), 1u);
+  EXPECT_EQ(j->tiers[0].device, dev);
+  EXPECT_EQ(j->tiers[0].mem_limit, 32u << 20);
+
+  d.signal(SIGTERM);
+  EXPECT_EQ(d.wait(), 0) << d.log();
+  EXPECT_FALSE(fs::exists(paths::block_attr(dev))) << d.log();
+  EXPECT_FALSE(fs::exists(paths::run_state_file));
+  remove_set_aside();
+}

@@ -53,6 +53,21 @@ inline void set_swap_used(const fs::path& swaps, const std::string& area, std::u
   spit(swaps, out);
 }
 
+// Sets the Used column of every area in a fake /proc/swaps file to 0.
+inline void clear_swap_used(const fs::path& swaps) {
+  std::istringstream in(slurp(swaps));
+  std::string line;
+  std::getline(in, line);  // the header
+  std::string out = line + "\n";
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string p, type, size, used, prio;
+    if (!(f >> p >> type >> size >> used >> prio)) continue;
+    out += p + "\t" + type + "\t" + size + "\t0\t" + prio + "\n";
+  }
+  spit(swaps, out);
+}
+
 class TempRoot {
  public:
   explicit TempRoot(const std::string& fixture = {}) {

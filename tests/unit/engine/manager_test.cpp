@@ -130,6 +130,9 @@ class ManagerTest : public ::testing::Test {
     if (kernel_) kernel_->open_gate();
     manager_.reset();
     if (engine_) {
+      // Pages a test left in the areas would (rightly) keep a tier at
+      // teardown (teardown_test.cpp covers that): these tests stop clean.
+      test::clear_swap_used(root_->path() / "proc/swaps");
       EXPECT_TRUE(engine_->stop());
     }
   }
