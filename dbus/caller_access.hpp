@@ -6,9 +6,9 @@
 // uid 0 is allowed. Anyone else is allowed only when polkit runs on the bus
 // and authorises the sender for org.tierswap.manage; without polkit: root only.
 //
-// Runs on the service's bus thread, inside the method handler; the polkit
+// Runs on the service's loop, inside the method handler; the polkit
 // call is synchronous (with user interaction allowed, so an agent may ask for
-// a password while the bus thread waits, up to the polkit timeout).
+// a password while the loop waits, up to the polkit timeout).
 #pragma once
 
 #include <string>

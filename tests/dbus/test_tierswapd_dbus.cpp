@@ -1,14 +1,20 @@
 // The real tierswapd behind the private bus (the fixture's
 // TIERSWAP_DBUS_SERVER template), on a fake root with the recording kernel
-// (TIERSWAP_TEST_FAKE_KERNEL=1): tierswapctl status and --json, busctl
+// (tierswapd-test --test-fake-kernel): tierswapctl status and --json, busctl
 // introspect, nobody gets AccessDenied, malformed arguments get named errors,
-// demote/promote with progress, a refused demote with the numbers.
+// demote/promote with progress, a refused demote with the numbers; D-Bus at
+// boot (the bus appears after the daemon) and a bus that never answers.
 #include <gtest/gtest.h>
 #include <sdbus-c++/sdbus-c++.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -24,21 +30,34 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A fake root (tests/fixtures/02-zram-file-zswap plus PSI and vmstat)
+// under dir; returns its path.
+fs::path make_fake_root(const std::string& dir) {
+  const fs::path root = fs::path(dir) / "root";
+  fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root, fs::copy_options::recursive);
+  fs::create_directories(root / "proc/pressure");
+  spit(root / "proc/pressure/memory",
+       "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 "
+       "total=10\n");
+  spit(root / "proc/pressure/io",
+       "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  spit(root / "proc/vmstat", "pswpin 0\npswpout 0\n");
+  return root;
+}
+
+// tierswapd-test on the fake root with the recording kernel.
+std::vector<std::string> daemon_argv(const fs::path& root) {
+  return {TIERSWAPD_TEST, "--test-fake-kernel", "--root",
+          root.string(),  "--config",           (root / "etc/tierswap.yaml").string()};
+}
+
 class TierswapdDbus : public BusTest {
  protected:
   void SetUp() override {
-    root_ = fs::path(bus_.dir()) / "root";
-    fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root_, fs::copy_options::recursive);
-    fs::create_directories(root_ / "proc/pressure");
-    spit(root_ / "proc/pressure/memory",
-         "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 "
-         "total=10\n");
-    spit(root_ / "proc/pressure/io",
-         "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
-    spit(root_ / "proc/vmstat", "pswpin 0\npswpout 0\n");
-    const std::string cmd = std::string("env TIERSWAP_TEST_FAKE_KERNEL=1 ") + TIERSWAPD + " --root " +
-                            root_.string() + " --config " + (root_ / "etc/tierswap.yaml").string() +
-                            " --bus-address {address} {args}";
+    root_ = make_fake_root(bus_.dir());
+    std::string cmd;
+    for (const auto& w : daemon_argv(root_)) cmd += w + " ";
+    cmd += "--bus-address {address} {args}";
     ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
     svc_ = std::make_unique<Service>(bus_);
     ::unsetenv("TIERSWAP_DBUS_SERVER");
@@ -209,6 +228,78 @@ TEST_F(TierswapdDbus, PressureAlertIsSentWhenMemoryPressureRises) {
   std::lock_guard lk(mu);
   ASSERT_EQ(alerts.size(), 1u) << "alerts: " << alerts.size();
   EXPECT_EQ(alerts[0], "memory 42 7");
+}
+
+}  // namespace
+}  // namespace tierswap::test
+
+namespace tierswap::test {
+namespace {
+
+bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!ok()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// D-Bus at boot: tierswapd.service runs before dbus.socket exists. The
+// daemon applies its tiers without the bus, says it is waiting, and owns
+// the name within 5 s of the bus appearing (here: 5 s after the daemon).
+TEST(TierswapdBoot, OwnsTheNameWhenTheBusAppearsLater) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string log = bus.dir() + "/service.out";
+  {
+    ChildProcess daemon(daemon_argv(root), log, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    ASSERT_TRUE(wait_for([&] { return read_file(log).find("D-Bus: cannot connect") != std::string::npos; },
+                         std::chrono::seconds(10)))
+        << read_file(log);
+    EXPECT_NE(read_file(log).find("trying again"), std::string::npos) << read_file(log);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    ASSERT_TRUE(daemon.running()) << read_file(log);
+    bus.start();
+    EXPECT_TRUE(bus.wait_for_name(dbus::kBusName, 5000)) << read_file(log);
+    EXPECT_TRUE(wait_for([&] { return read_file(log).find("the bus appeared after") != std::string::npos; },
+                         std::chrono::seconds(2)))
+        << read_file(log);
+    auto r = run_process({ctl_path(), "status"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("fast"), std::string::npos) << r.out;
+  }
+  EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
+}
+
+// A bus that accepts the connection but never answers (a listening socket
+// nobody accepts on): start-up, SIGHUP and SIGTERM are not held up by it.
+TEST(TierswapdBoot, ABusThatNeverAnswersDoesNotStallTheLoop) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string sock = bus.dir() + "/silent_bus_socket";
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  const std::string log = bus.dir() + "/service.out";
+  auto daemon = std::make_unique<ChildProcess>(
+      daemon_argv(root), log, std::vector<std::string>{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + sock});
+  EXPECT_TRUE(
+      wait_for([&] { return read_file(log).find("config:") != std::string::npos; }, std::chrono::seconds(5)))
+      << read_file(log);
+  // The loop answers signals while the connection attempt hangs.
+  ::kill(daemon->pid(), SIGHUP);
+  EXPECT_TRUE(wait_for([&] { return read_file(log).find("reload: nothing to do") != std::string::npos; },
+                       std::chrono::seconds(2)))
+      << read_file(log);
+  ::kill(daemon->pid(), SIGTERM);
+  EXPECT_EQ(daemon->wait_exit(3000), 0) << "not stopped within 3 s, or failed:\n" << read_file(log);
+  EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
+  daemon.reset();
+  ::close(fd);
 }
 
 }  // namespace
