@@ -210,6 +210,13 @@ void TestBus::start() {
   }
 }
 
+void TestBus::stop_bus() {
+  stop(pid_);
+  pid_ = -1;
+  std::error_code ec;
+  fs::remove(dir_ + "/system_bus_socket", ec);
+}
+
 TestBus::~TestBus() {
   stop(pid_);
   std::error_code ec;

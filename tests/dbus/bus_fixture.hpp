@@ -56,6 +56,8 @@ class TestBus {
   explicit TestBus(bool start_now = true);
   ~TestBus();
   void start();
+  // Stops the bus (a dbus-daemon restart, with start()).
+  void stop_bus();
   [[nodiscard]] const std::string& address() const { return address_; }
   [[nodiscard]] const std::string& dir() const { return dir_; }
   // Waits until someone owns `name`; false after timeout_ms.

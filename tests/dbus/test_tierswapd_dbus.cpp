@@ -8,6 +8,7 @@
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include <chrono>
@@ -300,6 +301,58 @@ TEST(TierswapdBoot, ABusThatNeverAnswersDoesNotStallTheLoop) {
   EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
   daemon.reset();
   ::close(fd);
+}
+
+// The bus goes away (dbus-daemon restarts): tierswapd says so, keeps
+// running, and owns the name again on the new bus.
+TEST(TierswapdBoot, OwnsTheNameAgainAfterTheBusRestarts) {
+  TestBus bus;
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string log = bus.dir() + "/service.out";
+  ChildProcess daemon(daemon_argv(root), log, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+  ASSERT_TRUE(bus.wait_for_name(dbus::kBusName, 10000)) << read_file(log);
+  bus.stop_bus();
+  EXPECT_TRUE(wait_for([&] { return read_file(log).find("D-Bus: lost the connection") != std::string::npos; },
+                       std::chrono::seconds(5)))
+      << read_file(log);
+  ASSERT_TRUE(daemon.running()) << read_file(log);
+  bus.start();
+  EXPECT_TRUE(bus.wait_for_name(dbus::kBusName, 5000)) << read_file(log);
+  auto r = run_process({ctl_path(), "status"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+// Under systemd, stderr is the journal ($JOURNAL_STREAM names its device and
+// inode): every line carries the journal's <N> priority and no timestamp;
+// --log-level drops what is below it.
+TEST(TierswapdLog, JournalPrioritiesAndLogLevel) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  for (const std::string level : {"info", "warning"}) {
+    const std::string log = bus.dir() + "/journal-" + level + ".out";
+    std::ofstream(log).flush();
+    struct stat st {};
+    ASSERT_EQ(::stat(log.c_str(), &st), 0);
+    const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    auto argv = daemon_argv(root);
+    argv.insert(argv.end(), {"--no-dbus", "--log-level", level});
+    ChildProcess daemon(argv, log, {"JOURNAL_STREAM=" + stream});
+    ASSERT_TRUE(wait_for([&] { return read_file(log).find("test hook") != std::string::npos; },
+                         std::chrono::seconds(5)))
+        << read_file(log);
+    EXPECT_EQ(daemon.wait_exit(0), -1) << read_file(log);
+    ::kill(daemon.pid(), SIGTERM);
+    EXPECT_EQ(daemon.wait_exit(5000), 0) << read_file(log);
+    const std::string text = read_file(log);
+    EXPECT_NE(text.find("<4>test hook: recording kernel"), std::string::npos) << text;
+    if (level == "info") {
+      EXPECT_NE(text.find("<6>applied "), std::string::npos) << text;
+      EXPECT_NE(text.find("<6>stopped; everything tierswapd changed is restored"), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text.find("<6>"), std::string::npos) << text;
+    }
+    EXPECT_EQ(text.find(" info "), std::string::npos) << "no plain-text lines: " << text;
+  }
 }
 
 }  // namespace
