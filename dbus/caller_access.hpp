@@ -11,6 +11,8 @@
 // a password while the loop waits, up to the polkit timeout).
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 #include "common/result.hpp"
@@ -26,6 +28,10 @@ struct AccessPolicy {
   bool use_polkit = true;
   unsigned polkit_timeout_ms = 60'000;
 };
+
+// The sender's uid as the bus reports it (see above); an error when the bus
+// did not say or the value was augmented.
+Result<uid_t> caller_uid(const sdbus::Message& call);
 
 // Ok, or EPERM with a message that names the method and the caller's uid
 // and says what would be needed.

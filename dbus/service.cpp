@@ -11,6 +11,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "dbus/caller_access.hpp"
@@ -151,6 +152,13 @@ struct DbusService::Impl {
   int failures = 0;       // attempts since the last success
   std::chrono::steady_clock::time_point waiting_since{};
   std::string refuse_mutations;  // non-empty: why Reload/Demote/Promote are refused
+  // Plan is open to everyone and costs a config load, an observe and a plan
+  // on the loop: callers other than root get the last answer while it is
+  // younger than kPlanCacheAge (root always gets a fresh one). Dropped when
+  // Reload, Demote or Promote change what a plan would say.
+  static constexpr std::chrono::seconds kPlanCacheAge{2};
+  std::optional<Result<std::string>> plan_cache;
+  std::chrono::steady_clock::time_point plan_cache_at{};
 
   Impl(ManagerApi& m, sd_event* l, DbusOptions o) : manager(m), options(std::move(o)), loop(l) {
     where = options.address.empty() ? "system bus" : "bus " + options.address;
@@ -165,6 +173,7 @@ struct DbusService::Impl {
   }
 
   void apply(const Status& fresh, bool emit);
+  std::string plan(const sdbus::Message& call);
   // Privileged-method prologue: refused while stopping, caller check, then the tier name.
   void check_mutation(const std::string& method, const std::string* tier);
 
@@ -196,23 +205,22 @@ class ManagerObject final
  private:
   void Reload() override {
     svc_.check_mutation("Reload", nullptr);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.reload();
     svc_.apply(svc_.manager.status(), true);
     if (!r) raise(r.error());
   }
-  std::string Plan() override {
-    auto r = svc_.manager.plan_json();
-    if (!r) raise(r.error());
-    return *r;
-  }
+  std::string Plan() override { return svc_.plan(current_call()); }
   void Demote(const std::string& tier) override {
     svc_.check_mutation("Demote", &tier);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.demote(tier);
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
   }
   void Promote(const std::string& tier) override {
     svc_.check_mutation("Promote", &tier);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.promote(tier);
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
@@ -261,6 +269,18 @@ void DbusService::Impl::check_mutation(const std::string& method, const std::str
   }
   throw sdbus::Error(kErrNoSuchTier, method + ": no tier named \"" + *tier +
                                          "\" (tiers: " + (names.empty() ? "none" : names) + ")");
+}
+
+std::string DbusService::Impl::plan(const sdbus::Message& call) {
+  const auto uid = caller_uid(call);
+  const bool root = uid && *uid == 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (root || !plan_cache || now - plan_cache_at >= kPlanCacheAge) {
+    plan_cache = manager.plan_json();
+    plan_cache_at = now;
+  }
+  if (!*plan_cache) raise(plan_cache->error());
+  return **plan_cache;
 }
 
 void DbusService::Impl::apply(const Status& fresh, bool emit) {

@@ -5,11 +5,13 @@
 // demote/promote with progress, a refused demote with the numbers; D-Bus at
 // boot (the bus appears after the daemon) and a bus that never answers.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstring>
@@ -111,6 +113,36 @@ TEST_F(TierswapdDbus, StatusHumanAndJson) {
   EXPECT_EQ(s.tiers[1].kind, "file");
   EXPECT_EQ(s.tiers[1].priority, 10);
   EXPECT_EQ(s.tiers[1].size_bytes, 65532ull * 1024);
+}
+
+// Plan is open to everyone but costs a whole plan on the daemon's loop:
+// callers other than root get the last answer for up to 2 s, root a fresh one.
+TEST_F(TierswapdDbus, PlanForOthersIsCachedBrieflyRootGetsAFreshOne) {
+  if (getpwnam("nobody") == nullptr || geteuid() != 0)
+    GTEST_SKIP() << "needs root and a user nobody (runuser)";
+  auto plan = [&](bool as_nobody) {
+    std::vector<std::string> argv = {
+        "busctl",           "--address=" + bus_.address(), "call", dbus::kBusName,
+        dbus::kManagerPath, dbus::kManagerInterface,       "Plan"};
+    if (as_nobody) argv.insert(argv.begin(), {"runuser", "-u", "nobody", "--"});
+    auto r = run_process(argv);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  };
+  const std::string before = plan(true);
+  EXPECT_EQ(before.find("swappiness"), std::string::npos) << before;
+  const auto cfg = root_ / "etc/tierswap.yaml";
+  std::string text = read_file(cfg.string());
+  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
+  spit(cfg, text);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string cached = plan(true);
+  if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500))
+    EXPECT_EQ(cached, before) << "a fresh plan for nobody within the cache's age";
+  const std::string fresh = plan(false);
+  EXPECT_NE(fresh.find("swappiness"), std::string::npos) << fresh;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_NE(plan(true).find("swappiness"), std::string::npos) << "nobody's plan is fresh after 2 s";
 }
 
 TEST_F(TierswapdDbus, BusctlIntrospectShowsTheApiAndTierObjects) {
