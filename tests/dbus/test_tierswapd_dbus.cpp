@@ -387,5 +387,26 @@ TEST(TierswapdLog, JournalPrioritiesAndLogLevel) {
   }
 }
 
+// The installed tierswapd has no test seams; tierswapd-test has them.
+// --version reports what the build has, not a fixed string.
+TEST(TierswapdCommandLine, TestSeamsOnlyInTheTestBinaryAndVersionFromTheBuild) {
+  auto r = run_process({TIERSWAPD, "--test-fake-kernel", "--root", "/tmp"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown argument \"--test-fake-kernel\""), std::string::npos) << r.err;
+  r = run_process({TIERSWAPD, "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.find("--test-"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--log-level LEVEL"), std::string::npos) << r.out;
+  r = run_process({TIERSWAPD_TEST, "--test-fake-kernel"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--test-fake-kernel needs a --root other than /"), std::string::npos) << r.err;
+
+  r = run_process({TIERSWAPD, "--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("features: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(TIERSWAP_TEST_HAVE_CUDA ? "cuda=yes" : "cuda=no"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sd_notify=libsystemd-"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace tierswap::test
