@@ -43,7 +43,8 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
     const std::string head = "step " + std::to_string(i + 1) + " of " + std::to_string(total);
     Result<void> r;
     if (opts.fail_step == static_cast<int>(i + 1))
-      r = fail(EIO, "injected fault (TIERSWAP_TEST_FAIL_STEP=" + std::to_string(opts.fail_step) + ")");
+      r = fail(EIO,
+               "injected fault (tierswapd-test --test-fail-step " + std::to_string(opts.fail_step) + ")");
     else
       r = run(s);
     const std::string what = (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s);

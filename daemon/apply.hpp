@@ -24,7 +24,7 @@ namespace tierswap {
 
 struct ApplyOptions {
   // Test hook: step N (1-based) fails before it runs, as if the kernel had
-  // said EIO. tierswapd sets it from TIERSWAP_TEST_FAIL_STEP.
+  // said EIO. tierswapd-test sets it from --test-fail-step.
   int fail_step = 0;
   // Keep going after a failure instead of undoing (teardown on exit: undo
   // as much as possible). The first error is still returned.

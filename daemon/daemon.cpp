@@ -1,110 +1,264 @@
 #include "daemon/daemon.hpp"
 
-#include <poll.h>
 #include <signal.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
-#include <sys/timerfd.h>
-#include <unistd.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <systemd/sd-event.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <optional>
+#include <memory>
 #include <string>
-#include <string_view>
-#include <vector>
 
-#include "daemon/engine.hpp"
+#include "daemon/build_info.hpp"
 #include "daemon/manager.hpp"
-#include "daemon/notify.hpp"
 #include "dbus/service.hpp"
-
-#ifndef TIERSWAP_VERSION
-#define TIERSWAP_VERSION "0"
-#endif
 
 namespace tierswap {
 
 namespace {
-
-constexpr const char* kUsage =
-    "Usage: tierswapd [--config FILE] [--root DIR] [--keep-on-exit] [--bus-address ADDR | --no-dbus]\n"
-    "Applies the tier spec and stays in the foreground.\n\n"
-    "  --config FILE       config to apply (default /etc/tierswap.yaml, else the embedded default)\n"
-    "  --root DIR          treat DIR as / for every /sys, /proc, /dev and /run access (tests)\n"
-    "  --keep-on-exit      leave the tiers in place on SIGTERM/SIGINT\n"
-    "  --bus-address ADDR  serve org.tierswap.Manager1 on this D-Bus address (default: the\n"
-    "                      system bus; $DBUS_SYSTEM_BUS_ADDRESS is honoured)\n"
-    "  --no-dbus           do not connect to D-Bus at all\n"
-    "  --version           print the version and the features compiled in\n"
-    "  -h, --help          show this help\n\n"
-    "Signals: SIGHUP re-reads the config and applies the difference; SIGTERM/SIGINT\n"
-    "abort a running demote, undo everything tierswapd changed and exit 0.\n"
-    "Over D-Bus: GetStatus, Reload, Plan, Demote, Promote (tierswapctl). See tierswapd(8).\n";
 
 int usage_error(const std::string& msg) {
   std::fprintf(stderr, "tierswapd: %s\n(see tierswapd --help)\n", msg.c_str());
   return 2;
 }
 
+constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warning", "error", "critical", "off"};
+
 }  // namespace
 
-int run_daemon(int argc, char** argv) {
-  EngineOptions opts;
-  bool use_dbus = true;
-  std::string bus_address;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const auto& a = args[i];
-    // "--name VALUE" or "--name=VALUE": the value ("" when it is missing);
-    // nullopt when `a` is another option.
-    auto option = [&](std::string_view name) -> std::optional<std::string> {
-      if (a == name) return i + 1 < args.size() ? args[++i] : std::string();
-      if (a.starts_with(std::string(name) + "=")) return a.substr(name.size() + 1);
-      return std::nullopt;
-    };
-    if (a == "-h" || a == "--help") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    } else if (a == "--version") {
-      std::printf(
-          "tierswapd %s\nfeatures: zram=yes zswap=yes file=yes partition=yes vram=no dbus=yes cuda=no "
-          "sd_notify=builtin\n",
-          TIERSWAP_VERSION);
-      return 0;
-    } else if (auto config = option("--config")) {
-      if (config->empty()) return usage_error("--config needs a FILE");
-      opts.config = *config;
-    } else if (auto root = option("--root")) {
-      if (root->empty()) return usage_error("--root needs a DIR");
-      opts.root = *root;
-    } else if (a == "--keep-on-exit") {
-      opts.keep_on_exit = true;
-    } else if (auto address = option("--bus-address")) {
-      if (address->empty())
-        return usage_error("--bus-address needs an ADDR (unix:path=/run/dbus/system_bus_socket)");
-      bus_address = *address;
-    } else if (a == "--no-dbus") {
-      use_dbus = false;
-    } else {
-      return usage_error("unknown argument \"" + a + "\"");
-    }
+std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out, bool test_hooks) {
+  CLI::App app{"Applies the tier spec and stays in the foreground.", "tierswapd"};
+  app.allow_extras();  // unknown arguments are reported below, by name
+  app.get_formatter()->column_width(26);
+  std::string config, root, bus_address;
+  bool keep = false, no_dbus = false, version = false;
+  app.add_option("--config", config,
+                 "config to apply (default /etc/tierswap.yaml, else the embedded default)")
+      ->type_name("FILE");
+  app.add_option("--root", root, "treat DIR as / for every /sys, /proc, /dev and /run access (tests)")
+      ->type_name("DIR");
+  app.add_flag("--keep-on-exit", keep, "leave the tiers in place on SIGTERM/SIGINT");
+  app.add_option("--bus-address", bus_address,
+                 "serve org.tierswap.Manager1 on this D-Bus address (default: the system\n"
+                 "bus, $DBUS_SYSTEM_BUS_ADDRESS); waits for a bus that is not up yet")
+      ->type_name("ADDR");
+  app.add_flag("--no-dbus", no_dbus, "do not connect to D-Bus at all");
+  std::string levels;
+  for (const char* l : kLogLevels) levels += (levels.empty() ? "" : ", ") + std::string(l);
+  app.add_option("--log-level", out.log_level, "log at LEVEL and above (default info):\n" + levels)
+      ->type_name("LEVEL");
+  app.add_flag("--version", version, "print the version and the features compiled in");
+  int fail_step = 0;
+  bool fake_kernel = false;
+  if (test_hooks) {
+    app.add_option("--test-fail-step", fail_step, "test: step N of every apply fails with EIO")
+        ->type_name("N");
+    app.add_flag("--test-fake-kernel", fake_kernel,
+                 "test: the recording kernel acts on --root (which must not be /) instead of syscalls");
   }
-  if (!use_dbus && !bus_address.empty()) return usage_error("--no-dbus and --bus-address exclude each other");
-  if (const char* f = std::getenv("TIERSWAP_TEST_FAIL_STEP")) opts.fail_step = std::atoi(f);
-  if (const char* f = std::getenv("TIERSWAP_TEST_FAKE_KERNEL"); f && *f == '1') opts.fake_kernel = true;
+  app.footer(
+      "Signals: SIGHUP re-reads the config and applies the difference; SIGTERM/SIGINT\n"
+      "stop accepting D-Bus changes, abort a running demote, undo everything tierswapd\n"
+      "changed and exit 0.\n"
+      "Over D-Bus: GetStatus, Reload, Plan, Demote, Promote (tierswapctl). See tierswapd(8).\n"
+      "Exit status: 0 stopped cleanly, 1 apply or teardown failed, 2 usage error.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp&) {
+    const std::string help = app.help();
+    std::fputs(
+        "Usage: tierswapd [--config FILE] [--root DIR] [--keep-on-exit] [--bus-address ADDR | --no-dbus]\n"
+        "                 [--log-level LEVEL]\n"
+        "Applies the tier spec and stays in the foreground.\n\n",
+        stdout);
+    std::fputs(help.substr(std::min(help.find("Options:"), help.size())).c_str(), stdout);
+    return 0;
+  } catch (const CLI::ArgumentMismatch& e) {
+    // "--root" given last, without its value.
+    for (const auto* o : app.get_options()) {
+      if (!o->get_lnames().empty() &&
+          std::string(e.what()).find("--" + o->get_lnames()[0]) != std::string::npos)
+        return usage_error("--" + o->get_lnames()[0] + " needs " +
+                           (o->get_type_name() == "ADDR" ? "an ADDR (unix:path=/run/dbus/system_bus_socket)"
+                                                         : "a " + o->get_type_name()));
+    }
+    return usage_error(e.what());
+  } catch (const CLI::ParseError& e) {
+    return usage_error(e.what());
+  }
+  if (version) {
+    std::printf("tierswapd %s\nfeatures: %s\n", TIERSWAP_VERSION, TIERSWAP_FEATURES);
+    return 0;
+  }
+  if (!app.remaining().empty()) return usage_error("unknown argument \"" + app.remaining().front() + "\"");
+  for (auto [name, value, what] :
+       {std::tuple{"--config", &config, "a FILE"},
+        {"--root", &root, "a DIR"},
+        {"--bus-address", &bus_address, "an ADDR (unix:path=/run/dbus/system_bus_socket)"}}) {
+    if (app.count(name) > 0 && value->empty()) return usage_error(std::string(name) + " needs " + what);
+  }
+  if (no_dbus && app.count("--bus-address") > 0)
+    return usage_error("--no-dbus and --bus-address exclude each other");
+  if (app.count("--log-level") > 0) {
+    bool known = out.log_level == "warn";
+    for (const char* l : kLogLevels) known = known || out.log_level == l;
+    if (!known) return usage_error("--log-level: \"" + out.log_level + "\" is not a level (" + levels + ")");
+  }
+  if (!config.empty()) out.engine.config = config;
+  if (!root.empty()) out.engine.root = root;
+  out.engine.keep_on_exit = keep;
+  out.use_dbus = !no_dbus;
+  out.bus_address = bus_address;
+  if (test_hooks) {
+    if (fail_step < 0)
+      return usage_error("--test-fail-step: " + std::to_string(fail_step) + " is not a step number");
+    if (fake_kernel && out.engine.root == "/")
+      return usage_error("--test-fake-kernel needs a --root other than /");
+    out.engine.fail_step = fail_step;
+    out.engine.fake_kernel = fake_kernel;
+  }
+  return std::nullopt;
+}
 
-  auto log = spdlog::stderr_color_st("tierswapd");
+namespace {
+
+// Under systemd with stderr connected to the journal ($JOURNAL_STREAM names
+// stderr's device:inode), each line gets the journal's "<N>" priority
+// prefix and no timestamp (the journal adds one); otherwise plain text.
+bool stderr_is_journal() {
+  const char* js = std::getenv("JOURNAL_STREAM");
+  if (!js || !*js) return false;
+  unsigned long long dev = 0, ino = 0;
+  if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+  struct stat st {};
+  if (::fstat(STDERR_FILENO, &st) != 0) return false;
+  return st.st_dev == dev && st.st_ino == ino;
+}
+
+class JournalPriority final : public spdlog::custom_flag_formatter {
+ public:
+  void format(const spdlog::details::log_msg& msg, const std::tm&, spdlog::memory_buf_t& dest) override {
+    int prio = 6;  // LOG_INFO
+    switch (msg.level) {
+      case spdlog::level::trace:
+      case spdlog::level::debug:
+        prio = 7;
+        break;
+      case spdlog::level::info:
+        prio = 6;
+        break;
+      case spdlog::level::warn:
+        prio = 4;
+        break;
+      case spdlog::level::err:
+        prio = 3;
+        break;
+      case spdlog::level::critical:
+        prio = 2;
+        break;
+      default:
+        break;
+    }
+    const char text[] = {'<', static_cast<char>('0' + prio), '>'};
+    dest.append(text, text + 3);
+  }
+  [[nodiscard]] std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JournalPriority>();
+  }
+};
+
+void setup_logging(const std::string& level) {
+  auto log = spdlog::stderr_color_mt("tierswapd");
+  if (stderr_is_journal()) {
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<JournalPriority>('*').set_pattern("%*%v");
+    log->set_formatter(std::move(f));
+  } else {
+    log->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  }
+  log->set_level(spdlog::level::from_str(level));
+  log->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(log);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+}
+
+// The loop and what it drives. Every callback runs on the loop's thread.
+struct Daemon {
+  const DaemonOptions& options;
+  Engine& engine;
+  Manager& manager;
+  sd_event* loop = nullptr;
+  std::unique_ptr<dbus::DbusService> svc;
+
+  void reload();
+  void tick();
+  int stop();
+};
+
+void Daemon::reload() {
+  sd_notify(0, "RELOADING=1");
+  spdlog::info("SIGHUP: reloading the config");
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = manager.reload_steps("SIGHUP");
+  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  if (!r)
+    spdlog::error("reload failed; the previous state stays:\n{}", r.error().message);
+  else if (*r == 0)
+    spdlog::info("reload: nothing to do ({:.1f} ms)", ms);
+  else
+    spdlog::info("reload: applied {} steps ({:.1f} ms)", *r, ms);
+  if (svc) svc->refresh();
+  sd_notify(0, "READY=1");
+}
+
+// Observe tick: properties follow the kernel (usage, pressure) without
+// anyone polling, and PressureAlert goes out when PSI rises.
+void Daemon::tick() {
+  manager.check_pressure();
+  if (svc) svc->refresh();
+}
+
+// Teardown, in this order: no new D-Bus mutation can start (a Demote
+// arriving now would race the teardown's own swapoff of the same area),
+// a running demote is aborted, the bus is left, then the tiers are undone.
+int Daemon::stop() {
+  sd_notify(0, "STOPPING=1");
+  if (svc) svc->stop_mutations("tierswapd is stopping");
+  manager.set_state("stopping");
+  if (manager.abort_demote("tierswapd is stopping"))
+    spdlog::info("a running demote was aborted; the kernel keeps that area in use");
+  svc.reset();  // before the manager and the engine
+  if (auto r = engine.stop(); !r) {
+    spdlog::error("teardown did not restore everything: {}", r.error().message);
+    return 1;
+  }
+  spdlog::info("stopped; everything tierswapd changed is restored");
+  return 0;
+}
+
+constexpr std::uint64_t kTickUsec = 2'000'000;
+
+}  // namespace
+
+int run_daemon(const DaemonOptions& options) {
+  setup_logging(options.log_level);
+  EngineOptions opts = options.engine;
   opts.info = [](const std::string& m) { spdlog::info("{}", m); };
   opts.warn = [](const std::string& m) { spdlog::warn("{}", m); };
   if (opts.fail_step) spdlog::warn("test hook: step {} of every apply will fail", opts.fail_step);
+  if (opts.fake_kernel && opts.root != "/")
+    spdlog::warn("test hook: recording kernel on the fake root, no syscalls");
 
-  // Signals arrive through a signalfd; block them first, so that none is
-  // lost while the first apply runs.
+  // Signals are blocked before anything else, so that none is lost while
+  // the first apply runs; the loop reads them (signalfd) once it runs.
   sigset_t mask;
   sigemptyset(&mask);
   for (int s : {SIGHUP, SIGTERM, SIGINT}) sigaddset(&mask, s);
@@ -112,14 +266,12 @@ int run_daemon(int argc, char** argv) {
     spdlog::error("sigprocmask: {}", std::strerror(errno));
     return 1;
   }
-  const int sfd = ::signalfd(-1, &mask, SFD_CLOEXEC);
-  if (sfd < 0) {
-    spdlog::error("signalfd: {}", std::strerror(errno));
+  sd_event* loop = nullptr;
+  if (int r = sd_event_new(&loop); r < 0) {
+    spdlog::error("sd_event_new: {}", std::strerror(-r));
     return 1;
   }
-
-  if (opts.fake_kernel && opts.root != "/")
-    spdlog::warn("test hook: recording kernel on the fake root, no syscalls");
+  std::unique_ptr<sd_event, decltype(&sd_event_unref)> loop_ref(loop, &sd_event_unref);
 
   Engine engine(opts);
   ManagerOptions mopts;
@@ -136,89 +288,55 @@ int run_daemon(int argc, char** argv) {
   manager.set_state("running");
   spdlog::info("config: {}", engine.config_source());
 
+  Daemon d{options, engine, manager, loop, nullptr};
+  auto on_signal = [](sd_event_source*, const signalfd_siginfo* si, void* u) {
+    auto* self = static_cast<Daemon*>(u);
+    if (si->ssi_signo == SIGHUP) {
+      self->reload();
+      return 0;
+    }
+    spdlog::info("{}: stopping", ::strsignal(static_cast<int>(si->ssi_signo)));
+    return sd_event_exit(self->loop, 0);
+  };
+  for (int s : {SIGHUP, SIGTERM, SIGINT}) {
+    if (int r = sd_event_add_signal(loop, nullptr, s, on_signal, &d); r < 0) {
+      spdlog::error("cannot watch signal {}: {}", s, std::strerror(-r));
+      d.stop();
+      return 1;
+    }
+  }
+
   // D-Bus after the first apply, so that the first status a tool reads is
-  // the applied one. Without a bus: say so once and go on.
-  std::unique_ptr<dbus::DbusService> svc;
-  if (use_dbus) {
+  // the applied one. The service connects in the background (and again
+  // whenever the bus appears or comes back); the loop never waits for it.
+  if (options.use_dbus) {
     dbus::DbusOptions dopts;
-    dopts.address = bus_address;
-    dopts.refresh_interval = std::chrono::milliseconds(0);  // the observe tick below refreshes
-    auto s = dbus::DbusService::start(manager, dopts);
-    if (s) {
-      svc = std::move(*s);
-      spdlog::info("D-Bus: serving org.tierswap.Manager1 on the {} as {}",
-                   bus_address.empty() ? "system bus" : bus_address, svc->unique_name());
-    } else {
-      spdlog::warn("D-Bus: {}", s.error().message);
-    }
+    dopts.address = options.bus_address;
+    dopts.refresh_interval = std::chrono::milliseconds(0);  // the observe tick refreshes
+    dopts.info = opts.info;
+    dopts.warn = opts.warn;
+    auto s = dbus::DbusService::attach(manager, loop, dopts);
+    if (s)
+      d.svc = std::move(*s);
+    else
+      spdlog::warn("D-Bus: {} (D-Bus API disabled; tierswapd keeps working without it)",
+                   s.error().describe());
   }
-  notify("READY=1\nSTATUS=tiers applied");
+  sd_notify(0, "READY=1\nSTATUS=tiers applied");
 
-  // Observe tick: every 2 s while D-Bus is up, so that properties follow the
-  // kernel (usage, pressure) without anyone polling, and PressureAlert goes
-  // out when PSI rises. No tick without D-Bus: nobody would hear it.
-  const int tfd = ::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
-  if (tfd >= 0 && svc) {
-    itimerspec its{};
-    its.it_interval.tv_sec = 2;
-    its.it_value.tv_sec = 2;
-    ::timerfd_settime(tfd, 0, &its, nullptr);
+  // No tick without D-Bus: nobody would hear it.
+  if (d.svc) {
+    auto on_tick = [](sd_event_source* s, uint64_t t, void* u) {
+      static_cast<Daemon*>(u)->tick();
+      sd_event_source_set_time(s, t + kTickUsec);
+      return sd_event_source_set_enabled(s, SD_EVENT_ON);
+    };
+    if (int r = sd_event_add_time_relative(loop, nullptr, CLOCK_MONOTONIC, kTickUsec, 0, on_tick, &d); r < 0)
+      spdlog::warn("no observe tick: {}", std::strerror(-r));
   }
 
-  for (;;) {
-    pollfd fds[2] = {{sfd, POLLIN, 0}, {tfd, POLLIN, 0}};
-    if (::poll(fds, tfd >= 0 ? 2 : 1, -1) < 0) {
-      if (errno == EINTR) continue;
-      spdlog::error("poll: {}", std::strerror(errno));
-      break;
-    }
-    if (tfd >= 0 && (fds[1].revents & POLLIN)) {
-      std::uint64_t ticks;
-      [[maybe_unused]] auto n = ::read(tfd, &ticks, sizeof ticks);
-      manager.check_pressure();
-      if (svc) svc->refresh();
-    }
-    if (!(fds[0].revents & POLLIN)) continue;
-    signalfd_siginfo si{};
-    const ssize_t n = ::read(sfd, &si, sizeof si);
-    if (n < 0 && errno == EINTR) continue;
-    if (n != sizeof si) {
-      spdlog::error("signalfd read: {}", std::strerror(errno));
-      break;
-    }
-    if (si.ssi_signo == SIGHUP) {
-      notify("RELOADING=1");
-      spdlog::info("SIGHUP: reloading the config");
-      const auto t0 = std::chrono::steady_clock::now();
-      auto r = manager.reload_steps("SIGHUP");
-      const auto ms =
-          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-      if (!r)
-        spdlog::error("reload failed; the previous state stays:\n{}", r.error().message);
-      else if (*r == 0)
-        spdlog::info("reload: nothing to do ({:.1f} ms)", ms);
-      else
-        spdlog::info("reload: applied {} steps ({:.1f} ms)", *r, ms);
-      if (svc) svc->refresh();
-      notify("READY=1");
-      continue;
-    }
-    spdlog::info("{}: stopping", ::strsignal(static_cast<int>(si.ssi_signo)));
-    break;
-  }
-  notify("STOPPING=1");
-  manager.set_state("stopping");
-  if (manager.abort_demote("tierswapd is stopping"))
-    spdlog::info("a running demote was aborted; the kernel keeps that area in use");
-  svc.reset();  // before the manager and the engine
-  if (tfd >= 0) ::close(tfd);
-  ::close(sfd);
-  if (auto r = engine.stop(); !r) {
-    spdlog::error("teardown did not restore everything: {}", r.error().message);
-    return 1;
-  }
-  spdlog::info("stopped; everything tierswapd changed is restored");
-  return 0;
+  if (int r = sd_event_loop(loop); r < 0) spdlog::error("event loop: {}", std::strerror(-r));
+  return d.stop();
 }
 
 }  // namespace tierswap

@@ -1,9 +1,39 @@
-// tierswapd's command line and signal loop. main.cpp only calls run_daemon().
+// tierswapd: command line, then one sd-event loop (signals, the observe
+// tick, the D-Bus service) around the Engine and the Manager.
+//
+//   int main(int argc, char** argv) {
+//     tierswap::DaemonOptions o;
+//     if (auto exit = tierswap::parse_command_line(argc, argv, o)) return *exit;
+//     return tierswap::run_daemon(o);
+//   }
 //
 // Exit status (tierswapd(8)): 0 stopped cleanly; 1 the first apply failed
 // (after rolling back) or teardown could not restore everything; 2 usage.
 #pragma once
 
+#include <optional>
+#include <string>
+
+#include "daemon/engine.hpp"
+
 namespace tierswap {
-int run_daemon(int argc, char** argv);
-}
+
+struct DaemonOptions {
+  EngineOptions engine;  // root, config, keep_on_exit (and the test hooks)
+  bool use_dbus = true;
+  std::string bus_address;  // empty: the system bus
+  // spdlog level name: trace, debug, info, warning, error, critical, off.
+  std::string log_level = "info";
+};
+
+// Parses tierswapd's options into `out`. Returns nullopt to go on, or the
+// exit status when the command line is done: 0 after --help or --version,
+// 2 after a usage error (printed to stderr, naming the option).
+// `test_hooks` adds --test-fail-step and --test-fake-kernel (tierswapd-test
+// only; the installed tierswapd has no test seams).
+std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out, bool test_hooks = false);
+
+// Applies the config and serves until SIGTERM/SIGINT; the exit status.
+int run_daemon(const DaemonOptions& options);
+
+}  // namespace tierswap

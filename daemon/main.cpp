@@ -1,6 +1,8 @@
-// tierswapd: thin entry point; the daemon lives in daemon.cpp and engine.cpp.
+// tierswapd: parse the options, then run the daemon (daemon.cpp).
 #include "daemon/daemon.hpp"
 
 int main(int argc, char** argv) {
-  return tierswap::run_daemon(argc, argv);
+  tierswap::DaemonOptions options;
+  if (auto exit_status = tierswap::parse_command_line(argc, argv, options)) return *exit_status;
+  return tierswap::run_daemon(options);
 }

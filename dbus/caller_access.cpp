@@ -23,7 +23,9 @@ struct RawMessage : sdbus::Message {
 // The sender's uid as the bus itself reports it (never augmented). dbus-daemon
 // records the effective uid of the peer when it connected (SO_PEERCRED) and
 // reports it as UnixUserID, which sd-bus files under EUID.
-Result<uid_t> sender_uid(const sdbus::Message& call) {
+}  // namespace
+
+Result<uid_t> caller_uid(const sdbus::Message& call) {
   sd_bus_message* m = RawMessage::of(call);
   sd_bus_creds* creds = nullptr;
   int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
@@ -36,6 +38,8 @@ Result<uid_t> sender_uid(const sdbus::Message& call) {
   if (augmented & SD_BUS_CREDS_EUID) return fail(EPERM, "the caller's uid did not come from the bus");
   return uid;
 }
+
+namespace {
 
 enum class Polkit { yes, no, absent };
 
@@ -68,7 +72,7 @@ Polkit ask_polkit(sdbus::IConnection& bus, const std::string& sender, const Acce
 
 Result<void> authorize_caller(sdbus::IConnection& bus, const sdbus::Message& call, const std::string& method,
                               const AccessPolicy& policy) {
-  auto uid = sender_uid(call);
+  auto uid = caller_uid(call);
   if (!uid) return fail(EPERM, method + " refused: " + uid.error().describe());
   if (*uid == 0) return {};
   const std::string who = "uid " + std::to_string(*uid);

@@ -6,10 +6,12 @@
 // uid 0 is allowed. Anyone else is allowed only when polkit runs on the bus
 // and authorises the sender for org.tierswap.manage; without polkit: root only.
 //
-// Runs on the service's bus thread, inside the method handler; the polkit
+// Runs on the service's loop, inside the method handler; the polkit
 // call is synchronous (with user interaction allowed, so an agent may ask for
-// a password while the bus thread waits, up to the polkit timeout).
+// a password while the loop waits, up to the polkit timeout).
 #pragma once
+
+#include <sys/types.h>
 
 #include <string>
 
@@ -26,6 +28,10 @@ struct AccessPolicy {
   bool use_polkit = true;
   unsigned polkit_timeout_ms = 60'000;
 };
+
+// The sender's uid as the bus reports it (see above); an error when the bus
+// did not say or the value was augmented.
+Result<uid_t> caller_uid(const sdbus::Message& call);
 
 // Ok, or EPERM with a message that names the method and the caller's uid
 // and says what would be needed.

@@ -1,15 +1,17 @@
 #include "dbus/service.hpp"
 
-#include <poll.h>
 #include <sdbus-c++/sdbus-c++.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <systemd/sd-event.h>
 #include <unistd.h>
 
-#include <atomic>
+#include <cstdio>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "dbus/caller_access.hpp"
@@ -22,26 +24,44 @@ namespace tierswap::dbus {
 
 namespace {
 
-// Work for the bus thread, queued from any thread.
+// Work for the loop, queued from any thread. Shared with the helper
+// threads and the ManagerEvents callbacks, so it outlives the service: the
+// eventfd is closed by the last owner, and post() after close() drops the
+// work (a connection handed over then is closed on the posting thread).
 struct Inbox {
   std::mutex mu;
   std::deque<std::function<void()>> work;
   bool closed = false;
   int wake_fd = -1;
 
+  ~Inbox() {
+    if (wake_fd >= 0) ::close(wake_fd);
+  }
   void post(std::function<void()> f) {
-    {
-      std::lock_guard lock(mu);
-      if (closed) return;
-      work.push_back(std::move(f));
-    }
+    std::lock_guard lock(mu);
+    if (closed) return;
+    work.push_back(std::move(f));
     const std::uint64_t one = 1;
     [[maybe_unused]] auto n = ::write(wake_fd, &one, sizeof one);
   }
   std::deque<std::function<void()>> take() {
     std::lock_guard lock(mu);
+    std::uint64_t n;
+    [[maybe_unused]] auto r = ::read(wake_fd, &n, sizeof n);
     return std::exchange(work, {});
   }
+  void close() {
+    std::deque<std::function<void()>> dropped;
+    std::lock_guard lock(mu);
+    closed = true;
+    dropped.swap(work);
+  }
+};
+
+// One connection attempt's result, made on a helper thread.
+struct Attempt {
+  std::unique_ptr<sdbus::IConnection> bus;
+  std::string error;
 };
 
 [[noreturn]] void raise(const Error& e) {
@@ -107,6 +127,15 @@ class ManagerObject;
 struct DbusService::Impl {
   ManagerApi& manager;
   DbusOptions options;
+  sd_event* loop;
+  std::string where;  // "system bus", "bus unix:path=..."
+  std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
+  sd_event_source* inbox_src = nullptr;
+  sd_event_source* retry_src = nullptr;
+  sd_event_source* refresh_src = nullptr;
+  sd_event_source* bus_io = nullptr;
+  sd_event_source* bus_timer = nullptr;
+
   std::unique_ptr<sdbus::IConnection> bus;
   // org.freedesktop.DBus.ObjectManager at /org/tierswap: an object manager
   // covers the subtree below its path, and the tiers live beside the manager
@@ -115,18 +144,47 @@ struct DbusService::Impl {
   std::unique_ptr<ManagerObject> object;
   std::map<std::string, std::unique_ptr<TierObject>> tiers;
   Status cache;
-  std::shared_ptr<Inbox> inbox = std::make_shared<Inbox>();
-  std::thread thread;
-  std::atomic<bool> stopping{false};
   std::string unique_name;
+  bool serving = false;
 
-  Impl(ManagerApi& m, DbusOptions o) : manager(m), options(std::move(o)) {}
+  bool connecting = false;
+  bool given_up = false;  // the name is someone else's: not retried
+  int failures = 0;       // attempts since the last success
+  std::chrono::steady_clock::time_point waiting_since{};
+  std::string refuse_mutations;  // non-empty: why Reload/Demote/Promote are refused
+  // Plan is open to everyone and costs a config load, an observe and a plan
+  // on the loop: callers other than root get the last answer while it is
+  // younger than kPlanCacheAge (root always gets a fresh one). Dropped when
+  // Reload, Demote or Promote change what a plan would say.
+  static constexpr std::chrono::seconds kPlanCacheAge{2};
+  std::optional<Result<std::string>> plan_cache;
+  std::chrono::steady_clock::time_point plan_cache_at{};
+
+  Impl(ManagerApi& m, sd_event* l, DbusOptions o) : manager(m), options(std::move(o)), loop(l) {
+    where = options.address.empty() ? "system bus" : "bus " + options.address;
+  }
   ~Impl();
 
+  void info(const std::string& m) const {
+    if (options.info) options.info(m);
+  }
+  void warn(const std::string& m) const {
+    if (options.warn) options.warn(m);
+  }
+
   void apply(const Status& fresh, bool emit);
-  void loop();
-  // Privileged-method prologue: caller check, then the tier name.
+  std::string plan(const sdbus::Message& call);
+  // Privileged-method prologue: refused while stopping, caller check, then the tier name.
   void check_mutation(const std::string& method, const std::string* tier);
+
+  void connect();
+  void on_attempt(Attempt a);
+  Result<void> serve(std::unique_ptr<sdbus::IConnection> b);
+  void drop_connection();
+  void lost(const std::string& why);
+  void schedule_retry();
+  void process();
+  void run_inbox();
 };
 
 namespace {
@@ -147,23 +205,22 @@ class ManagerObject final
  private:
   void Reload() override {
     svc_.check_mutation("Reload", nullptr);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.reload();
     svc_.apply(svc_.manager.status(), true);
     if (!r) raise(r.error());
   }
-  std::string Plan() override {
-    auto r = svc_.manager.plan_json();
-    if (!r) raise(r.error());
-    return *r;
-  }
+  std::string Plan() override { return svc_.plan(current_call()); }
   void Demote(const std::string& tier) override {
     svc_.check_mutation("Demote", &tier);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.demote(tier);
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
   }
   void Promote(const std::string& tier) override {
     svc_.check_mutation("Promote", &tier);
+    svc_.plan_cache.reset();
     auto r = svc_.manager.promote(tier);
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
@@ -184,9 +241,20 @@ class ManagerObject final
   DbusService::Impl& svc_;
 };
 
+std::string seconds_text(std::chrono::milliseconds d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(d.count()) / 1000.0);
+  return buf;
+}
+
+std::uint64_t usec(std::chrono::milliseconds d) {
+  return static_cast<std::uint64_t>(d.count()) * 1000;
+}
+
 }  // namespace
 
 void DbusService::Impl::check_mutation(const std::string& method, const std::string* tier) {
+  if (!refuse_mutations.empty()) throw sdbus::Error(kErrBusy, method + " refused: " + refuse_mutations);
   const AccessPolicy policy{.use_polkit = options.use_polkit};
   if (auto ok = authorize_caller(*bus, object->current_call(), method, policy); !ok) raise(ok.error());
   if (tier == nullptr) return;
@@ -203,7 +271,20 @@ void DbusService::Impl::check_mutation(const std::string& method, const std::str
                                          "\" (tiers: " + (names.empty() ? "none" : names) + ")");
 }
 
+std::string DbusService::Impl::plan(const sdbus::Message& call) {
+  const auto uid = caller_uid(call);
+  const bool root = uid && *uid == 0;
+  const auto now = std::chrono::steady_clock::now();
+  if (root || !plan_cache || now - plan_cache_at >= kPlanCacheAge) {
+    plan_cache = manager.plan_json();
+    plan_cache_at = now;
+  }
+  if (!*plan_cache) raise(plan_cache->error());
+  return **plan_cache;
+}
+
 void DbusService::Impl::apply(const Status& fresh, bool emit) {
+  if (!object) return;  // not serving: nothing to update
   std::vector<std::string> changed;
   if (fresh.state != cache.state) changed.emplace_back("State");
   if (fresh.swappiness != cache.swappiness) changed.emplace_back("Swappiness");
@@ -236,72 +317,197 @@ void DbusService::Impl::apply(const Status& fresh, bool emit) {
   }
 }
 
-void DbusService::Impl::loop() {
-  using clock = std::chrono::steady_clock;
-  auto next_refresh = clock::now() + options.refresh_interval;
-  while (!stopping.load()) {
+// sdbus-c++ opens the connection synchronously (connect, auth, Hello): that
+// runs on a helper thread whose result comes back through the inbox.
+void DbusService::Impl::connect() {
+  if (connecting || bus || given_up) return;
+  connecting = true;
+  if (failures == 0) waiting_since = std::chrono::steady_clock::now();
+  std::weak_ptr<Inbox> in = inbox;
+  Impl* self = this;
+  std::thread([in, self, address = options.address] {
+    auto a = std::make_shared<Attempt>();
     try {
-      for (auto& work : inbox->take()) work();
-      while (bus->processPendingRequest()) {
+      a->bus = address.empty() ? sdbus::createSystemBusConnection()
+                               : sdbus::createSessionBusConnectionWithAddress(address);
+    } catch (const sdbus::Error& e) {
+      a->error = e.getMessage();
+    } catch (const std::exception& e) {
+      a->error = e.what();
+    }
+    if (auto box = in.lock()) box->post([self, a] { self->on_attempt(std::move(*a)); });
+  }).detach();
+}
+
+void DbusService::Impl::on_attempt(Attempt a) {
+  connecting = false;
+  if (!a.bus) {
+    if (++failures == 1)
+      warn("D-Bus: cannot connect to the " + where + " yet (" + a.error + "); trying again every " +
+           seconds_text(options.retry_interval) + " until it appears (tierswapd works without it meanwhile)");
+    schedule_retry();
+    return;
+  }
+  const auto waited =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - waiting_since);
+  const int tries = failures + 1;
+  if (auto r = serve(std::move(a.bus)); !r) {
+    drop_connection();
+    if (r.error().code == EEXIST || r.error().code == EACCES) {
+      given_up = true;
+      warn("D-Bus: " + r.error().message + " (D-Bus API disabled; tierswapd keeps working without it)");
+      return;
+    }
+    ++failures;
+    warn("D-Bus: " + r.error().message + "; trying again in " + seconds_text(options.retry_interval));
+    schedule_retry();
+    return;
+  }
+  info("D-Bus: serving " + options.bus_name + " on the " + where + " as " + unique_name +
+       (tries > 1
+            ? " (the bus appeared after " + seconds_text(waited) + ", " + std::to_string(tries) + " attempts)"
+            : ""));
+  failures = 0;
+  if (options.on_serving) options.on_serving(unique_name);
+}
+
+Result<void> DbusService::Impl::serve(std::unique_ptr<sdbus::IConnection> b) {
+  bus = std::move(b);
+  try {
+    unique_name = bus->getUniqueName();
+    object_manager = sdbus::createObject(*bus, kObjectManagerPath);
+    object_manager->addObjectManager();
+    object_manager->finishRegistration();
+    object = std::make_unique<ManagerObject>(*bus, *this);
+    cache = Status{};
+    apply(manager.status(), false);
+  } catch (const sdbus::Error& e) {
+    return fail(EIO,
+                "cannot register " + std::string(kManagerPath) + " on the " + where + ": " + e.getMessage());
+  }
+  try {
+    bus->requestName(options.bus_name);
+  } catch (const sdbus::Error& e) {
+    const bool denied = e.getName() == "org.freedesktop.DBus.Error.AccessDenied";
+    const bool lost_bus = e.getName() == "org.freedesktop.DBus.Error.NoReply" ||
+                          e.getName() == "org.freedesktop.DBus.Error.Disconnected" ||
+                          e.getName().starts_with("System.Error.");
+    return fail(denied     ? EACCES
+                : lost_bus ? ECONNRESET
+                           : EEXIST,
+                "cannot own " + options.bus_name + " on the " + where + ": " + e.getMessage() +
+                    (denied     ? " (only root may own it: see org.tierswap.Manager1.conf)"
+                     : lost_bus ? ""
+                                : " (is another tierswapd running?)"));
+  }
+  const auto pd = bus->getEventLoopPollData();
+  auto on_io = [](sd_event_source*, int, uint32_t, void* u) {
+    static_cast<Impl*>(u)->process();
+    return 0;
+  };
+  auto on_time = [](sd_event_source*, uint64_t, void* u) {
+    static_cast<Impl*>(u)->process();
+    return 0;
+  };
+  // Before the loop polls: what sd-bus waits for now (POLLOUT while its
+  // write queue is not empty) and its next timeout (method-call replies).
+  auto on_prepare = [](sd_event_source*, void* u) {
+    auto* self = static_cast<Impl*>(u);
+    try {
+      const auto p = self->bus->getEventLoopPollData();
+      sd_event_source_set_io_events(self->bus_io, static_cast<uint32_t>(p.events));
+      if (p.timeout_usec == UINT64_MAX) {
+        sd_event_source_set_enabled(self->bus_timer, SD_EVENT_OFF);
+      } else {
+        sd_event_source_set_time(self->bus_timer, p.timeout_usec);
+        sd_event_source_set_enabled(self->bus_timer, SD_EVENT_ONESHOT);
       }
-      if (options.refresh_interval.count() > 0 && clock::now() >= next_refresh) {
-        apply(manager.status(), true);
-        next_refresh = clock::now() + options.refresh_interval;
-        continue;
-      }
-      const auto pd = bus->getEventLoopPollData();
-      int timeout_ms = -1;
-      if (pd.timeout_usec != UINT64_MAX) {
-        timespec now{};
-        clock_gettime(CLOCK_MONOTONIC, &now);
-        const std::uint64_t now_us =
-            std::uint64_t(now.tv_sec) * 1'000'000 + std::uint64_t(now.tv_nsec) / 1000;
-        timeout_ms = pd.timeout_usec <= now_us ? 0 : int((pd.timeout_usec - now_us + 999) / 1000);
-      }
-      if (options.refresh_interval.count() > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_refresh - clock::now());
-        const int l = left.count() < 0 ? 0 : int(left.count()) + 1;
-        timeout_ms = timeout_ms < 0 ? l : std::min(timeout_ms, l);
-      }
-      pollfd fds[2] = {{pd.fd, pd.events, 0}, {inbox->wake_fd, POLLIN, 0}};
-      if (::poll(fds, 2, timeout_ms) < 0 && errno != EINTR) break;
-      if (fds[1].revents & POLLIN) {
-        std::uint64_t n;
-        [[maybe_unused]] auto r = ::read(inbox->wake_fd, &n, sizeof n);
-      }
-    } catch (const std::exception&) {
-      // A failed emit or a broken handler must not take the daemon's bus
-      // thread down; the next round starts clean.
+    } catch (const std::exception& e) {
+      self->inbox->post([self, why = std::string(e.what())] { self->lost(why); });
+    }
+    return 0;
+  };
+  int r = sd_event_add_io(loop, &bus_io, pd.fd, static_cast<uint32_t>(pd.events), on_io, this);
+  if (r >= 0) r = sd_event_source_set_prepare(bus_io, on_prepare);
+  if (r >= 0) r = sd_event_add_time(loop, &bus_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_time, this);
+  if (r >= 0) r = sd_event_source_set_enabled(bus_timer, SD_EVENT_OFF);
+  if (r < 0) return fail(-r, "cannot watch the D-Bus connection on the event loop");
+  serving = true;
+  // Anything that arrived during the name request is waiting already.
+  process();
+  return {};
+}
+
+void DbusService::Impl::drop_connection() {
+  serving = false;
+  bus_io = sd_event_source_disable_unref(bus_io);
+  bus_timer = sd_event_source_disable_unref(bus_timer);
+  tiers.clear();
+  object.reset();
+  object_manager.reset();
+  bus.reset();
+  unique_name.clear();
+}
+
+void DbusService::Impl::lost(const std::string& why) {
+  if (!bus) return;
+  warn("D-Bus: lost the connection to the " + where + " (" + why + "); connecting again when it is back");
+  drop_connection();
+  failures = 1;  // said once already
+  waiting_since = std::chrono::steady_clock::now();
+  schedule_retry();
+}
+
+void DbusService::Impl::schedule_retry() {
+  retry_src = sd_event_source_disable_unref(retry_src);
+  auto on_retry = [](sd_event_source*, uint64_t, void* u) {
+    auto* self = static_cast<Impl*>(u);
+    self->retry_src = sd_event_source_disable_unref(self->retry_src);
+    self->connect();
+    return 0;
+  };
+  if (sd_event_add_time_relative(loop, &retry_src, CLOCK_MONOTONIC, usec(options.retry_interval), 0, on_retry,
+                                 this) < 0) {
+    warn("D-Bus: cannot schedule the next connection attempt; D-Bus API disabled");
+  }
+}
+
+void DbusService::Impl::process() {
+  if (!bus) return;
+  try {
+    while (bus && bus->processPendingRequest()) {
+    }
+  } catch (const std::exception& e) {
+    // sd_bus_process fails when the connection is gone (the bus daemon
+    // stopped or dropped us): start over.
+    lost(e.what());
+  }
+}
+
+void DbusService::Impl::run_inbox() {
+  for (auto& work : inbox->take()) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      // A failed emit must not take the loop down; the next round starts clean.
+      warn(std::string("D-Bus: ") + e.what());
     }
   }
 }
 
 DbusService::Impl::~Impl() {
-  {
-    std::lock_guard lock(inbox->mu);
-    inbox->closed = true;
-  }
-  stopping = true;
-  if (thread.joinable()) {
-    const std::uint64_t one = 1;
-    [[maybe_unused]] auto n = ::write(inbox->wake_fd, &one, sizeof one);
-    thread.join();
-  }
+  inbox->close();
   manager.set_events({});
-  try {
-    tiers.clear();
-    object.reset();
-    object_manager.reset();
-    if (bus) {
-      try {
-        bus->releaseName(options.bus_name);
-      } catch (const sdbus::Error&) {
-      }
+  inbox_src = sd_event_source_disable_unref(inbox_src);
+  retry_src = sd_event_source_disable_unref(retry_src);
+  refresh_src = sd_event_source_disable_unref(refresh_src);
+  if (bus && serving) {
+    try {
+      bus->releaseName(options.bus_name);
+    } catch (const std::exception&) {
     }
-    bus.reset();
-  } catch (const std::exception&) {
   }
-  if (inbox->wake_fd >= 0) ::close(inbox->wake_fd);
+  drop_connection();
 }
 
 DbusService::DbusService(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -311,36 +517,46 @@ const std::string& DbusService::unique_name() const {
   return impl_->unique_name;
 }
 
+bool DbusService::serving() const {
+  return impl_->serving;
+}
+
+void DbusService::stop_mutations(const std::string& why) {
+  impl_->refuse_mutations = why.empty() ? std::string("the service is stopping") : why;
+}
+
 void DbusService::refresh() {
   Impl* p = impl_.get();
   impl_->inbox->post([p] { p->apply(p->manager.status(), true); });
 }
 
-Result<std::unique_ptr<DbusService>> DbusService::start(ManagerApi& manager, DbusOptions options) {
-  auto impl = std::make_unique<Impl>(manager, std::move(options));
+Result<std::unique_ptr<DbusService>> DbusService::attach(ManagerApi& manager, sd_event* loop,
+                                                         DbusOptions options) {
+  auto impl = std::make_unique<Impl>(manager, loop, std::move(options));
   Impl* p = impl.get();
-  const std::string where = p->options.address.empty() ? "system bus" : "bus " + p->options.address;
   p->inbox->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (p->inbox->wake_fd < 0) return fail(errno, "eventfd for the D-Bus thread");
-  try {
-    p->bus = p->options.address.empty() ? sdbus::createSystemBusConnection()
-                                        : sdbus::createSessionBusConnectionWithAddress(p->options.address);
-    p->unique_name = p->bus->getUniqueName();
-  } catch (const sdbus::Error& e) {
-    return fail(ECONNREFUSED, "cannot connect to the " + where + ": " + e.getMessage() +
-                                  " (D-Bus API disabled; tierswapd keeps working without it)");
+  if (p->inbox->wake_fd < 0) return fail(errno, "eventfd for the D-Bus service's queue");
+  auto on_inbox = [](sd_event_source*, int, uint32_t, void* u) {
+    static_cast<Impl*>(u)->run_inbox();
+    return 0;
+  };
+  if (int r = sd_event_add_io(loop, &p->inbox_src, p->inbox->wake_fd, EPOLLIN, on_inbox, p); r < 0)
+    return fail(-r, "cannot add the D-Bus service's queue to the event loop");
+  if (p->options.refresh_interval.count() > 0) {
+    auto on_refresh = [](sd_event_source* s, uint64_t t, void* u) {
+      auto* self = static_cast<Impl*>(u);
+      self->apply(self->manager.status(), true);
+      sd_event_source_set_time(s, t + usec(self->options.refresh_interval));
+      sd_event_source_set_enabled(s, SD_EVENT_ON);
+      return 0;
+    };
+    if (int r = sd_event_add_time_relative(loop, &p->refresh_src, CLOCK_MONOTONIC,
+                                           usec(p->options.refresh_interval), 0, on_refresh, p);
+        r < 0)
+      return fail(-r, "cannot add the D-Bus refresh timer to the event loop");
   }
-  try {
-    p->object_manager = sdbus::createObject(*p->bus, kObjectManagerPath);
-    p->object_manager->addObjectManager();
-    p->object_manager->finishRegistration();
-    p->object = std::make_unique<ManagerObject>(*p->bus, *p);
-    p->apply(manager.status(), false);
-  } catch (const sdbus::Error& e) {
-    return fail(EIO,
-                "cannot register " + std::string(kManagerPath) + " on the " + where + ": " + e.getMessage());
-  }
-  // Events may arrive on any daemon thread: queue them for the bus thread.
+  // Events may arrive on any daemon thread: queue them for the loop. They
+  // are dropped while nobody is connected (the next status read has them).
   std::weak_ptr<Inbox> inbox = p->inbox;
   auto post = [inbox](std::function<void()> f) {
     if (auto in = inbox.lock()) in->post(std::move(f));
@@ -348,30 +564,28 @@ Result<std::unique_ptr<DbusService>> DbusService::start(ManagerApi& manager, Dbu
   ManagerEvents ev;
   ev.tier_state_changed = [p, post](const std::string& tier, TierState st) {
     post([p, tier, st] {
+      if (!p->object) return;
       p->object->emitTierStateChanged(tier, to_string(st));
       p->apply(p->manager.status(), true);
     });
   };
   ev.progress = [p, post](const std::string& tier, std::uint64_t moved, std::uint64_t total) {
-    post([p, tier, moved, total] { p->object->emitProgress(tier, moved, total); });
+    post([p, tier, moved, total] {
+      if (p->object) p->object->emitProgress(tier, moved, total);
+    });
   };
   ev.policy_action = [p, post](const std::string& what, const std::string& why, const std::string& numbers) {
-    post([p, what, why, numbers] { p->object->emitPolicyAction(what, why, numbers); });
+    post([p, what, why, numbers] {
+      if (p->object) p->object->emitPolicyAction(what, why, numbers);
+    });
   };
   ev.pressure_alert = [p, post](const std::string& resource, double some10, double full10) {
-    post([p, resource, some10, full10] { p->object->emitPressureAlert(resource, some10, full10); });
+    post([p, resource, some10, full10] {
+      if (p->object) p->object->emitPressureAlert(resource, some10, full10);
+    });
   };
   manager.set_events(std::move(ev));
-  try {
-    p->bus->requestName(p->options.bus_name);
-  } catch (const sdbus::Error& e) {
-    const bool denied = e.getName() == "org.freedesktop.DBus.Error.AccessDenied";
-    return fail(denied ? EACCES : EEXIST,
-                "cannot own " + p->options.bus_name + " on the " + where + ": " + e.getMessage() +
-                    (denied ? " (only root may own it: see org.tierswap.Manager1.conf)"
-                            : " (is another tierswapd running?)"));
-  }
-  p->thread = std::thread([p] { p->loop(); });
+  p->connect();
   return std::unique_ptr<DbusService>(new DbusService(std::move(impl)));
 }
 

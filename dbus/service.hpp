@@ -1,32 +1,43 @@
 // DbusService: puts a ManagerApi on the bus as org.tierswap.Manager1.
 //
-//   auto svc = tierswap::dbus::DbusService::start(manager, {});
-//   if (!svc) log once: svc.error().describe(), and keep running without D-Bus.
+//   auto svc = tierswap::dbus::DbusService::attach(manager, loop, opts);   // never blocks
+//   ... sd_event_loop(loop) ...
 //   ... after the daemon's state changed (apply, observe tick): (*svc)->refresh();
-//   svc->reset() (or let it go out of scope) before the manager is destroyed.
+//   before teardown: (*svc)->stop_mutations("tierswapd is stopping");
+//   svc->reset() (on the loop's thread) before the manager is destroyed.
 //
-// What it does: owns its own bus connection and one thread that runs the bus
-// event loop. The object /org/tierswap/Manager1 carries org.tierswap.Manager1
-// (methods forward to ManagerApi; see org.tierswap.Manager1.xml) and
+// What it does: serves on the caller's sd-event loop. The object
+// /org/tierswap/Manager1 carries org.tierswap.Manager1 (methods forward to
+// ManagerApi; see org.tierswap.Manager1.xml); /org/tierswap carries
 // org.freedesktop.DBus.ObjectManager; one object per tier under
 // /org/tierswap/Tier/<name> (org.tierswap.Tier1) is added and removed as
 // tiers come and go. Properties are served from the last Status read;
-// refresh() re-reads ManagerApi::status() on the bus thread and sends
-// PropertiesChanged for exactly what changed (so tools never poll).
-// ManagerEvents are turned into signals on the bus thread.
+// refresh() re-reads ManagerApi::status() and sends PropertiesChanged for
+// exactly what changed (so tools never poll). ManagerEvents become signals.
 //
-// Threads and locks: every sdbus call happens on the bus thread. refresh()
-// and the ManagerEvents callbacks only queue work and wake that thread, so
-// the daemon may call them while holding its own locks; ManagerApi methods
-// are called from the bus thread (see daemon/manager_api.hpp).
+// The bus may not be there yet (tierswapd starts before dbus.socket at
+// boot) or may go away (dbus-daemon restarts): the connection is opened on
+// a short-lived helper thread, because sdbus-c++ opens it synchronously and
+// a bus that accepts but never answers would stall the loop for the D-Bus
+// timeout (25 s). Its only output is a message queued onto the loop. While
+// there is no bus, the service tries again every retry_interval, says so
+// once in the log, and says so again when it serves.
+//
+// Threads: every sdbus call and every ManagerApi call made here happens on
+// the thread that runs the loop. refresh() and the ManagerEvents callbacks
+// only queue work onto the loop (an eventfd source), so the daemon may call
+// them from any thread while holding its own locks.
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "common/result.hpp"
 #include "daemon/manager_api.hpp"
+
+struct sd_event;
 
 namespace tierswap::dbus {
 
@@ -40,23 +51,39 @@ struct DbusOptions {
   // Safety net: also re-read status() this often even without refresh();
   // zero turns it off.
   std::chrono::milliseconds refresh_interval{2000};
+  // While there is no bus (or after it went away): connect again this often.
+  std::chrono::milliseconds retry_interval{1000};
+  // Log sinks (may be empty).
+  std::function<void(const std::string&)> info, warn;
+  // Called on the loop's thread whenever the name is owned (the first time,
+  // and again after a reconnect), with the connection's unique name.
+  std::function<void(const std::string& unique_name)> on_serving;
 };
 
 class DbusService {
  public:
-  // Connects, registers the objects, takes the bus name and starts the bus
-  // thread. Errors (code ECONNREFUSED/ENOENT/EACCES/EEXIST, message naming
-  // the bus address and the cause): no bus, name owned by another process,
-  // or ownership refused by the bus policy.
-  static Result<std::unique_ptr<DbusService>> start(ManagerApi& manager, DbusOptions options = {});
+  // Attaches to `loop` and starts connecting in the background; returns at
+  // once. Errors: only local ones (eventfd, sd-event sources). A missing
+  // bus is not an error (see above); a name owned by another process or
+  // refused by the bus policy is logged through `warn` and not retried.
+  static Result<std::unique_ptr<DbusService>> attach(ManagerApi& manager, sd_event* loop,
+                                                     DbusOptions options = {});
 
-  // Thread-safe, never blocks on the bus: schedules a re-read of status().
+  // Thread-safe, never blocks: schedules a re-read of status() on the loop.
   void refresh();
 
-  // The connection's unique name (":1.42"), for logs.
+  // Loop thread. From now on Reload, Demote and Promote are refused with
+  // org.tierswap.Error.Busy ("<method> refused: <why>"); reads still work.
+  // The daemon calls it first thing on SIGTERM, before aborting a demote.
+  void stop_mutations(const std::string& why);
+
+  // Whether the name is owned now, and the connection's unique name
+  // (":1.42"; empty while not serving).
+  [[nodiscard]] bool serving() const;
   [[nodiscard]] const std::string& unique_name() const;
 
-  // Stops the bus thread, releases the name, detaches from ManagerEvents.
+  // Loop thread. Releases the name, closes the connection, detaches from
+  // ManagerEvents and from the loop.
   ~DbusService();
 
   DbusService(const DbusService&) = delete;

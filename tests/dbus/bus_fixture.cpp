@@ -116,13 +116,14 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::vector<s
   return r;
 }
 
-ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_file) {
+ChildProcess::ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_file,
+                           const std::vector<std::string>& env) {
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open(stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     dup2(fd, 1);
     dup2(fd, 2);
-    exec_child(argv, {});
+    exec_child(argv, env);
   }
 }
 
@@ -135,13 +136,31 @@ bool ChildProcess::running() {
   return waitpid(pid_, &st, WNOHANG) == 0;
 }
 
-TestBus::TestBus() {
+int ChildProcess::wait_exit(int timeout_ms) {
+  for (int waited = 0; pid_ > 0; waited += 10) {
+    int st = 0;
+    if (waitpid(pid_, &st, WNOHANG) == pid_) {
+      pid_ = -1;
+      return decode(st);
+    }
+    if (waited >= timeout_ms) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return -1;
+}
+
+TestBus::TestBus(bool start_now) {
   char tmpl[] = "/tmp/tierswap-dbus-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
   dir_ = tmpl;
   chmod(dir_.c_str(), 0755);  // the unprivileged caller (nobody) must reach the socket
   const std::string socket = dir_ + "/system_bus_socket";
   address_ = "unix:path=" + socket;
+  if (start_now) start();
+}
+
+void TestBus::start() {
+  const std::string socket = dir_ + "/system_bus_socket";
   // Like Debian's system.conf: method calls are denied unless a policy file
   // (here: only ours) allows them, names cannot be owned unless allowed.
   std::ofstream(dir_ + "/bus.conf")
@@ -189,6 +208,13 @@ TestBus::TestBus() {
     fs::remove_all(dir_);
     throw std::runtime_error("dbus-daemon did not start: " + log);
   }
+}
+
+void TestBus::stop_bus() {
+  stop(pid_);
+  pid_ = -1;
+  std::error_code ec;
+  fs::remove(dir_ + "/system_bus_socket", ec);
 }
 
 TestBus::~TestBus() {

@@ -35,10 +35,15 @@ ProcResult run_process(const std::vector<std::string>& argv, const std::vector<s
 
 class ChildProcess {
  public:
-  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_file);
+  // `env`: extra "K=V" entries for the child.
+  ChildProcess(const std::vector<std::string>& argv, const std::string& stdout_file,
+               const std::vector<std::string>& env = {});
   ~ChildProcess();  // SIGTERM, wait up to 5 s, then SIGKILL
   [[nodiscard]] pid_t pid() const { return pid_; }
   [[nodiscard]] bool running();
+  // Waits up to timeout_ms for the child to exit: its exit status (128+signal
+  // when killed), or -1 when it still runs.
+  int wait_exit(int timeout_ms);
 
  private:
   pid_t pid_ = -1;
@@ -46,8 +51,13 @@ class ChildProcess {
 
 class TestBus {
  public:
-  TestBus();
+  // start_now false: the address and dir exist, the bus does not yet
+  // (start() brings it up, as dbus.socket does late in boot).
+  explicit TestBus(bool start_now = true);
   ~TestBus();
+  void start();
+  // Stops the bus (a dbus-daemon restart, with start()).
+  void stop_bus();
   [[nodiscard]] const std::string& address() const { return address_; }
   [[nodiscard]] const std::string& dir() const { return dir_; }
   // Waits until someone owns `name`; false after timeout_ms.
@@ -64,6 +74,7 @@ class Service {
   [[nodiscard]] const std::string& log_path() const { return log_; }
   [[nodiscard]] std::string calls() const;  // contents of the log
   [[nodiscard]] bool ready() const { return ready_; }
+  [[nodiscard]] pid_t pid() const { return child_->pid(); }
 
  private:
   std::string log_;

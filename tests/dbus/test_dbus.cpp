@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sdbus-c++/sdbus-c++.h>
+#include <signal.h>
 
 #include <atomic>
 #include <chrono>
@@ -201,6 +202,30 @@ TEST_F(DbusTest, OnlyRootMayOwnTheName) {
                         "RequestName", "su", "org.tierswap.Manager1", "0"});
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.err.find("Access denied"), std::string::npos) << r.err;
+}
+
+// Teardown: once the service stops taking mutations (tierswapd's first step
+// on SIGTERM, before it aborts a demote and swaps its tiers off), Demote,
+// Promote and Reload are refused as Busy and reach no manager, so none can
+// start a second swapoff of an area the teardown is taking down. Reads still
+// work until the service leaves the bus.
+TEST_F(DbusTest, NoMutationIsAcceptedOnceStopping) {
+  start({"--linger-ms", "10000"});
+  ASSERT_EQ(::kill(svc_->pid(), SIGTERM), 0);
+  // Until the signal is handled, a Demote of an unknown tier is NoSuchTier.
+  std::string name;
+  for (int i = 0; i < 250 && (name = call("Demote", "nosuch")) != dbus::kErrBusy; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_EQ(name, dbus::kErrBusy) << last_message_;
+  EXPECT_NE(last_message_.find("Demote refused: the test server is stopping"), std::string::npos)
+      << last_message_;
+  EXPECT_EQ(call("Demote", "fast"), dbus::kErrBusy) << last_message_;
+  EXPECT_EQ(call("Promote", "disk-swap"), dbus::kErrBusy) << last_message_;
+  auto r = ctl({"reload"});
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("Reload refused: the test server is stopping"), std::string::npos) << r.err;
+  EXPECT_EQ(svc_->calls(), "");
+  EXPECT_EQ(ctl({"status"}).code, 0);
 }
 
 TEST_F(DbusTest, DaemonNotRunningIsExit3WithHowToStart) {

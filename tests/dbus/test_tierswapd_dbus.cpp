@@ -1,14 +1,23 @@
 // The real tierswapd behind the private bus (the fixture's
 // TIERSWAP_DBUS_SERVER template), on a fake root with the recording kernel
-// (TIERSWAP_TEST_FAKE_KERNEL=1): tierswapctl status and --json, busctl
+// (tierswapd-test --test-fake-kernel): tierswapctl status and --json, busctl
 // introspect, nobody gets AccessDenied, malformed arguments get named errors,
-// demote/promote with progress, a refused demote with the numbers.
+// demote/promote with progress, a refused demote with the numbers; D-Bus at
+// boot (the bus appears after the daemon) and a bus that never answers.
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <sdbus-c++/sdbus-c++.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -24,21 +33,34 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A fake root (tests/fixtures/02-zram-file-zswap plus PSI and vmstat)
+// under dir; returns its path.
+fs::path make_fake_root(const std::string& dir) {
+  const fs::path root = fs::path(dir) / "root";
+  fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root, fs::copy_options::recursive);
+  fs::create_directories(root / "proc/pressure");
+  spit(root / "proc/pressure/memory",
+       "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 "
+       "total=10\n");
+  spit(root / "proc/pressure/io",
+       "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
+  spit(root / "proc/vmstat", "pswpin 0\npswpout 0\n");
+  return root;
+}
+
+// tierswapd-test on the fake root with the recording kernel.
+std::vector<std::string> daemon_argv(const fs::path& root) {
+  return {TIERSWAPD_TEST, "--test-fake-kernel", "--root",
+          root.string(),  "--config",           (root / "etc/tierswap.yaml").string()};
+}
+
 class TierswapdDbus : public BusTest {
  protected:
   void SetUp() override {
-    root_ = fs::path(bus_.dir()) / "root";
-    fs::copy(source_dir() + "/tests/fixtures/02-zram-file-zswap", root_, fs::copy_options::recursive);
-    fs::create_directories(root_ / "proc/pressure");
-    spit(root_ / "proc/pressure/memory",
-         "some avg10=1.25 avg60=0.50 avg300=0.10 total=100\nfull avg10=0.25 avg60=0.00 avg300=0.00 "
-         "total=10\n");
-    spit(root_ / "proc/pressure/io",
-         "some avg10=0.00 avg60=0.00 avg300=0.00 total=0\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n");
-    spit(root_ / "proc/vmstat", "pswpin 0\npswpout 0\n");
-    const std::string cmd = std::string("env TIERSWAP_TEST_FAKE_KERNEL=1 ") + TIERSWAPD + " --root " +
-                            root_.string() + " --config " + (root_ / "etc/tierswap.yaml").string() +
-                            " --bus-address {address} {args}";
+    root_ = make_fake_root(bus_.dir());
+    std::string cmd;
+    for (const auto& w : daemon_argv(root_)) cmd += w + " ";
+    cmd += "--bus-address {address} {args}";
     ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
     svc_ = std::make_unique<Service>(bus_);
     ::unsetenv("TIERSWAP_DBUS_SERVER");
@@ -91,6 +113,36 @@ TEST_F(TierswapdDbus, StatusHumanAndJson) {
   EXPECT_EQ(s.tiers[1].kind, "file");
   EXPECT_EQ(s.tiers[1].priority, 10);
   EXPECT_EQ(s.tiers[1].size_bytes, 65532ull * 1024);
+}
+
+// Plan is open to everyone but costs a whole plan on the daemon's loop:
+// callers other than root get the last answer for up to 2 s, root a fresh one.
+TEST_F(TierswapdDbus, PlanForOthersIsCachedBrieflyRootGetsAFreshOne) {
+  if (getpwnam("nobody") == nullptr || geteuid() != 0)
+    GTEST_SKIP() << "needs root and a user nobody (runuser)";
+  auto plan = [&](bool as_nobody) {
+    std::vector<std::string> argv = {
+        "busctl",           "--address=" + bus_.address(), "call", dbus::kBusName,
+        dbus::kManagerPath, dbus::kManagerInterface,       "Plan"};
+    if (as_nobody) argv.insert(argv.begin(), {"runuser", "-u", "nobody", "--"});
+    auto r = run_process(argv);
+    EXPECT_EQ(r.code, 0) << r.err;
+    return r.out;
+  };
+  const std::string before = plan(true);
+  EXPECT_EQ(before.find("swappiness"), std::string::npos) << before;
+  const auto cfg = root_ / "etc/tierswap.yaml";
+  std::string text = read_file(cfg.string());
+  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
+  spit(cfg, text);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string cached = plan(true);
+  if (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(1500))
+    EXPECT_EQ(cached, before) << "a fresh plan for nobody within the cache's age";
+  const std::string fresh = plan(false);
+  EXPECT_NE(fresh.find("swappiness"), std::string::npos) << fresh;
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  EXPECT_NE(plan(true).find("swappiness"), std::string::npos) << "nobody's plan is fresh after 2 s";
 }
 
 TEST_F(TierswapdDbus, BusctlIntrospectShowsTheApiAndTierObjects) {
@@ -211,6 +263,151 @@ TEST_F(TierswapdDbus, PressureAlertIsSentWhenMemoryPressureRises) {
   std::lock_guard lk(mu);
   ASSERT_EQ(alerts.size(), 1u) << "alerts: " << alerts.size();
   EXPECT_EQ(alerts[0], "memory 42 7");
+}
+
+}  // namespace
+}  // namespace tierswap::test
+
+namespace tierswap::test {
+namespace {
+
+bool wait_for(const std::function<bool()>& ok, std::chrono::milliseconds limit) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (!ok()) {
+    if (std::chrono::steady_clock::now() >= end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// D-Bus at boot: tierswapd.service runs before dbus.socket exists. The
+// daemon applies its tiers without the bus, says it is waiting, and owns
+// the name within 5 s of the bus appearing (here: 5 s after the daemon).
+TEST(TierswapdBoot, OwnsTheNameWhenTheBusAppearsLater) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string log = bus.dir() + "/service.out";
+  {
+    ChildProcess daemon(daemon_argv(root), log, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    ASSERT_TRUE(wait_for([&] { return read_file(log).find("D-Bus: cannot connect") != std::string::npos; },
+                         std::chrono::seconds(10)))
+        << read_file(log);
+    EXPECT_NE(read_file(log).find("trying again"), std::string::npos) << read_file(log);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    ASSERT_TRUE(daemon.running()) << read_file(log);
+    bus.start();
+    EXPECT_TRUE(bus.wait_for_name(dbus::kBusName, 5000)) << read_file(log);
+    EXPECT_TRUE(wait_for([&] { return read_file(log).find("the bus appeared after") != std::string::npos; },
+                         std::chrono::seconds(2)))
+        << read_file(log);
+    auto r = run_process({ctl_path(), "status"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    EXPECT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.out.find("fast"), std::string::npos) << r.out;
+  }
+  EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
+}
+
+// A bus that accepts the connection but never answers (a listening socket
+// nobody accepts on): start-up, SIGHUP and SIGTERM are not held up by it.
+TEST(TierswapdBoot, ABusThatNeverAnswersDoesNotStallTheLoop) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string sock = bus.dir() + "/silent_bus_socket";
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock.c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 16), 0);
+  const std::string log = bus.dir() + "/service.out";
+  auto daemon = std::make_unique<ChildProcess>(
+      daemon_argv(root), log, std::vector<std::string>{"DBUS_SYSTEM_BUS_ADDRESS=unix:path=" + sock});
+  EXPECT_TRUE(
+      wait_for([&] { return read_file(log).find("config:") != std::string::npos; }, std::chrono::seconds(5)))
+      << read_file(log);
+  // The loop answers signals while the connection attempt hangs.
+  ::kill(daemon->pid(), SIGHUP);
+  EXPECT_TRUE(wait_for([&] { return read_file(log).find("reload: nothing to do") != std::string::npos; },
+                       std::chrono::seconds(2)))
+      << read_file(log);
+  ::kill(daemon->pid(), SIGTERM);
+  EXPECT_EQ(daemon->wait_exit(3000), 0) << "not stopped within 3 s, or failed:\n" << read_file(log);
+  EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
+  daemon.reset();
+  ::close(fd);
+}
+
+// The bus goes away (dbus-daemon restarts): tierswapd says so, keeps
+// running, and owns the name again on the new bus.
+TEST(TierswapdBoot, OwnsTheNameAgainAfterTheBusRestarts) {
+  TestBus bus;
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string log = bus.dir() + "/service.out";
+  ChildProcess daemon(daemon_argv(root), log, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+  ASSERT_TRUE(bus.wait_for_name(dbus::kBusName, 10000)) << read_file(log);
+  bus.stop_bus();
+  EXPECT_TRUE(wait_for([&] { return read_file(log).find("D-Bus: lost the connection") != std::string::npos; },
+                       std::chrono::seconds(5)))
+      << read_file(log);
+  ASSERT_TRUE(daemon.running()) << read_file(log);
+  bus.start();
+  EXPECT_TRUE(bus.wait_for_name(dbus::kBusName, 5000)) << read_file(log);
+  auto r = run_process({ctl_path(), "status"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+  EXPECT_EQ(r.code, 0) << r.err;
+}
+
+// Under systemd, stderr is the journal ($JOURNAL_STREAM names its device and
+// inode): every line carries the journal's <N> priority and no timestamp;
+// --log-level drops what is below it.
+TEST(TierswapdLog, JournalPrioritiesAndLogLevel) {
+  TestBus bus(/*start_now=*/false);
+  const fs::path root = make_fake_root(bus.dir());
+  for (const std::string level : {"info", "warning"}) {
+    const std::string log = bus.dir() + "/journal-" + level + ".out";
+    std::ofstream(log).flush();
+    struct stat st {};
+    ASSERT_EQ(::stat(log.c_str(), &st), 0);
+    const std::string stream = std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino);
+    auto argv = daemon_argv(root);
+    argv.insert(argv.end(), {"--no-dbus", "--log-level", level});
+    ChildProcess daemon(argv, log, {"JOURNAL_STREAM=" + stream});
+    ASSERT_TRUE(wait_for([&] { return read_file(log).find("test hook") != std::string::npos; },
+                         std::chrono::seconds(5)))
+        << read_file(log);
+    EXPECT_EQ(daemon.wait_exit(0), -1) << read_file(log);
+    ::kill(daemon.pid(), SIGTERM);
+    EXPECT_EQ(daemon.wait_exit(5000), 0) << read_file(log);
+    const std::string text = read_file(log);
+    EXPECT_NE(text.find("<4>test hook: recording kernel"), std::string::npos) << text;
+    if (level == "info") {
+      EXPECT_NE(text.find("<6>applied "), std::string::npos) << text;
+      EXPECT_NE(text.find("<6>stopped; everything tierswapd changed is restored"), std::string::npos) << text;
+    } else {
+      EXPECT_EQ(text.find("<6>"), std::string::npos) << text;
+    }
+    EXPECT_EQ(text.find(" info "), std::string::npos) << "no plain-text lines: " << text;
+  }
+}
+
+// The installed tierswapd has no test seams; tierswapd-test has them.
+// --version reports what the build has, not a fixed string.
+TEST(TierswapdCommandLine, TestSeamsOnlyInTheTestBinaryAndVersionFromTheBuild) {
+  auto r = run_process({TIERSWAPD, "--test-fake-kernel", "--root", "/tmp"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("unknown argument \"--test-fake-kernel\""), std::string::npos) << r.err;
+  r = run_process({TIERSWAPD, "--help"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out.find("--test-"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--log-level LEVEL"), std::string::npos) << r.out;
+  r = run_process({TIERSWAPD_TEST, "--test-fake-kernel"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--test-fake-kernel needs a --root other than /"), std::string::npos) << r.err;
+
+  r = run_process({TIERSWAPD, "--version"});
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.out.find("features: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(TIERSWAP_TEST_HAVE_CUDA ? "cuda=yes" : "cuda=no"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("sd_notify=libsystemd-"), std::string::npos) << r.out;
 }
 
 }  // namespace

@@ -66,7 +66,9 @@ std::string read_value(const std::string& p) {
 // A running tierswapd with its stderr in a file and its own NOTIFY_SOCKET.
 class Daemon {
  public:
-  Daemon(const std::string& dir, std::vector<std::string> args, std::vector<std::string> env = {})
+  // `bin`: tierswapd, or tierswapd-test for the --test-* seams.
+  Daemon(const std::string& dir, std::vector<std::string> args, std::vector<std::string> env = {},
+         const char* bin = TIERSWAPD_BIN)
       : log_(dir + "/tierswapd.log"), sock_path_(dir + "/notify.sock") {
     sock_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     sockaddr_un a{};
@@ -78,7 +80,7 @@ class Daemon {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 2, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    args.insert(args.begin(), TIERSWAPD_BIN);
+    args.insert(args.begin(), bin);
     std::vector<char*> argv;
     for (auto& s : args) argv.push_back(s.data());
     argv.push_back(nullptr);
@@ -87,7 +89,7 @@ class Daemon {
     std::vector<char*> envp;
     for (auto& s : envs) envp.push_back(s.data());
     envp.push_back(nullptr);
-    if (posix_spawn(&pid_, TIERSWAPD_BIN, &fa, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
+    if (posix_spawn(&pid_, bin, &fa, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
     posix_spawn_file_actions_destroy(&fa);
   }
   ~Daemon() {
@@ -225,8 +227,8 @@ TEST_F(ApplyKernel, FaultAtEveryStepLeavesTheMachineAsItWas) {
   const size_t n = planned.plan.steps.size();
   ASSERT_GE(n, 8u);
   for (size_t step = 1; step <= n; ++step) {
-    SCOPED_TRACE("TIERSWAP_TEST_FAIL_STEP=" + std::to_string(step));
-    Daemon d(dir_, {"--config", cfg}, {"TIERSWAP_TEST_FAIL_STEP=" + std::to_string(step)});
+    SCOPED_TRACE("tierswapd-test --test-fail-step " + std::to_string(step));
+    Daemon d(dir_, {"--config", cfg, "--test-fail-step", std::to_string(step)}, {}, TIERSWAPD_TEST_BIN);
     EXPECT_EQ(d.wait(), 1) << d.log();
     EXPECT_NE(d.log().find("step " + std::to_string(step) + " of " + std::to_string(n)), std::string::npos)
         << d.log();
