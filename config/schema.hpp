@@ -4,6 +4,7 @@
 // stays inside schema.cpp.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 #include <vector>
 
@@ -31,7 +32,14 @@ bool valid_tier_name(std::string_view name);
 //   vm.vfs_cache_pressure    1..1000  (kernel takes any N >= 0, but 0 never
 //                                      reclaims dentries/inodes, an OOM risk,
 //                                      and the kernel docs stop at a few hundred)
-//   vm.min_free_kbytes       1..2^31-1 (kernel int; must be > 0)
+//   vm.min_free_kbytes       1..2^31-1 (kernel int; must be > 0), and at
+//                                      most kMinFreeRamPercent of RAM when
+//                                      RAM is known (schema.cpp says why)
+inline constexpr unsigned kMinFreeRamPercent = 5;
+
+// A zram tier's size may be at most this many times RAM (when RAM is known).
+inline constexpr std::uint64_t kMaxZramRamRatio = 2;
+
 struct SysctlRule {
   const char* key;
   long long min;
