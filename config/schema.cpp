@@ -116,12 +116,15 @@ class Reader {
       return spec;
     }
     for_each_key(root, "", kTopKeys,
-                 [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc) {
+                 [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc key_at) {
                    if (key == "version") read_version(value, at);
                    if (key == "profile") read_profile(value, at, spec);
                    if (key == "sysctl") read_sysctl(value, at, spec);
                    if (key == "zswap") read_zswap(value, at, spec.zswap);
-                   if (key == "tiers") read_tiers(value, at, spec);
+                   if (key == "tiers") {
+                     spec.tiers_loc = key_at;
+                     read_tiers(value, at, spec);
+                   }
                  });
     return spec;
   }
