@@ -1,0 +1,83 @@
+// tierswapctl as a person runs it: exit status and what it prints. No
+// daemon: `plan` runs locally against tests/fixtures/01-desktop-default.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+namespace {
+
+struct Run {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Run run(const std::string& args) {
+  Run r;
+  FILE* p = ::popen((std::string(TIERSWAPCTL) + " " + args + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.output += buf.data();
+  const int status = ::pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return r;
+}
+
+class PlanProfile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    file_ =
+        std::filesystem::temp_directory_path() / ("tierswapctl-plan-" + std::to_string(getpid()) + ".yaml");
+  }
+  void TearDown() override { std::filesystem::remove(file_); }
+  std::string plan(const std::string& yaml, const std::string& extra = {}) {
+    std::ofstream(file_) << yaml;
+    auto r =
+        run("plan " + file_.string() + " --root " + TIERSWAP_FIXTURES_DIR + "/01-desktop-default " + extra);
+    EXPECT_EQ(r.code, 0) << r.output;
+    return r.output;
+  }
+  std::filesystem::path file_;
+};
+
+TEST_F(PlanProfile, TextListsWhatTheProfileSupplies) {
+  const auto out = plan("profile: desktop\nsysctl:\n  vm.swappiness: 100\n");
+  const auto at = out.find("\nfrom profile desktop (not set in the file):\n");
+  ASSERT_NE(at, std::string::npos) << out;
+  const std::string tail = out.substr(at);
+  EXPECT_NE(tail.find("  sysctl.vm.page-cluster = 0\n"), std::string::npos) << out;
+  EXPECT_NE(tail.find("  tiers[0] = zram (zram, min(ram / 2, 8G), priority 100)\n"), std::string::npos)
+      << out;
+  // The file sets swappiness itself: not the profile's.
+  EXPECT_EQ(tail.find("vm.swappiness"), std::string::npos) << out;
+}
+
+TEST_F(PlanProfile, FileTiersAreNotTheProfiles) {
+  const auto out = plan("profile: desktop\ntiers:\n  - { name: fast, kind: zram, size: 1G }\n");
+  EXPECT_NE(out.find("from profile desktop"), std::string::npos) << out;
+  EXPECT_EQ(out.find("tiers[0] ="), std::string::npos) << out;
+  // One zram device: the file's, not the profile's as well.
+  EXPECT_NE(out.find("[fast] zram hot_add"), std::string::npos) << out;
+  EXPECT_EQ(out.find("[zram] zram hot_add"), std::string::npos) << out;
+}
+
+TEST_F(PlanProfile, JsonHasAProfileObject) {
+  const auto out = plan("profile: desktop\n", "--json");
+  EXPECT_NE(out.find("\"profile\": {\n    \"name\": \"desktop\",\n    \"settings\": ["), std::string::npos)
+      << out;
+  EXPECT_NE(out.find("\"key\": \"sysctl.vm.swappiness\",\n        \"value\": \"150\""), std::string::npos)
+      << out;
+  EXPECT_TRUE(out.ends_with("    ]\n  }\n}\n")) << out;
+}
+
+TEST_F(PlanProfile, NoProfileSaysNothingInTextAndNoneInJson) {
+  EXPECT_EQ(plan("sysctl:\n  vm.swappiness: 100\n").find("from profile"), std::string::npos);
+  EXPECT_NE(plan("sysctl:\n  vm.swappiness: 100\n", "--json").find("\"name\": \"none\""), std::string::npos);
+}
+
+}  // namespace
