@@ -2,19 +2,15 @@
 // do on this machine, touching nothing, and which settings FILE's profile
 // supplies (the ones the file does not set itself).
 #include <cstdio>
-#include <optional>
-#include <set>
-#include <span>
 #include <string>
+#include <vector>
 
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "common/json_writer.hpp"
 #include "config/loader.hpp"
 #include "config/profiles.hpp"
-#include "ctl/cli_args.hpp"
-#include "ctl/command.hpp"
-#include "daemon/plan_file.hpp"
+#include "ctl/file_command.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
 
@@ -78,25 +74,18 @@ constexpr const char* kHelp =
     "  --json       print the plan as JSON\n\n"
     "Exit status: 0 planned, 1 the config is invalid here (errors on stderr), 2 usage.\n";
 
-int run_plan(std::span<const std::string> args) {
-  const auto parsed = parse_file_args("plan", args, true);
-  if (!parsed) return kExitUsage;
-  const FileArgs& a = *parsed;
-  if (a.help) {
-    std::fputs(kHelp, stdout);
+std::function<int()> setup_plan(CLI::App& sub) {
+  return file_command(sub, kHelp, true, [](const FileArgs& a, const FilePlan& r) {
+    const FromProfile prof = from_profile(a.file, a.root);
+    const std::string out =
+        a.json ? with_profile_json(plan_to_json(r.plan), prof) : plan_to_text(r.plan) + profile_text(prof);
+    std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;
-  }
-  const auto r = plan_file(a.file, a.root, stderr);
-  if (!r.ok) return kExitFailed;
-  const FromProfile prof = from_profile(a.file, a.root);
-  const std::string out =
-      a.json ? with_profile_json(plan_to_json(r.plan), prof) : plan_to_text(r.plan) + profile_text(prof);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return kExitOk;
+  });
 }
 
 const Registrar reg{
-    {"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &run_plan}};
+    {"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &setup_plan}};
 
 }  // namespace
 }  // namespace tierswap::ctl

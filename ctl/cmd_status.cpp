@@ -21,10 +21,8 @@ int terminal_width() {
   return 80;
 }
 
-int run_status(std::span<const std::string> argv) {
-  auto args = parse_args("status", argv, {"--json"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+int run_status(const CLI::App& sub, bool help, bool json_out) {
+  if (help) {
     std::printf(
         "Usage: tierswapctl status [--json]\n"
         "Show the swap tiers in priority order (tier, kind, device, priority, size,\n"
@@ -32,16 +30,13 @@ int run_status(std::span<const std::string> argv) {
         "  --json   print the status document (fields in tierswapctl(8), STATUS JSON)\n");
     return kExitOk;
   }
-  if (!args->positionals.empty()) {
-    std::fprintf(stderr, "tierswapctl status: unexpected argument \"%s\"\n", args->positionals[0].c_str());
-    return kExitUsage;
-  }
+  if (!check_leftovers(sub)) return kExitUsage;
   int rc = 0;
   auto bus = connect_or_report(&rc);
   if (!bus) return rc;
   auto json = bus->get_status_json();
   if (!json) return report_call_error("status", json.error());
-  if (args->has("--json")) {
+  if (json_out) {
     std::printf("%s\n", json->c_str());
     return kExitOk;
   }
@@ -55,7 +50,14 @@ int run_status(std::span<const std::string> argv) {
   return kExitOk;
 }
 
-const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &run_status}};
+std::function<int()> setup_status(CLI::App& sub) {
+  auto help = own_help(sub);
+  auto json = std::make_shared<bool>(false);
+  sub.add_flag("--json", *json);
+  return [&sub, help, json] { return run_status(sub, *help, *json); };
+}
+
+const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &setup_status}};
 
 }  // namespace
 }  // namespace tierswap::ctl

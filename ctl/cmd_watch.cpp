@@ -74,10 +74,16 @@ std::string frame(const Status& s, const std::deque<double>& mem, const std::deq
   return out;
 }
 
-int run_watch(std::span<const std::string> argv) {
-  auto args = parse_args("watch", argv, {"--json"}, {"--interval", "-n", "--count"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+struct WatchArgs {
+  // Strings, checked here, for messages that say what is allowed.
+  std::string interval, count;
+  CLI::Option* interval_set = nullptr;
+  CLI::Option* count_set = nullptr;
+  bool json = false;
+};
+
+int run_watch(const CLI::App& sub, bool help, const WatchArgs& args) {
+  if (help) {
     std::printf(
         "Usage: tierswapctl watch [--interval SECONDS] [--count N] [--json]\n"
         "       tierswapctl top ...\n"
@@ -88,8 +94,10 @@ int run_watch(std::span<const std::string> argv) {
         "  --count N                stop after N refreshes\n");
     return kExitOk;
   }
+  if (!check_leftovers(sub)) return kExitUsage;
   double interval = 1.0;
-  if (auto v = args->get("--interval") ? args->get("--interval") : args->get("-n")) {
+  if (args.interval_set->count()) {
+    const std::string* v = &args.interval;
     char* end = nullptr;
     interval = std::strtod(v->c_str(), &end);
     if (end == v->c_str() || *end || interval < 0.1) {
@@ -99,7 +107,8 @@ int run_watch(std::span<const std::string> argv) {
     }
   }
   long count = -1;
-  if (auto v = args->get("--count")) {
+  if (args.count_set->count()) {
+    const std::string* v = &args.count;
     char* end = nullptr;
     count = std::strtol(v->c_str(), &end, 10);
     if (end == v->c_str() || *end || count < 1) {
@@ -107,7 +116,7 @@ int run_watch(std::span<const std::string> argv) {
       return kExitUsage;
     }
   }
-  const bool json = args->has("--json");
+  const bool json = args.json;
   const bool tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
   if (!tty && !json && count < 0) count = 1;
 
@@ -165,7 +174,16 @@ int run_watch(std::span<const std::string> argv) {
   return kExitOk;
 }
 
-const Registrar reg{{"watch", "[--interval S]", "live status with bars and sparklines", &run_watch, "top"}};
+std::function<int()> setup_watch(CLI::App& sub) {
+  auto help = own_help(sub);
+  auto args = std::make_shared<WatchArgs>();
+  args->interval_set = sub.add_option("-n,--interval", args->interval);
+  args->count_set = sub.add_option("--count", args->count);
+  sub.add_flag("--json", args->json);
+  return [&sub, help, args] { return run_watch(sub, *help, *args); };
+}
+
+const Registrar reg{{"watch", "[--interval S]", "live status with bars and sparklines", &setup_watch, "top"}};
 
 }  // namespace
 }  // namespace tierswap::ctl

@@ -28,6 +28,54 @@ Run run(const std::string& args) {
   return r;
 }
 
+struct Case {
+  const char* args;
+  const char* says;
+};
+
+// Every usage error: exit 2 and a message that names the option or argument.
+TEST(Usage, ErrorsAreExit2AndNameTheOption) {
+  const Case cases[] = {
+      {"status --jsno", "tierswapctl status: unknown option \"--jsno\""},
+      {"doctor --root", "tierswapctl doctor: --root needs a value"},
+      {"plan x.yaml --root", "tierswapctl plan: --root needs a value"},
+      {"watch -n", "tierswapctl watch: --interval needs a value"},
+      {"watch --count", "tierswapctl watch: --count needs a value"},
+      {"watch --count -3", "--count \"-3\" is not a whole number >= 1"},
+      {"watch --count 2x", "--count \"2x\" is not a whole number >= 1"},
+      {"top --interval abc", "--interval \"abc\" is not a number of seconds"},
+      {"demote", "tierswapctl demote: expected one TIER"},
+      {"promote a b", "tierswapctl promote: expected one TIER, got more"},
+      {"reload now", "tierswapctl reload: unexpected argument \"now\""},
+      {"completion fish", "\"fish\" is not bash, zsh or tiers"},
+      {"--frob", "tierswapctl: unknown option \"--frob\""},
+      {"frob", "tierswapctl: unknown command \"frob\""},
+  };
+  for (const auto& c : cases) {
+    const auto r = run(c.args);
+    EXPECT_EQ(r.code, 2) << c.args << ": " << r.output;
+    EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << ": " << r.output;
+  }
+}
+
+TEST(Usage, EachCommandHasHelp) {
+  for (const char* cmd :
+       {"status", "watch", "top", "demote", "promote", "reload", "doctor", "check", "plan", "completion"}) {
+    const auto r = run(std::string(cmd) + " --help");
+    EXPECT_EQ(r.code, 0) << cmd << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("Usage: tierswapctl ", 0), 0u) << cmd << ": " << r.output;
+  }
+  const auto r = run("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_NE(r.output.find("Commands:"), std::string::npos) << r.output;
+}
+
+TEST(Usage, Version) {
+  const auto r = run("--version");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.output.rfind("tierswapctl ", 0), 0u) << r.output;
+}
+
 class PlanProfile : public ::testing::Test {
  protected:
   void SetUp() override {
