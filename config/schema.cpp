@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 
+#include "common/tier_name.hpp"
 #include "config/size_expr.hpp"
 #include "config/suggest.hpp"
 #include "config/yaml_limits.hpp"
@@ -617,9 +618,7 @@ class Reader {
 }  // namespace
 
 bool valid_tier_name(std::string_view name) {
-  return !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
+  return check_tier_name(name).has_value();
 }
 
 const std::vector<SysctlRule>& sysctl_rules() {

@@ -21,7 +21,8 @@ namespace tierswap::config {
 Spec read_user_config(std::string_view yaml, std::string_view source, const HostFacts& host,
                       std::vector<Diagnostic>& out);
 
-// Valid tier names become a D-Bus object path component: [a-zA-Z0-9_-]{1,32}.
+// Valid tier names become a D-Bus object path component: [a-zA-Z0-9_-]{1,32}
+// (the rule is common/tier_name.hpp's check_tier_name).
 bool valid_tier_name(std::string_view name);
 
 // sysctl keys tierswap manages, with the range it accepts for each:
