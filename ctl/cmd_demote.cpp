@@ -57,9 +57,9 @@ std::string progress_text(const std::string& tier, Follow& f, bool bar) {
   if (rate > 0 && f.total >= f.moved) left = format_duration(double(f.total - f.moved) / rate);
   std::string head = bar ? fmt::format("{} {} {:3.0f}%", tier, usage_bar(frac, 20), frac * 100)
                          : fmt::format("{}: {:3.0f}%", tier, frac * 100);
-  return fmt::format("{}  {}/{} ({}/{} pages)  {}/s  {} left", head, human_bytes(f.moved),
-                     f.total ? human_bytes(f.total) : std::string("?"), f.moved / kPage, f.total / kPage,
-                     human_bytes(static_cast<std::uint64_t>(rate)), left);
+  return fmt::format("{}  {}/{} ({}/{} pages)  {}/s  {} left", head, format_bytes_short(f.moved),
+                     f.total ? format_bytes_short(f.total) : std::string("?"), f.moved / kPage,
+                     f.total / kPage, format_bytes_short(static_cast<std::uint64_t>(rate)), left);
 }
 
 struct MoveArgs {
@@ -215,7 +215,7 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
   if (f.ok) {
     if (!json)
       std::printf("%s: %s, %s in %s (%s moved)\n", tier.c_str(), demote ? "demoted" : "promoted",
-                  f.end_state.c_str(), format_duration(secs).c_str(), human_bytes(f.moved).c_str());
+                  f.end_state.c_str(), format_duration(secs).c_str(), format_bytes_short(f.moved).c_str());
     return finish(f.end_state.c_str(), kExitOk);
   }
   if (!json) {
