@@ -1,25 +1,17 @@
 // tierswapctl status: the waterfall, pressure, swap rates and GPUs, from the
 // daemon (GetStatus). --json prints the daemon's document unchanged.
-#include <sys/ioctl.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstdio>
 
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/status_view.hpp"
+#include "ctl/terminal_width.hpp"
 #include "dbus/status_json.hpp"
 
 namespace tierswap::ctl {
 namespace {
-
-int terminal_width() {
-  winsize ws{};
-  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-    return ws.ws_col < 80 ? ws.ws_col : 80;
-  return 80;
-}
 
 int run_status(const CLI::App& sub, bool help, bool json_out) {
   if (help) {
@@ -46,7 +38,7 @@ int run_status(const CLI::App& sub, bool help, bool json_out) {
                  st.error().message.c_str());
     return kExitFailed;
   }
-  std::fputs(render_status(*st, terminal_width()).c_str(), stdout);
+  std::fputs(render_status(*st, std::min(terminal_columns(), 80)).c_str(), stdout);
   return kExitOk;
 }
 

@@ -5,7 +5,6 @@
 // (or, with --json, one status document per interval).
 #include <fmt/format.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/status_view.hpp"
+#include "ctl/terminal_width.hpp"
 #include "dbus/status_json.hpp"
 
 namespace tierswap::ctl {
@@ -54,12 +54,6 @@ class TerminalGuard {
   termios saved_{};
   bool active_ = false;
 };
-
-int columns() {
-  winsize ws{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-  return 80;
-}
 
 std::string frame(const Status& s, const std::deque<double>& mem, const std::deque<double>& io, int width) {
   std::string out = render_status(s, std::min(width, 80));
@@ -154,7 +148,7 @@ int run_watch(const CLI::App& sub, bool help, const WatchArgs& args) {
       while (io.size() > 40) io.pop_front();
       if (guard) {
         std::fputs("\033[H\033[2J", stdout);
-        std::fputs(frame(*st, mem, io, columns()).c_str(), stdout);
+        std::fputs(frame(*st, mem, io, terminal_columns()).c_str(), stdout);
       } else {
         std::fputs(render_status(*st).c_str(), stdout);
       }
