@@ -1,31 +1,20 @@
 // tierswapctl as a person runs it: exit status and what it prints. No
 // daemon: `plan` runs locally against tests/fixtures/01-desktop-default.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
+#include "tests/unit/run_command.hpp"
+
 namespace {
 
-struct Run {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
+using tierswap::test::Run;
 
 Run run(const std::string& args) {
-  Run r;
-  FILE* p = ::popen((std::string(TIERSWAPCTL) + " " + args + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), static_cast<int>(buf.size()), p)) r.output += buf.data();
-  const int status = ::pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return r;
+  return tierswap::test::run_command(std::string(TIERSWAPCTL) + " " + args);
 }
 
 struct Case {
