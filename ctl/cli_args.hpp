@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -45,6 +46,15 @@ inline bool check_leftovers(const CLI::App& sub, const std::string& extra = {}) 
     return false;
   }
   return true;
+}
+
+// [--json] and nothing else (status, reload): run(sub, help, json).
+inline std::function<int()> json_only_command(CLI::App& sub,
+                                              int (*run)(const CLI::App&, bool help, bool json)) {
+  auto help = own_help(sub);
+  auto json = std::make_shared<bool>(false);
+  sub.add_flag("--json", *json, "print JSON");
+  return [&sub, help, json, run] { return run(sub, *help, *json); };
 }
 
 // FILE [--root DIR] [--json] (check, plan): one FILE, a root defaulting to "/".

@@ -36,10 +36,7 @@ int run_reload(const CLI::App& sub, bool help, bool json) {
 }
 
 std::function<int()> setup_reload(CLI::App& sub) {
-  auto help = own_help(sub);
-  auto json = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json);
-  return [&sub, help, json] { return run_reload(sub, *help, *json); };
+  return json_only_command(sub, &run_reload);
 }
 
 const Registrar reg{{"reload", "[--json]", "re-read the config in tierswapd", &setup_reload}};

@@ -43,10 +43,7 @@ int run_status(const CLI::App& sub, bool help, bool json_out) {
 }
 
 std::function<int()> setup_status(CLI::App& sub) {
-  auto help = own_help(sub);
-  auto json = std::make_shared<bool>(false);
-  sub.add_flag("--json", *json);
-  return [&sub, help, json] { return run_status(sub, *help, *json); };
+  return json_only_command(sub, &run_status);
 }
 
 const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &setup_status}};
