@@ -24,6 +24,18 @@ SourceLoc zswap_loc(const Spec& spec) {
   return it != spec.zswap.locs.end() ? it->second : SourceLoc{spec.source, 0, 0};
 }
 
+// Where the profile's own tiers stand in for a missing `tiers:` list, a
+// `tiers:` list the user adds replaces them: the hint says to keep them.
+std::string add_disk_tier_hint(const Spec& spec) {
+  if (spec.tiers_loc || spec.tiers.empty()) return kAddDiskTier;
+  std::string names;
+  for (const auto& t : spec.tiers) names += (names.empty() ? "\"" : ", \"") + t.name + "\"";
+  return fmt::format(
+      "write a tiers: list with the profile's {} tier{} and a disk tier, e.g. {{ name: disk, "
+      "kind: file, path: /var/swap/tierswap, size: 4G }}: a tiers: list replaces the profile's",
+      names, spec.tiers.size() == 1 ? "" : "s");
+}
+
 void warn(std::vector<Diagnostic>& out, SourceLoc at, std::string path, std::string message,
           std::string hint) {
   out.push_back(
@@ -61,7 +73,7 @@ void check_combinations(const Spec& spec, const HostFacts& host, std::vector<Dia
              fmt::format("with {} GiB of RAM the desktop recipe recommends a small disk swap next to zram, "
                          "and no file or partition tier is listed",
                          host.ram_bytes / kGiB),
-             kAddDiskTier);
+             add_disk_tier_hint(spec));
       break;
     default:
       break;

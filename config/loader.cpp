@@ -6,7 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <string>
 
 #include "config/checks.hpp"
 #include "config/profiles.hpp"
@@ -20,7 +20,22 @@ bool LoadResult::ok() const {
   return true;
 }
 
+namespace {
+
+LoadResult one_error(std::string_view source, std::string message, std::string hint) {
+  LoadResult result;
+  result.diagnostics.push_back(Diagnostic{Severity::error, SourceLoc{std::string(source), 0, 0}, "",
+                                          std::move(message), std::move(hint)});
+  return result;
+}
+
+}  // namespace
+
 LoadResult load_string(std::string_view yaml, std::string_view source_name, const HostFacts& host) {
+  if (yaml.size() > kMaxConfigBytes)
+    return one_error(source_name,
+                     "more than " + std::to_string(kMaxConfigBytes) + " bytes: too large for a config",
+                     "a tierswap config is a few hundred bytes; check that this is the right file");
   LoadResult result;
   Spec user = read_user_config(yaml, source_name, host, result.diagnostics);
   if (!result.ok()) return result;
@@ -34,21 +49,23 @@ LoadResult load_string(std::string_view yaml, std::string_view source_name, cons
 LoadResult load_file(const std::filesystem::path& file, const HostFacts& host) {
   errno = 0;
   std::ifstream in(file, std::ios::binary);
-  std::ostringstream text;
-  if (in) text << in.rdbuf();
+  // One byte past the cap is enough to know the file is too large; a
+  // device or a pipe has no size to ask for, so read instead of stat.
+  std::string text(kMaxConfigBytes + 1, '\0');
+  if (in) {
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    if (in.eof()) in.clear();  // a short file sets failbit along with eofbit
+  }
   std::error_code ec;
   // A directory opens fine and reads as nothing: say what it is instead.
   if (std::filesystem::is_directory(file, ec)) errno = EISDIR;
   if (!in || in.bad() || errno == EISDIR) {
     int err = errno;
-    LoadResult result;
-    result.diagnostics.push_back(
-        Diagnostic{Severity::error, SourceLoc{file.string(), 0, 0}, "",
-                   std::string("cannot read this file: ") + std::strerror(err ? err : EIO),
-                   "check the path and its permissions"});
-    return result;
+    return one_error(file.string(), std::string("cannot read this file: ") + std::strerror(err ? err : EIO),
+                     "check the path and its permissions");
   }
-  return load_string(text.str(), file.string(), host);
+  return load_string(text, file.string(), host);
 }
 
 }  // namespace tierswap::config

@@ -14,6 +14,7 @@
 // HostFacts.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -33,11 +34,18 @@ struct LoadResult {
   bool ok() const;
 };
 
+// The largest config text the loader reads. A config is a few hundred
+// bytes; the cap keeps a wrong path (a disk image, /dev/zero) from being
+// read into memory whole and parsed. Larger text gets one error, line 0.
+inline constexpr std::size_t kMaxConfigBytes = 1 << 20;  // 1 MiB
+
 // Reads `file` and loads it; diagnostics name the file as given. A file that
-// cannot be read yields one error diagnostic (line 0) and no spec.
+// cannot be read, or holds more than kMaxConfigBytes, yields one error
+// diagnostic (line 0) and no spec; no more than kMaxConfigBytes + 1 bytes
+// are read.
 LoadResult load_file(const std::filesystem::path& file, const HostFacts& host);
 
-// Loads YAML text; `source_name` is what diagnostics and Spec::source name
+// Loads YAML text (at most kMaxConfigBytes); `source_name` is what diagnostics and Spec::source name
 // ("/etc/tierswap.yaml", "<embedded default>").
 LoadResult load_string(std::string_view yaml, std::string_view source_name, const HostFacts& host);
 

@@ -134,22 +134,46 @@ Spec merge_over_profile(const Spec& recipe, Spec user) {
     z.locs["compressor"] = pz.locs.at("compressor");
   }
 
-  // tiers: profile order, replaced by name; then the user's remaining ones.
-  std::vector<Tier> tiers;
-  std::vector<bool> used(out.tiers.size(), false);
-  for (const Tier& pt : recipe.tiers) {
-    bool replaced = false;
-    for (std::size_t i = 0; i < out.tiers.size() && !replaced; ++i) {
-      if (!used[i] && out.tiers[i].name == pt.name) {
-        tiers.push_back(std::move(out.tiers[i]));
-        used[i] = replaced = true;
-      }
+  // tiers: all of the file's, or all of the profile's.
+  if (!out.tiers_loc) out.tiers = recipe.tiers;
+  return out;
+}
+
+std::vector<ProfileSetting> profile_settings(const Spec& spec) {
+  std::vector<ProfileSetting> out;
+  if (spec.profile == Profile::none) return out;
+  // A value the profile supplied carries line 0; the file's are 1-based.
+  auto from_profile = [](const std::map<std::string, SourceLoc>& locs, const std::string& key) {
+    auto it = locs.find(key);
+    return it != locs.end() && it->second.line == 0;
+  };
+  for (const auto& [key, value] : spec.sysctl)
+    if (from_profile(spec.sysctl_locs, key)) out.push_back({"sysctl." + key, std::to_string(value)});
+
+  const Zswap& z = spec.zswap;
+  auto flag = [](const std::optional<bool>& b) { return *b ? "true" : "false"; };
+  auto zswap = [&](const char* key, bool set, std::string value) {
+    if (set && from_profile(z.locs, key)) out.push_back({std::string("zswap.") + key, std::move(value)});
+  };
+  zswap("enabled", z.enabled.has_value(), z.enabled ? flag(z.enabled) : "");
+  std::string compressors;
+  for (const auto& c : z.compressors) compressors += (compressors.empty() ? "" : ", ") + c;
+  zswap("compressor", !z.compressors.empty(), "[" + compressors + "]");
+  zswap("max_pool_percent", z.max_pool_percent.has_value(),
+        z.max_pool_percent ? std::to_string(*z.max_pool_percent) : "");
+  zswap("accept_threshold_percent", z.accept_threshold_percent.has_value(),
+        z.accept_threshold_percent ? std::to_string(*z.accept_threshold_percent) : "");
+  zswap("shrinker_enabled", z.shrinker_enabled.has_value(),
+        z.shrinker_enabled ? flag(z.shrinker_enabled) : "");
+
+  if (!spec.tiers_loc) {
+    for (std::size_t i = 0; i < spec.tiers.size(); ++i) {
+      const Tier& t = spec.tiers[i];
+      out.push_back({"tiers[" + std::to_string(i) + "]", t.name + " (" + to_string(t.kind) + ", " +
+                                                             t.size_text + ", priority " +
+                                                             std::to_string(t.priority) + ")"});
     }
-    if (!replaced) tiers.push_back(pt);
   }
-  for (std::size_t i = 0; i < out.tiers.size(); ++i)
-    if (!used[i]) tiers.push_back(std::move(out.tiers[i]));
-  out.tiers = std::move(tiers);
   return out;
 }
 

@@ -16,12 +16,15 @@
 //   gpu-workstation  desktop, plus tier "vram": kind vram, size
 //                    "25% of vram", priority 50.
 //
-// Overrides: a user tier with the same name as a profile tier replaces it
-// whole (it must be complete: kind, size, ...); sysctl and zswap keys
+// Overrides: a `tiers:` list in the file replaces the profile's tiers as a
+// whole (tiers are never merged by name: `profile: desktop` plus a user's
+// zram tier "fast" is one zram device, not two); sysctl and zswap keys
 // override one by one. Values from a profile carry SourceLoc{source, 0, 0}.
 #pragma once
 
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "config/spec.hpp"
 
@@ -32,9 +35,22 @@ namespace tierswap::config {
 // while host.vram_bytes is 0).
 Spec profile_recipe(Profile p, const HostFacts& host, std::string_view source);
 
-// Lays `user` (what the file says) over `recipe`: profile tiers keep their
-// place unless a user tier of the same name takes it; the user's other
-// tiers follow in file order. Everything else of `user` is kept.
+// Lays `user` (what the file says) over `recipe`: the recipe's tiers only
+// when the file has no `tiers:` key (user.tiers_loc unset); its sysctl and
+// zswap keys where the file does not set them. Everything else of `user`
+// is kept.
 Spec merge_over_profile(const Spec& recipe, Spec user);
+
+// One setting of a loaded Spec that its profile supplied (the file does
+// not set it): what `tierswapctl plan` lists under "from profile".
+struct ProfileSetting {
+  std::string key;    // "sysctl.vm.swappiness", "zswap.enabled", "tiers"
+  std::string value;  // "150", "false", "zram (zram, min(ram / 2, 8G), priority 100)"
+};
+
+// The settings of `spec` that come from spec.profile, in the order sysctl,
+// zswap, tiers; empty for Profile::none. Tiers from the profile are listed
+// one entry each under key "tiers[N]".
+std::vector<ProfileSetting> profile_settings(const Spec& spec);
 
 }  // namespace tierswap::config

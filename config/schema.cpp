@@ -2,7 +2,8 @@
 // schema and fills a Spec. Each problem becomes one Diagnostic and the walk
 // goes on, so that `tierswapctl check` shows everything at once.
 //
-// yaml-cpp is used only here: its exceptions (malformed YAML) are caught at
+// yaml-cpp is used only here and in yaml_limits.cpp (which bounds aliases
+// before the tree is built): its exceptions (malformed YAML) are caught at
 // the top, and positions come from Node::Mark() (0-based; printed 1-based).
 #include "config/schema.hpp"
 
@@ -17,8 +18,10 @@
 #include <optional>
 #include <string>
 
+#include "common/tier_name.hpp"
 #include "config/size_expr.hpp"
 #include "config/suggest.hpp"
+#include "config/yaml_limits.hpp"
 
 namespace tierswap::config {
 namespace {
@@ -114,12 +117,15 @@ class Reader {
       return spec;
     }
     for_each_key(root, "", kTopKeys,
-                 [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc) {
+                 [&](const std::string& key, const YAML::Node& value, SourceLoc at, SourceLoc key_at) {
                    if (key == "version") read_version(value, at);
                    if (key == "profile") read_profile(value, at, spec);
                    if (key == "sysctl") read_sysctl(value, at, spec);
                    if (key == "zswap") read_zswap(value, at, spec.zswap);
-                   if (key == "tiers") read_tiers(value, at, spec);
+                   if (key == "tiers") {
+                     spec.tiers_loc = key_at;
+                     read_tiers(value, at, spec);
+                   }
                  });
     return spec;
   }
@@ -348,8 +354,27 @@ class Reader {
         continue;
       }
       spec.sysctl_locs[key] = val_at;
-      if (auto n = integer(val, val_at, path, rule->min, rule->max)) spec.sysctl[key] = *n;
+      auto n = integer(val, val_at, path, rule->min, rule->max);
+      if (n && key == "vm.min_free_kbytes" && !min_free_fits_ram(*n, val_at, path)) n.reset();
+      if (n) spec.sysctl[key] = *n;
     }
+  }
+
+  // vm.min_free_kbytes is what the kernel keeps free at all times (kswapd
+  // reclaims up to 1.5 times it, direct reclaim and then the OOM killer
+  // start below it). Its own default is sqrt(16 * RAM in kB) kB, capped at
+  // 256 MiB: about 0.1% of 16 GiB. More than kMinFreeRamPercent of RAM
+  // takes memory from every program for nothing and, near the kernel's
+  // int limit, makes the machine unusable at once. Unknown RAM: no bound.
+  bool min_free_fits_ram(long long kbytes, const SourceLoc& at, const std::string& path) {
+    if (host_.ram_bytes == 0) return true;
+    const auto max = static_cast<long long>(host_.ram_bytes / 1024 * kMinFreeRamPercent / 100);
+    if (kbytes <= max) return true;
+    error(at, path,
+          fmt::format("{} kB is more than {}% of this machine's RAM ({} kB)", kbytes, kMinFreeRamPercent,
+                      host_.ram_bytes / 1024),
+          fmt::format("allowed: 1..{}; the kernel keeps this much free at all times", std::max(1LL, max)));
+    return false;
   }
 
   void read_zswap(const YAML::Node& v, SourceLoc at, Zswap& z) {
@@ -448,6 +473,7 @@ class Reader {
 
     if (!tier.locs.contains("name"))
       error(loc(map), path + ".name", "missing: every tier needs a name", "e.g. name: zram");
+    if (kind == TierKind::zram) zram_size_fits_ram(tier, path + ".size");
     if (kind) {
       auto require = [&](const char* key, const char* example) {
         if (!tier.locs.contains(key))
@@ -471,6 +497,20 @@ class Reader {
       }
     }
     return tier;
+  }
+
+  // A zram device holds its pages compressed in RAM: a disksize above RAM
+  // fills only when pages compress well (2:1 is typical for zstd/lz4 on
+  // anonymous memory), so more than kMaxZramRamRatio times RAM can never
+  // fill and only wastes the device's table memory (about 0.1% of the
+  // disksize). Unknown RAM: no bound.
+  void zram_size_fits_ram(const Tier& tier, const std::string& path) {
+    if (host_.ram_bytes == 0 || tier.size_bytes <= kMaxZramRamRatio * host_.ram_bytes) return;
+    error(tier.locs.at("size"), path,
+          fmt::format("{} bytes is more than {} times this machine's RAM ({} bytes)", tier.size_bytes,
+                      kMaxZramRamRatio, host_.ram_bytes),
+          fmt::format("zram keeps pages compressed in RAM; try at most {}%, e.g. min(ram / 2, 8G)",
+                      kMaxZramRamRatio * 100));
   }
 
   void wrong_kind_key(SourceLoc at, const std::string& path, const std::string& key, TierKind kind) {
@@ -578,9 +618,7 @@ class Reader {
 }  // namespace
 
 bool valid_tier_name(std::string_view name) {
-  return !name.empty() && name.size() <= 32 && std::all_of(name.begin(), name.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
-  });
+  return check_tier_name(name).has_value();
 }
 
 const std::vector<SysctlRule>& sysctl_rules() {
@@ -605,6 +643,12 @@ std::vector<std::string> schema_key_paths() {
 
 Spec read_user_config(std::string_view yaml, std::string_view source, const HostFacts& host,
                       std::vector<Diagnostic>& out) {
+  if (auto d = check_alias_expansion(yaml, source)) {
+    out.push_back(std::move(*d));
+    Spec spec;
+    spec.source = source;
+    return spec;
+  }
   YAML::Node root;
   try {
     root = YAML::Load(std::string(yaml));

@@ -4,6 +4,7 @@
 // stays inside schema.cpp.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +22,8 @@ namespace tierswap::config {
 Spec read_user_config(std::string_view yaml, std::string_view source, const HostFacts& host,
                       std::vector<Diagnostic>& out);
 
-// Valid tier names become a D-Bus object path component: [a-zA-Z0-9_-]{1,32}.
+// Valid tier names become a D-Bus object path component: [a-zA-Z0-9_-]{1,32}
+// (the rule is common/tier_name.hpp's check_tier_name).
 bool valid_tier_name(std::string_view name);
 
 // sysctl keys tierswap manages, with the range it accepts for each:
@@ -32,7 +34,14 @@ bool valid_tier_name(std::string_view name);
 //   vm.vfs_cache_pressure    1..1000  (kernel takes any N >= 0, but 0 never
 //                                      reclaims dentries/inodes, an OOM risk,
 //                                      and the kernel docs stop at a few hundred)
-//   vm.min_free_kbytes       1..2^31-1 (kernel int; must be > 0)
+//   vm.min_free_kbytes       1..2^31-1 (kernel int; must be > 0), and at
+//                                      most kMinFreeRamPercent of RAM when
+//                                      RAM is known (schema.cpp says why)
+inline constexpr unsigned kMinFreeRamPercent = 5;
+
+// A zram tier's size may be at most this many times RAM (when RAM is known).
+inline constexpr std::uint64_t kMaxZramRamRatio = 2;
+
 struct SysctlRule {
   const char* key;
   long long min;

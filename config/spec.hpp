@@ -99,10 +99,13 @@ struct Spec {
   std::map<std::string, SourceLoc> sysctl_locs;
 
   Zswap zswap;
-  // Profile tiers first (a user tier with the same name takes the profile
-  // tier's place), then the user's other tiers in file order; planning sorts
-  // by priority.
+  // The user's tiers in file order when the file has a `tiers:` key (even an
+  // empty one: `tiers: []` asks for none), else the profile's; the two are
+  // never mixed. Planning sorts by priority.
   std::vector<Tier> tiers;
+  // Where `tiers:` was written; nullopt when the file has no `tiers:` key
+  // (then the tiers, if any, are the profile's).
+  std::optional<SourceLoc> tiers_loc;
 
   // Where `profile:` was written (line 0 when absent); whole-spec warnings
   // such as "a small disk swap is recommended" point here.

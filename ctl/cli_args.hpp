@@ -1,86 +1,87 @@
-// Tiny option parsing shared by the D-Bus commands: flags, --key VALUE and
-// positionals, with a usage error that names the bad option.
+// Option handling shared by tierswapctl's commands, on top of CLI11.
+//
+// Each subcommand prints its own help text (what it does, not only its
+// options) and reports leftovers itself, so that every usage error reads
+// `tierswapctl CMD: ... (see tierswapctl CMD --help)`, names the option or
+// argument, and exits 2.
 #pragma once
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
-#include <optional>
-#include <set>
-#include <span>
+#include <functional>
+#include <memory>
 #include <string>
-#include <vector>
 
 namespace tierswap::ctl {
 
-struct ParsedArgs {
-  std::set<std::string> flags;                               // "--json"
-  std::vector<std::pair<std::string, std::string>> options;  // "--root", "DIR"
-  std::vector<std::string> positionals;
-  bool help = false;
+// Replaces CLI11's help flag of `sub` with -h/--help that the command
+// handles (prints `text` to stdout), and lets unknown arguments through to
+// check_leftovers() instead of CLI11's generic message.
+inline std::shared_ptr<bool> own_help(CLI::App& sub) {
+  auto help = std::make_shared<bool>(false);
+  sub.set_help_flag();
+  sub.add_flag("-h,--help", *help, "show this command's help");
+  sub.allow_extras();
+  return help;
+}
 
-  [[nodiscard]] bool has(const std::string& f) const { return flags.count(f) != 0; }
-  [[nodiscard]] std::optional<std::string> get(const std::string& k) const {
-    for (auto it = options.rbegin(); it != options.rend(); ++it)
-      if (it->first == k) return it->second;
-    return std::nullopt;
-  }
-};
+inline void usage_error(const std::string& cmd, const std::string& what) {
+  std::fprintf(stderr, "tierswapctl %s: %s (see tierswapctl %s --help)\n", cmd.c_str(), what.c_str(),
+               cmd.c_str());
+}
 
-// Returns nullopt (after printing "tierswapctl CMD: ...") on a usage error.
-inline std::optional<ParsedArgs> parse_args(const char* cmd, std::span<const std::string> args,
-                                            const std::set<std::string>& flags,
-                                            const std::set<std::string>& valued = {}) {
-  ParsedArgs p;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "-h" || a == "--help") {
-      p.help = true;
-    } else if (flags.count(a)) {
-      p.flags.insert(a);
-    } else if (valued.count(a)) {
-      if (i + 1 >= args.size()) {
-        std::fprintf(stderr, "tierswapctl %s: %s needs a value (see tierswapctl %s --help)\n", cmd, a.c_str(),
-                     cmd);
-        return std::nullopt;
-      }
-      p.options.emplace_back(a, args[++i]);
-    } else if (auto eq = a.find('=');
-               a.rfind("--", 0) == 0 && eq != std::string::npos && valued.count(a.substr(0, eq))) {
-      p.options.emplace_back(a.substr(0, eq), a.substr(eq + 1));
-    } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
-      std::fprintf(stderr, "tierswapctl %s: unknown option \"%s\" (see tierswapctl %s --help)\n", cmd,
-                   a.c_str(), cmd);
-      return std::nullopt;
-    } else {
-      p.positionals.push_back(a);
+// False (after printing the usage error) when CLI11 left anything over: an
+// option the command does not have, or an argument past its positionals
+// (`extra` describes that: "more than one FILE"; empty: unexpected argument).
+inline bool check_leftovers(const CLI::App& sub, const std::string& extra = {}) {
+  for (const auto& a : sub.remaining()) {
+    if (a.size() > 1 && a[0] == '-') {
+      usage_error(sub.get_name(), "unknown option \"" + a + "\"");
+      return false;
     }
   }
-  return p;
+  if (!sub.remaining().empty()) {
+    usage_error(sub.get_name(),
+                extra.empty() ? "unexpected argument \"" + sub.remaining().front() + "\"" : extra);
+    return false;
+  }
+  return true;
+}
+
+// [--json] and nothing else (status, reload): run(sub, help, json).
+inline std::function<int()> json_only_command(CLI::App& sub,
+                                              int (*run)(const CLI::App&, bool help, bool json)) {
+  auto help = own_help(sub);
+  auto json = std::make_shared<bool>(false);
+  sub.add_flag("--json", *json, "print JSON");
+  return [&sub, help, json, run] { return run(sub, *help, *json); };
 }
 
 // FILE [--root DIR] [--json] (check, plan): one FILE, a root defaulting to "/".
-// Returns nullopt (after printing the usage error) when the arguments are off.
 struct FileArgs {
   std::string file, root = "/";
-  bool json = false, help = false;
+  bool json = false;
+  std::shared_ptr<bool> help;
 };
 
-inline std::optional<FileArgs> parse_file_args(const char* cmd, std::span<const std::string> args,
-                                               bool allow_json) {
-  auto p = parse_args(cmd, args, allow_json ? std::set<std::string>{"--json"} : std::set<std::string>{},
-                      {"--root"});
-  if (!p) return std::nullopt;
-  FileArgs a;
-  a.help = p->help;
-  a.json = p->has("--json");
-  a.root = p->get("--root").value_or("/");
-  if (a.help) return a;
-  if (p->positionals.size() != 1) {
-    std::fprintf(stderr, "tierswapctl %s: %s (see tierswapctl %s --help)\n", cmd,
-                 p->positionals.empty() ? "missing FILE" : "more than one FILE", cmd);
-    return std::nullopt;
-  }
-  a.file = p->positionals.front();
+inline std::shared_ptr<FileArgs> file_args(CLI::App& sub, bool allow_json) {
+  auto a = std::make_shared<FileArgs>();
+  a->help = own_help(sub);
+  sub.add_option("FILE", a->file, "the config to read");
+  sub.add_option("--root", a->root, "the machine under DIR (a fake /sys, /proc, /dev, /run)");
+  if (allow_json) sub.add_flag("--json", a->json, "print JSON");
   return a;
+}
+
+// After parsing: false (after printing the usage error) when FILE is
+// missing or there is more than one, or an option is unknown.
+inline bool file_args_ok(const CLI::App& sub, const FileArgs& a) {
+  if (!check_leftovers(sub, "more than one FILE")) return false;
+  if (a.file.empty()) {
+    usage_error(sub.get_name(), "missing FILE");
+    return false;
+  }
+  return true;
 }
 
 }  // namespace tierswap::ctl

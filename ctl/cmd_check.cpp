@@ -1,14 +1,8 @@
 // tierswapctl check FILE [--root DIR]: validate a config against this
 // machine without touching anything.
 #include <cstdio>
-#include <optional>
-#include <set>
-#include <span>
-#include <string>
 
-#include "ctl/cli_args.hpp"
-#include "ctl/command.hpp"
-#include "daemon/plan_file.hpp"
+#include "ctl/file_command.hpp"
 
 namespace tierswap::ctl {
 namespace {
@@ -21,22 +15,15 @@ constexpr const char* kHelp =
     "Exit status: 0 valid (warnings allowed), 1 invalid (every error on stderr as\n"
     "FILE:LINE:COL: key.path: message (hint)), 2 usage error.\n";
 
-int run_check(std::span<const std::string> args) {
-  const auto parsed = parse_file_args("check", args, false);
-  if (!parsed) return kExitUsage;
-  const FileArgs& a = *parsed;
-  if (a.help) {
-    std::fputs(kHelp, stdout);
+std::function<int()> setup_check(CLI::App& sub) {
+  return file_command(sub, kHelp, false, [](const FileArgs& a, const FilePlan&) {
+    std::printf("%s: valid\n", a.file.c_str());
     return kExitOk;
-  }
-  const auto r = plan_file(a.file, a.root, stderr);
-  if (!r.ok) return kExitFailed;
-  std::printf("%s: valid\n", a.file.c_str());
-  return kExitOk;
+  });
 }
 
 const Registrar reg{
-    {"check", "FILE [--root DIR]", "validate a config without touching anything", &run_check}};
+    {"check", "FILE [--root DIR]", "validate a config without touching anything", &setup_check}};
 
 }  // namespace
 }  // namespace tierswap::ctl

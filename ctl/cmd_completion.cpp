@@ -86,18 +86,16 @@ std::string zsh_script() {
          "_tierswapctl \"$@\"\n";
 }
 
-int run_completion(std::span<const std::string> argv) {
-  auto args = parse_args("completion", argv, {});
-  if (!args) return kExitUsage;
-  if (args->help || args->positionals.size() != 1) {
-    std::fprintf(args->help ? stdout : stderr,
+int run_completion(const CLI::App& sub, bool help, const std::string& what) {
+  if (!help && !check_leftovers(sub)) return kExitUsage;
+  if (help || what.empty()) {
+    std::fprintf(help ? stdout : stderr,
                  "Usage: tierswapctl completion bash|zsh|tiers\n"
                  "Print the completion script for bash or zsh, e.g.\n"
                  "  tierswapctl completion bash > /etc/bash_completion.d/tierswapctl\n"
                  "`tiers` prints the daemon's tier names, one a line.\n");
-    return args->help ? kExitOk : kExitUsage;
+    return help ? kExitOk : kExitUsage;
   }
-  const std::string& what = args->positionals[0];
   if (what == "bash") {
     std::fputs(bash_script().c_str(), stdout);
   } else if (what == "zsh") {
@@ -117,7 +115,14 @@ int run_completion(std::span<const std::string> argv) {
   return kExitOk;
 }
 
-const Registrar reg{{"completion", "bash|zsh|tiers", "print a shell completion script", &run_completion}};
+std::function<int()> setup_completion(CLI::App& sub) {
+  auto help = own_help(sub);
+  auto what = std::make_shared<std::string>();
+  sub.add_option("WHAT", *what);
+  return [&sub, help, what] { return run_completion(sub, *help, *what); };
+}
+
+const Registrar reg{{"completion", "bash|zsh|tiers", "print a shell completion script", &setup_completion}};
 
 }  // namespace
 }  // namespace tierswap::ctl

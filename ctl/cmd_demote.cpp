@@ -57,16 +57,19 @@ std::string progress_text(const std::string& tier, Follow& f, bool bar) {
   if (rate > 0 && f.total >= f.moved) left = format_duration(double(f.total - f.moved) / rate);
   std::string head = bar ? fmt::format("{} {} {:3.0f}%", tier, usage_bar(frac, 20), frac * 100)
                          : fmt::format("{}: {:3.0f}%", tier, frac * 100);
-  return fmt::format("{}  {}/{} ({}/{} pages)  {}/s  {} left", head, human_bytes(f.moved),
-                     f.total ? human_bytes(f.total) : std::string("?"), f.moved / kPage, f.total / kPage,
-                     human_bytes(static_cast<std::uint64_t>(rate)), left);
+  return fmt::format("{}  {}/{} ({}/{} pages)  {}/s  {} left", head, format_bytes_short(f.moved),
+                     f.total ? format_bytes_short(f.total) : std::string("?"), f.moved / kPage,
+                     f.total / kPage, format_bytes_short(static_cast<std::uint64_t>(rate)), left);
 }
 
-int run_move(const char* op, std::span<const std::string> argv) {
+struct MoveArgs {
+  std::string tier;
+  bool json = false, wait = false, no_wait = false;
+};
+
+int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& args) {
   const bool demote = std::string_view(op) == "demote";
-  auto args = parse_args(op, argv, {"--json", "--wait", "--no-wait"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+  if (help) {
     if (demote) {
       std::printf(
           "Usage: tierswapctl demote TIER [--wait|--no-wait] [--json]\n"
@@ -85,13 +88,14 @@ int run_move(const char* op, std::span<const std::string> argv) {
         "Needs root (or polkit's org.tierswap.manage).\n");
     return kExitOk;
   }
-  if (args->positionals.size() != 1) {
-    std::fprintf(stderr, "tierswapctl %s: expected one TIER (see tierswapctl status)\n", op);
+  if (!check_leftovers(sub, "expected one TIER, got more")) return kExitUsage;
+  if (args.tier.empty()) {
+    usage_error(op, "expected one TIER (tierswapctl status lists them)");
     return kExitUsage;
   }
-  const std::string tier = args->positionals[0];
-  const bool wait = !args->has("--no-wait");
-  const bool json = args->has("--json");
+  const std::string tier = args.tier;
+  const bool wait = !args.no_wait;
+  const bool json = args.json;
   const bool tty = isatty(STDERR_FILENO);
 
   int rc = 0;
@@ -211,7 +215,7 @@ int run_move(const char* op, std::span<const std::string> argv) {
   if (f.ok) {
     if (!json)
       std::printf("%s: %s, %s in %s (%s moved)\n", tier.c_str(), demote ? "demoted" : "promoted",
-                  f.end_state.c_str(), format_duration(secs).c_str(), human_bytes(f.moved).c_str());
+                  f.end_state.c_str(), format_duration(secs).c_str(), format_bytes_short(f.moved).c_str());
     return finish(f.end_state.c_str(), kExitOk);
   }
   if (!json) {
@@ -221,16 +225,27 @@ int run_move(const char* op, std::span<const std::string> argv) {
   return finish("failed", kExitFailed);
 }
 
-int run_demote(std::span<const std::string> a) {
-  return run_move("demote", a);
+std::function<int()> setup_move(const char* op, CLI::App& sub) {
+  auto help = own_help(sub);
+  auto args = std::make_shared<MoveArgs>();
+  sub.add_option("TIER", args->tier);
+  sub.add_flag("--json", args->json);
+  sub.add_flag("--wait", args->wait);
+  sub.add_flag("--no-wait", args->no_wait);
+  return [op, &sub, help, args] { return run_move(op, sub, *help, *args); };
 }
-int run_promote(std::span<const std::string> a) {
-  return run_move("promote", a);
+
+std::function<int()> setup_demote(CLI::App& sub) {
+  return setup_move("demote", sub);
+}
+std::function<int()> setup_promote(CLI::App& sub) {
+  return setup_move("promote", sub);
 }
 
 const Registrar reg_demote{
-    {"demote", "TIER [--no-wait]", "move a tier's pages out, with progress", &run_demote}};
-const Registrar reg_promote{{"promote", "TIER [--no-wait]", "put a drained tier back in use", &run_promote}};
+    {"demote", "TIER [--no-wait]", "move a tier's pages out, with progress", &setup_demote}};
+const Registrar reg_promote{
+    {"promote", "TIER [--no-wait]", "put a drained tier back in use", &setup_promote}};
 
 }  // namespace
 }  // namespace tierswap::ctl

@@ -10,10 +10,13 @@
 namespace tierswap::ctl {
 namespace {
 
-int run_doctor_cmd(std::span<const std::string> argv) {
-  auto args = parse_args("doctor", argv, {"--json"}, {"--root"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+struct DoctorArgs {
+  std::string root = "/";
+  bool json = false;
+};
+
+int run_doctor_cmd(const CLI::App& sub, bool help, const DoctorArgs& args) {
+  if (help) {
     std::printf(
         "Usage: tierswapctl doctor [--root DIR] [--json]\n"
         "Look for the known traps: zswap and zram both on, low swappiness with a fast\n"
@@ -24,15 +27,12 @@ int run_doctor_cmd(std::span<const std::string> argv) {
         "  --json       print the findings as a JSON array\n");
     return kExitOk;
   }
-  if (!args->positionals.empty()) {
-    std::fprintf(stderr, "tierswapctl doctor: unexpected argument \"%s\"\n", args->positionals[0].c_str());
-    return kExitUsage;
-  }
-  const HostFs fs(args->get("--root").value_or("/"));
+  if (!check_leftovers(sub)) return kExitUsage;
+  const HostFs fs(args.root);
   const auto findings = run_doctor(fs);
   bool trap = false;
   for (const auto& f : findings) trap = trap || f.status == "warn";
-  if (args->has("--json")) {
+  if (args.json) {
     JsonWriter w(true);
     w.begin_array();
     for (const auto& f : findings) {
@@ -51,7 +51,15 @@ int run_doctor_cmd(std::span<const std::string> argv) {
   return trap ? kExitFailed : kExitOk;
 }
 
-const Registrar reg{{"doctor", "[--root DIR]", "look for known swap setup traps", &run_doctor_cmd}};
+std::function<int()> setup_doctor(CLI::App& sub) {
+  auto help = own_help(sub);
+  auto args = std::make_shared<DoctorArgs>();
+  sub.add_option("--root", args->root);
+  sub.add_flag("--json", args->json);
+  return [&sub, help, args] { return run_doctor_cmd(sub, *help, *args); };
+}
+
+const Registrar reg{{"doctor", "[--root DIR]", "look for known swap setup traps", &setup_doctor}};
 
 }  // namespace
 }  // namespace tierswap::ctl

@@ -1,45 +1,91 @@
 // tierswapctl plan FILE [--root DIR] [--json]: print what applying FILE would
-// do on this machine, touching nothing.
+// do on this machine, touching nothing, and which settings FILE's profile
+// supplies (the ones the file does not set itself).
 #include <cstdio>
-#include <optional>
-#include <set>
-#include <span>
 #include <string>
+#include <vector>
 
-#include "ctl/cli_args.hpp"
-#include "ctl/command.hpp"
-#include "daemon/plan_file.hpp"
+#include "backends/hostfs/host_fs.hpp"
+#include "backends/hostfs/paths.hpp"
+#include "common/json_writer.hpp"
+#include "config/loader.hpp"
+#include "config/profiles.hpp"
+#include "ctl/file_command.hpp"
 #include "daemon/plan_ops.hpp"
+#include "policy/meminfo.hpp"
 
 namespace tierswap::ctl {
 namespace {
 
+struct FromProfile {
+  config::Profile profile = config::Profile::none;
+  std::vector<config::ProfileSetting> settings;
+};
+
+// plan_file() keeps its Spec to itself: load FILE once more, against the
+// same RAM, for what its profile supplied. Called only after plan_file()
+// succeeded, so the load does too; on any surprise the list stays empty.
+FromProfile from_profile(const std::string& file, const std::string& root) {
+  FromProfile out;
+  const HostFs fs(root);
+  auto text = fs.read(paths::proc_meminfo);
+  auto mem = text ? policy::parse_meminfo(*text) : Result<policy::Meminfo>(std::unexpected(text.error()));
+  if (!mem) return out;
+  auto lr = config::load_file(file, config::HostFacts{.ram_bytes = mem->mem_total()});
+  if (!lr.spec) return out;
+  out.profile = lr.spec->profile;
+  out.settings = config::profile_settings(*lr.spec);
+  return out;
+}
+
+std::string profile_text(const FromProfile& p) {
+  if (p.profile == config::Profile::none) return {};
+  std::string out =
+      std::string("\nfrom profile ") + config::to_string(p.profile) + " (not set in the file):\n";
+  if (p.settings.empty()) out += "  nothing: the file sets every key the profile has\n";
+  for (const auto& s : p.settings) out += "  " + s.key + " = " + s.value + "\n";
+  return out;
+}
+
+// plan_to_json()'s object with "profile": {"name", "settings": [{key, value}]}
+// added as its last key ("name" is "none" without a profile).
+std::string with_profile_json(std::string plan_json, const FromProfile& p) {
+  JsonWriter w(true);
+  w.begin_object().key("name").value(config::to_string(p.profile)).key("settings").begin_array();
+  for (const auto& s : p.settings)
+    w.begin_object().key("key").value(s.key).key("value").value(s.value).end_object();
+  w.end_array().end_object();
+  std::string sub = w.str();
+  for (std::size_t i = 0; (i = sub.find('\n', i)) != std::string::npos; i += 3) sub.replace(i, 1, "\n  ");
+  const auto close = plan_json.rfind('}');
+  if (close == std::string::npos) return plan_json;
+  auto end = close;
+  while (end > 0 && (plan_json[end - 1] == '\n' || plan_json[end - 1] == ' ')) --end;
+  return plan_json.substr(0, end) + ",\n  \"profile\": " + sub + "\n}\n";
+}
+
 constexpr const char* kHelp =
     "Usage: tierswapctl plan FILE [--root DIR] [--json]\n"
     "Prints the ordered steps (each with its undo) that applying FILE would take on\n"
-    "this machine, given what tierswapd already set up (/run/tierswap/state.json).\n"
-    "Touches nothing.\n\n"
+    "this machine, given what tierswapd already set up (/run/tierswap/state.json),\n"
+    "then the settings FILE's profile supplies (those the file does not set; a\n"
+    "tiers: list in the file replaces the profile's tiers). Touches nothing.\n\n"
     "  --root DIR   plan against the machine under DIR (a fake /sys, /proc, /dev, /run)\n"
     "  --json       print the plan as JSON\n\n"
     "Exit status: 0 planned, 1 the config is invalid here (errors on stderr), 2 usage.\n";
 
-int run_plan(std::span<const std::string> args) {
-  const auto parsed = parse_file_args("plan", args, true);
-  if (!parsed) return kExitUsage;
-  const FileArgs& a = *parsed;
-  if (a.help) {
-    std::fputs(kHelp, stdout);
+std::function<int()> setup_plan(CLI::App& sub) {
+  return file_command(sub, kHelp, true, [](const FileArgs& a, const FilePlan& r) {
+    const FromProfile prof = from_profile(a.file, a.root);
+    const std::string out =
+        a.json ? with_profile_json(plan_to_json(r.plan), prof) : plan_to_text(r.plan) + profile_text(prof);
+    std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;
-  }
-  const auto r = plan_file(a.file, a.root, stderr);
-  if (!r.ok) return kExitFailed;
-  const std::string out = a.json ? plan_to_json(r.plan) : plan_to_text(r.plan);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  return kExitOk;
+  });
 }
 
 const Registrar reg{
-    {"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &run_plan}};
+    {"plan", "FILE [--root DIR] [--json]", "print the steps applying a config would take", &setup_plan}};
 
 }  // namespace
 }  // namespace tierswap::ctl

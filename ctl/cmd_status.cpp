@@ -1,30 +1,20 @@
 // tierswapctl status: the waterfall, pressure, swap rates and GPUs, from the
 // daemon (GetStatus). --json prints the daemon's document unchanged.
-#include <sys/ioctl.h>
-#include <unistd.h>
-
+#include <algorithm>
 #include <cstdio>
 
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/status_view.hpp"
+#include "ctl/terminal_width.hpp"
 #include "dbus/status_json.hpp"
 
 namespace tierswap::ctl {
 namespace {
 
-int terminal_width() {
-  winsize ws{};
-  if (isatty(STDOUT_FILENO) && ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
-    return ws.ws_col < 80 ? ws.ws_col : 80;
-  return 80;
-}
-
-int run_status(std::span<const std::string> argv) {
-  auto args = parse_args("status", argv, {"--json"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+int run_status(const CLI::App& sub, bool help, bool json_out) {
+  if (help) {
     std::printf(
         "Usage: tierswapctl status [--json]\n"
         "Show the swap tiers in priority order (tier, kind, device, priority, size,\n"
@@ -32,16 +22,13 @@ int run_status(std::span<const std::string> argv) {
         "  --json   print the status document (fields in tierswapctl(8), STATUS JSON)\n");
     return kExitOk;
   }
-  if (!args->positionals.empty()) {
-    std::fprintf(stderr, "tierswapctl status: unexpected argument \"%s\"\n", args->positionals[0].c_str());
-    return kExitUsage;
-  }
+  if (!check_leftovers(sub)) return kExitUsage;
   int rc = 0;
   auto bus = connect_or_report(&rc);
   if (!bus) return rc;
   auto json = bus->get_status_json();
   if (!json) return report_call_error("status", json.error());
-  if (args->has("--json")) {
+  if (json_out) {
     std::printf("%s\n", json->c_str());
     return kExitOk;
   }
@@ -51,11 +38,15 @@ int run_status(std::span<const std::string> argv) {
                  st.error().message.c_str());
     return kExitFailed;
   }
-  std::fputs(render_status(*st, terminal_width()).c_str(), stdout);
+  std::fputs(render_status(*st, std::min(terminal_columns(), 80)).c_str(), stdout);
   return kExitOk;
 }
 
-const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &run_status}};
+std::function<int()> setup_status(CLI::App& sub) {
+  return json_only_command(sub, &run_status);
+}
+
+const Registrar reg{{"status", "[--json]", "show tiers, pressure and swap rates", &setup_status}};
 
 }  // namespace
 }  // namespace tierswap::ctl

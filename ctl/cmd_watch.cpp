@@ -5,7 +5,6 @@
 // (or, with --json, one status document per interval).
 #include <fmt/format.h>
 #include <poll.h>
-#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/status_view.hpp"
+#include "ctl/terminal_width.hpp"
 #include "dbus/status_json.hpp"
 
 namespace tierswap::ctl {
@@ -55,12 +55,6 @@ class TerminalGuard {
   bool active_ = false;
 };
 
-int columns() {
-  winsize ws{};
-  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
-  return 80;
-}
-
 std::string frame(const Status& s, const std::deque<double>& mem, const std::deque<double>& io, int width) {
   std::string out = render_status(s, std::min(width, 80));
   out += "\n";
@@ -74,10 +68,16 @@ std::string frame(const Status& s, const std::deque<double>& mem, const std::deq
   return out;
 }
 
-int run_watch(std::span<const std::string> argv) {
-  auto args = parse_args("watch", argv, {"--json"}, {"--interval", "-n", "--count"});
-  if (!args) return kExitUsage;
-  if (args->help) {
+struct WatchArgs {
+  // Strings, checked here, for messages that say what is allowed.
+  std::string interval, count;
+  CLI::Option* interval_set = nullptr;
+  CLI::Option* count_set = nullptr;
+  bool json = false;
+};
+
+int run_watch(const CLI::App& sub, bool help, const WatchArgs& args) {
+  if (help) {
     std::printf(
         "Usage: tierswapctl watch [--interval SECONDS] [--count N] [--json]\n"
         "       tierswapctl top ...\n"
@@ -88,8 +88,10 @@ int run_watch(std::span<const std::string> argv) {
         "  --count N                stop after N refreshes\n");
     return kExitOk;
   }
+  if (!check_leftovers(sub)) return kExitUsage;
   double interval = 1.0;
-  if (auto v = args->get("--interval") ? args->get("--interval") : args->get("-n")) {
+  if (args.interval_set->count()) {
+    const std::string* v = &args.interval;
     char* end = nullptr;
     interval = std::strtod(v->c_str(), &end);
     if (end == v->c_str() || *end || interval < 0.1) {
@@ -99,7 +101,8 @@ int run_watch(std::span<const std::string> argv) {
     }
   }
   long count = -1;
-  if (auto v = args->get("--count")) {
+  if (args.count_set->count()) {
+    const std::string* v = &args.count;
     char* end = nullptr;
     count = std::strtol(v->c_str(), &end, 10);
     if (end == v->c_str() || *end || count < 1) {
@@ -107,7 +110,7 @@ int run_watch(std::span<const std::string> argv) {
       return kExitUsage;
     }
   }
-  const bool json = args->has("--json");
+  const bool json = args.json;
   const bool tty = isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
   if (!tty && !json && count < 0) count = 1;
 
@@ -145,7 +148,7 @@ int run_watch(std::span<const std::string> argv) {
       while (io.size() > 40) io.pop_front();
       if (guard) {
         std::fputs("\033[H\033[2J", stdout);
-        std::fputs(frame(*st, mem, io, columns()).c_str(), stdout);
+        std::fputs(frame(*st, mem, io, terminal_columns()).c_str(), stdout);
       } else {
         std::fputs(render_status(*st).c_str(), stdout);
       }
@@ -165,7 +168,16 @@ int run_watch(std::span<const std::string> argv) {
   return kExitOk;
 }
 
-const Registrar reg{{"watch", "[--interval S]", "live status with bars and sparklines", &run_watch, "top"}};
+std::function<int()> setup_watch(CLI::App& sub) {
+  auto help = own_help(sub);
+  auto args = std::make_shared<WatchArgs>();
+  args->interval_set = sub.add_option("-n,--interval", args->interval);
+  args->count_set = sub.add_option("--count", args->count);
+  sub.add_flag("--json", args->json);
+  return [&sub, help, args] { return run_watch(sub, *help, *args); };
+}
+
+const Registrar reg{{"watch", "[--interval S]", "live status with bars and sparklines", &setup_watch, "top"}};
 
 }  // namespace
 }  // namespace tierswap::ctl

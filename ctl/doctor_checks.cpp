@@ -171,11 +171,11 @@ DoctorFinding check_container(const HostFs& fs, const Machine& m) {
         "container-limit", "warn",
         fmt::format("inside a container limited to {} (/sys/fs/cgroup/memory.max), but MemTotal (what free "
                     "shows) is {}: sizes in % of RAM use the wrong number",
-                    human_bytes(static_cast<std::uint64_t>(limit)), human_bytes(total)),
+                    format_bytes_short(static_cast<std::uint64_t>(limit)), format_bytes_short(total)),
         "give tier sizes in bytes (e.g. size: 2G), or run tierswapd on the host"};
   }
-  return {"container-limit", "ok", fmt::format("cgroup limit {} is not below MemTotal", human_bytes(limit)),
-          ""};
+  return {"container-limit", "ok",
+          fmt::format("cgroup limit {} is not below MemTotal", format_bytes_short(limit)), ""};
 }
 
 DoctorFinding check_mem_available(const Machine& m) {
@@ -187,11 +187,13 @@ DoctorFinding check_mem_available(const Machine& m) {
     return {
         "mem-available", "warn",
         fmt::format("MemAvailable is {} ({:.1f}% of {}): the machine is short of memory now",
-                    human_bytes(avail), pct, human_bytes(total)),
+                    format_bytes_short(avail), pct, format_bytes_short(total)),
         "find the biggest users (ps aux --sort=-rss | head) and check the swap tiers: tierswapctl status"};
   }
   return {"mem-available", "ok",
-          fmt::format("MemAvailable is {} ({:.0f}% of {})", human_bytes(avail), pct, human_bytes(total)), ""};
+          fmt::format("MemAvailable is {} ({:.0f}% of {})", format_bytes_short(avail), pct,
+                      format_bytes_short(total)),
+          ""};
 }
 
 }  // namespace

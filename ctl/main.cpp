@@ -1,10 +1,13 @@
 // tierswapctl: the command-line front end. Commands register themselves
-// (command.hpp); this file only dispatches and prints help.
+// (command.hpp); this file makes the CLI11 parser from the table, runs the
+// chosen command and turns parse errors into exit status 2.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
 
+#include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 
 namespace tierswap::ctl {
@@ -51,29 +54,61 @@ void print_help(FILE* out) {
                "4 permission denied. See tierswapctl(8).\n");
 }
 
+// The subcommand CLI11 was inside when it failed, for the message.
+std::string failing_command(const CLI::App& app) {
+  for (const CLI::App* sub : app.get_subcommands()) return sub->get_name();
+  return {};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace tierswap::ctl;
-  std::vector<std::string> args(argv + 1, argv + argc);
-  if (args.empty()) {
+  if (argc < 2) {
     print_help(stderr);
     return kExitUsage;
   }
-  const std::string& name = args.front();
-  if (name == "-h" || name == "--help" || name == "help") {
+  CLI::App app("Control and inspect tierswap, the tiered swap manager.", "tierswapctl");
+  app.set_help_flag();
+  bool help = false;
+  app.add_flag("-h,--help", help);
+  app.set_version_flag("--version", std::string("tierswapctl ") + TIERSWAP_VERSION);
+  app.allow_extras();
+  app.require_subcommand(0, 1);
+  std::vector<std::pair<CLI::App*, std::function<int()>>> runs;
+  for (const auto& c : commands()) {
+    CLI::App* sub = app.add_subcommand(std::string(c.name), std::string(c.summary));
+    if (!c.alias.empty()) sub->alias(std::string(c.alias));
+    runs.emplace_back(sub, c.setup(*sub));
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForVersion& e) {
+    std::printf("%s\n", e.what());
+    return kExitOk;
+  } catch (const CLI::ArgumentMismatch& e) {
+    // "--root: 1 required TEXT missing": an option given without its value.
+    const std::string what = e.what();
+    const std::string opt = what.substr(0, what.find(':'));
+    usage_error(failing_command(app), opt + " needs a value");
+    return kExitUsage;
+  } catch (const CLI::ParseError& e) {
+    const std::string cmd = failing_command(app);
+    std::fprintf(stderr, "tierswapctl%s%s: %s (see tierswapctl %s--help)\n", cmd.empty() ? "" : " ",
+                 cmd.c_str(), e.what(), cmd.empty() ? "" : (cmd + " ").c_str());
+    return kExitUsage;
+  }
+  for (auto& [sub, run] : runs)
+    if (sub->parsed()) return run();
+  if (help || (argc == 2 && std::string(argv[1]) == "help")) {
     print_help(stdout);
     return kExitOk;
   }
-  if (name == "--version") {
-    std::printf("tierswapctl %s\n", TIERSWAP_VERSION);
-    return kExitOk;
-  }
-  for (const auto& c : commands()) {
-    if (c.name == name || (!c.alias.empty() && c.alias == name)) {
-      return c.run(std::span<const std::string>(args).subspan(1));
-    }
-  }
-  std::fprintf(stderr, "tierswapctl: unknown command \"%s\" (see tierswapctl --help)\n", name.c_str());
+  const auto& rest = app.remaining();
+  const std::string first = rest.empty() ? std::string() : rest.front();
+  if (first.size() > 1 && first[0] == '-')
+    std::fprintf(stderr, "tierswapctl: unknown option \"%s\" (see tierswapctl --help)\n", first.c_str());
+  else
+    std::fprintf(stderr, "tierswapctl: unknown command \"%s\" (see tierswapctl --help)\n", first.c_str());
   return kExitUsage;
 }

@@ -7,18 +7,6 @@
 
 namespace tierswap::ctl {
 
-std::string human_bytes(std::uint64_t bytes) {
-  static const char* units[] = {"B", "K", "M", "G", "T", "P", "E"};
-  if (bytes < 1024) return fmt::format("{}B", bytes);
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024 && u < 6) {
-    v /= 1024;
-    ++u;
-  }
-  return v < 100 ? fmt::format("{:.1f}{}", v, units[u]) : fmt::format("{:.0f}{}", v, units[u]);
-}
-
 namespace {
 
 std::string shorten_left(const std::string& s, std::size_t w) {
@@ -49,8 +37,9 @@ std::string render_status(const Status& s, int width) {
   for (const auto& t : s.tiers) {
     std::string ratio =
         t.kind == "zram" && t.used_bytes > 0 ? fmt::format("{:.2f}x", t.compression_ratio) : "-";
-    rows.push_back({{t.name, t.kind, t.device.empty() ? "-" : t.device, std::to_string(t.priority),
-                     human_bytes(t.size_bytes), human_bytes(t.used_bytes), ratio, to_string(t.state)}});
+    rows.push_back(
+        {{t.name, t.kind, t.device.empty() ? "-" : t.device, std::to_string(t.priority),
+          format_bytes_short(t.size_bytes), format_bytes_short(t.used_bytes), ratio, to_string(t.state)}});
   }
   std::size_t w[8] = {};
   for (const auto& r : rows)
@@ -76,8 +65,8 @@ std::string render_status(const Status& s, int width) {
   if (s.tiers.empty()) out += "(no tiers)\n";
 
   out += '\n';
-  out += fmt::format("memory    {} total, {} available\n", human_bytes(s.mem_total_bytes),
-                     human_bytes(s.mem_available_bytes));
+  out += fmt::format("memory    {} total, {} available\n", format_bytes_short(s.mem_total_bytes),
+                     format_bytes_short(s.mem_available_bytes));
   out += fmt::format("pressure  memory some {}  full {}  (avg10/60/300 %)\n",
                      psi_triple(s.memory_pressure.some), psi_triple(s.memory_pressure.full));
   out += fmt::format("          io     some {}  full {}\n", psi_triple(s.io_pressure.some),
@@ -89,10 +78,10 @@ std::string render_status(const Status& s, int width) {
     out += "gpu       none\n";
   } else {
     for (const auto& g : s.gpus) {
-      out += shorten_left(
-                 fmt::format("gpu       {}: {} free of {}, tier uses {}", g.name, human_bytes(g.free_bytes),
-                             human_bytes(g.total_bytes), human_bytes(g.used_by_tier_bytes)),
-                 width) +
+      out += shorten_left(fmt::format("gpu       {}: {} free of {}, tier uses {}", g.name,
+                                      format_bytes_short(g.free_bytes), format_bytes_short(g.total_bytes),
+                                      format_bytes_short(g.used_by_tier_bytes)),
+                          width) +
              '\n';
     }
   }

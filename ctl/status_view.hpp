@@ -6,13 +6,10 @@
 #include <deque>
 #include <string>
 
+#include "common/byte_format.hpp"
 #include "daemon/status.hpp"
 
 namespace tierswap::ctl {
-
-// 0 -> "0B", 1536 -> "1.5K", 8589934592 -> "8.0G" (binary units, one decimal
-// below 100, none above).
-std::string human_bytes(std::uint64_t bytes);
 
 // The whole `tierswapctl status` text: header line, tier table, then
 // memory/io pressure, swap rates and GPUs. Every line fits `width` columns

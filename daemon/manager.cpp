@@ -6,6 +6,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "common/byte_format.hpp"
 #include "common/json_writer.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
@@ -13,24 +14,6 @@
 #include "policy/zram_mm_stat.hpp"
 
 namespace tierswap {
-
-std::string human_bytes(std::uint64_t b) {
-  static const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4) {
-    v /= 1024;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0)
-    std::snprintf(buf, sizeof buf, "%" PRIu64 " B", b);
-  else if (v < 10)
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-  else
-    std::snprintf(buf, sizeof buf, "%.0f %s", v, units[u]);
-  return buf;
-}
 
 namespace {
 
@@ -300,11 +283,11 @@ Result<void> Manager::demote(const std::string& tier) {
   if (!verdict->fits) {
     return give_up(
         {ENOMEM,
-         "tier " + tier + " holds " + human_bytes(used) + "; the other swap areas have " +
-             human_bytes(free_other) + " free (" + std::to_string(others) + " other area" +
+         "tier " + tier + " holds " + format_bytes(used) + "; the other swap areas have " +
+             format_bytes(free_other) + " free (" + std::to_string(others) + " other area" +
              (others == 1 ? "" : "s") +
              "; a zram area counts what its mem_limit and free RAM can hold) and " + "a swapoff needs " +
-             human_bytes(used + verdict->margin) + " with its margin" +
+             format_bytes(used + verdict->margin) + " with its margin" +
              ": not demoting, because pages that swapoff brings back into RAM are charged to their "
              "cgroups and a cgroup at memory.max is OOM-killed; add swap space below it or wait until it "
              "holds less"});
@@ -319,7 +302,7 @@ Result<void> Manager::demote(const std::string& tier) {
     // Announced before the worker starts, so that "demoting" comes first.
     emit_action("demote",
                 "tier " + tier + " (" + rec->swap_path + "): demote requested over D-Bus; moving " +
-                    human_bytes(used) + " into the other swap areas (" + human_bytes(free_other) + " free)",
+                    format_bytes(used) + " into the other swap areas (" + format_bytes(free_other) + " free)",
                 nums.str());
     emit_state(tier, TierState::demoting);
     worker_ = std::thread([this, tier, r = *rec, used] { run_demote(tier, r, used); });
@@ -385,7 +368,7 @@ void Manager::run_demote(std::string tier, OwnedTier rec, std::uint64_t total) {
   if (r) {
     emit_progress(tier, total, total);
     emit_action("demote",
-                "tier " + tier + " drained: " + human_bytes(total) + " moved to the other swap areas in " +
+                "tier " + tier + " drained: " + format_bytes(total) + " moved to the other swap areas in " +
                     secs_text + "; it stays off until promoted",
                 w.str());
     emit_state(tier, TierState::drained);

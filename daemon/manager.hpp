@@ -109,7 +109,4 @@ class Manager final : public ManagerApi {
   policy::SwapRates rates_{};
 };
 
-// "1.2 GiB", "300 MiB", "512 B".
-std::string human_bytes(std::uint64_t b);
-
 }  // namespace tierswap

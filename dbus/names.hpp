@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "common/result.hpp"
+#include "common/tier_name.hpp"
 #include "daemon/status.hpp"
 
 namespace tierswap {
@@ -41,9 +42,8 @@ inline constexpr const char* kErrFailed = "org.tierswap.Error.Failed";
 // The D-Bus error name for a ManagerApi error code (see daemon/manager_api.hpp).
 const char* error_name_for(int code);
 
-// Tier names as the config allows them: [A-Za-z0-9_-]{1,32}. The error
-// (code EINVAL) says what is wrong without echoing a huge argument back.
-Result<void> check_tier_name(std::string_view name);
+// Tier names as the config allows them (the rule lives in common/tier_name.hpp).
+using tierswap::check_tier_name;
 
 // "/org/tierswap/Tier/" + the name escaped as sd_bus_path_encode() does:
 // every byte outside [A-Za-z0-9] becomes _XX (lowercase hex).

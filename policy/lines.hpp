@@ -25,4 +25,15 @@ Result<void> for_each_line(std::string_view text, std::string_view source, Fn&& 
   return {};
 }
 
+// A report parsed into a T: fn(where, line, T&) for each non-empty line,
+// as for_each_line(); the T, or the first error.
+template <class T, class Fn>
+Result<T> parse_lines(std::string_view text, std::string_view source, Fn&& fn) {
+  T out;
+  auto walked = for_each_line(
+      text, source, [&](const std::string& where, std::string_view line) { return fn(where, line, out); });
+  if (!walked) return std::unexpected(walked.error());
+  return out;
+}
+
 }  // namespace tierswap::policy

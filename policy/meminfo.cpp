@@ -8,9 +8,9 @@
 namespace tierswap::policy {
 
 Result<Meminfo> parse_meminfo(std::string_view text) {
-  Meminfo m;
-  auto walked = for_each_line(
-      text, paths::proc_meminfo, [&](const std::string& where, std::string_view line) -> Result<void> {
+  auto m = parse_lines<Meminfo>(
+      text, paths::proc_meminfo,
+      [](const std::string& where, std::string_view line, Meminfo& m) -> Result<void> {
         const auto colon = line.find(':');
         if (colon == std::string_view::npos || colon == 0)
           return fail(EINVAL, where + ": expected \"Key: value\"");
@@ -30,8 +30,7 @@ Result<Meminfo> parse_meminfo(std::string_view text) {
         m.values[key] = v;
         return {};
       });
-  if (!walked) return std::unexpected(walked.error());
-  if (!m.get("MemTotal")) return fail(EINVAL, std::string(paths::proc_meminfo) + ": no MemTotal line");
+  if (m && !m->get("MemTotal")) return fail(EINVAL, std::string(paths::proc_meminfo) + ": no MemTotal line");
   return m;
 }
 

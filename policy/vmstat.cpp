@@ -8,9 +8,9 @@
 namespace tierswap::policy {
 
 Result<Vmstat> parse_vmstat(std::string_view text) {
-  Vmstat v;
-  auto walked = for_each_line(
-      text, paths::proc_vmstat, [&](const std::string& where, std::string_view line) -> Result<void> {
+  return parse_lines<Vmstat>(
+      text, paths::proc_vmstat,
+      [](const std::string& where, std::string_view line, Vmstat& v) -> Result<void> {
         const auto sp = line.find(' ');
         std::uint64_t n = 0;
         if (sp == std::string_view::npos || sp == 0 ||
@@ -19,8 +19,6 @@ Result<Vmstat> parse_vmstat(std::string_view text) {
         v[std::string(line.substr(0, sp))] = n;
         return {};
       });
-  if (!walked) return std::unexpected(walked.error());
-  return v;
 }
 
 SwapRates swap_rates(const Vmstat& before, const Vmstat& after, double seconds) {

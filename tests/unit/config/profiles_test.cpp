@@ -1,4 +1,6 @@
 // Profiles: each recipe, and the user's keys over it.
+#include "config/profiles.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -62,10 +64,65 @@ TEST(Profiles, DesktopBigRamWithDiskTierIsQuiet) {
   auto r = load(std::string("profile: desktop\n") + kDiskTier, host(64 * GiB));
   Spec s = ok_spec(r);
   EXPECT_TRUE(r.diagnostics.empty()) << dump(r);
+  // The file's tiers: list replaces the profile's: no zram tier remains.
+  ASSERT_EQ(s.tiers.size(), 1u);
+  EXPECT_EQ(s.tiers[0].name, "disk");
+  EXPECT_EQ(s.tiers[0].priority, 10);
+}
+
+TEST(Profiles, DesktopBigRamHintKeepsTheProfileTier) {
+  // Following the hint must not lose the zram tier: a tiers: list replaces
+  // the profile's, so the hint says to list it too.
+  auto r = load("profile: desktop\n", host(64 * GiB));
+  ASSERT_EQ(r.diagnostics.size(), 1u) << dump(r);
+  EXPECT_THAT(r.diagnostics[0].hint, HasSubstr("with the profile's \"zram\" tier and a disk tier"));
+  EXPECT_THAT(r.diagnostics[0].hint, HasSubstr("a tiers: list replaces the profile's"));
+}
+
+TEST(Profiles, UserTiersReplaceProfileTiersWhateverTheirNames) {
+  // The case that gave two zram devices at priority 100 when tiers were
+  // merged by name.
+  Spec s = ok_spec(load("profile: desktop\ntiers:\n  - name: fast\n    kind: zram\n    size: 2G\n"));
+  ASSERT_EQ(s.tiers.size(), 1u);
+  EXPECT_EQ(s.tiers[0].name, "fast");
+  ASSERT_TRUE(s.tiers_loc);
+  EXPECT_EQ(s.tiers_loc->line, 2);
+  // The profile's other settings still apply.
+  EXPECT_EQ(s.sysctl.at("vm.swappiness"), 150);
+}
+
+TEST(Profiles, EmptyTiersListAsksForNoTiers) {
+  Spec s = ok_spec(load("profile: gpu-workstation\ntiers: []\n", host(32 * GiB)));
+  EXPECT_TRUE(s.tiers.empty());
+  EXPECT_EQ(s.zswap.enabled, false);
+}
+
+TEST(Profiles, NoTiersKeyKeepsProfileTiers) {
+  Spec s = ok_spec(load("profile: gpu-workstation\nsysctl:\n  vm.swappiness: 120\n", host(32 * GiB)));
   ASSERT_EQ(s.tiers.size(), 2u);
+  EXPECT_FALSE(s.tiers_loc);
   EXPECT_EQ(s.tiers[0].name, "zram");
-  EXPECT_EQ(s.tiers[1].name, "disk");
-  EXPECT_EQ(s.tiers[1].priority, 10);
+  EXPECT_EQ(s.tiers[1].name, "vram");
+}
+
+TEST(Profiles, SettingsFromProfileAreListed) {
+  Spec s = ok_spec(load("profile: desktop\nsysctl:\n  vm.swappiness: 100\n", host(16 * GiB)));
+  std::vector<std::string> lines;
+  for (const auto& p : profile_settings(s)) lines.push_back(p.key + " = " + p.value);
+  EXPECT_THAT(lines, ElementsAre("sysctl.vm.page-cluster = 0", "zswap.enabled = false",
+                                 "tiers[0] = zram (zram, min(ram / 2, 8G), priority 100)"));
+}
+
+TEST(Profiles, SettingsFromProfileLeaveOutTheFilesTiers) {
+  Spec s = ok_spec(load(std::string("profile: server\nzswap:\n  compressor: lzo\n") + kDiskTier));
+  std::vector<std::string> keys;
+  for (const auto& p : profile_settings(s)) keys.push_back(p.key + " = " + p.value);
+  EXPECT_THAT(keys, ElementsAre("sysctl.vm.swappiness = 60", "zswap.enabled = true",
+                                "zswap.max_pool_percent = 20", "zswap.shrinker_enabled = true"));
+}
+
+TEST(Profiles, NoProfileNoProfileSettings) {
+  EXPECT_TRUE(profile_settings(ok_spec(load("sysctl:\n  vm.swappiness: 100\n"))).empty());
 }
 
 TEST(Profiles, Server) {
