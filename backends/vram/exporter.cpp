@@ -86,6 +86,8 @@ std::string usage_text() {
          "                     received (two payload buffers per connection); auto,\n"
          "                     the default: 256K with 8 or more CPUs, else off\n"
          "  --reply-timeout MS drop a client that does not read its replies (default 30000)\n"
+         "  --handshake-timeout MS  drop a client whose whole handshake takes longer\n"
+         "                     (default 10000)\n"
          "  --no-mlock         do not lock memory (tests only: a swap exporter must not swap)\n"
          "  --force            exit on SIGTERM/SIGINT even while clients are attached\n"
          "  --help, --version\n"
@@ -127,7 +129,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     std::string_view value;
     const bool takes_value = a == "--socket" || a == "--size" || a == "--store" || a == "--device" ||
                              a == "--connections" || a == "--fd" || a == "--buffer" || a == "--pipeline" ||
-                             a == "--reply-timeout" || a == "--test-fail-offset";
+                             a == "--reply-timeout" || a == "--handshake-timeout" ||
+                             a == "--test-fail-offset";
     if (takes_value) {
       if (i + 1 >= args.size()) return fail(EINVAL, std::string(a) + " needs a value (see --help)");
       value = args[++i];
@@ -182,6 +185,11 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
       if (!n) return std::unexpected(n.error());
       if (*n == 0) return fail(EINVAL, "--reply-timeout must be at least 1 ms");
       o.reply_timeout_ms = static_cast<int>(*n);
+    } else if (a == "--handshake-timeout") {
+      auto n = number(a, value, 3600000);
+      if (!n) return std::unexpected(n.error());
+      if (*n == 0) return fail(EINVAL, "--handshake-timeout must be at least 1 ms");
+      o.handshake_timeout_ms = static_cast<int>(*n);
     } else if (a == "--test-fail-offset") {
       auto s = parse_size(value);
       if (!s) return wrap(s.error(), "--test-fail-offset");
@@ -248,6 +256,7 @@ int run_exporter(const ExporterOptions& o) {
   opt.buffer_bytes = o.buffer_bytes;
   opt.pipeline_bytes = o.pipeline_bytes;
   opt.reply_timeout_ms = o.reply_timeout_ms;
+  opt.handshake_timeout_ms = o.handshake_timeout_ms;
   Server server(**store, opt);
   if (auto r = server.start(); !r) {
     spdlog::error("{}", r.error().describe());

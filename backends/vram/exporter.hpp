@@ -24,6 +24,7 @@ struct ExporterOptions {
   std::size_t buffer_bytes = 1U << 20;
   std::size_t pipeline_bytes = SIZE_MAX;  // --pipeline; SIZE_MAX: off (command line default: auto)
   int reply_timeout_ms = 30000;
+  int handshake_timeout_ms = 10000;
   std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset
   bool help = false;
   bool version = false;

@@ -86,6 +86,28 @@ bool recv_exact(int fd, std::byte* p, std::size_t n) {
   return true;
 }
 
+// Blocking until deadline_ms (CLOCK_MONOTONIC, see now_ms()); false on EOF,
+// error or when the deadline passes. The receive timeout is set again before
+// each recv() to what is left, so that a client trickling one byte at a time
+// cannot stretch the wait past the deadline.
+bool recv_until(int fd, std::byte* p, std::size_t n, std::int64_t deadline_ms) {
+  while (n > 0) {
+    const std::int64_t left = deadline_ms - now_ms();
+    if (left <= 0) return false;
+    set_timeout(fd, SO_RCVTIMEO, static_cast<int>(left));
+    const ssize_t r = ::recv(fd, p, n, 0);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
 // Sends every byte of iov[0..n) (modified in place), giving up when the
 // client has not taken them within timeout_ms in total.
 bool send_iov(int fd, iovec* iov, std::size_t n, int timeout_ms) {
@@ -554,20 +576,32 @@ void Server::run_batch(Connection& c, IoRequest* ios, unsigned n) {
   c.batch_cv.wait(lk, [&] { return c.batch_done; });
 }
 
-// Handshake then transmission, on the connection's own thread.
+// Handshake then transmission, on the connection's own thread. The whole
+// handshake has one deadline (handshake_timeout_ms from the greeting): a
+// client that sends a byte now and then still loses its slot when it runs out.
 void Server::serve(Connection& c) {
   const int fd = c.fd;
-  set_timeout(fd, SO_RCVTIMEO, opt_.handshake_timeout_ms);
-  set_timeout(fd, SO_SNDTIMEO, opt_.handshake_timeout_ms);
+  const std::int64_t deadline = now_ms() + opt_.handshake_timeout_ms;
+  auto left = [&] { return static_cast<int>(std::max<std::int64_t>(deadline - now_ms(), 1)); };
+  auto timed_out = [&] {
+    if (now_ms() >= deadline)
+      spdlog::warn("connection {}: handshake not finished within {} ms; closing", c.index,
+                   opt_.handshake_timeout_ms);
+  };
+  auto send_until = [&](std::span<const std::byte> bytes) {
+    set_timeout(fd, SO_SNDTIMEO, left());
+    return send_bytes(fd, bytes.data(), bytes.size(), left());
+  };
 
   Handshake hs(store_.size());
   auto g = hs.greeting();
-  if (!send_bytes(fd, g.data(), g.size(), opt_.handshake_timeout_ms)) return;
+  if (!send_until(g)) return timed_out();
   std::byte b[kOptionHeaderSize];
-  if (!recv_exact(fd, b, 4) || !hs.on_client_flags(load_be32(b))) return;
+  if (!recv_until(fd, b, 4, deadline)) return timed_out();
+  if (!hs.on_client_flags(load_be32(b))) return;
   for (bool in_handshake = true; in_handshake;) {
     OptionHeader h;
-    if (!recv_exact(fd, b, kOptionHeaderSize)) return;
+    if (!recv_until(fd, b, kOptionHeaderSize, deadline)) return timed_out();
     if (!parse_option_header(std::span<const std::byte, kOptionHeaderSize>(b, kOptionHeaderSize), h)) {
       spdlog::warn("connection {}: bad option magic in the handshake; closing", c.index);
       return;
@@ -579,10 +613,10 @@ void Server::serve(Connection& c) {
           c.index, h.option, h.length, hs.options_seen() - 1, kMaxOptionLength, kMaxOptions);
       return;
     }
-    if (!recv_exact(fd, c.option.data(), h.length)) return;
+    if (!recv_until(fd, c.option.data(), h.length, deadline)) return timed_out();
     const auto next = hs.on_option(h.option, std::span<const std::byte>(c.option.data(), h.length));
     auto r = hs.reply();
-    if (!r.empty() && !send_bytes(fd, r.data(), r.size(), opt_.handshake_timeout_ms)) return;
+    if (!r.empty() && !send_until(r)) return timed_out();
     if (next == Handshake::Next::kClose) return;
     in_handshake = next == Handshake::Next::kContinue;
   }

@@ -36,9 +36,9 @@
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
 #include "backends/vram/nbd_protocol.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 
@@ -54,7 +54,7 @@ struct ServerOptions {
   std::size_t pipeline_bytes = SIZE_MAX;
   unsigned queue_depth = 64;         // requests per group
   int reply_timeout_ms = 30000;      // client not reading replies → dropped
-  int handshake_timeout_ms = 10000;  // client idle in the handshake → dropped
+  int handshake_timeout_ms = 10000;  // whole handshake (greeting to GO) → else dropped
   bool check_peer = true;            // SO_PEERCRED: root or our uid only
   // Called first thing on every I/O thread (tests count allocations there).
   std::function<void()> on_io_thread_start;
