@@ -226,9 +226,9 @@ inline bool read_opt_reply(int fd, OptReply& r) {
   return r.data.empty() || recv_all(fd, r.data.data(), r.data.size());
 }
 
-// Connects and completes NBD_OPT_GO; returns the fd (in transmission) or -1.
-inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullptr) {
-  const int fd = unix_connect(socket);
+// Completes NBD_OPT_GO on a connected socket; returns fd (in transmission),
+// or -1 (fd closed).
+inline int raw_go(int fd, std::uint64_t* size = nullptr) {
   if (fd < 0) return -1;
   if (!raw_greeting(fd)) {
     ::close(fd);
@@ -254,6 +254,11 @@ inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullp
       return -1;
     }
   }
+}
+
+// Connects and completes NBD_OPT_GO; returns the fd (in transmission) or -1.
+inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullptr) {
+  return raw_go(unix_connect(socket), size);
 }
 
 inline bool raw_request(int fd, std::uint16_t type, std::uint16_t flags, std::uint64_t offset,
