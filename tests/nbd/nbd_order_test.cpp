@@ -265,8 +265,11 @@ TEST_P(Order, OverlappingRequestsAndFlushKeepWireOrder) {
         const auto w =
             static_cast<std::size_t>(std::find(log.begin(), log.end(), write_tags[j]) - log.begin());
         ASSERT_LT(w, log.size()) << "round " << round << ": WRITE " << j << " never reached the store";
-        if (j < i) EXPECT_LT(w, at) << "round " << round << ": FLUSH " << i << " overtook WRITE " << j;
-        if (j > i) EXPECT_GT(w, at) << "round " << round << ": WRITE " << j << " overtook FLUSH " << i;
+        if (j < i) {
+          EXPECT_LT(w, at) << "round " << round << ": FLUSH " << i << " overtook WRITE " << j;
+        } else if (j > i) {
+          EXPECT_GT(w, at) << "round " << round << ": WRITE " << j << " overtook FLUSH " << i;
+        }
       }
     }
   }
