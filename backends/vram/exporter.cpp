@@ -1,8 +1,10 @@
 #include "backends/vram/exporter.hpp"
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -75,11 +77,14 @@ std::string usage_text() {
          "Serve one NBD export (the tierswap VRAM tier) over Unix sockets.\n"
          "\n"
          "  --socket PATH      listen on PATH (mode 0600; its directory must be 0700)\n"
-         "  --fd N             serve the already-connected socket N (repeatable)\n"
+         "  --fd N             serve the already-connected socket N (repeatable: one\n"
+         "                     connection each, e.g. socketpairs from the daemon; with no\n"
+         "                     --socket the exporter exits once every one has ended)\n"
          "  --size SIZE        export size, a multiple of 512 (4096, 512M, 8G)\n"
          "  --store KIND       host (RAM) or cuda (GPU memory)\n"
          "  --device N|UUID    GPU for --store cuda (default: the first)\n"
-         "  --connections N    clients attached at once (default 8)\n"
+         "  --connections N    clients attached at once (default: one per CPU, up to 16,\n"
+         "                     and at least the number of --fd)\n"
          "  --buffer SIZE      payload buffer per connection (default 1M)\n"
          "  --pipeline SIZE|off|auto  complete groups of at least SIZE payload bytes on\n"
          "                     a second thread per connection while the next group is\n"
@@ -107,9 +112,21 @@ std::size_t auto_pipeline_bytes() {
   return std::thread::hardware_concurrency() >= 8 ? (256U << 10) : SIZE_MAX;
 }
 
+// One connection slot per CPU this process may run on (the Linux client
+// opens one connection per hardware queue, one queue per CPU), up to 16.
+unsigned default_connections() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const unsigned n =
+      ::sched_getaffinity(0, sizeof set, &set) == 0 ? static_cast<unsigned>(CPU_COUNT(&set)) : 1U;
+  return std::clamp(n, 1U, 16U);
+}
+
 Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args) {
   ExporterOptions o;
   o.pipeline_bytes = auto_pipeline_bytes();
+  o.connections = default_connections();
+  bool have_connections = false;
   auto number = [](std::string_view opt, std::string_view v, std::uint64_t max) -> Result<std::uint64_t> {
     std::uint64_t n = 0;
     if (v.empty()) return fail(EINVAL, std::string(opt) + ": \"\" is not a number");
@@ -160,6 +177,7 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
       if (!n) return std::unexpected(n.error());
       if (*n == 0) return fail(EINVAL, "--connections must be at least 1");
       o.connections = static_cast<unsigned>(*n);
+      have_connections = true;
     } else if (a == "--fd") {
       auto n = number(a, value, 1 << 20);
       if (!n) return std::unexpected(n.error());
@@ -207,6 +225,8 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
   if (!have_size) return fail(EINVAL, "you must give --size SIZE (e.g. --size 8G)");
   if (o.store.empty()) return fail(EINVAL, "you must give --store host or --store cuda");
   if (!o.device.empty() && o.store != "cuda") return fail(EINVAL, "--device applies only to --store cuda");
+  if (!have_connections)
+    o.connections = std::max<unsigned>(o.connections, static_cast<unsigned>(o.fds.size()));
   if (o.fds.size() > o.connections)
     return fail(EINVAL, "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " +
                             std::to_string(o.connections));
@@ -257,6 +277,7 @@ int run_exporter(const ExporterOptions& o) {
   opt.pipeline_bytes = o.pipeline_bytes;
   opt.reply_timeout_ms = o.reply_timeout_ms;
   opt.handshake_timeout_ms = o.handshake_timeout_ms;
+  opt.lock_stacks = o.mlock;
   Server server(**store, opt);
   if (auto r = server.start(); !r) {
     spdlog::error("{}", r.error().describe());

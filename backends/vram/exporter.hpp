@@ -17,7 +17,7 @@ struct ExporterOptions {
   std::uint64_t size = 0;
   std::string store;  // host | cuda (| host-batch for tests)
   std::string device;
-  unsigned connections = 8;
+  unsigned connections = 8;  // parse_command_line(): one per CPU up to 16, at least fds.size()
   std::vector<int> fds;
   bool mlock = true;
   bool force = false;

@@ -1,7 +1,9 @@
 #include "backends/vram/nbd_server.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -290,6 +292,27 @@ Result<void> Server::start() {
     conn.rx.resize(kRxBytes);
     conn.option.resize(kMaxOptionLength);
   }
+  for (int fd : opt_.fds) {
+    struct stat st {};
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not an open socket");
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not a stream socket");
+    len = sizeof listening;
+    if ((::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
+      return fail(EINVAL, "--fd " + std::to_string(fd) +
+                              ": not a connected socket (give a listening socket's path with --socket)");
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  // Every page of every buffer resident before serving (see the header).
+  for (auto& c : slots_)
+    for (Group& g : c->group) touch_pages(g.payload, c->payload_bytes);
+  warm_up();
   if (batching_) {
     batch_queue_.resize(opt_.connections);
     batch_all_.resize(static_cast<std::size_t>(opt_.connections) * opt_.queue_depth);
@@ -393,6 +416,17 @@ void Server::stop() {
   free_buffers();
 }
 
+// One read, zero, write-back and flush of the first 4 KiB (contents
+// unchanged), through the store's own calls, before anything is served.
+void Server::warm_up() {
+  if (slots_.empty() || store_.size() < 4096) return;
+  std::byte* buf = slots_[0]->group[0].payload;
+  if (store_.read(0, {buf, 4096}) != 0) return;
+  (void)store_.zero(0, 4096);
+  (void)store_.write(0, {buf, 4096});
+  (void)store_.flush();
+}
+
 void Server::free_buffers() {
   for (auto& c : slots_)
     for (Group& g : c->group) {
@@ -460,6 +494,7 @@ void Server::accept_loop() {
 
 void Server::worker_loop(Connection& c) {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   for (;;) {
     std::unique_lock lk(slots_mu_);
@@ -480,6 +515,7 @@ void Server::worker_loop(Connection& c) {
 
 void Server::batcher_loop() {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   std::vector<Connection*> taken(opt_.connections);
   for (;;) {
@@ -520,6 +556,7 @@ void Server::batcher_loop() {
 // one group at a time, in the order they were handed over.
 void Server::completer_loop(Connection& c) {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   std::unique_lock lk(c.mu);
   for (;;) {

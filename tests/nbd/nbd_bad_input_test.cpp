@@ -21,7 +21,8 @@ constexpr int kHandshakeMs = 400;  // --handshake-timeout of the BadInput export
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(ex.start({"--reply-timeout", "1000", "--handshake-timeout", std::to_string(kHandshakeMs)},
+    ASSERT_TRUE(ex.start({"--reply-timeout", "1000", "--handshake-timeout", std::to_string(kHandshakeMs),
+                          "--connections", "8"},
                          "host", "64M"))
         << ex.log();
     // A known pattern at [0, 64K) that no bad request may change.

@@ -34,9 +34,9 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // second thread (--pipeline 512).
   void SetUp() override {
     const bool piped = GetParam() == "host+pipeline";
-    ASSERT_TRUE(ex.start(
-        piped ? std::vector<std::string>{"--pipeline", "512"} : std::vector<std::string>{"--pipeline", "off"},
-        piped ? "host" : GetParam(), "64M"))
+    ASSERT_TRUE(ex.start(piped ? std::vector<std::string>{"--pipeline", "512", "--connections", "8"}
+                               : std::vector<std::string>{"--pipeline", "off", "--connections", "8"},
+                         piped ? "host" : GetParam(), "64M"))
         << ex.log();
   }
   Exporter ex;
@@ -242,7 +242,7 @@ TEST(FdHandOver, ServesASocketpairAndExitsWhenItCloses) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   Exporter ex;
   // The child gets sv[1] as fd 3 (dup2 clears CLOEXEC).
-  ASSERT_TRUE(ex.start({"--fd", "3"}, "host", "16M", false, sv[1]));
+  ASSERT_TRUE(ex.start({"--fd", "3"}, "host", "16M", false, {sv[1]}));
   ::close(sv[1]);
   Handle c;
   ASSERT_EQ(nbd_connect_socket(c.h, sv[0]), 0) << err();

@@ -48,7 +48,7 @@ std::string uri(const Exporter& ex) {
 TEST(Fio, RandomWritesVerifiedWithCrc32cOverFourConnections) {
   if (!have_tool("fio")) GTEST_SKIP() << "fio is not installed";
   Exporter ex;
-  ASSERT_TRUE(ex.start({}, "host", "64M")) << ex.log();
+  ASSERT_TRUE(ex.start({"--connections", "4"}, "host", "64M")) << ex.log();
   std::string out;
   // Four jobs = four NBD connections, each on its own 8 MiB region.
   const std::string cmd =
@@ -70,7 +70,7 @@ TEST(Fio, RandomWritesVerifiedWithCrc32cOverFourConnections) {
 TEST(Fio, MixedRandomReadWriteAtDepth) {
   if (!have_tool("fio")) GTEST_SKIP() << "fio is not installed";
   Exporter ex;
-  ASSERT_TRUE(ex.start({}, "host-batch", "64M")) << ex.log();
+  ASSERT_TRUE(ex.start({"--connections", "4"}, "host-batch", "64M")) << ex.log();
   std::string out;
   const std::string cmd =
       "fio --name=mix --ioengine=nbd --uri='" + uri(ex) +
@@ -105,7 +105,7 @@ TEST(Nbdcopy, CopiesBetweenNbdkitMemoryAndTierswapBothWays) {
   if (!have_tool("nbdcopy")) GTEST_SKIP() << "nbdcopy (libnbd-bin) is not installed";
   if (!have_tool("nbdkit")) GTEST_SKIP() << "nbdkit is not installed";
   Exporter ex;
-  ASSERT_TRUE(ex.start({}, "host", "32M")) << ex.log();
+  ASSERT_TRUE(ex.start({"--connections", "4"}, "host", "32M")) << ex.log();
   const std::string d = ex.dir.path;
   std::string out;
   ASSERT_EQ(sh("head -c 33554432 /dev/urandom > " + d + "/in && truncate -s 32M " + d + "/in", out), 0)
