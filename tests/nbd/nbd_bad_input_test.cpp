@@ -467,14 +467,36 @@ TEST(ExporterProcess, SigtermAndSigintRefusedWhileAttachedUnlessForce) {
 }
 
 TEST(ExporterProcess, BadCommandLinesExitWithUsageStatus) {
-  for (std::vector<std::string> extra :
-       {std::vector<std::string>{"--bogus"}, {"--connections", "0"}, {"--size", "12X"}}) {
+  for (std::vector<std::string> extra : {std::vector<std::string>{"--bogus"},
+                                         {"--connections", "0"},
+                                         {"--size", "12X"},
+                                         {"--test-fail-offset", "1M"},
+                                         {"--socket"}}) {
     Exporter ex;
     ex.start(extra);
     const int st = ex.wait_exit(3000);
     ASSERT_NE(st, -1);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << ex.log();
+    EXPECT_NE(ex.log().find(extra[0]), std::string::npos)
+        << "the error does not name " << extra[0] << ": " << ex.log();
   }
+}
+
+// --version says what this build has: cuda=yes exactly when the CUDA store
+// was compiled in (the CMake option), and no test hooks in the installed binary.
+TEST(ExporterProcess, VersionReportsTheFeaturesBuiltIn) {
+  FILE* p = ::popen((exporter_binary() + " --version").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[256] = {};
+  ASSERT_NE(std::fgets(buf, sizeof buf, p), nullptr);
+  EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0);
+  const std::string v = buf;
+#ifdef TIERSWAP_HAVE_CUDA_STORE
+  EXPECT_NE(v.find("cuda=yes"), std::string::npos) << v;
+#else
+  EXPECT_NE(v.find("cuda=no"), std::string::npos) << v;
+#endif
+  EXPECT_NE(v.find("test-hooks=no"), std::string::npos) << v;
 }
 
 // SO_PEERCRED: a peer that is neither root nor the exporter's user is

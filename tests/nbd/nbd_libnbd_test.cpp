@@ -220,6 +220,7 @@ INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-ba
 TEST(StoreFailure, ErrorsBecomeEioAndStick) {
   for (std::string store : {"host", "host-batch"}) {
     Exporter ex;
+    ex.binary = exporter_test_binary();
     ASSERT_TRUE(ex.start({"--test-fail-offset", "1M"}, store)) << ex.log();
     Handle c;
     ASSERT_TRUE(c.connect(ex.socket)) << err();

@@ -31,6 +31,11 @@ inline std::string exporter_binary() {
   return TIERSWAP_NBD_BIN;
 }
 
+// The same exporter built with the test-only options (--test-fail-offset).
+inline std::string exporter_test_binary() {
+  return TIERSWAP_NBD_TEST_BIN;
+}
+
 inline bool have_tool(const std::string& name) {
   return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
