@@ -16,7 +16,7 @@ using namespace nbdtest;
 namespace {
 
 constexpr std::uint64_t kSize = 64ULL << 20;
-constexpr int kHandshakeMs = 400;  // --handshake-timeout of the BadInput exporter
+constexpr int kHandshakeMs = 1000;  // --handshake-timeout of the BadInput exporter (loaded CI: not less)
 
 class BadInput : public ::testing::Test {
  protected:
