@@ -534,6 +534,17 @@ bool CudaStore::try_poller(std::span<IoRequest> batch) {
     cpu_relax();
   }
   std::atomic_thread_fence(std::memory_order_acquire);
+  // The done word alone does not prove the data moved: a store to a bad
+  // address is posted, the kernel goes on to write done, and the fault lands
+  // on the context (sticky) afterwards. The stream's state carries the
+  // context's sticky error: anything but "still running" or "finished" fails
+  // the batch (and the store) instead of answering success.
+  e = cudaStreamQuery(poll_stream_);
+  if (e != cudaErrorNotReady && e != cudaSuccess) {
+    poller_running_ = false;
+    fail_batch(batch, e);
+    return true;
+  }
   n_poller_.fetch_add(1, std::memory_order_relaxed);
   return true;
 }

@@ -1,8 +1,11 @@
 #include "backends/vram/exporter.hpp"
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <spdlog/spdlog.h>
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 #include <ctime>
@@ -69,33 +72,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   return v << shift;
 }
 
-std::string usage_text() {
-  return "Usage: tierswap-nbd --socket PATH --size SIZE --store host|cuda [options]\n"
-         "       tierswap-nbd --fd N [--fd N ...] --size SIZE --store host|cuda [options]\n"
-         "Serve one NBD export (the tierswap VRAM tier) over Unix sockets.\n"
-         "\n"
-         "  --socket PATH      listen on PATH (mode 0600; its directory must be 0700)\n"
-         "  --fd N             serve the already-connected socket N (repeatable)\n"
-         "  --size SIZE        export size, a multiple of 512 (4096, 512M, 8G)\n"
-         "  --store KIND       host (RAM) or cuda (GPU memory)\n"
-         "  --device N|UUID    GPU for --store cuda (default: the first)\n"
-         "  --connections N    clients attached at once (default 8)\n"
-         "  --buffer SIZE      payload buffer per connection (default 1M)\n"
-         "  --pipeline SIZE|off|auto  complete groups of at least SIZE payload bytes on\n"
-         "                     a second thread per connection while the next group is\n"
-         "                     received (two payload buffers per connection); auto,\n"
-         "                     the default: 256K with 8 or more CPUs, else off\n"
-         "  --reply-timeout MS drop a client that does not read its replies (default 30000)\n"
-         "  --no-mlock         do not lock memory (tests only: a swap exporter must not swap)\n"
-         "  --force            exit on SIGTERM/SIGINT even while clients are attached\n"
-         "  --help, --version\n"
-         "\n"
-         "Exit status: 0 stopped on request, 1 could not start or serve, 2 bad command line.\n";
-}
-
-std::string version_text() {
-  return fmt::format("tierswap-nbd {} (cuda={})\n", TIERSWAP_VERSION, have_cuda_store() ? "yes" : "no");
-}
+namespace {
 
 // Overlapping the receive of one group with the store's work on the last
 // needs a spare core per connection: measured on a 16-core H200 machine it
@@ -105,100 +82,147 @@ std::size_t auto_pipeline_bytes() {
   return std::thread::hardware_concurrency() >= 8 ? (256U << 10) : SIZE_MAX;
 }
 
-Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args) {
+// One connection slot per CPU this process may run on (the Linux client
+// opens one connection per hardware queue, one queue per CPU), up to 16.
+unsigned default_connections() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const unsigned n =
+      ::sched_getaffinity(0, sizeof set, &set) == 0 ? static_cast<unsigned>(CPU_COUNT(&set)) : 1U;
+  return std::clamp(n, 1U, 16U);
+}
+
+// A size option's value through parse_size(); a CLI11 validation error
+// naming the option otherwise.
+std::uint64_t size_value(const std::string& option, const std::string& value) {
+  auto s = parse_size(value);
+  if (!s) throw CLI::ValidationError(option, s.error().message);
+  return *s;
+}
+
+// Everything tierswap-nbd accepts. `o` receives the values.
+void describe(CLI::App& app, ExporterOptions& o, bool test_hooks) {
+  app.set_help_flag("-h,--help", "print this help and exit");
+  app.add_flag("--version", o.version, "print the version and the features built in, and exit");
+  app.add_option("--socket", o.socket, "listen on PATH (mode 0600; its directory must be 0700, not a link)")
+      ->type_name("PATH");
+  app.add_option_function<std::vector<int>>(
+         "--fd", [&o](const std::vector<int>& fds) { o.fds = fds; },
+         "serve the already-connected socket N (repeatable: one connection each, e.g. "
+         "socketpairs handed over by the daemon; with no --socket the exporter exits once "
+         "every one has ended)")
+      ->type_name("N")
+      ->check(CLI::Range(0, 1 << 20))
+      ->allow_extra_args(false);
+  app.add_option_function<std::string>(
+         "--size",
+         [&o](const std::string& v) {
+           o.size = size_value("--size", v);
+           if (o.size == 0 || o.size % 512 != 0)
+             throw CLI::ValidationError("--size", v + ": must be a non-zero multiple of 512 bytes");
+         },
+         "export size, a multiple of 512 (4096, 512M, 8G)")
+      ->type_name("SIZE");
+  app.add_option("--store", o.store, "host (RAM) or cuda (GPU memory)")
+      ->type_name("KIND")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "host" || v == "cuda" || v == "host-batch" ? std::string()
+                                                                   : v + ": unknown store (use host or cuda)";
+          },
+          ""));
+  app.add_option("--device", o.device, "GPU for --store cuda (default: the first)")->type_name("N|UUID");
+  app.add_option("--connections", o.connections,
+                 "clients attached at once (default: one per CPU, up to 16, and at least the number of --fd)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 1024));
+  app.add_option_function<std::string>(
+         "--buffer",
+         [&o](const std::string& v) {
+           o.buffer_bytes = size_value("--buffer", v);
+           if (o.buffer_bytes < (64U << 10) || o.buffer_bytes > (1ULL << 30))
+             throw CLI::ValidationError("--buffer", v + ": must be between 64K and 1G");
+         },
+         "payload buffer per connection (default 1M)")
+      ->type_name("SIZE");
+  app.add_option_function<std::string>(
+         "--pipeline",
+         [&o](const std::string& v) {
+           if (v == "off")
+             o.pipeline_bytes = SIZE_MAX;
+           else if (v == "auto")
+             o.pipeline_bytes = auto_pipeline_bytes();
+           else
+             o.pipeline_bytes = size_value("--pipeline", v);
+         },
+         "complete groups of at least SIZE payload bytes on a second thread per connection while the "
+         "next group is received (two payload buffers per connection); auto, the default: 256K with 8 "
+         "or more CPUs, else off")
+      ->type_name("SIZE|off|auto");
+  app.add_option("--reply-timeout", o.reply_timeout_ms,
+                 "drop a client that does not read its replies for MS milliseconds (default 30000)")
+      ->type_name("MS")
+      ->check(CLI::Range(1, 3600000));
+  app.add_option("--handshake-timeout", o.handshake_timeout_ms,
+                 "drop a client whose whole handshake takes longer than MS milliseconds (default 10000)")
+      ->type_name("MS")
+      ->check(CLI::Range(1, 3600000));
+  app.add_flag_callback(
+      "--no-mlock", [&o] { o.mlock = false; },
+      "do not lock memory (tests only: a swap exporter must not swap)");
+  app.add_flag("--force", o.force, "exit on SIGTERM/SIGINT even while clients are attached");
+  if (test_hooks) {
+    app.add_option_function<std::string>(
+           "--test-fail-offset",
+           [&o](const std::string& v) { o.fail_offset = size_value("--test-fail-offset", v); },
+           "host stores: requests touching [OFFSET, OFFSET + 512) fail with EIO and the store "
+           "stays failed (test builds only)")
+        ->type_name("OFFSET");
+  }
+  app.footer(
+      "Usage: tierswap-nbd --socket PATH --size SIZE --store host|cuda [options]\n"
+      "       tierswap-nbd --fd N [--fd N ...] --size SIZE --store host|cuda [options]\n"
+      "\n"
+      "Exit status: 0 stopped on request, 1 could not start or serve, 2 bad command line.");
+}
+
+}  // namespace
+
+std::string usage_text(bool test_hooks) {
+  CLI::App app{"Serve one NBD export (the tierswap VRAM tier) over Unix sockets.", "tierswap-nbd"};
+  ExporterOptions o;
+  describe(app, o, test_hooks);
+  return app.help();
+}
+
+std::string version_text(bool test_hooks) {
+  return fmt::format("tierswap-nbd {} cuda={} test-hooks={}\n", TIERSWAP_VERSION,
+                     have_cuda_store() ? "yes" : "no", test_hooks ? "yes" : "no");
+}
+
+Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args, bool test_hooks) {
   ExporterOptions o;
   o.pipeline_bytes = auto_pipeline_bytes();
-  auto number = [](std::string_view opt, std::string_view v, std::uint64_t max) -> Result<std::uint64_t> {
-    std::uint64_t n = 0;
-    if (v.empty()) return fail(EINVAL, std::string(opt) + ": \"\" is not a number");
-    for (char ch : v) {
-      if (ch < '0' || ch > '9' || n > max / 10)
-        return fail(EINVAL, std::string(opt) + ": \"" + std::string(v) + "\" is not a number up to " +
-                                std::to_string(max));
-      n = n * 10 + static_cast<unsigned>(ch - '0');
-    }
-    if (n > max)
-      return fail(EINVAL, std::string(opt) + ": " + std::string(v) + " is above " + std::to_string(max));
-    return n;
-  };
-  bool have_size = false;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    std::string_view a = args[i];
-    std::string_view value;
-    const bool takes_value = a == "--socket" || a == "--size" || a == "--store" || a == "--device" ||
-                             a == "--connections" || a == "--fd" || a == "--buffer" || a == "--pipeline" ||
-                             a == "--reply-timeout" || a == "--test-fail-offset";
-    if (takes_value) {
-      if (i + 1 >= args.size()) return fail(EINVAL, std::string(a) + " needs a value (see --help)");
-      value = args[++i];
-    }
-    if (a == "--help" || a == "-h") {
-      o.help = true;
-    } else if (a == "--version") {
-      o.version = true;
-    } else if (a == "--socket") {
-      if (value.empty()) return fail(EINVAL, "--socket needs a path");
-      o.socket = std::string(value);
-    } else if (a == "--size") {
-      auto s = parse_size(value);
-      if (!s) return wrap(s.error(), "--size");
-      if (*s == 0 || *s % 512 != 0)
-        return fail(EINVAL, "--size " + std::string(value) + ": must be a non-zero multiple of 512 bytes");
-      o.size = *s;
-      have_size = true;
-    } else if (a == "--store") {
-      o.store = std::string(value);
-      if (o.store != "host" && o.store != "cuda" && o.store != "host-batch")
-        return fail(EINVAL, "--store " + o.store + ": unknown store (use host or cuda)");
-    } else if (a == "--device") {
-      o.device = std::string(value);
-    } else if (a == "--connections") {
-      auto n = number(a, value, 1024);
-      if (!n) return std::unexpected(n.error());
-      if (*n == 0) return fail(EINVAL, "--connections must be at least 1");
-      o.connections = static_cast<unsigned>(*n);
-    } else if (a == "--fd") {
-      auto n = number(a, value, 1 << 20);
-      if (!n) return std::unexpected(n.error());
-      o.fds.push_back(static_cast<int>(*n));
-    } else if (a == "--buffer") {
-      auto s = parse_size(value);
-      if (!s) return wrap(s.error(), "--buffer");
-      if (*s < (64U << 10) || *s > (1ULL << 30))
-        return fail(EINVAL, "--buffer " + std::string(value) + ": must be between 64K and 1G");
-      o.buffer_bytes = *s;
-    } else if (a == "--pipeline") {
-      if (value == "off") {
-        o.pipeline_bytes = SIZE_MAX;
-      } else if (value == "auto") {
-        o.pipeline_bytes = auto_pipeline_bytes();
-      } else {
-        auto s = parse_size(value);
-        if (!s) return wrap(s.error(), "--pipeline");
-        o.pipeline_bytes = *s;
-      }
-    } else if (a == "--reply-timeout") {
-      auto n = number(a, value, 3600000);
-      if (!n) return std::unexpected(n.error());
-      if (*n == 0) return fail(EINVAL, "--reply-timeout must be at least 1 ms");
-      o.reply_timeout_ms = static_cast<int>(*n);
-    } else if (a == "--test-fail-offset") {
-      auto s = parse_size(value);
-      if (!s) return wrap(s.error(), "--test-fail-offset");
-      o.fail_offset = *s;
-    } else if (a == "--no-mlock") {
-      o.mlock = false;
-    } else if (a == "--force") {
-      o.force = true;
-    } else {
-      return fail(EINVAL, "unknown argument \"" + std::string(a) + "\" (see --help)");
-    }
+  o.connections = 0;  // not given
+  CLI::App app{"Serve one NBD export (the tierswap VRAM tier) over Unix sockets.", "tierswap-nbd"};
+  describe(app, o, test_hooks);
+  // CLI11 takes the arguments last first.
+  std::vector<std::string> rev(args.rbegin(), args.rend());
+  try {
+    app.parse(rev);
+  } catch (const CLI::CallForHelp&) {
+    o.help = true;
+    return o;
+  } catch (const CLI::ParseError& e) {
+    return fail(EINVAL, std::string(e.what()) + " (see --help)");
   }
   if (o.help || o.version) return o;
   if (o.socket.empty() && o.fds.empty()) return fail(EINVAL, "give --socket PATH or --fd N (see --help)");
-  if (!have_size) return fail(EINVAL, "you must give --size SIZE (e.g. --size 8G)");
+  if (o.size == 0) return fail(EINVAL, "you must give --size SIZE (e.g. --size 8G)");
   if (o.store.empty()) return fail(EINVAL, "you must give --store host or --store cuda");
   if (!o.device.empty() && o.store != "cuda") return fail(EINVAL, "--device applies only to --store cuda");
+  if (o.connections == 0)
+    o.connections = std::max<unsigned>(default_connections(), static_cast<unsigned>(o.fds.size()));
   if (o.fds.size() > o.connections)
     return fail(EINVAL, "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " +
                             std::to_string(o.connections));
@@ -248,6 +272,8 @@ int run_exporter(const ExporterOptions& o) {
   opt.buffer_bytes = o.buffer_bytes;
   opt.pipeline_bytes = o.pipeline_bytes;
   opt.reply_timeout_ms = o.reply_timeout_ms;
+  opt.handshake_timeout_ms = o.handshake_timeout_ms;
+  opt.lock_stacks = o.mlock;
   Server server(**store, opt);
   if (auto r = server.start(); !r) {
     spdlog::error("{}", r.error().describe());

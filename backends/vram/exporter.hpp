@@ -17,14 +17,15 @@ struct ExporterOptions {
   std::uint64_t size = 0;
   std::string store;  // host | cuda (| host-batch for tests)
   std::string device;
-  unsigned connections = 8;
+  unsigned connections = 8;  // parse_command_line(): one per CPU up to 16, at least fds.size()
   std::vector<int> fds;
   bool mlock = true;
   bool force = false;
   std::size_t buffer_bytes = 1U << 20;
   std::size_t pipeline_bytes = SIZE_MAX;  // --pipeline; SIZE_MAX: off (command line default: auto)
   int reply_timeout_ms = 30000;
-  std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset
+  int handshake_timeout_ms = 10000;
+  std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset (test builds only)
   bool help = false;
   bool version = false;
 };
@@ -37,9 +38,13 @@ inline constexpr int kExitUsage = 2;    // bad command line
 // "4096", "512K", "1M", "8G", "1GiB", "2T": binary multiples.
 Result<std::uint64_t> parse_size(std::string_view text);
 
-Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args);
-std::string usage_text();
-std::string version_text();
+// The command line (CLI11). test_hooks: also accept the fault injection of
+// test builds (--test-fail-offset); the installed tierswap-nbd leaves it
+// off, tests run tierswap-nbd-testhooks. Errors (EINVAL) name the option.
+Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args, bool test_hooks = false);
+std::string usage_text(bool test_hooks = false);
+// "tierswap-nbd VERSION cuda=yes|no test-hooks=yes|no": what this build has.
+std::string version_text(bool test_hooks = false);
 
 // Locks memory, protects from the OOM killer, creates the store, serves
 // until SIGTERM/SIGINT (refused while a client is attached, unless --force)

@@ -7,20 +7,28 @@
 
 #include "backends/vram/exporter.hpp"
 
+// Test builds (tierswap-nbd-testhooks) define TIERSWAP_NBD_TEST_HOOKS: they
+// accept the fault injection options; the installed binary does not.
+#ifdef TIERSWAP_NBD_TEST_HOOKS
+constexpr bool kTestHooks = true;
+#else
+constexpr bool kTestHooks = false;
+#endif
+
 int main(int argc, char** argv) {
   using namespace tierswap::vram;
   std::vector<std::string_view> args(argv + 1, argv + argc);
-  auto opts = parse_command_line(args);
+  auto opts = parse_command_line(args, kTestHooks);
   if (!opts) {
     std::fprintf(stderr, "tierswap-nbd: %s\n", opts.error().message.c_str());
     return kExitUsage;
   }
   if (opts->help) {
-    std::fputs(usage_text().c_str(), stdout);
+    std::fputs(usage_text(kTestHooks).c_str(), stdout);
     return kExitOk;
   }
   if (opts->version) {
-    std::fputs(version_text().c_str(), stdout);
+    std::fputs(version_text(kTestHooks).c_str(), stdout);
     return kExitOk;
   }
   spdlog::set_pattern("tierswap-nbd[%P] %l: %v");

@@ -1,7 +1,9 @@
 #include "backends/vram/nbd_server.hpp"
 
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -74,6 +76,28 @@ void set_timeout(int fd, int option, int ms) {
 bool recv_exact(int fd, std::byte* p, std::size_t n) {
   while (n > 0) {
     const ssize_t r = ::recv(fd, p, n, MSG_WAITALL);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<std::size_t>(r);
+    } else if (r < 0 && errno == EINTR) {
+      continue;
+    } else {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Blocking until deadline_ms (CLOCK_MONOTONIC, see now_ms()); false on EOF,
+// error or when the deadline passes. The receive timeout is set again before
+// each recv() to what is left, so that a client trickling one byte at a time
+// cannot stretch the wait past the deadline.
+bool recv_until(int fd, std::byte* p, std::size_t n, std::int64_t deadline_ms) {
+  while (n > 0) {
+    const std::int64_t left = deadline_ms - now_ms();
+    if (left <= 0) return false;
+    set_timeout(fd, SO_RCVTIMEO, static_cast<int>(left));
+    const ssize_t r = ::recv(fd, p, n, 0);
     if (r > 0) {
       p += r;
       n -= static_cast<std::size_t>(r);
@@ -268,6 +292,27 @@ Result<void> Server::start() {
     conn.rx.resize(kRxBytes);
     conn.option.resize(kMaxOptionLength);
   }
+  for (int fd : opt_.fds) {
+    struct stat st {};
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    sockaddr_storage peer{};
+    socklen_t plen = sizeof peer;
+    if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
+      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not an open socket");
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not a stream socket");
+    len = sizeof listening;
+    if ((::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) ||
+        ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
+      return fail(EINVAL, "--fd " + std::to_string(fd) +
+                              ": not a connected socket (give a listening socket's path with --socket)");
+    ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  // Every page of every buffer resident before serving (see the header).
+  for (auto& c : slots_)
+    for (Group& g : c->group) touch_pages(g.payload, c->payload_bytes);
+  warm_up();
   if (batching_) {
     batch_queue_.resize(opt_.connections);
     batch_all_.resize(static_cast<std::size_t>(opt_.connections) * opt_.queue_depth);
@@ -371,6 +416,17 @@ void Server::stop() {
   free_buffers();
 }
 
+// One read, zero, write-back and flush of the first 4 KiB (contents
+// unchanged), through the store's own calls, before anything is served.
+void Server::warm_up() {
+  if (slots_.empty() || store_.size() < 4096) return;
+  std::byte* buf = slots_[0]->group[0].payload;
+  if (store_.read(0, {buf, 4096}) != 0) return;
+  (void)store_.zero(0, 4096);
+  (void)store_.write(0, {buf, 4096});
+  (void)store_.flush();
+}
+
 void Server::free_buffers() {
   for (auto& c : slots_)
     for (Group& g : c->group) {
@@ -438,6 +494,7 @@ void Server::accept_loop() {
 
 void Server::worker_loop(Connection& c) {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   for (;;) {
     std::unique_lock lk(slots_mu_);
@@ -458,6 +515,7 @@ void Server::worker_loop(Connection& c) {
 
 void Server::batcher_loop() {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   std::vector<Connection*> taken(opt_.connections);
   for (;;) {
@@ -498,6 +556,7 @@ void Server::batcher_loop() {
 // one group at a time, in the order they were handed over.
 void Server::completer_loop(Connection& c) {
   if (opt_.on_io_thread_start) opt_.on_io_thread_start();
+  if (opt_.lock_stacks) lock_thread_stack();
   mark_io_flusher_thread();
   std::unique_lock lk(c.mu);
   for (;;) {
@@ -554,20 +613,32 @@ void Server::run_batch(Connection& c, IoRequest* ios, unsigned n) {
   c.batch_cv.wait(lk, [&] { return c.batch_done; });
 }
 
-// Handshake then transmission, on the connection's own thread.
+// Handshake then transmission, on the connection's own thread. The whole
+// handshake has one deadline (handshake_timeout_ms from the greeting): a
+// client that sends a byte now and then still loses its slot when it runs out.
 void Server::serve(Connection& c) {
   const int fd = c.fd;
-  set_timeout(fd, SO_RCVTIMEO, opt_.handshake_timeout_ms);
-  set_timeout(fd, SO_SNDTIMEO, opt_.handshake_timeout_ms);
+  const std::int64_t deadline = now_ms() + opt_.handshake_timeout_ms;
+  auto left = [&] { return static_cast<int>(std::max<std::int64_t>(deadline - now_ms(), 1)); };
+  auto timed_out = [&] {
+    if (now_ms() >= deadline)
+      spdlog::warn("connection {}: handshake not finished within {} ms; closing", c.index,
+                   opt_.handshake_timeout_ms);
+  };
+  auto send_until = [&](std::span<const std::byte> bytes) {
+    set_timeout(fd, SO_SNDTIMEO, left());
+    return send_bytes(fd, bytes.data(), bytes.size(), left());
+  };
 
   Handshake hs(store_.size());
   auto g = hs.greeting();
-  if (!send_bytes(fd, g.data(), g.size(), opt_.handshake_timeout_ms)) return;
+  if (!send_until(g)) return timed_out();
   std::byte b[kOptionHeaderSize];
-  if (!recv_exact(fd, b, 4) || !hs.on_client_flags(load_be32(b))) return;
+  if (!recv_until(fd, b, 4, deadline)) return timed_out();
+  if (!hs.on_client_flags(load_be32(b))) return;
   for (bool in_handshake = true; in_handshake;) {
     OptionHeader h;
-    if (!recv_exact(fd, b, kOptionHeaderSize)) return;
+    if (!recv_until(fd, b, kOptionHeaderSize, deadline)) return timed_out();
     if (!parse_option_header(std::span<const std::byte, kOptionHeaderSize>(b, kOptionHeaderSize), h)) {
       spdlog::warn("connection {}: bad option magic in the handshake; closing", c.index);
       return;
@@ -579,10 +650,10 @@ void Server::serve(Connection& c) {
           c.index, h.option, h.length, hs.options_seen() - 1, kMaxOptionLength, kMaxOptions);
       return;
     }
-    if (!recv_exact(fd, c.option.data(), h.length)) return;
+    if (!recv_until(fd, c.option.data(), h.length, deadline)) return timed_out();
     const auto next = hs.on_option(h.option, std::span<const std::byte>(c.option.data(), h.length));
     auto r = hs.reply();
-    if (!r.empty() && !send_bytes(fd, r.data(), r.size(), opt_.handshake_timeout_ms)) return;
+    if (!r.empty() && !send_until(r)) return timed_out();
     if (next == Handshake::Next::kClose) return;
     in_handshake = next == Handshake::Next::kContinue;
   }

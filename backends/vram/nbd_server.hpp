@@ -1,6 +1,6 @@
 // The NBD server of tierswap-nbd.
 //
-// Threads (small 256 KiB stacks: with mlockall every stack page is resident):
+// Threads (small 256 KiB stacks, each locked whole with lock_stacks):
 // one I/O thread per connection slot, all created (with their
 // buffers) in start(), before anything is served; `connections` bounds how
 // many clients can be attached at once (one more is refused). An accept
@@ -18,7 +18,15 @@
 //
 // Nothing is allocated on the I/O path: the group, the receive buffer, the
 // payload buffer (from store.allocate_buffer()), the iovecs and the batch
-// array are all allocated in start().
+// array are all allocated in start(), and every page of them written there
+// (resident, so locked under mlockall(MCL_ONFAULT)). start() also runs one
+// read, zero, write-back and flush of the first 4 KiB through the store,
+// so that the store's I/O code (and the GPU driver's) is faulted in and
+// locked before any client is served.
+//
+// Already-connected sockets (`fds`, e.g. socketpairs handed over by the
+// daemon) take a slot each at start(); each must be a connected stream
+// socket (checked: anything else is an EINVAL error naming the fd).
 //
 // Errors: store errors become EIO (or the store's errno) replies; protocol
 // errors get the reply proto.md asks for (see nbd_protocol.hpp); a client
@@ -36,9 +44,9 @@
 #include <string>
 #include <vector>
 
-#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
 #include "backends/vram/nbd_protocol.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 
@@ -54,8 +62,11 @@ struct ServerOptions {
   std::size_t pipeline_bytes = SIZE_MAX;
   unsigned queue_depth = 64;         // requests per group
   int reply_timeout_ms = 30000;      // client not reading replies → dropped
-  int handshake_timeout_ms = 10000;  // client idle in the handshake → dropped
+  int handshake_timeout_ms = 10000;  // whole handshake (greeting to GO) → else dropped
   bool check_peer = true;            // SO_PEERCRED: root or our uid only
+  // Each server thread mlock()s its whole stack before it serves (set by
+  // the exporter when it locks its memory; see process_safety.hpp).
+  bool lock_stacks = false;
   // Called first thing on every I/O thread (tests count allocations there).
   std::function<void()> on_io_thread_start;
 };
@@ -104,6 +115,7 @@ class Server {
   bool send_replies(Connection& c, Group& g);
   bool large(Connection& c, Group& g, const nbd::Request& req);
   void free_buffers();
+  void warm_up();
   [[nodiscard]] bool pipelined() const { return opt_.pipeline_bytes != SIZE_MAX; }
   void run_batch(Connection& c, IoRequest* ios, unsigned n);
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the NBD seed corpus (corpus/nbd_handshake, corpus/nbd_request).
+"""Writes the NBD seed corpus (corpus/nbd_handshake, nbd_request, nbd_server).
 
 Run from anywhere; the files are committed, this script says how they were
 made. Layouts are in fuzz_nbd_handshake.cpp and fuzz_nbd_request.cpp.
@@ -56,3 +56,26 @@ write("nbd_request", "edges",
       req(0, 0, 7, SIZE - 4096, 4096) + req(0, 1, 8, SIZE, 512) + req(0, 0, 9, 0xFFFFFFFFFFFFFE00, 1024)
       + req(0, 0, 10, 0, 0) + req(0, 1, 11, 0, (32 << 20) + 512) + req(0, 0, 12, 1, 512)
       + req(4, 0, 13, 0, 512) + req(0, 9, 14, 0, 512))
+
+
+# corpus/nbd_server: what a client sends after connecting (fuzz_nbd_server.cpp).
+def wire(flags, typ, cookie, offset, length, payload=b""):
+    return struct.pack(">IHHQQI", REQ_MAGIC, flags, typ, cookie, offset, length) + payload
+
+
+FLAGS = struct.pack(">I", 3)  # fixed newstyle, no zeroes
+GO = opt(7, info_data())
+write("nbd_server", "go-write-read-flush-disc",
+      FLAGS + GO + wire(0, 1, 1, 0, 4096, b"\xab" * 4096) + wire(0, 0, 2, 0, 4096) + wire(0, 3, 3, 0, 0)
+      + wire(0, 2, 4, 0, 0))
+write("nbd_server", "go-overlap-fua-zero-trim",
+      FLAGS + GO + wire(0, 1, 1, 0, 8192, b"\x11" * 8192) + wire(1, 1, 2, 4096, 4096, b"\x22" * 4096)
+      + wire(0, 0, 3, 0, 16384) + wire(0, 6, 4, 512, 1024) + wire(0, 4, 5, 8192, 4096) + wire(0, 0, 6, 0, 8192))
+write("nbd_server", "go-large-write-read",
+      FLAGS + GO + wire(0, 1, 1, 65536, 131072, bytes(range(256)) * 512) + wire(0, 0, 2, 65536, 131072))
+write("nbd_server", "export-name", struct.pack(">I", 1) + opt(1) + wire(0, 0, 1, 0, 512))
+write("nbd_server", "list-info-abort", FLAGS + opt(3) + opt(6, info_data(b"", (3,))) + opt(2))
+write("nbd_server", "go-bad-requests",
+      FLAGS + GO + wire(0, 0, 1, 4 << 20, 512) + wire(0, 1, 2, 1, 512, b"\0" * 512) + wire(0, 9, 3, 0, 0)
+      + wire(8, 0, 4, 0, 512))
+write("nbd_server", "go-cut-payload", FLAGS + GO + wire(0, 1, 1, 0, 65536, b"\x33" * 1000))

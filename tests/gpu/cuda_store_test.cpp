@@ -468,8 +468,11 @@ TEST(CudaStore, LaunchFailureGivesEioAndFailed) {
 }
 
 // A kernel that faults kills the CUDA context (sticky), so each case runs in
-// a fresh process: the poller path and the launched path.
-void fault_in_child(bool poller) {
+// a fresh process: the poller path and the launched path. write_first: the
+// faulting segment is a write, whose store to the bad address is posted, so
+// the poller goes on to signal done before the fault reaches the context;
+// only the sticky-error check after done turns that into EIO.
+void fault_in_child(bool poller, bool write_first = false) {
   Made m = make(16 * kMiB, CudaStoreTuning{.poller = poller});
   if (!m.store) std::exit(3);
   BlockStore& s = *m.store;
@@ -477,6 +480,7 @@ void fault_in_child(bool poller) {
   if (s.write(0, std::span<const std::byte>(p, 4096)) != 0) std::exit(4);
   cuda_store_inject(s, CudaFault::bad_address);
   IoRequest batch[] = {{Op::read, 0, 4096, p, -1}, {Op::write, 4096, 4096, p + 4096, -1}};
+  if (write_first) std::swap(batch[0], batch[1]);
   s.submit(batch);
   if (batch[0].error != EIO || batch[1].error != EIO) std::exit(5);
   if (!s.failed()) std::exit(6);
@@ -491,6 +495,7 @@ TEST(CudaStoreDeathTest, KernelFaultGivesEioAndFailed) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
   EXPECT_EXIT(fault_in_child(false), ::testing::ExitedWithCode(0), "fault seen");
   EXPECT_EXIT(fault_in_child(true), ::testing::ExitedWithCode(0), "fault seen; poller_starts=1");
+  EXPECT_EXIT(fault_in_child(true, true), ::testing::ExitedWithCode(0), "fault seen; poller_starts=1");
 }
 
 }  // namespace

@@ -16,11 +16,15 @@ using namespace nbdtest;
 namespace {
 
 constexpr std::uint64_t kSize = 64ULL << 20;
+constexpr int kHandshakeMs = 1000;  // --handshake-timeout of the BadInput exporter (loaded CI: not less)
 
 class BadInput : public ::testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(ex.start({"--reply-timeout", "1000"}, "host", "64M")) << ex.log();
+    ASSERT_TRUE(ex.start({"--reply-timeout", "1000", "--handshake-timeout", std::to_string(kHandshakeMs),
+                          "--connections", "8"},
+                         "host", "64M"))
+        << ex.log();
     // A known pattern at [0, 64K) that no bad request may change.
     ctl = raw_connect_go(ex.socket);
     ASSERT_GE(ctl, 0);
@@ -272,9 +276,41 @@ TEST_F(BadInput, ExportNameOptionEntersTransmission) {
 
 TEST_F(BadInput, IdleHandshakeIsNotServedForeverButOthersAre) {
   const int idle = unix_connect(ex.socket);  // never sends its flags
-  const int fd = conn();
+  ASSERT_GE(idle, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  const int fd = conn();  // served meanwhile
+  ASSERT_GE(fd, 0);
+  EXPECT_TRUE(closed_by_server(idle, 5 * kHandshakeMs)) << "the idle client kept its slot";
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(kHandshakeMs / 2));
+  EXPECT_NE(ex.log().find("handshake not finished"), std::string::npos) << ex.log();
   ::close(fd);
   ::close(idle);
+}
+
+// One deadline for the whole handshake, not one per receive: a client that
+// trickles an option one byte every kHandshakeMs / 4 (each receive well
+// within the deadline) is still dropped once the whole deadline has passed.
+TEST_F(BadInput, TricklingHandshakeIsDroppedAtTheDeadline) {
+  const int fd = unix_connect(ex.socket);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(raw_greeting(fd));
+  std::vector<std::byte> opt;
+  put_option(opt, nbd::kOptGo, std::vector<std::byte>(64));  // a 16-byte header, then 64 bytes
+  const auto t0 = std::chrono::steady_clock::now();
+  bool dropped = false;
+  for (std::size_t i = 0; i < opt.size() && !dropped; ++i) {
+    dropped = !send_all(fd, &opt[i], 1);
+    pollfd pfd{fd, POLLIN, 0};
+    if (!dropped && ::poll(&pfd, 1, kHandshakeMs / 4) > 0) {
+      char c;
+      dropped = ::recv(fd, &c, 1, MSG_PEEK) <= 0;
+    }
+  }
+  const auto took = std::chrono::steady_clock::now() - t0;
+  EXPECT_TRUE(dropped || closed_by_server(fd, 100))
+      << "a trickling client kept its slot for " << opt.size() * kHandshakeMs / 4 << " ms";
+  EXPECT_LT(took, std::chrono::milliseconds(3 * kHandshakeMs));
+  ::close(fd);
 }
 
 // ---- process -------------------------------------------------------------
@@ -305,6 +341,37 @@ TEST(ExporterProcess, RefusesADirectoryOpenToOthers) {
   EXPECT_NE(ex.log().find("chmod 0700"), std::string::npos) << ex.log();
 }
 
+// A symbolic link where the socket directory goes is refused, not followed:
+// even when it points at a directory that would pass every check.
+TEST(ExporterProcess, RefusesASymlinkWhereTheSocketDirectoryGoes) {
+  Exporter ex;
+  const std::string real = ex.dir.path + "/real", link = ex.dir.path + "/link";
+  ASSERT_EQ(::mkdir(real.c_str(), 0700), 0);
+  ASSERT_EQ(::symlink(real.c_str(), link.c_str()), 0);
+  ex.socket = link + "/s";
+  EXPECT_FALSE(ex.start());
+  const int st = ex.wait_exit(3000);
+  ASSERT_NE(st, -1);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << ex.log();
+  EXPECT_NE(ex.log().find("is a symbolic link"), std::string::npos) << ex.log();
+  EXPECT_TRUE(std::filesystem::is_empty(real)) << "something was made through the link";
+}
+
+// A missing socket directory is made 0700 (and then used).
+TEST(ExporterProcess, MakesAMissingSocketDirectory0700) {
+  Exporter ex;
+  const std::string sub = ex.dir.path + "/sub";
+  ex.socket = sub + "/s";
+  ASSERT_TRUE(ex.start()) << ex.log();
+  struct stat st {};
+  ASSERT_EQ(::lstat(sub.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0700U);
+  const int fd = raw_connect_go(ex.socket);
+  EXPECT_GE(fd, 0);
+  ::close(fd);
+}
+
 TEST(ExporterProcess, RefusesToStartTwiceOnOneSocket) {
   Exporter a;
   ASSERT_TRUE(a.start()) << a.log();
@@ -320,13 +387,35 @@ TEST(ExporterProcess, RefusesToStartTwiceOnOneSocket) {
   ::close(fd);
 }
 
+// Whether this tierswap-nbd was built with CUDA, from its --version line.
+bool built_with_cuda() {
+  FILE* p = ::popen((exporter_binary() + " --version").c_str(), "r");
+  char buf[256] = {};
+  const bool got = p != nullptr && std::fgets(buf, sizeof buf, p) != nullptr;
+  if (p != nullptr) ::pclose(p);
+  EXPECT_TRUE(got);
+  return std::string(buf).find("cuda=yes") != std::string::npos;
+}
+
+// --store cuda where it cannot work exits 1 with a message that says why:
+// without CUDA in the build, that; with it but no GPU here, the store's
+// "no NVIDIA driver" / "no CUDA device" error.
 TEST(ExporterProcess, CudaWithoutCudaSaysSo) {
+  const bool cuda = built_with_cuda();
+  if (cuda && ::access("/dev/nvidiactl", F_OK) == 0) GTEST_SKIP() << "this machine has a GPU";
   Exporter ex;
   EXPECT_FALSE(ex.start({}, "cuda"));
+  const int st = ex.wait_exit(10000);
+  ASSERT_NE(st, -1);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 1) << ex.log();
   const std::string log = ex.log();
-  EXPECT_TRUE(log.find("built without CUDA support") != std::string::npos ||
-              log.find("cuda") != std::string::npos)
-      << log;
+  if (cuda) {
+    EXPECT_TRUE(log.find("cuda store: no NVIDIA driver") != std::string::npos ||
+                log.find("cuda store: no CUDA device") != std::string::npos)
+        << log;
+  } else {
+    EXPECT_NE(log.find("built without CUDA support"), std::string::npos) << log;
+  }
 }
 
 TEST(ExporterProcess, ConnectionLimitRefusesTheExtraClient) {
@@ -378,14 +467,36 @@ TEST(ExporterProcess, SigtermAndSigintRefusedWhileAttachedUnlessForce) {
 }
 
 TEST(ExporterProcess, BadCommandLinesExitWithUsageStatus) {
-  for (std::vector<std::string> extra :
-       {std::vector<std::string>{"--bogus"}, {"--connections", "0"}, {"--size", "12X"}}) {
+  for (std::vector<std::string> extra : {std::vector<std::string>{"--bogus"},
+                                         {"--connections", "0"},
+                                         {"--size", "12X"},
+                                         {"--test-fail-offset", "1M"},
+                                         {"--socket"}}) {
     Exporter ex;
     ex.start(extra);
     const int st = ex.wait_exit(3000);
     ASSERT_NE(st, -1);
     EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 2) << ex.log();
+    EXPECT_NE(ex.log().find(extra[0]), std::string::npos)
+        << "the error does not name " << extra[0] << ": " << ex.log();
   }
+}
+
+// --version says what this build has: cuda=yes exactly when the CUDA store
+// was compiled in (the CMake option), and no test hooks in the installed binary.
+TEST(ExporterProcess, VersionReportsTheFeaturesBuiltIn) {
+  FILE* p = ::popen((exporter_binary() + " --version").c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[256] = {};
+  ASSERT_NE(std::fgets(buf, sizeof buf, p), nullptr);
+  EXPECT_EQ(WEXITSTATUS(::pclose(p)), 0);
+  const std::string v = buf;
+#ifdef TIERSWAP_HAVE_CUDA_STORE
+  EXPECT_NE(v.find("cuda=yes"), std::string::npos) << v;
+#else
+  EXPECT_NE(v.find("cuda=no"), std::string::npos) << v;
+#endif
+  EXPECT_NE(v.find("test-hooks=no"), std::string::npos) << v;
 }
 
 // SO_PEERCRED: a peer that is neither root nor the exporter's user is

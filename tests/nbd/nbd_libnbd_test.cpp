@@ -34,9 +34,9 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   // second thread (--pipeline 512).
   void SetUp() override {
     const bool piped = GetParam() == "host+pipeline";
-    ASSERT_TRUE(ex.start(
-        piped ? std::vector<std::string>{"--pipeline", "512"} : std::vector<std::string>{"--pipeline", "off"},
-        piped ? "host" : GetParam(), "64M"))
+    ASSERT_TRUE(ex.start(piped ? std::vector<std::string>{"--pipeline", "512", "--connections", "8"}
+                               : std::vector<std::string>{"--pipeline", "off", "--connections", "8"},
+                         piped ? "host" : GetParam(), "64M"))
         << ex.log();
   }
   Exporter ex;
@@ -220,6 +220,7 @@ INSTANTIATE_TEST_SUITE_P(Stores, Conformance, ::testing::Values("host", "host-ba
 TEST(StoreFailure, ErrorsBecomeEioAndStick) {
   for (std::string store : {"host", "host-batch"}) {
     Exporter ex;
+    ex.binary = exporter_test_binary();
     ASSERT_TRUE(ex.start({"--test-fail-offset", "1M"}, store)) << ex.log();
     Handle c;
     ASSERT_TRUE(c.connect(ex.socket)) << err();
@@ -242,7 +243,7 @@ TEST(FdHandOver, ServesASocketpairAndExitsWhenItCloses) {
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   Exporter ex;
   // The child gets sv[1] as fd 3 (dup2 clears CLOEXEC).
-  ASSERT_TRUE(ex.start({"--fd", "3"}, "host", "16M", false, sv[1]));
+  ASSERT_TRUE(ex.start({"--fd", "3"}, "host", "16M", false, {sv[1]}));
   ::close(sv[1]);
   Handle c;
   ASSERT_EQ(nbd_connect_socket(c.h, sv[0]), 0) << err();

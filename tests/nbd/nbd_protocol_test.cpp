@@ -3,6 +3,7 @@
 #include "backends/vram/nbd_protocol.hpp"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <string>
@@ -212,8 +213,50 @@ TEST(ExporterCommandLine, ErrorsNameTheOption) {
                  "--fd", "4"})
                 .find("--fd"),
             std::string::npos);
-  EXPECT_NE(bad({"--socket"}).find("needs a value"), std::string::npos);
-  EXPECT_NE(bad({"--frobnicate"}).find("unknown argument"), std::string::npos);
+  EXPECT_NE(bad({"--socket"}).find("--socket"), std::string::npos);
+  EXPECT_NE(bad({"--frobnicate"}).find("--frobnicate"), std::string::npos);
+  EXPECT_NE(bad({"--socket", "s", "--size", "12X", "--store", "host"}).find("--size: \"12X\" is not a size"),
+            std::string::npos);
+  EXPECT_NE(
+      bad({"--socket", "s", "--size", "1G", "--store", "host", "--connections", "0"}).find("--connections"),
+      std::string::npos);
+  // Fault injection is for test builds only.
+  EXPECT_NE(bad({"--socket", "s", "--size", "1G", "--store", "host", "--test-fail-offset", "1M"})
+                .find("--test-fail-offset"),
+            std::string::npos);
+}
+
+TEST(ExporterCommandLine, DefaultsAndTestHooks) {
+  std::vector<std::string_view> a = {"--fd", "3", "--size", "1M", "--store", "host"};
+  auto o = parse_command_line(a);
+  ASSERT_TRUE(o) << o.error().message;
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
+  EXPECT_EQ(o->connections, std::min(static_cast<unsigned>(CPU_COUNT(&set)), 16U));
+  EXPECT_EQ(o->fail_offset, UINT64_MAX);
+  EXPECT_EQ(o->handshake_timeout_ms, 10000);
+  // More --fd than CPUs: a slot each.
+  std::vector<std::string_view> many = {"--size", "1M", "--store", "host"};
+  const std::vector<std::string> fds = {"3",  "4",  "5",  "6",  "7",  "8",  "9",  "10", "11",
+                                        "12", "13", "14", "15", "16", "17", "18", "19"};
+  for (const auto& fd : fds) {
+    many.push_back("--fd");
+    many.push_back(fd);
+  }
+  auto m = parse_command_line(many);
+  ASSERT_TRUE(m) << m.error().message;
+  EXPECT_EQ(m->fds.size(), fds.size());
+  EXPECT_EQ(m->connections, fds.size());
+  std::vector<std::string_view> t = {"--socket",           "s", "--size", "1M", "--store", "host",
+                                     "--test-fail-offset", "1M"};
+  auto h = parse_command_line(t, true);
+  ASSERT_TRUE(h) << h.error().message;
+  EXPECT_EQ(h->fail_offset, 1U << 20);
+  EXPECT_NE(version_text(true).find("test-hooks=yes"), std::string::npos);
+  EXPECT_NE(version_text(false).find("test-hooks=no"), std::string::npos);
+  EXPECT_EQ(usage_text(false).find("--test-fail-offset"), std::string::npos);
+  EXPECT_NE(usage_text(true).find("--test-fail-offset"), std::string::npos);
 }
 
 TEST(ExporterCommandLine, Sizes) {

@@ -31,6 +31,11 @@ inline std::string exporter_binary() {
   return TIERSWAP_NBD_BIN;
 }
 
+// The same exporter built with the test-only options (--test-fail-offset).
+inline std::string exporter_test_binary() {
+  return TIERSWAP_NBD_TEST_BIN;
+}
+
 inline bool have_tool(const std::string& name) {
   return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
 }
@@ -59,18 +64,22 @@ inline int unix_connect(const std::string& path) {
   return fd;
 }
 
-// tierswap-nbd as a child process (--no-mlock, logs to <dir>/log).
+// tierswap-nbd as a child process (--no-mlock unless mlock is set, logs to
+// <dir>/log).
 class Exporter {
  public:
   TempDir dir;
   std::string socket = dir.path + "/nbd.sock";
   std::string log_path = dir.path + "/log";
+  std::string binary = exporter_binary();
+  bool mlock = false;  // true: the production path (no --no-mlock)
   pid_t pid = -1;
 
-  // extra: more arguments; fd_to_pass >= 0: dup'ed to fd 3 in the child.
+  // extra: more arguments; fds_to_pass: dup'ed to fds 3, 4, ... in the child.
   bool start(std::vector<std::string> extra = {}, const std::string& store = "host",
-             const std::string& size = "64M", bool with_socket = true, int fd_to_pass = -1) {
-    std::vector<std::string> args = {exporter_binary(), "--size", size, "--store", store, "--no-mlock"};
+             const std::string& size = "64M", bool with_socket = true, std::vector<int> fds_to_pass = {}) {
+    std::vector<std::string> args = {binary, "--size", size, "--store", store};
+    if (!mlock) args.push_back("--no-mlock");
     if (with_socket) {
       args.push_back("--socket");
       args.push_back(socket);
@@ -81,9 +90,9 @@ class Exporter {
       const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
       ::dup2(log, 1);
       ::dup2(log, 2);
-      if (fd_to_pass >= 0) {
-        ::dup2(fd_to_pass, 3);
-      }
+      // Out of the way first, so that dup2() onto 3, 4, ... clobbers none.
+      for (int& fd : fds_to_pass) fd = ::fcntl(fd, F_DUPFD, 100);
+      for (std::size_t i = 0; i < fds_to_pass.size(); ++i) ::dup2(fds_to_pass[i], static_cast<int>(3 + i));
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -91,12 +100,11 @@ class Exporter {
       ::_exit(127);
     }
     if (!with_socket) return pid > 0;
+    // The socket is renamed into place only once it listens, so its being
+    // there is enough (a probe connection would hold a slot for a moment).
     for (int i = 0; i < 500; ++i) {  // up to 5 s
-      const int fd = unix_connect(socket);
-      if (fd >= 0) {
-        ::close(fd);
-        return true;
-      }
+      struct stat st {};
+      if (::stat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) return true;
       if (!alive()) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
@@ -226,9 +234,9 @@ inline bool read_opt_reply(int fd, OptReply& r) {
   return r.data.empty() || recv_all(fd, r.data.data(), r.data.size());
 }
 
-// Connects and completes NBD_OPT_GO; returns the fd (in transmission) or -1.
-inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullptr) {
-  const int fd = unix_connect(socket);
+// Completes NBD_OPT_GO on a connected socket; returns fd (in transmission),
+// or -1 (fd closed).
+inline int raw_go(int fd, std::uint64_t* size = nullptr) {
   if (fd < 0) return -1;
   if (!raw_greeting(fd)) {
     ::close(fd);
@@ -254,6 +262,11 @@ inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullp
       return -1;
     }
   }
+}
+
+// Connects and completes NBD_OPT_GO; returns the fd (in transmission) or -1.
+inline int raw_connect_go(const std::string& socket, std::uint64_t* size = nullptr) {
+  return raw_go(unix_connect(socket), size);
 }
 
 inline bool raw_request(int fd, std::uint16_t type, std::uint16_t flags, std::uint64_t offset,
