@@ -7,7 +7,7 @@
 #include <string>
 
 #include "common/byte_format.hpp"
-#include "daemon/status.hpp"
+#include "dbus/status.hpp"
 
 namespace tierswap::ctl {
 

@@ -32,7 +32,7 @@
 #include <thread>
 
 #include "daemon/engine.hpp"
-#include "daemon/manager_api.hpp"
+#include "dbus/manager_api.hpp"
 #include "policy/pressure_alert.hpp"
 #include "policy/vmstat.hpp"
 

@@ -9,7 +9,7 @@
 
 #include "common/result.hpp"
 #include "common/tier_name.hpp"
-#include "daemon/status.hpp"
+#include "dbus/status.hpp"
 
 namespace tierswap {
 
@@ -39,7 +39,7 @@ inline constexpr const char* kErrAccessDenied = "org.tierswap.Error.AccessDenied
 inline constexpr const char* kErrInvalidArgument = "org.tierswap.Error.InvalidArgument";
 inline constexpr const char* kErrFailed = "org.tierswap.Error.Failed";
 
-// The D-Bus error name for a ManagerApi error code (see daemon/manager_api.hpp).
+// The D-Bus error name for a ManagerApi error code (see dbus/manager_api.hpp).
 const char* error_name_for(int code);
 
 // Tier names as the config allows them (the rule lives in common/tier_name.hpp).

@@ -35,7 +35,7 @@
 #include <string>
 
 #include "common/result.hpp"
-#include "daemon/manager_api.hpp"
+#include "dbus/manager_api.hpp"
 
 struct sd_event;
 

@@ -1,5 +1,5 @@
 // Names of TierState, as they appear on D-Bus and in the status JSON.
-#include "daemon/status.hpp"
+#include "dbus/status.hpp"
 
 #include "dbus/names.hpp"
 

@@ -23,7 +23,7 @@
 #include <string_view>
 
 #include "common/result.hpp"
-#include "daemon/status.hpp"
+#include "dbus/status.hpp"
 
 namespace tierswap::dbus {
 

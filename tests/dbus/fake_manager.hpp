@@ -15,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/manager_api.hpp"
+#include "dbus/manager_api.hpp"
 
 namespace tierswap::test {
 

@@ -1,4 +1,4 @@
-// The daemon's view of itself, as plain data: what `GetStatus()` on D-Bus and
+// The status data model of the D-Bus API: what `GetStatus()` on D-Bus and
 // `tierswapctl status --json` serialise, and what the D-Bus properties read.
 // Filled by the daemon (observe: /proc/swaps, zram mm_stat, PSI, vmstat);
 // serialised by dbus/ (status_json.hpp). No logic here.

@@ -18,7 +18,7 @@
 #include <string>
 
 #include "common/result.hpp"
-#include "daemon/status.hpp"
+#include "dbus/status.hpp"
 
 namespace tierswap {
 
