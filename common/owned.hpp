@@ -27,6 +27,12 @@ struct OwnedTier {
   std::string algorithm;
   std::uint64_t size = 0;
   std::uint64_t mem_limit = 0;
+  // vram: the tierswap-nbd process serving the device (0: none), its start
+  // time (/proc/<pid>/stat field 22, clock ticks after boot; 0: unknown) so
+  // that a reused pid is never signalled, and its store ("cuda", "host").
+  int exporter_pid = 0;
+  std::uint64_t exporter_start = 0;
+  std::string store;
 };
 
 // A kernel value tierswap changed. `original` is the value before tierswap

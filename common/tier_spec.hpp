@@ -35,6 +35,10 @@ struct TierSpec {
   std::string device;
   // vram: GPU index or UUID; empty: the first GPU
   std::string gpu;
+  // vram: "cuda" or "host" (the exporter's --store)
+  std::string store = "cuda";
+  // vram: NBD connections; 0: one per CPU, at most 16
+  int connections = 0;
 };
 
 struct ZswapSpec {

@@ -37,7 +37,7 @@ const std::vector<std::string>& kind_keys(TierKind k) {
   static const std::vector<std::string> zram = {"size", "algorithm", "recompress", "mem_limit"};
   static const std::vector<std::string> file = {"path", "size"};
   static const std::vector<std::string> partition = {"device"};
-  static const std::vector<std::string> vram = {"size", "gpu"};
+  static const std::vector<std::string> vram = {"size", "gpu", "store", "connections"};
   switch (k) {
     case TierKind::zram:
       return zram;
@@ -564,6 +564,16 @@ class Reader {
       }
     } else if (key == "gpu") {
       if (auto s = string(v, at, path)) tier.gpu = *s;
+    } else if (key == "store") {
+      if (auto s = string(v, at, path)) {
+        if (*s == "cuda" || *s == "host")
+          tier.store = *s;
+        else
+          error(at, path, fmt::format("unknown store \"{}\"", *s),
+                "valid: cuda (GPU memory, the default), host (RAM: for tests)");
+      }
+    } else if (key == "connections") {
+      if (auto n = integer(v, at, path, 1, kMaxVramConnections)) tier.connections = static_cast<int>(*n);
     }
   }
 

@@ -38,6 +38,9 @@ struct Diagnostic {
 
 enum class Profile { none, desktop, server, db, k8s_node, gpu_workstation };
 enum class TierKind { zram, file, partition, vram };
+
+// The most NBD connections a vram tier may ask for (`connections:`).
+inline constexpr int kMaxVramConnections = 16;
 enum class RecompressWhen { idle, huge };
 
 struct Recompress {
@@ -67,6 +70,12 @@ struct Tier {
 
   // vram: GPU index ("0") or UUID ("GPU-..."); empty: the first GPU
   std::string gpu;
+  // vram: where the exporter keeps the pages: "cuda" (GPU memory) or "host"
+  // (RAM; for tests, where no GPU is).
+  std::string store = "cuda";
+  // vram: NBD connections (the kernel uses one per hardware queue); 0: one
+  // per CPU, at most kMaxVramConnections.
+  int connections = 0;
 
   // Location of each key of this tier as written ("size", "algorithm", ...),
   // and of the tier itself under key "".

@@ -73,6 +73,11 @@ std::string to_json(const Journal& j) {
     w.key("algorithm").value(t.algorithm);
     w.key("size").value(static_cast<unsigned long long>(t.size));
     w.key("mem_limit").value(static_cast<unsigned long long>(t.mem_limit));
+    if (t.exporter_pid) {
+      w.key("exporter_pid").value(t.exporter_pid);
+      w.key("exporter_start").value(static_cast<unsigned long long>(t.exporter_start));
+    }
+    if (!t.store.empty()) w.key("store").value(t.store);
     w.end_object();
   }
   w.end_array();
@@ -112,6 +117,9 @@ Result<Journal> parse_journal(const std::string& json) {
       t.algorithm = n["algorithm"].as<std::string>("");
       t.size = n["size"].as<std::uint64_t>(0);
       t.mem_limit = n["mem_limit"].as<std::uint64_t>(0);
+      t.exporter_pid = n["exporter_pid"].as<int>(0);
+      t.exporter_start = n["exporter_start"].as<std::uint64_t>(0);
+      t.store = n["store"].as<std::string>("");
       j.tiers.push_back(std::move(t));
     }
     for (const auto& n : root["values"])
@@ -244,6 +252,15 @@ Result<void> validate_journal(const Journal& j) {
       return bad(at + ".created_device", "true", "is only for a zram tier, not " + t.kind);
     if (t.created_file && t.kind != "file")
       return bad(at + ".created_file", "true", "is only for a file tier, not " + t.kind);
+    if (t.exporter_pid < 0) return bad(at + ".exporter_pid", std::to_string(t.exporter_pid), "is not a pid");
+    if (t.exporter_pid && t.kind != "vram")
+      return bad(at + ".exporter_pid", std::to_string(t.exporter_pid),
+                 "is only for a vram tier, not " + t.kind);
+    if (t.exporter_start && !t.exporter_pid)
+      return bad(at + ".exporter_start", std::to_string(t.exporter_start), "is set without an exporter_pid");
+    if (!t.store.empty() && (t.kind != "vram" || (t.store != "cuda" && t.store != "host")))
+      return bad(at + ".store", t.store,
+                 t.kind != "vram" ? "is only for a vram tier, not " + t.kind : "is not a store (cuda, host)");
   }
   return {};
 }
@@ -458,7 +475,8 @@ std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& 
       t.drained = false;
       t.active = true;
     }
-    if (!t.active && !t.drained && !t.created_device && !t.created_file) continue;  // nothing left of ours
+    // nothing left of ours (a vram tier's device and exporter stay ours until detached)
+    if (!t.active && !t.drained && !t.created_device && !t.created_file && !t.exporter_pid) continue;
     if (t.created_device || t.created_file || t.active)
       log.push_back("tier \"" + t.name + "\": adopting " + t.swap_path);
     kept.push_back(t);

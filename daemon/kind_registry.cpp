@@ -3,6 +3,7 @@
 #include "backends/disk/disk_kind.hpp"
 #include "backends/hostfs/value_step.hpp"
 #include "backends/sysctl/sysctl_kind.hpp"
+#include "backends/vram/vram_kind.hpp"
 #include "backends/zram/zram_kind.hpp"
 #include "backends/zswap/zswap_kind.hpp"
 
@@ -27,7 +28,8 @@ const AnyValue& any_value() {
 
 const std::vector<const TierKind*>& all() {
   static const std::vector<const TierKind*> registered = {
-      &zram::tier_kind(), &disk::tier_kind(), &zswap::tier_kind(), &sysctl::tier_kind(), &any_value(),
+      &zram::tier_kind(),  &disk::tier_kind(),   &vram::tier_kind(),
+      &zswap::tier_kind(), &sysctl::tier_kind(), &any_value(),
   };
   return registered;
 }

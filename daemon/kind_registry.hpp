@@ -15,7 +15,7 @@ const std::vector<const TierKind*>& all();
 // By plug-in name (Step::kind); null when none.
 const TierKind* named(std::string_view name);
 // By configured tier kind ("file" -> the disk plug-in); null when none
-// (a kind the config knows but no plug-in applies yet, such as vram).
+// (a kind the config knows but no plug-in applies).
 const TierKind* for_tier(std::string_view tier_kind);
 // The plug-in whose kernel value `path` is (a journalled value to restore);
 // the fallback value kind when none claims it.

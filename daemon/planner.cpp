@@ -38,6 +38,8 @@ TierSpec tier_spec(const config::Tier& t) {
   s.path = t.path;
   s.device = t.device;
   s.gpu = t.gpu;
+  s.store = t.store;
+  s.connections = t.connections;
   return s;
 }
 

@@ -29,6 +29,10 @@ inline constexpr std::string_view proc_crypto = "/proc/crypto";
 // Process directories (/proc/<pid>/comm, cmdline) and the cgroup v2 memory
 // limit of the cgroup namespace we run in (tierswapctl doctor).
 inline constexpr std::string_view proc_dir = "/proc";
+// The nbd driver (the VRAM tier's way into the kernel): its module directory
+// exists when it is loaded or built in. NVIDIA GPUs the driver found.
+inline constexpr std::string_view sys_module_nbd = "/sys/module/nbd";
+inline constexpr std::string_view proc_nvidia_gpus = "/proc/driver/nvidia/gpus";
 inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
 
 // tierswapd's journal of what it changed (under --root).

@@ -7,6 +7,10 @@
 #   test   swap through /dev/nbdN attached by netlink (2 connections), then by
 #          the ioctl fallback; every page checksummed; detach leaves nothing;
 #          status/find by backend identifier; "no free nbd device" by name
+#   daemon tierswapd --no-dbus applies a zram tier (priority 100) and a vram
+#          tier (store: host, 64M, priority 50): the hog's pages reach
+#          /dev/nbd0 and come back intact; SIGTERM takes both tiers down
+#          and the exporter exits
 #   bench  the same hog through tierswap-nbd (2 and 1 connections), zram and
 #          a virtio disk (a swap area on a host file), for rates as ratios
 export PATH=/bin
@@ -29,6 +33,7 @@ fail() {
   echo "--- /proc/swaps"; cat /proc/swaps; grep -E "^pswp" /proc/vmstat
   echo "--- dmesg (tail)"; dmesg | tail -n 60
   [ -f /tmp/exporter.log ] && { echo "--- exporter log"; tail -n 20 /tmp/exporter.log; }
+  [ -f /tmp/tierswapd.log ] && { echo "--- tierswapd log"; tail -n 40 /tmp/tierswapd.log; }
   verdict "FAIL $*"
 }
 # insmod with the module's dependencies first (lib/modules/deps: "module dep").
@@ -107,7 +112,69 @@ nbd_round() {
   echo "vm: $label: detached"
 }
 
+# wait_for SECONDS WHAT COMMAND...: polls COMMAND every 0.2 s.
+wait_for() {
+  n=$(($1 * 5)); what=$2; shift 2
+  i=0
+  until "$@"; do
+    i=$((i + 1)); [ $i -gt $n ] && return 1
+    sleep 0.2
+  done
+}
+has_swap() { grep -q "^$1" /proc/swaps; }
+no_swap() { ! grep -q "^$1" /proc/swaps; }
+no_used_but() { awk -v keep="$1" 'NR > 1 && $1 != keep && $4 > 0 { exit 1 }' /proc/swaps; }
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
+
 case "$scenario" in
+  daemon)
+    [ -x /bin/tierswapd ] || verdict "SKIP tierswapd is not in the initramfs (not built)"
+    mkdir -p /etc /run
+    cat > /etc/tierswap.yaml <<'YAML'
+tiers:
+  - name: fast
+    kind: zram
+    size: 16M
+    priority: 100
+  - name: gpu
+    kind: vram
+    store: host
+    size: 64M
+    connections: 2
+    priority: 50
+YAML
+    # A spare swap area that is not tierswap's, at the lowest priority.
+    echo 32M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
+      || fail "daemon: spare swap on zram0"
+    tierswapd --no-dbus --config /etc/tierswap.yaml >/tmp/tierswapd.log 2>&1 &
+    daemon=$!
+    wait_for 60 "the vram tier" has_swap /dev/nbd0 || fail "daemon: /dev/nbd0 never became a swap area"
+    ztier=$(awk '$1 != "/dev/zram0" && $1 ~ /^\/dev\/zram/ && $5 == 100 { print $1 }' /proc/swaps)
+    [ -n "$ztier" ] || fail "daemon: no zram swap area at priority 100"
+    gone "$daemon" && fail "daemon: tierswapd exited"
+    exporter=$(pidof tierswap-nbd)
+    [ -n "$exporter" ] || fail "daemon: no tierswap-nbd runs"
+    echo "vm: daemon: applied ($(grep -c '^/dev/' /proc/swaps) swap areas, exporter pid $exporter)"
+    awk 'NR > 1 { print "vm: daemon: swap " $1 " prio=" $5 }' /proc/swaps
+    # zram (priority 100) fills first, the rest goes to nbd0; the hog checks
+    # nbd0's Used and every page.
+    run_hog /dev/nbd0 48 daemon-vram 16M
+    # Pages of the initramfs (tmpfs) that the hog touched stay on swap after
+    # it exits; the room rule lets tierswap swap off its last area only when
+    # another can take them: the spare zram0 (not tierswap's) is that area.
+    wait_for 5 "swap areas to settle" no_used_but /dev/zram0 \
+      || echo "vm: daemon: still used: $(awk 'NR > 1 { print $1 "=" $4 "KiB" }' /proc/swaps | tr '\n' ' ')"
+    kill -TERM "$daemon"
+    wait_for 60 "tierswapd to exit" gone "$daemon" || fail "daemon: tierswapd still runs 60 s after SIGTERM"
+    wait "$daemon"; rc=$?
+    [ $rc -eq 0 ] || fail "daemon: tierswapd exited $rc after SIGTERM"
+    no_swap /dev/nbd || fail "daemon: an nbd swap area is left"
+    no_swap "$ztier" || fail "daemon: the zram tier's $ztier is left"
+    wait_for 10 "the exporter to exit" gone "$exporter" || fail "daemon: the exporter (pid $exporter) still runs"
+    [ -e /sys/block/nbd0/pid ] && fail "daemon: /dev/nbd0 is still connected"
+    swapoff /dev/zram0 || fail "daemon: swapoff of the spare zram0"
+    echo "vm: daemon: torn down (no nbd swap area, $ztier gone, exporter exited, tierswapd exit 0)"
+    ;;
   test)
     nbd_round nbd-netlink 32 16M --connections 2 --identifier tierswap-vm --dead-timeout 10
     # status/find while attached, through the netlink family.

@@ -26,7 +26,8 @@ TEST(Kinds, NamesAreUniqueAndConfiguredKindsMapToTheirPlugin) {
   ASSERT_NE(kinds::for_tier("file"), nullptr);
   EXPECT_EQ(kinds::for_tier("file")->name(), "disk");
   EXPECT_EQ(kinds::for_tier("partition"), kinds::for_tier("file"));
-  EXPECT_EQ(kinds::for_tier("vram"), nullptr);  // validated, not applied yet
+  ASSERT_NE(kinds::for_tier("vram"), nullptr);
+  EXPECT_EQ(kinds::for_tier("vram")->name(), "vram");
   EXPECT_EQ(kinds::named("no-such-kind"), nullptr);
 }
 

@@ -242,7 +242,8 @@ TEST_F(ManagerTest, RatesNeedASecondBetweenSamples) {
 }
 
 TEST_F(ManagerTest, ConfiguredButNotSetUpIsUnavailable) {
-  // A vram tier is validated but not applied yet: it shows as unavailable.
+  // A vram tier on a kernel without the nbd driver is planned as unavailable
+  // (a warning): it shows as unavailable.
   auto cfg = test::slurp(root_->path() / "etc/tierswap.yaml");
   cfg.insert(cfg.find("zswap:"), "  - name: gpu\n    kind: vram\n    size: 1G\n    priority: 50\n");
   test::spit(root_->path() / "etc/tierswap.yaml", cfg);

@@ -1,0 +1,451 @@
+#include "backends/vram/vram_kind.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "backends/hostfs/paths.hpp"
+#include "backends/swap/swap_step.hpp"
+#include "backends/vram/nbd_attach.hpp"
+
+#ifndef TIERSWAP_NBD_INSTALLED
+#define TIERSWAP_NBD_INSTALLED "/usr/sbin/tierswap-nbd"
+#endif
+
+namespace tierswap::vram {
+
+namespace {
+
+constexpr const char* kName = "vram";
+constexpr const char* kExporter = "tierswap-nbd";
+constexpr auto kExitGrace = std::chrono::seconds(5);
+
+struct State final : KindState {
+  bool nbd = false;
+  std::string nbd_evidence;  // the file that says the driver is there (or the one looked for)
+  std::vector<std::string> gpus;
+};
+
+// The nbd driver: its module directory (loaded or built in), else a device.
+Capability nbd_capability(const HostFs& fs) {
+  if (fs.exists(paths::sys_module_nbd)) return {"nbd", true, std::string(paths::sys_module_nbd)};
+  const std::string dev0 = paths::block_attr("nbd0");
+  if (fs.exists(dev0)) return {"nbd", true, dev0};
+  return {"nbd", false, std::string(paths::sys_module_nbd)};
+}
+
+std::vector<std::string> nvidia_gpus(const HostFs& fs) {
+  auto l = fs.list(paths::proc_nvidia_gpus);
+  return l ? *l : std::vector<std::string>{};
+}
+
+// "store=host connections=4 device=0" -> its values.
+std::string option(const std::string& value, const std::string& key) {
+  std::istringstream in(value);
+  for (std::string tok; in >> tok;)
+    if (tok.starts_with(key + "=")) return tok.substr(key.size() + 1);
+  return {};
+}
+
+// "PID:START" <-> the two numbers.
+std::string process_id(pid_t pid, std::uint64_t start) {
+  return std::to_string(pid) + ":" + std::to_string(start);
+}
+bool parse_process_id(const std::string& id, pid_t& pid, std::uint64_t& start) {
+  const auto colon = id.find(':');
+  if (colon == std::string::npos) return false;
+  try {
+    pid = static_cast<pid_t>(std::stol(id.substr(0, colon)));
+    start = std::stoull(id.substr(colon + 1));
+  } catch (...) {
+    return false;
+  }
+  return pid > 0;
+}
+
+std::string proc_stat(pid_t pid) {
+  return std::string(paths::proc_dir) + "/" + std::to_string(pid) + "/stat";
+}
+
+// Field 22 of /proc/<pid>/stat (start time) and field 3 (state); nullopt
+// when the process is gone.
+struct ProcInfo {
+  std::uint64_t start = 0;
+  char state = '?';
+};
+std::optional<ProcInfo> proc_info(const HostFs& fs, pid_t pid) {
+  auto text = fs.read(proc_stat(pid));
+  if (!text) return std::nullopt;
+  const auto close = text->rfind(')');  // comm may hold spaces and parentheses
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream in(text->substr(close + 1));
+  ProcInfo info;
+  std::string field;
+  in >> info.state;
+  for (int i = 4; i <= 22 && in >> field; ++i)
+    if (i == 22) info.start = std::strtoull(field.c_str(), nullptr, 10);
+  return info;
+}
+
+// Next to the running executable (the build tree, a package's sbin), else
+// where the build installs it.
+std::string exporter_path() {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink(std::string(paths::proc_dir) + "/self/exe", ec);
+  if (!ec) {
+    const auto beside = self.parent_path() / kExporter;
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+  return TIERSWAP_NBD_INSTALLED;
+}
+
+std::string fds_placeholder(const std::string& tier) {
+  return "{vram:" + tier + ":fds}";
+}
+
+void close_fds(const std::string& list) {
+  std::istringstream in(list);
+  for (std::string tok; std::getline(in, tok, ',');)
+    if (!tok.empty()) ::close(std::stoi(tok));
+}
+
+Result<void> start_exporter(Step& s, ExecContext& ctx) {
+  const std::string store = option(s.value, "store");
+  const std::string device = option(s.value, "device");
+  const int n = std::max(1, std::atoi(option(s.value, "connections").c_str()));
+  const std::string exe = exporter_path();
+  if (::access(exe.c_str(), X_OK) != 0)
+    return fail(errno, "vram tier \"" + s.tier + "\": " + exe + ": cannot run the exporter " + kExporter);
+
+  std::vector<int> ours, theirs;
+  const auto close_all = [&] {
+    for (int fd : ours) ::close(fd);
+    for (int fd : theirs) ::close(fd);
+  };
+  for (int i = 0; i < n; ++i) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+      const int e = errno;
+      close_all();
+      return fail(e, "vram tier \"" + s.tier + "\": socketpair for the exporter");
+    }
+    ours.push_back(sv[0]);
+    theirs.push_back(sv[1]);
+  }
+  // exec failure comes back through a close-on-exec pipe.
+  int report[2];
+  if (::pipe2(report, O_CLOEXEC) != 0) {
+    const int e = errno;
+    close_all();
+    return fail(e, "vram tier \"" + s.tier + "\": pipe for the exporter");
+  }
+  std::vector<std::string> args = {exe, "--store", store, "--size", std::to_string(s.size)};
+  if (!device.empty()) args.insert(args.end(), {"--device", device});
+  for (int fd : theirs) args.insert(args.end(), {"--fd", std::to_string(fd)});
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    const int e = errno;
+    close_all();
+    ::close(report[0]);
+    ::close(report[1]);
+    return fail(e, "vram tier \"" + s.tier + "\": fork for the exporter");
+  }
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec: its own session, so that the
+    // daemon's end (or a signal to its group) does not end the exporter.
+    ::setsid();
+    for (int fd : theirs) ::fcntl(fd, F_SETFD, 0);
+    ::execv(argv[0], argv.data());
+    const int e = errno;
+    (void)!::write(report[1], &e, sizeof e);
+    ::_exit(127);
+  }
+  ::close(report[1]);
+  for (int fd : theirs) ::close(fd);
+  int exec_errno = 0;
+  const ssize_t got = ::read(report[0], &exec_errno, sizeof exec_errno);
+  ::close(report[0]);
+  if (got == sizeof exec_errno) {
+    ::waitpid(pid, nullptr, 0);
+    for (int fd : ours) ::close(fd);
+    return fail(exec_errno, "vram tier \"" + s.tier + "\": " + exe + ": exec failed");
+  }
+  const auto info = proc_info(ctx.fs, pid);
+  const std::string id = process_id(pid, info ? info->start : 0);
+  std::string fds;
+  for (int fd : ours) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
+  ctx.bind("{vram:" + s.tier + ":exporter}", id);
+  ctx.bind(fds_placeholder(s.tier), fds);
+  s.path = id;
+  return {};
+}
+
+Result<void> attach(Step& s, ExecContext& ctx) {
+  const auto it = ctx.bindings.find(fds_placeholder(s.tier));
+  if (it == ctx.bindings.end())
+    return fail(EINVAL, "vram tier \"" + s.tier + "\": no exporter was started for it in this apply");
+  const std::string list = it->second;
+  ctx.bindings.erase(it);
+  std::vector<int> fds;
+  std::istringstream in(list);
+  for (std::string tok; std::getline(in, tok, ',');) fds.push_back(std::stoi(tok));
+  attach::ExportInfo info;
+  for (size_t i = 0; i < fds.size(); ++i) {
+    auto h = attach::client_handshake(fds[i]);
+    if (!h) {
+      close_fds(list);
+      return wrap(h.error(), "vram tier \"" + s.tier + "\": handshake with " + kExporter + " (pid " +
+                                 s.path.substr(0, s.path.find(':')) + ")");
+    }
+    if (i == 0) info = *h;
+  }
+  attach::ConnectOptions opt;
+  opt.size = info.size;
+  opt.block_size = 4096;
+  opt.transmission_flags = info.transmission_flags;
+  opt.identifier = "tierswap-" + s.tier;
+  auto a = attach::connect(ctx.fs, fds, opt);
+  close_fds(list);  // the kernel holds its own references
+  if (!a) return wrap(a.error(), "vram tier \"" + s.tier + "\"");
+  const std::string dev = "nbd" + std::to_string(a->index);
+  ctx.bind("{vram:" + s.tier + "}", dev);
+  s.value = dev;
+  return {};
+}
+
+Result<void> detach(const Step& s, ExecContext& ctx) {
+  if (!s.path.starts_with("nbd")) return fail(EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
+  unsigned index = 0;
+  try {
+    index = static_cast<unsigned>(std::stoul(s.path.substr(3)));
+  } catch (...) {
+    return fail(EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
+  }
+  const auto via = attach::have_netlink_family() ? attach::Via::kNetlink : attach::Via::kIoctl;
+  auto r = attach::disconnect(ctx.fs, index, via);
+  if (!r) return wrap(r.error(), "vram tier \"" + s.tier + "\"");
+  return {};
+}
+
+// Whether `pid` (started at `start`; 0: unknown) has exited. Reaps it when it
+// is our child.
+bool exited(const HostFs& fs, pid_t pid, std::uint64_t start) {
+  const pid_t w = ::waitpid(pid, nullptr, WNOHANG);
+  if (w == pid) return true;
+  const auto info = proc_info(fs, pid);
+  return !info || info->state == 'Z' || (start && info->start != start);
+}
+
+bool wait_exit(const HostFs& fs, pid_t pid, std::uint64_t start, std::chrono::milliseconds grace) {
+  const auto until = std::chrono::steady_clock::now() + grace;
+  while (!exited(fs, pid, start)) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+Result<void> stop_exporter(const Step& s, ExecContext& ctx) {
+  pid_t pid = 0;
+  std::uint64_t start = 0;
+  if (!parse_process_id(s.path, pid, start))
+    return fail(EINVAL, "vram: \"" + s.path + "\" does not name an exporter (PID:START)");
+  // Once its connections end (detach, or the daemon's socket ends closed)
+  // the exporter exits by itself.
+  if (wait_exit(ctx.fs, pid, start, kExitGrace)) return {};
+  if (::kill(pid, SIGTERM) != 0 && errno != ESRCH)
+    return fail(errno,
+                "vram tier \"" + s.tier + "\": SIGTERM to " + kExporter + " pid " + std::to_string(pid));
+  if (wait_exit(ctx.fs, pid, start, kExitGrace)) return {};
+  return fail(EBUSY, "vram tier \"" + s.tier + "\": " + kExporter + " pid " + std::to_string(pid) +
+                         " does not exit (is a device still attached to it?)");
+}
+
+class VramKind final : public TierKind {
+ public:
+  std::string_view name() const override { return kName; }
+  std::vector<std::string_view> tier_kinds() const override { return {kName}; }
+
+  std::vector<Capability> probe(const HostFs& fs) const override {
+    return {nbd_capability(fs), {"gpu", !nvidia_gpus(fs).empty(), std::string(paths::proc_nvidia_gpus)}};
+  }
+
+  std::unique_ptr<KindState> observe(const HostFs& fs) const override {
+    auto s = std::make_unique<State>();
+    const auto c = nbd_capability(fs);
+    s->nbd = c.offered;
+    s->nbd_evidence = c.evidence;
+    s->gpus = nvidia_gpus(fs);
+    return s;
+  }
+
+  void plan_tier(const TierSpec& t, PlanContext& ctx) const override {
+    const auto& st = ctx.state_as<State>();
+    const auto unavailable = [&](const std::string& key, const std::string& why, const std::string& hint) {
+      ctx.warning(key, "vram tier unavailable: " + why + "; the other tiers still apply", hint);
+      ctx.note("tier \"" + t.name + "\": unavailable (" + why + ")");
+    };
+    if (!st.nbd) {
+      unavailable("kind",
+                  "this kernel has no nbd driver (CONFIG_BLK_DEV_NBD): neither " +
+                      std::string(paths::sys_module_nbd) + " nor " + paths::block_attr("nbd0") + " exists",
+                  "load it (modprobe nbd), or remove the tier");
+      return;
+    }
+    if (t.store == "cuda" && st.gpus.empty()) {
+      unavailable("store",
+                  "no NVIDIA GPU (" + std::string(paths::proc_nvidia_gpus) + " lists none) for store: cuda",
+                  "store: host keeps the pages in RAM (a test store)");
+      return;
+    }
+    if (t.size_bytes == 0) {
+      unavailable("size", "its size depends on the GPU's memory, which is not known here",
+                  "give a size in bytes, e.g. size: 4G");
+      return;
+    }
+    const std::uint64_t size = swap_step::page_round_up(t.size_bytes);
+
+    for (const auto& o : ctx.owned) {
+      if (o.name != t.name || o.kind != kName || ctx.is_kept(o.swap_path)) continue;
+      const bool same_setup = o.size == size && o.store == t.store;
+      if (same_setup && o.active && swap_step::active_at(ctx.swaps, o.swap_path, t.priority) &&
+          o.discard == t.discard) {
+        ctx.keep(o.swap_path);
+        return;
+      }
+      if (same_setup && o.drained) {
+        ctx.keep(o.swap_path);
+        ctx.note(swap_step::drained_note(t.name));
+        return;
+      }
+    }
+    const int connections =
+        t.connections > 0 ? t.connections : default_connections(std::thread::hardware_concurrency());
+    std::string opts = "store=" + t.store + " connections=" + std::to_string(connections);
+    if (!t.gpu.empty() && t.store == "cuda") opts += " device=" + t.gpu;
+    const std::string dev = paths::dev_node("{vram:" + t.name + "}");
+    ctx.add(Step{.kind = kName, .op = "start_exporter", .tier = t.name, .value = opts, .size = size});
+    ctx.add(Step{.kind = kName,
+                 .op = "nbd_attach",
+                 .tier = t.name,
+                 .path = "{vram:" + t.name + ":exporter}",
+                 .previous = t.store,
+                 .size = size});
+    ctx.add(swap_step::header(kName, t.name, dev, size));
+    ctx.add(swap_step::swapon(kName, t.name, dev, kName, t.priority, t.discard, size));
+  }
+
+  TeardownSteps teardown(const OwnedTier& o, const std::vector<swap::SwapArea>& swaps) const override {
+    TeardownSteps out;
+    if (auto off = swap_step::release(kName, o, swaps)) out.release.push_back(*off);
+    if (!o.device.empty())
+      out.destroy.push_back(Step{.kind = kName, .op = "nbd_detach", .tier = o.name, .path = o.device});
+    if (o.exporter_pid > 0)
+      out.destroy.push_back(Step{.kind = kName,
+                                 .op = "stop_exporter",
+                                 .tier = o.name,
+                                 .path = process_id(o.exporter_pid, o.exporter_start)});
+    return out;
+  }
+
+  Result<void> execute(Step& s, ExecContext& ctx) const override {
+    if (s.op == "start_exporter") return start_exporter(s, ctx);
+    if (s.op == "nbd_attach") return attach(s, ctx);
+    if (s.op == "nbd_detach") return detach(s, ctx);
+    if (s.op == "stop_exporter") return stop_exporter(s, ctx);
+    return swap_step::execute(s, ctx);
+  }
+
+  std::optional<Step> undo_of(const Step& s) const override {
+    if (s.op == "start_exporter")
+      return Step{.kind = kName, .op = "stop_exporter", .tier = s.tier, .path = s.path};
+    if (s.op == "nbd_attach") return Step{.kind = kName, .op = "nbd_detach", .tier = s.tier, .path = s.value};
+    return swap_step::undo_of(s);
+  }
+
+  bool reversible(const Step& s) const override { return s.op != "nbd_detach" && s.op != "stop_exporter"; }
+
+  void record(Ownership& own, const Step& s) const override {
+    if (s.op == "nbd_attach") {
+      OwnedTier t;
+      t.name = s.tier;
+      t.kind = kName;
+      t.device = s.value;
+      t.swap_path = paths::dev_node(s.value);
+      t.size = s.size;
+      t.store = s.previous.value_or("");
+      pid_t pid = 0;
+      std::uint64_t start = 0;
+      if (parse_process_id(s.path, pid, start)) {
+        t.exporter_pid = pid;
+        t.exporter_start = start;
+      }
+      own.tiers.push_back(t);
+      return;
+    }
+    if (s.op == "nbd_detach") {
+      std::erase_if(own.tiers, [&](const OwnedTier& t) { return t.kind == kName && t.device == s.path; });
+      return;
+    }
+    if (s.op == "start_exporter" || s.op == "stop_exporter") return;  // the attach records the tier
+    if (s.op == "swapoff") {
+      // The device and the exporter stay ours until detached.
+      if (auto* t = own.find_swap(s.path)) t->active = false;
+      return;
+    }
+    swap_step::record(own, s);
+  }
+
+  std::string describe(const Step& s) const override {
+    if (s.op == "start_exporter")
+      return std::string("start ") + kExporter + " " + s.value + " size=" + std::to_string(s.size) +
+             " -> {vram:" + s.tier + ":exporter}";
+    if (s.op == "nbd_attach") return "nbd attach " + s.path + " -> {vram:" + s.tier + "}";
+    if (s.op == "nbd_detach") return "nbd disconnect " + s.path;
+    if (s.op == "stop_exporter") return std::string("stop ") + kExporter + " " + s.path;
+    return swap_step::describe(s);
+  }
+
+  std::string describe_undo(const Step& s) const override {
+    if (s.op == "start_exporter") return std::string("undo: stop ") + kExporter;
+    if (s.op == "nbd_attach") return "undo: nbd disconnect {vram:" + s.tier + "}";
+    return swap_step::describe_undo(s);
+  }
+
+  StepFields fields(const Step& s) const override {
+    if (s.op == "start_exporter" || s.op == "nbd_attach") return {.value = true};
+    if (s.op == "nbd_detach" || s.op == "stop_exporter") return {};
+    return swap_step::fields(s);
+  }
+
+  std::optional<TierStats> stats(const OwnedTier& o, const HostFs&) const override {
+    return TierStats{.size_bytes = o.size, .active = o.active};
+  }
+};
+
+}  // namespace
+
+int default_connections(unsigned cpus) {
+  return static_cast<int>(std::clamp(cpus, 1U, 16U));
+}
+
+const TierKind& tier_kind() {
+  static const VramKind k;
+  return k;
+}
+
+}  // namespace tierswap::vram

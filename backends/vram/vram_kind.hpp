@@ -1,0 +1,35 @@
+// The vram tier kind: tierswap-nbd (this folder's exporter) serving a store
+// of GPU memory (or host RAM, the test store) to the kernel's nbd driver,
+// with a swap area on the /dev/nbdN it attaches. Steps (Step::kind "vram"):
+//   start_exporter  spawn tierswap-nbd (own session, so that it outlives the
+//                   daemon) with `connections` socketpairs; `value` is
+//                   "store=S connections=N[ device=G]", `size` the bytes.
+//                   Binds "{vram:TIER:exporter}" ("PID:START") and the
+//                   daemon's socket ends for the attach; undo: stop_exporter
+//   nbd_attach      NBD handshake on every socket, then the netlink (or
+//                   ioctl) connect; `path` is "PID:START" of the exporter,
+//                   `value` becomes the device ("nbd0"), bound as
+//                   "{vram:TIER}"; `previous` carries the store for the
+//                   journal; undo: nbd_detach
+//   swap_header, swapon, swapoff   (backends/swap/swap_step.hpp)
+//   nbd_detach      disconnect device `path` ("nbd0"); cannot be undone
+//   stop_exporter   wait for exporter `path` ("PID:START") to exit (it does
+//                   once its connections end), SIGTERM after a grace time;
+//                   a pid whose start time differs is never signalled
+// The exporter is found next to the running executable, else in the
+// installed sbin directory.
+#pragma once
+
+#include <string>
+
+#include "common/tier_kind.hpp"
+
+namespace tierswap::vram {
+
+const TierKind& tier_kind();
+
+// The default of `connections:` for a machine with `cpus` CPUs: one per CPU,
+// at least 1, at most 16.
+int default_connections(unsigned cpus);
+
+}  // namespace tierswap::vram
