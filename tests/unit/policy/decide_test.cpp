@@ -193,6 +193,22 @@ TEST(PolicyDecide, HourlyTransitionBound) {
   EXPECT_EQ(actions[3].kind, ActionKind::promote);
 }
 
+TEST(PolicyDecide, HourWindowEdge) {
+  // A transition exactly an hour ago is out of the window (now - 1 h, now].
+  PolicySpec spec;
+  spec.max_transitions_per_hour = 2;  // a promote needs an empty hour
+  PolicyState st;
+  st.tiers["vram"] = TierState{Mode::evacuated, 0, 0, {0}};
+  Snapshot s = quiet(3599);
+  s.time_ms = kHourMs - 1;
+  EXPECT_TRUE(decide(s, st, spec).actions.empty());
+  s.time_ms = kHourMs;
+  const auto d = decide(s, st, spec);
+  ASSERT_EQ(d.actions.size(), 1u);
+  EXPECT_EQ(d.actions[0].kind, ActionKind::promote);
+  EXPECT_EQ(d.next.tiers.at("vram").transitions_ms, (std::vector<std::uint64_t>{kHourMs}));
+}
+
 TEST(PolicyDecide, Deterministic) {
   std::vector<Snapshot> t;
   for (int s = 0; s < 7200; s += 10) {
