@@ -58,12 +58,13 @@ int main(int argc, char** argv) {
   const std::string text = make_trace(seconds);
 
   // simulate: parse + replay, the way `tierswapctl simulate` runs it (best of 3).
-  double best_sim = 1e9;
+  double best_sim = 1e9, best_parse = 1e9;
   std::size_t actions = 0;
   std::vector<Snapshot> trace;
   for (int i = 0; i < 3; ++i) {
     const auto start = Clock::now();
     auto parsed = parse_trace(text, "bench");
+    best_parse = std::min(best_parse, seconds_since(start));
     if (!parsed) {
       std::fprintf(stderr, "policy_bench: %s\n", parsed.error().message.c_str());
       return 2;
@@ -86,7 +87,8 @@ int main(int argc, char** argv) {
 
   std::printf("trace: %u s at 1 snapshot/s, %zu bytes, %zu actions\n", seconds, text.size(), actions);
   std::printf("decide(): %.3f us per snapshot (budget 50 us)\n", per_snapshot_us);
-  std::printf("simulate (parse + decide): %.3f s (budget 1 s for 24 h)\n", best_sim);
+  std::printf("simulate (parse + decide): %.3f s (budget 1 s for 24 h), of which parse_trace() %.3f s\n", best_sim,
+              best_parse);
   const bool ok = per_snapshot_us <= 50 && (seconds < 86400 || best_sim <= 1.0);
   return ok ? 0 : 1;
 }

@@ -71,6 +71,23 @@ TEST(PolicyTrace, ParsesAllFields) {
   EXPECT_FALSE((*r)[1].on_battery);
 }
 
+// The SAX pass gives these lines up to the tree walk, which must read them
+// the same way: a key written twice keeps its last value; keys in any order.
+TEST(PolicyTrace, LinesTheFastPassLeavesToTheTreeWalk) {
+  const auto r = parse_trace(
+      "{\"t_ms\": 1, \"t_ms\": 2, \"io\": {\"some\": 3}}\n"
+      "{\"vram\": [{\"p99_us\": 7, \"tier\": \"v\"}], \"on_battery\": true, \"t_ms\": 4}\n",
+      "t");
+  ASSERT_TRUE(r) << r.error().message;
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].time_ms, 2u);
+  EXPECT_DOUBLE_EQ((*r)[0].io.some_avg10, 3);
+  EXPECT_EQ((*r)[1].time_ms, 4u);
+  ASSERT_EQ((*r)[1].vram.size(), 1u);
+  EXPECT_EQ((*r)[1].vram[0].p99_latency_us, 7u);
+  EXPECT_TRUE((*r)[1].on_battery);
+}
+
 std::string error_of(std::string_view text) {
   auto r = parse_trace(text, "x.jsonl");
   return r ? std::string("(parsed)") : r.error().message;
