@@ -2,6 +2,7 @@
 // policy trace (JSON lines, policy/trace.hpp) through policy::decide() and
 // print every action with its time and reason. Touches nothing.
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -59,6 +60,11 @@ bool policy_settings(const std::string& file, config::PolicySettings& out) {
 }
 
 bool read_trace(const std::string& path, std::string& text) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::fprintf(stderr, "tierswapctl simulate: %s: is a directory, not a trace\n", path.c_str());
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     std::fprintf(stderr, "tierswapctl simulate: %s: cannot read the trace\n", path.c_str());

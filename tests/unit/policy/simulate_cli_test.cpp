@@ -68,6 +68,9 @@ TEST(Simulate, Errors) {
   r = simulate("/nonexistent/trace.jsonl");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.output.find("/nonexistent/trace.jsonl: cannot read the trace"), std::string::npos) << r.output;
+  r = simulate(kTraces);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("is a directory, not a trace"), std::string::npos) << r.output;
   EXPECT_EQ(simulate("").code, 2);
   EXPECT_EQ(simulate("a b").code, 2);
 }
