@@ -26,9 +26,32 @@
 namespace tierswap::config {
 namespace {
 
-const std::vector<std::string> kTopKeys = {"version", "profile", "sysctl", "zswap", "tiers"};
+const std::vector<std::string> kTopKeys = {"version", "profile", "sysctl", "zswap", "tiers", "policy"};
 const std::vector<std::string> kZswapKeys = {"enabled", "compressor", "max_pool_percent",
                                              "accept_threshold_percent", "shrinker_enabled"};
+// `policy:` keys with their ranges (PolicyKeys in spec.hpp); on_battery is
+// the one boolean.
+struct PolicyRule {
+  const char* key;
+  long long min;
+  long long max;
+  std::optional<long long> PolicyKeys::*field;
+};
+const std::vector<PolicyRule> kPolicyRules = {
+    {"reserve_mib", 0, 1048576, &PolicyKeys::reserve_mib},
+    {"foreign_vram_mib", 0, 1048576, &PolicyKeys::foreign_vram_mib},
+    {"latency_p99_us", 0, 10000000, &PolicyKeys::latency_p99_us},
+    {"io_pressure_percent", 1, 100, &PolicyKeys::io_pressure_percent},
+    {"cooldown_seconds", 0, 86400, &PolicyKeys::cooldown_seconds},
+    {"hysteresis_percent", 0, 90, &PolicyKeys::hysteresis_percent},
+    {"max_transitions_per_hour", 2, 60, &PolicyKeys::max_transitions_per_hour},
+};
+std::vector<std::string> policy_keys() {
+  std::vector<std::string> keys;
+  for (const auto& r : kPolicyRules) keys.emplace_back(r.key);
+  keys.emplace_back("on_battery");
+  return keys;
+}
 const std::vector<std::string> kRecompressKeys = {"algorithm", "when"};
 const std::vector<std::string> kCommonTierKeys = {"name", "kind", "priority", "discard"};
 
@@ -122,6 +145,7 @@ class Reader {
                    if (key == "profile") read_profile(value, at, spec);
                    if (key == "sysctl") read_sysctl(value, at, spec);
                    if (key == "zswap") read_zswap(value, at, spec.zswap);
+                   if (key == "policy") read_policy(value, at, spec.policy);
                    if (key == "tiers") {
                      spec.tiers_loc = key_at;
                      read_tiers(value, at, spec);
@@ -401,6 +425,22 @@ class Reader {
                  });
   }
 
+  void read_policy(const YAML::Node& v, SourceLoc at, PolicyKeys& p) {
+    if (v.IsNull()) return;
+    if (!expect_map(v, at, "policy", "e.g. policy: { reserve_mib: 1024, on_battery: false }")) return;
+    for_each_key(v, "policy", policy_keys(),
+                 [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
+                   const std::string path = "policy." + key;
+                   p.locs[key] = val_at;
+                   if (key == "on_battery") {
+                     p.on_battery = boolean(val, val_at, path);
+                     return;
+                   }
+                   for (const auto& r : kPolicyRules)
+                     if (key == r.key) p.*(r.field) = integer(val, val_at, path, r.min, r.max);
+                 });
+  }
+
   // --- tiers --------------------------------------------------------------
 
   void read_tiers(const YAML::Node& v, SourceLoc at, Spec& spec) {
@@ -648,6 +688,7 @@ std::vector<std::string> schema_key_paths() {
   for (const auto& key : kZswapKeys) out.push_back("zswap." + key);
   for (const auto& key : tier_keys(std::nullopt)) out.push_back("tiers[]." + key);
   for (const auto& key : kRecompressKeys) out.push_back("tiers[].recompress." + key);
+  for (const auto& key : policy_keys()) out.push_back("policy." + key);
   return out;
 }
 

@@ -97,6 +97,21 @@ struct Zswap {
   std::map<std::string, SourceLoc> locs;
 };
 
+// `policy:` as the file writes it: each key nullopt unless set there.
+// effective_policy() (config/policy_settings.hpp) fills the rest from the
+// profile's defaults. Ranges are the schema's (schema.cpp).
+struct PolicyKeys {
+  std::optional<long long> reserve_mib;          // 0..1048576
+  std::optional<long long> foreign_vram_mib;     // 0..1048576; 0: rule off
+  std::optional<long long> latency_p99_us;       // 0..10000000; 0: rule off
+  std::optional<long long> io_pressure_percent;  // 1..100
+  std::optional<bool> on_battery;
+  std::optional<long long> cooldown_seconds;          // 0..86400
+  std::optional<long long> hysteresis_percent;        // 0..90
+  std::optional<long long> max_transitions_per_hour;  // 2..60
+  std::map<std::string, SourceLoc> locs;
+};
+
 struct Spec {
   int version = 1;
   Profile profile = Profile::none;
@@ -108,6 +123,7 @@ struct Spec {
   std::map<std::string, SourceLoc> sysctl_locs;
 
   Zswap zswap;
+  PolicyKeys policy;
   // The user's tiers in file order when the file has a `tiers:` key (even an
   // empty one: `tiers: []` asks for none), else the profile's; the two are
   // never mixed. Planning sorts by priority.

@@ -9,6 +9,7 @@
 #include "backends/hostfs/paths.hpp"
 #include "common/json_writer.hpp"
 #include "config/loader.hpp"
+#include "config/policy_settings.hpp"
 #include "config/profiles.hpp"
 #include "ctl/file_command.hpp"
 #include "daemon/plan_ops.hpp"
@@ -20,6 +21,7 @@ namespace {
 struct FromProfile {
   config::Profile profile = config::Profile::none;
   std::vector<config::ProfileSetting> settings;
+  std::vector<config::PolicySettingLine> policy;  // the effective policy: settings
 };
 
 // plan_file() keeps its Spec to itself: load FILE once more, against the
@@ -35,25 +37,44 @@ FromProfile from_profile(const std::string& file, const std::string& root) {
   if (!lr.spec) return out;
   out.profile = lr.spec->profile;
   out.settings = config::profile_settings(*lr.spec);
+  out.policy = config::policy_setting_lines(*lr.spec);
+  return out;
+}
+
+std::string policy_text(const FromProfile& p) {
+  if (p.policy.empty()) return {};
+  std::string out = "\npolicy (the runtime rules; tierswapctl simulate replays a trace with them):\n";
+  for (const auto& s : p.policy) out += "  " + s.key + " = " + s.value + " (" + s.origin + ")\n";
   return out;
 }
 
 std::string profile_text(const FromProfile& p) {
-  if (p.profile == config::Profile::none) return {};
+  if (p.profile == config::Profile::none) return policy_text(p);
   std::string out =
       std::string("\nfrom profile ") + config::to_string(p.profile) + " (not set in the file):\n";
   if (p.settings.empty()) out += "  nothing: the file sets every key the profile has\n";
   for (const auto& s : p.settings) out += "  " + s.key + " = " + s.value + "\n";
-  return out;
+  return out + policy_text(p);
 }
 
-// plan_to_json()'s object with "profile": {"name", "settings": [{key, value}]}
-// added as its last key ("name" is "none" without a profile).
+// plan_to_json()'s object with "profile": {"name", "settings": [{key, value}],
+// "policy": [{key, value, origin}]} added as its last key ("name" is "none"
+// without a profile; "policy" lists every effective policy: setting).
 std::string with_profile_json(std::string plan_json, const FromProfile& p) {
   JsonWriter w(true);
   w.begin_object().key("name").value(config::to_string(p.profile)).key("settings").begin_array();
   for (const auto& s : p.settings)
     w.begin_object().key("key").value(s.key).key("value").value(s.value).end_object();
+  w.end_array().key("policy").begin_array();
+  for (const auto& s : p.policy)
+    w.begin_object()
+        .key("key")
+        .value(s.key)
+        .key("value")
+        .value(s.value)
+        .key("origin")
+        .value(s.origin)
+        .end_object();
   w.end_array().end_object();
   std::string sub = w.str();
   for (std::size_t i = 0; (i = sub.find('\n', i)) != std::string::npos; i += 3) sub.replace(i, 1, "\n  ");

@@ -5,7 +5,7 @@ _tierswapctl() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=( $(compgen -W "check completion demote doctor plan promote reload status watch top --help --version" -- "$cur") )
+        COMPREPLY=( $(compgen -W "check completion demote doctor plan promote reload simulate status watch top --help --version" -- "$cur") )
         return
     fi
     case "$prev" in

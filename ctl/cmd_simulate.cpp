@@ -1,0 +1,162 @@
+// tierswapctl simulate TRACE [--config FILE] [--json]: replay a recorded
+// policy trace (JSON lines, policy/trace.hpp) through policy::decide() and
+// print every action with its time and reason. Touches nothing.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "backends/hostfs/host_fs.hpp"
+#include "backends/hostfs/paths.hpp"
+#include "common/json_writer.hpp"
+#include "config/loader.hpp"
+#include "config/policy_settings.hpp"
+#include "ctl/cli_args.hpp"
+#include "ctl/command.hpp"
+#include "policy/decide.hpp"
+#include "policy/meminfo.hpp"
+#include "policy/trace.hpp"
+
+namespace tierswap::ctl {
+namespace {
+
+// Traces of a day at one snapshot a second are about 30 MiB.
+constexpr std::streamsize kMaxTraceBytes = 1LL << 30;
+
+policy::PolicySpec to_policy_spec(const config::PolicySettings& s) {
+  policy::PolicySpec p;
+  p.reserve_bytes = static_cast<std::uint64_t>(s.reserve_mib) << 20;
+  p.foreign_vram_bytes = static_cast<std::uint64_t>(s.foreign_vram_mib) << 20;
+  p.latency_p99_us = static_cast<std::uint64_t>(s.latency_p99_us);
+  p.io_pressure_percent = static_cast<double>(s.io_pressure_percent);
+  p.on_battery = s.on_battery;
+  p.cooldown_ms = static_cast<std::uint64_t>(s.cooldown_seconds) * 1000;
+  p.hysteresis_percent = static_cast<unsigned>(s.hysteresis_percent);
+  p.max_transitions_per_hour = static_cast<unsigned>(s.max_transitions_per_hour);
+  return p;
+}
+
+// The policy FILE sets (over its profile's defaults); without FILE the
+// defaults of no profile. False after printing the diagnostics.
+bool policy_settings(const std::string& file, config::PolicySettings& out) {
+  if (file.empty()) {
+    out = config::policy_defaults(config::Profile::none);
+    return true;
+  }
+  // Size expressions of the file's tiers need this machine's RAM.
+  config::HostFacts host;
+  const HostFs fs("/");
+  if (auto text = fs.read(paths::proc_meminfo))
+    if (auto mem = policy::parse_meminfo(*text)) host.ram_bytes = mem->mem_total();
+  const auto lr = config::load_file(file, host);
+  // Errors only: the config's warnings (tiers, zswap) are `check`'s business.
+  for (const auto& d : lr.diagnostics)
+    if (d.severity == config::Severity::error)
+      std::fprintf(stderr, "%s\n", config::format_diagnostic(d).c_str());
+  if (!lr.spec) return false;
+  out = config::effective_policy(*lr.spec);
+  return true;
+}
+
+bool read_trace(const std::string& path, std::string& text) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    std::fprintf(stderr, "tierswapctl simulate: %s: is a directory, not a trace\n", path.c_str());
+    return false;
+  }
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    std::fprintf(stderr, "tierswapctl simulate: %s: cannot read the trace\n", path.c_str());
+    return false;
+  }
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  text = ss.str();
+  if (static_cast<std::streamsize>(text.size()) > kMaxTraceBytes) {
+    std::fprintf(stderr, "tierswapctl simulate: %s: larger than 1 GiB\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+std::string actions_json(const std::vector<policy::Action>& actions) {
+  std::string out;
+  for (const auto& a : actions) {
+    JsonWriter w;
+    w.begin_object()
+        .key("t_ms")
+        .value(a.time_ms)
+        .key("time")
+        .value(policy::format_time(a.time_ms))
+        .key("tier")
+        .value(a.tier)
+        .key("action")
+        .value(policy::to_string(a.kind))
+        .key("rule")
+        .value(a.rule)
+        .key("why")
+        .value(a.why)
+        .end_object();
+    out += w.str() + "\n";
+  }
+  return out;
+}
+
+constexpr const char* kHelp =
+    "Usage: tierswapctl simulate TRACE [--config FILE] [--json]\n"
+    "Replays TRACE (JSON lines, one snapshot per line; see tierswapctl(8)) through\n"
+    "the policy engine and prints each action: time since the trace start, tier,\n"
+    "evacuate or promote, the rule and the numbers that decided. Touches nothing.\n\n"
+    "  --config FILE  use the policy: settings of FILE (and its profile's defaults);\n"
+    "                 without it, the defaults\n"
+    "  --json         one JSON object per action and line\n\n"
+    "Exit status: 0 replayed, 1 TRACE or FILE is invalid (errors on stderr), 2 usage.\n";
+
+std::function<int()> setup_simulate(CLI::App& sub) {
+  struct Args {
+    std::string trace, config;
+    bool json = false;
+    std::shared_ptr<bool> help;
+  };
+  auto a = std::make_shared<Args>();
+  a->help = own_help(sub);
+  sub.add_option("TRACE", a->trace, "the trace to replay");
+  sub.add_option("--config", a->config, "the config whose policy: to use");
+  sub.add_flag("--json", a->json, "print JSON lines");
+  return [&sub, a] {
+    if (*a->help) {
+      std::fputs(kHelp, stdout);
+      return kExitOk;
+    }
+    if (!check_leftovers(sub, "more than one TRACE")) return kExitUsage;
+    if (a->trace.empty()) {
+      usage_error(sub.get_name(), "missing TRACE");
+      return kExitUsage;
+    }
+    config::PolicySettings settings;
+    if (!policy_settings(a->config, settings)) return kExitFailed;
+    std::string text;
+    if (!read_trace(a->trace, text)) return kExitFailed;
+    const auto trace = policy::parse_trace(text, a->trace);
+    if (!trace) {
+      std::fprintf(stderr, "tierswapctl simulate: %s\n", trace.error().message.c_str());
+      return kExitFailed;
+    }
+    const auto actions = policy::simulate(*trace, to_policy_spec(settings));
+    std::string out;
+    if (a->json) {
+      out = actions_json(actions);
+    } else {
+      for (const auto& act : actions) out += policy::format_action(act) + "\n";
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return kExitOk;
+  };
+}
+
+const Registrar reg{{"simulate", "TRACE [--config FILE] [--json]",
+                     "replay a policy trace and print the actions it causes", &setup_simulate}};
+
+}  // namespace
+}  // namespace tierswap::ctl

@@ -1,0 +1,142 @@
+#include "policy/decide.hpp"
+
+#include <cstdio>
+#include <string>
+
+namespace tierswap::policy {
+namespace {
+
+std::string mib(std::uint64_t bytes) {
+  return std::to_string(bytes >> 20) + " MiB";
+}
+
+std::string percent(double p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", p);
+  return buf;
+}
+
+std::string seconds(std::uint64_t ms) {
+  char buf[32];
+  if (ms % 1000 == 0)
+    std::snprintf(buf, sizeof buf, "%llu s", static_cast<unsigned long long>(ms / 1000));
+  else
+    std::snprintf(buf, sizeof buf, "%.3f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+struct Verdict {
+  std::string rule;
+  std::string why;
+};
+
+// The first evacuation rule that holds for an active tier, if any.
+std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
+  if (g.vram_free_bytes < spec.reserve_bytes)
+    return Verdict{"reserve", "free VRAM " + mib(g.vram_free_bytes) + " is below the reserve " +
+                                  mib(spec.reserve_bytes)};
+  if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > spec.foreign_vram_bytes)
+    return Verdict{"foreign", "other processes use " + mib(g.foreign_vram_bytes) + " of VRAM, past " +
+                                  mib(spec.foreign_vram_bytes)};
+  if (spec.latency_p99_us != 0 && g.p99_latency_us > spec.latency_p99_us &&
+      s.io.some_avg10 >= spec.io_pressure_percent)
+    return Verdict{"latency", "p99 latency " + std::to_string(g.p99_latency_us) + " us is over the budget " +
+                                  std::to_string(spec.latency_p99_us) + " us while io pressure is " +
+                                  percent(s.io.some_avg10) + " (threshold " +
+                                  percent(spec.io_pressure_percent) + ")"};
+  if (spec.on_battery && s.on_battery) return Verdict{"on_battery", "the machine runs on battery"};
+  return std::nullopt;
+}
+
+// Every rule clear by the hysteresis margin (for an evacuated tier).
+bool calm(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
+  const std::uint64_t h = spec.hysteresis_percent;
+  const auto scaled = [](std::uint64_t v, std::uint64_t pct) {
+    return static_cast<std::uint64_t>(static_cast<unsigned __int128>(v) * pct / 100);
+  };
+  if (g.vram_free_bytes < scaled(spec.reserve_bytes, 100 + h) + g.tier_size_bytes) return false;
+  if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > scaled(spec.foreign_vram_bytes, 100 - h))
+    return false;
+  if (spec.latency_p99_us != 0 &&
+      s.io.some_avg10 > spec.io_pressure_percent * static_cast<double>(100 - h) / 100.0)
+    return false;
+  if (spec.on_battery && s.on_battery) return false;
+  return true;
+}
+
+std::string calm_why(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
+  std::string why = "every rule clear for " + seconds(spec.cooldown_ms) + " (hysteresis " +
+                    std::to_string(spec.hysteresis_percent) + "%): free VRAM " + mib(g.vram_free_bytes) +
+                    ", others " + mib(g.foreign_vram_bytes) + ", io pressure " + percent(s.io.some_avg10);
+  if (spec.on_battery) why += ", on AC";
+  return why;
+}
+
+}  // namespace
+
+const char* to_string(Mode m) {
+  return m == Mode::active ? "active" : "evacuated";
+}
+
+const char* to_string(ActionKind k) {
+  return k == ActionKind::evacuate ? "evacuate" : "promote";
+}
+
+Decision decide(const Snapshot& snapshot, const PolicyState& state, const PolicySpec& spec) {
+  Decision d{{}, state};
+  const std::uint64_t now = snapshot.time_ms;
+  const bool busy = snapshot.reload_running || snapshot.user_demote_running;
+  for (const VramTierSample& g : snapshot.vram) {
+    auto [it, fresh] = d.next.tiers.try_emplace(g.tier, TierState{Mode::active, now, std::nullopt, {}});
+    TierState& t = it->second;
+    std::erase_if(t.transitions_ms, [&](std::uint64_t at) { return at + kHourMs <= now; });
+    if (busy) {
+      t.calm_since_ms.reset();
+      continue;
+    }
+    if (t.mode == Mode::active) {
+      if (auto v = evacuation_rule(snapshot, g, spec)) {
+        t = TierState{Mode::evacuated, now, std::nullopt, std::move(t.transitions_ms)};
+        t.transitions_ms.push_back(now);
+        d.actions.push_back(Action{now, g.tier, ActionKind::evacuate, std::move(v->rule), std::move(v->why)});
+      }
+      continue;
+    }
+    if (!calm(snapshot, g, spec)) {
+      t.calm_since_ms.reset();
+      continue;
+    }
+    if (!t.calm_since_ms) t.calm_since_ms = now;
+    if (now - *t.calm_since_ms < spec.cooldown_ms) continue;
+    if (t.transitions_ms.size() + 2 > spec.max_transitions_per_hour) continue;
+    t = TierState{Mode::active, now, std::nullopt, std::move(t.transitions_ms)};
+    t.transitions_ms.push_back(now);
+    d.actions.push_back(Action{now, g.tier, ActionKind::promote, "cooldown", calm_why(snapshot, g, spec)});
+  }
+  return d;
+}
+
+std::vector<Action> simulate(const std::vector<Snapshot>& trace, const PolicySpec& spec) {
+  std::vector<Action> out;
+  PolicyState state;
+  for (const Snapshot& s : trace) {
+    Decision d = decide(s, state, spec);
+    for (auto& a : d.actions) out.push_back(std::move(a));
+    state = std::move(d.next);
+  }
+  return out;
+}
+
+std::string format_time(std::uint64_t ms) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(ms / kHourMs),
+                static_cast<unsigned long long>(ms / 60'000 % 60),
+                static_cast<unsigned long long>(ms / 1000 % 60), static_cast<unsigned long long>(ms % 1000));
+  return buf;
+}
+
+std::string format_action(const Action& a) {
+  return format_time(a.time_ms) + "  " + a.tier + "  " + to_string(a.kind) + "  " + a.rule + "  " + a.why;
+}
+
+}  // namespace tierswap::policy
