@@ -41,10 +41,6 @@ snapshot() {
   pgrep -f '^/usr/sbin/tierswap' || true
   ls -d /var/swap 2>/dev/null || true
 }
-# Tests that change swap and zram hold this lock; hold it too so that the
-# before/after comparison sees only what dpkg did.
-exec 9>/tmp/tierswap-kernel.lock
-flock 9
 before=$(snapshot)
 backup=
 if [ -e /etc/tierswap.yaml ]; then
