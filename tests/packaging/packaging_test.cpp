@@ -165,7 +165,9 @@ TEST_P(ManPage, RendersWithoutWarnings) {
     GTEST_SKIP() << page << " was not built: scdoc is not installed (apt-get install scdoc)";
   Output r = render(page);
   ASSERT_EQ(r.rc, 0) << r.out;
-  EXPECT_THAT(r.out, Not(HasSubstr("warning"))) << r.out;
+  // troff's own diagnostics ("troff: <standard input>:4: warning: macro 'foo'
+  // not defined"), not the word in the page's text.
+  EXPECT_THAT(r.out, Not(::testing::ContainsRegex("troff[^\n]*: warning"))) << r.out;
   std::string name = GetParam();
   name = name.substr(0, name.rfind('.'));
   EXPECT_THAT(r.out, HasSubstr("NAME\n       " + name + " - "));
