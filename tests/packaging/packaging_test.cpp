@@ -150,10 +150,11 @@ INSTANTIATE_TEST_SUITE_P(Packaging, ExampleCheck, ::testing::ValuesIn(deployable
 const char* const kManPages[] = {"tierswapd.8", "tierswapctl.8", "tierswap-nbd.8", "tierswap.yaml.5"};
 
 // Renders a page as plain ASCII, wide and unhyphenated, so that a key is
-// never split across lines. Returns man's output (troff warnings included).
+// never split across lines. Returns man's output with troff's warnings (man's
+// stderr goes into the pipe: run()'s 2>&1 reaches only col).
 Output render(const fs::path& page) {
   return run("LC_ALL=C MANWIDTH=250 MANROFFOPT='-rHY=0' MAN_KEEP_FORMATTING= man --warnings -l " +
-             quote(page) + " | col -b");
+             quote(page) + " 2>&1 | col -b");
 }
 
 class ManPage : public ::testing::TestWithParam<const char*> {};
