@@ -332,7 +332,10 @@ TEST_F(BadInput, TricklingHandshakeIsDroppedAtTheDeadline) {
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_TRUE(dropped || closed_by_server(fd, 100))
       << "a trickling client kept its slot for " << opt.size() * kHandshakeMs / 4 << " ms";
-  EXPECT_LT(took, std::chrono::milliseconds(3 * kHandshakeMs));
+  // Not a tight bound (loaded cores): well before the trickle's end
+  // (80 bytes x kHandshakeMs / 4 = 20 s), which a per-receive deadline
+  // would let it reach.
+  EXPECT_LT(took, std::chrono::milliseconds(opt.size() * kHandshakeMs / 4 / 2));
   ::close(fd);
 }
 
