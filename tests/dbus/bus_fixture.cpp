@@ -200,7 +200,9 @@ void TestBus::start() {
     dup2(fd, 2);
     exec_child({"dbus-daemon", "--nofork", "--nopidfile", "--config-file=" + dir_ + "/bus.conf"}, {});
   }
-  for (int i = 0; i < 200 && !fs::exists(socket); ++i)
+  // dbus-daemon may start slowly on loaded cores: a generous deadline.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!fs::exists(socket) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (!fs::exists(socket)) {
     const std::string log = read_file(dir_ + "/bus.log");

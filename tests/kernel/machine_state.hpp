@@ -10,6 +10,7 @@
 #include <sys/swap.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +19,7 @@
 
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/hostfs/paths.hpp"
+#include "backends/swap/proc_swaps.hpp"
 #include "backends/sysctl/sysctl.hpp"
 #include "backends/zram/zram.hpp"
 #include "backends/zswap/zswap.hpp"
@@ -37,15 +39,30 @@ inline void spit(const fs::path& p, const std::string& s) {
   std::ofstream(p, std::ios::trunc) << s;
 }
 
+// The swap areas as "path type size_kib priority", without the Used column:
+// pages move in and out of areas that existed before the test (the
+// machine's own swap) while it runs, and that is none of the test's doing.
+inline std::vector<std::string> swap_areas_without_use(const std::string& proc_swaps) {
+  std::vector<std::string> out;
+  auto areas = swap::parse_proc_swaps(proc_swaps);
+  if (!areas) return {"<" + areas.error().describe() + ">"};
+  for (const auto& a : *areas)
+    out.push_back(a.path + " " + a.type + " " + std::to_string(a.size_kib) + " " +
+                  std::to_string(a.priority));
+  return out;
+}
+
 struct MachineState {
-  std::string swaps;
+  std::vector<std::string> swaps;
   std::vector<std::string> zram;
   std::map<std::string, std::string> sysctl, zswap;
   bool operator==(const MachineState&) const = default;
 };
 
 inline std::ostream& operator<<(std::ostream& os, const MachineState& m) {
-  os << "swaps:\n" << m.swaps << "zram:";
+  os << "swaps:\n";
+  for (const auto& a : m.swaps) os << "  " << a << "\n";
+  os << "zram:";
   for (const auto& z : m.zram) os << " " << z;
   os << "\n";
   for (const auto& [k, v] : m.sysctl) os << k << "=" << v << "\n";
@@ -56,11 +73,44 @@ inline std::ostream& operator<<(std::ostream& os, const MachineState& m) {
 inline MachineState snapshot() {
   const HostFs hfs("/");
   MachineState m;
-  m.swaps = *hfs.read(paths::proc_swaps);
+  m.swaps = swap_areas_without_use(*hfs.read(paths::proc_swaps));
   m.zram = zram::list_devices(hfs);
   m.sysctl = sysctl::observe(hfs);
   m.zswap = zswap::observe(hfs).params;
   return m;
+}
+
+// The zram compression algorithms this kernel offers, in its order, from the
+// comp_algorithm of an existing device, or of a scratch device added and
+// removed again when there is none. Empty if that fails.
+inline std::vector<std::string> offered_zram_algorithms() {
+  const HostFs hfs("/");
+  auto known = zram::kernel_algorithms(hfs);
+  if (!known.all.empty()) return known.all;
+  auto id = hfs.read_value(paths::zram_hot_add);
+  if (!id) return {};
+  auto text = hfs.read(paths::block_attr("zram" + *id, "comp_algorithm"));
+  (void)hfs.write(paths::zram_hot_remove, *id);
+  return text ? zram::parse_comp_algorithm(*text).all : std::vector<std::string>{};
+}
+
+inline bool offers(const std::vector<std::string>& offered, const std::string& name) {
+  return std::find(offered.begin(), offered.end(), name) != offered.end();
+}
+
+// "lzo-rle lzo lz4": the list as tierswap's messages print it.
+inline std::string join_words(const std::vector<std::string>& words) {
+  std::string out;
+  for (const auto& w : words) out += (out.empty() ? "" : " ") + w;
+  return out;
+}
+
+// A zram algorithm name that Linux knows but this kernel does not offer
+// (empty when it offers them all).
+inline std::string zram_algorithm_not_offered(const std::vector<std::string>& offered) {
+  for (const char* name : {"zstd", "lz4hc", "842", "deflate", "lz4", "lzo", "lzo-rle"})
+    if (!offers(offered, name)) return name;
+  return {};
 }
 
 class KernelTest : public ::testing::Test {

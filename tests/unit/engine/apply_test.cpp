@@ -48,6 +48,37 @@ Plan zram_plan() {
   };
   return p;
 }
+// Field by field, so that a field the serializer drops or the parser
+// ignores shows up (comparing to_json() with itself would not).
+void expect_same_journal(const Journal& got, const Journal& want) {
+  EXPECT_EQ(got.version, want.version);
+  EXPECT_EQ(got.source, want.source);
+  ASSERT_EQ(got.tiers.size(), want.tiers.size());
+  for (size_t i = 0; i < want.tiers.size(); ++i) {
+    SCOPED_TRACE("tiers[" + std::to_string(i) + "]");
+    const auto &g = got.tiers[i], &w = want.tiers[i];
+    EXPECT_EQ(g.name, w.name);
+    EXPECT_EQ(g.kind, w.kind);
+    EXPECT_EQ(g.device, w.device);
+    EXPECT_EQ(g.swap_path, w.swap_path);
+    EXPECT_EQ(g.created_device, w.created_device);
+    EXPECT_EQ(g.created_file, w.created_file);
+    EXPECT_EQ(g.active, w.active);
+    EXPECT_EQ(g.drained, w.drained);
+    EXPECT_EQ(g.priority, w.priority);
+    EXPECT_EQ(g.discard, w.discard);
+    EXPECT_EQ(g.algorithm, w.algorithm);
+    EXPECT_EQ(g.size, w.size);
+    EXPECT_EQ(g.mem_limit, w.mem_limit);
+  }
+  ASSERT_EQ(got.values.size(), want.values.size());
+  for (size_t i = 0; i < want.values.size(); ++i) {
+    SCOPED_TRACE("values[" + std::to_string(i) + "]");
+    EXPECT_EQ(got.values[i].path, want.values[i].path);
+    EXPECT_EQ(got.values[i].original, want.values[i].original);
+    EXPECT_EQ(got.values[i].current, want.values[i].current);
+  }
+}
 }  // namespace
 
 TEST(Apply, RecordsCallsAndJournal) {
@@ -71,7 +102,7 @@ TEST(Apply, RecordsCallsAndJournal) {
   EXPECT_EQ(j.values[0].original, "60");
   auto saved = load_journal(hfs);
   ASSERT_TRUE(saved);
-  EXPECT_EQ(to_json(*saved), to_json(j));
+  expect_same_journal(*saved, j);
 }
 
 TEST(Apply, KernelErrorRollsBackInReverseAndSaysWhy) {
@@ -143,12 +174,14 @@ TEST(Apply, BestEffortKeepsGoing) {
 TEST(Journal, RoundTrip) {
   Journal j;
   j.source = "/etc/tierswap.yaml";
+  // Every field differs from its default, so that a lost one is seen.
   j.tiers.push_back(OwnedTier{.name = "fast",
                               .kind = "zram",
                               .device = "zram1",
                               .swap_path = "/dev/zram1",
                               .created_device = true,
                               .active = true,
+                              .drained = true,
                               .priority = 100,
                               .algorithm = "lz4",
                               .size = 1ull << 33,
@@ -157,13 +190,14 @@ TEST(Journal, RoundTrip) {
                               .kind = "file",
                               .swap_path = "/var/swap/a b.swap",
                               .created_file = true,
+                              .active = true,
                               .priority = -1,
                               .discard = true,
                               .size = 1 << 26});
   j.values.push_back({"/proc/sys/vm/swappiness", "60", "150"});
   auto back = parse_journal(to_json(j));
   ASSERT_TRUE(back) << back.error().describe();
-  EXPECT_EQ(to_json(*back), to_json(j));
+  expect_same_journal(*back, j);
 }
 
 TEST(Journal, RejectsOtherVersionsAndGarbage) {
