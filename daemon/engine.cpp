@@ -195,8 +195,7 @@ void Engine::adopt_from_kernel(const Error& why) {
 }
 
 Result<void> Engine::check_plan_room(const Plan& plan) {
-  if (std::none_of(plan.steps.begin(), plan.steps.end(),
-                   [](const Step& s) { return s.op == "swapoff"; }))
+  if (std::none_of(plan.steps.begin(), plan.steps.end(), [](const Step& s) { return s.op == "swapoff"; }))
     return {};
   auto facts = read_room_facts(fs_);
   if (!facts) return std::unexpected(facts.error());

@@ -161,8 +161,9 @@ class DiskKind final : public TierKind {
       if (!probe.missing_dirs.empty()) {
         std::string dirs;
         for (const auto& d : probe.missing_dirs) dirs += (dirs.empty() ? "" : ", ") + d;
-        ctx.note("tier \"" + t.name + "\": " + (probe.missing_dirs.size() == 1 ? "directory " : "directories ") +
-                 dirs + " will be created (owner root, mode 0700)");
+        ctx.note("tier \"" + t.name +
+                 "\": " + (probe.missing_dirs.size() == 1 ? "directory " : "directories ") + dirs +
+                 " will be created (owner root, mode 0700)");
       }
       ctx.add(Step{.kind = kName, .op = "make_file", .tier = t.name, .path = t.path, .size = size});
       ctx.add(swap_step::swapon(kName, t.name, t.path, "file", t.priority, t.discard));

@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 

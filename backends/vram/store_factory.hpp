@@ -9,8 +9,8 @@
 #include <memory>
 #include <string>
 
-#include "common/result.hpp"
 #include "backends/vram/block_store.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::vram {
 

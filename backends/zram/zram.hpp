@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.hpp"
 #include "backends/hostfs/host_fs.hpp"
+#include "common/result.hpp"
 
 namespace tierswap::zram {
 

@@ -87,8 +87,8 @@ int main(int argc, char** argv) {
 
   std::printf("trace: %u s at 1 snapshot/s, %zu bytes, %zu actions\n", seconds, text.size(), actions);
   std::printf("decide(): %.3f us per snapshot (budget 50 us)\n", per_snapshot_us);
-  std::printf("simulate (parse + decide): %.3f s (budget 1 s for 24 h), of which parse_trace() %.3f s\n", best_sim,
-              best_parse);
+  std::printf("simulate (parse + decide): %.3f s (budget 1 s for 24 h), of which parse_trace() %.3f s\n",
+              best_sim, best_parse);
   const bool ok = per_snapshot_us <= 50 && (seconds < 86400 || best_sim <= 1.0);
   return ok ? 0 : 1;
 }
