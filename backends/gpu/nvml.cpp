@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <map>
+#include <tuple>
 
 #include "backends/gpu/nvml_abi.hpp"
 
