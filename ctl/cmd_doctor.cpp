@@ -22,7 +22,9 @@ int run_doctor_cmd(const CLI::App& sub, bool help, const DoctorArgs& args) {
         "Look for the known traps: zswap and zram both on, low swappiness with a fast\n"
         "tier, a desktop without earlyoom/systemd-oomd, kubelet with failSwapOn and swap,\n"
         "a container whose memory limit differs from MemTotal, low MemAvailable, a VRAM\n"
-        "tier on a GPU that drives a display. Exit 0: no trap found; 1: at least one.\n\n"
+        "tier on a GPU that drives a display. Also shows what the policy engine sees:\n"
+        "the GPUs through NVML and AC or battery (UPower, else /sys/class/power_supply).\n"
+        "Exit 0: no trap found; 1: at least one.\n\n"
         "  --root DIR   read /proc, /sys, /etc under DIR (a fake tree) instead of /\n"
         "  --json       print the findings as a JSON array\n");
     return kExitOk;

@@ -1,14 +1,19 @@
 #include "ctl/doctor_checks.hpp"
 
 #include <fmt/format.h>
+#include <sys/types.h>
 
 #include <algorithm>
+#include <chrono>
 #include <optional>
 #include <set>
 
+#include "backends/gpu/nvml.hpp"
 #include "backends/hostfs/paths.hpp"
+#include "backends/power/power_supply.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "ctl/status_view.hpp"
+#include "dbus/upower.hpp"
 #include "policy/meminfo.hpp"
 
 namespace tierswap::ctl {
@@ -23,6 +28,7 @@ struct Machine {
   std::optional<policy::Meminfo> meminfo;
   std::set<std::string> comms;  // process names
   std::vector<std::string> kubelet_cmdlines;
+  std::vector<pid_t> exporter_pids;  // tierswap-nbd: its VRAM is the tier's, not foreign
 };
 
 std::string pid_file(const std::string& pid, const char* file) {
@@ -44,6 +50,7 @@ Machine observe(const HostFs& fs) {
       auto comm = fs.read_value(pid_file(pid, "comm"));
       if (!comm) continue;
       m.comms.insert(*comm);
+      if (*comm == "tierswap-nbd") m.exporter_pids.push_back(static_cast<pid_t>(std::atol(pid.c_str())));
       if (*comm == "kubelet") {
         if (auto c = fs.read(pid_file(pid, "cmdline"))) {
           std::string cl = *c;
@@ -196,6 +203,40 @@ DoctorFinding check_mem_available(const Machine& m) {
           ""};
 }
 
+// What the policy engine would see of the GPUs. NVML cannot be pointed at
+// a fake tree, so under --root it is not asked.
+DoctorFinding check_gpu_signals(const HostFs& fs, const Machine& m) {
+  if (!fs.is_real_root())
+    return {"gpu-signals", "skip", "not checked under --root: NVML reports this machine's GPUs", ""};
+  gpu::GpuSignals gpus;
+  const auto poll = gpus.poll(m.exporter_pids);
+  if (!poll.available) return {"gpu-signals", "skip", "unavailable: " + poll.unavailable_reason, ""};
+  std::string s =
+      "NVML found, " + std::to_string(poll.gpus.size()) + (poll.gpus.size() == 1 ? " GPU" : " GPUs");
+  for (const auto& g : poll.gpus) s += "; " + gpu::describe(g);
+  return {"gpu-signals", "ok", s, ""};
+}
+
+// AC or battery as the policy engine reads it: UPower where it is on the
+// system bus, else /sys/class/power_supply (always that under --root).
+DoctorFinding check_power(const HostFs& fs) {
+  std::string why_not_upower;
+  if (fs.is_real_root()) {
+    auto up = dbus::UPowerClient::connect({"", std::chrono::milliseconds(2000)});
+    if (up) {
+      if (auto b = (*up)->on_battery())
+        return {"power", "ok", std::string(*b ? "battery" : "AC") + "; source: UPower", ""};
+    } else {
+      why_not_upower = up.error().message;
+    }
+  }
+  const auto r = power::read_power_supply(fs);
+  return {
+      "power", "ok",
+      power::describe(r) + "; source: sysfs" + (why_not_upower.empty() ? "" : " (" + why_not_upower + ")"),
+      ""};
+}
+
 }  // namespace
 
 std::vector<DoctorFinding> run_doctor(const HostFs& fs) {
@@ -206,7 +247,9 @@ std::vector<DoctorFinding> run_doctor(const HostFs& fs) {
           check_kubelet(fs, m),
           check_container(fs, m),
           check_mem_available(m),
-          {"vram-display", "skip", "not checked: the VRAM tier does not exist yet", ""}};
+          {"vram-display", "skip", "not checked: the VRAM tier does not exist yet", ""},
+          check_gpu_signals(fs, m),
+          check_power(fs)};
 }
 
 }  // namespace tierswap::ctl

@@ -13,7 +13,8 @@ namespace tierswap::ctl {
 
 struct DoctorFinding {
   std::string id;       // "zswap-zram", "swappiness", "oom-killer", "kubelet-swap",
-                        // "container-limit", "mem-available", "vram-display"
+                        // "container-limit", "mem-available", "vram-display",
+                        // "gpu-signals", "power"
   std::string status;   // "ok", "warn", "skip"
   std::string summary;  // what was seen
   std::string fix;      // what to do (warn only)

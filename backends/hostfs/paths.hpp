@@ -34,6 +34,8 @@ inline constexpr std::string_view proc_dir = "/proc";
 inline constexpr std::string_view sys_module_nbd = "/sys/module/nbd";
 inline constexpr std::string_view proc_nvidia_gpus = "/proc/driver/nvidia/gpus";
 inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
+// Power supplies (AC adapters, batteries): AC or battery where UPower is absent.
+inline constexpr std::string_view sys_power_supply = "/sys/class/power_supply";
 
 // tierswapd's journal of what it changed (under --root).
 inline constexpr std::string_view run_state_dir = "/run/tierswap";

@@ -149,7 +149,8 @@ int ChildProcess::wait_exit(int timeout_ms) {
   return -1;
 }
 
-TestBus::TestBus(bool start_now) {
+TestBus::TestBus(bool start_now, std::vector<std::string> extra_policies)
+    : extra_policies_(std::move(extra_policies)) {
   char tmpl[] = "/tmp/tierswap-dbus-XXXXXX";
   if (!mkdtemp(tmpl)) throw std::runtime_error("mkdtemp");
   dir_ = tmpl;
@@ -163,6 +164,8 @@ void TestBus::start() {
   const std::string socket = dir_ + "/system_bus_socket";
   // Like Debian's system.conf: method calls are denied unless a policy file
   // (here: only ours) allows them, names cannot be owned unless allowed.
+  std::string includes;
+  for (const auto& p : extra_policies_) includes += "  <include>" + p + "</include>\n";
   std::ofstream(dir_ + "/bus.conf")
       << "<!DOCTYPE busconfig PUBLIC \"-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN\"\n"
          " \"http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd\">\n"
@@ -190,9 +193,8 @@ void TestBus::start() {
          "send_interface=\"org.freedesktop.DBus.Properties\"/>\n"
          "  </policy>\n"
          "  <include>"
-      << source_dir()
-      << "/packaging/dbus/org.tierswap.Manager1.conf</include>\n"
-         "</busconfig>\n";
+      << source_dir() << "/packaging/dbus/org.tierswap.Manager1.conf</include>\n"
+      << includes << "</busconfig>\n";
   pid_ = fork();
   if (pid_ == 0) {
     int fd = open((dir_ + "/bus.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -53,7 +53,9 @@ class TestBus {
  public:
   // start_now false: the address and dir exist, the bus does not yet
   // (start() brings it up, as dbus.socket does late in boot).
-  explicit TestBus(bool start_now = true);
+  // extra_policies: bus policy files included after the project's (for
+  // services played by python3-dbusmock, e.g. tests/dbus/mock-services.conf).
+  explicit TestBus(bool start_now = true, std::vector<std::string> extra_policies = {});
   ~TestBus();
   void start();
   // Stops the bus (a dbus-daemon restart, with start()).
@@ -65,6 +67,7 @@ class TestBus {
 
  private:
   std::string dir_, address_;
+  std::vector<std::string> extra_policies_;
   pid_t pid_ = -1;
 };
 

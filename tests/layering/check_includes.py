@@ -131,6 +131,10 @@ def self_test():
         ("ctl/a.cpp", "backends/zram/zram.hpp", False),
         ("ctl/a.cpp", "backends/swap/kernel.hpp", False),
         ("ctl/a.cpp", "backends/hostfs/host_fs.hpp", True),
+        # The signal readers only read (NVML, power_supply): doctor shows them.
+        ("ctl/a.cpp", "backends/gpu/nvml.hpp", True),
+        ("ctl/a.cpp", "backends/power/power_supply.hpp", True),
+        ("backends/gpu/a.cpp", "policy/snapshot.hpp", False),
         ("ctl/a.cpp", "daemon/engine.hpp", False),
         ("bench/a.cpp", "daemon/engine.hpp", False),
         ("tests/unit/a.cpp", "daemon/engine.hpp", True),
