@@ -63,7 +63,7 @@ Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string
       in.others.push_back(a);
     }
   }
-  if (!found) return fail(EINVAL, swap_path + " is not in " + std::string(paths::proc_swaps));
+  if (!found) return fail(ErrorKind::not_found, swap_path + " is not in " + std::string(paths::proc_swaps));
   return policy::swapoff_room(in);
 }
 
@@ -125,7 +125,8 @@ Result<LoadedConfig> Engine::load() {
     else
       out.warnings.push_back(d);
   }
-  if (!lr.ok() || !lr.spec) return fail(EINVAL, errors.empty() ? "config did not load" : errors);
+  if (!lr.ok() || !lr.spec)
+    return fail(ErrorKind::invalid_config, errors.empty() ? "config did not load" : errors);
   out.spec = std::move(*lr.spec);
   return out;
 }
@@ -142,7 +143,7 @@ Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
     else
       opts_.warn(config::format_diagnostic(d));
   }
-  if (!pr.ok()) return fail(EINVAL, errors);
+  if (!pr.ok()) return fail(ErrorKind::invalid_config, errors);
   return std::move(pr.plan);
 }
 
@@ -235,11 +236,12 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
       if (a.path != s.path) in.others.push_back(a);
     const auto v = policy::swapoff_room(in);
     if (!v.fits)
-      return fail(ENOMEM, "step " + std::to_string(i + 1) + " of " + std::to_string(plan.steps.size()) +
-                              " (" + (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s) +
-                              "): tier \"" + s.tier + "\" (" + s.path + ") " + room_numbers(v) +
-                              ": not applying this plan, the tier stays as it is, because " + kWhyRoom +
-                              "; add swap space below it, or apply again once it holds less");
+      return fail(ErrorKind::not_enough_memory,
+                  "step " + std::to_string(i + 1) + " of " + std::to_string(plan.steps.size()) + " (" +
+                      (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s) + "): tier \"" + s.tier +
+                      "\" (" + s.path + ") " + room_numbers(v) +
+                      ": not applying this plan, the tier stays as it is, because " + kWhyRoom +
+                      "; add swap space below it, or apply again once it holds less");
     committed += it->used_bytes;
     areas.erase(it);
   }
@@ -268,19 +270,26 @@ Result<void> Engine::start() {
 
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
+  if (busy_)
+    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
   return apply_locked();
 }
 
 Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
+  if (busy_)
+    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
   auto* t = journal_.find_tier(tier);
-  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
+  // A configured tier that is not set up: the plan left it out (its kind is
+  // unavailable here), so the config is what the caller has to change.
+  if (!t)
+    return fail(ErrorKind::invalid_config,
+                "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
   if (t->drained)
-    return fail(EBUSY,
+    return fail(ErrorKind::busy,
                 "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
-  if (!t->active) return fail(EINVAL, "tier \"" + tier + "\" is not active: nothing to demote");
+  if (!t->active)
+    return fail(ErrorKind::invalid_config, "tier \"" + tier + "\" is not active: nothing to demote");
   busy_ = tier;
   return *t;
 }
@@ -290,7 +299,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   if (busy_ == tier) busy_.reset();
   if (!drained) return {};
   auto* t = journal_.find_tier(tier);
-  if (!t) return fail(ENOENT, "tier \"" + tier + "\" is no longer in the journal");
+  if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   t->active = false;
   t->drained = true;
   return save_journal(fs_, journal_);
@@ -298,12 +307,15 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
+  if (busy_)
+    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
   auto* t = journal_.find_tier(tier);
-  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
+  if (!t)
+    return fail(ErrorKind::invalid_config,
+                "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
   if (!t->drained)
-    return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
-                           ": only a drained tier can be promoted");
+    return fail(ErrorKind::busy, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
+                                     ": only a drained tier can be promoted");
   if (auto r = kernel_->swapon(t->swap_path, t->priority, t->discard); !r)
     return wrap(r.error(), "promote \"" + tier + "\"");
   t->active = true;
@@ -376,8 +388,12 @@ Result<void> Engine::stop() {
     if (auto s = save_journal(fs_, journal_); !s) opts_.warn("journal: " + s.error().describe());
   }
   if (kept.empty()) return r;
-  if (!r) return fail(r.error().code, r.error().message + "; " + kept_why);
-  return fail(ENOMEM, kept_why);
+  if (!r) {
+    Error e = r.error();  // keeps its kind and errno
+    e.message += "; " + kept_why;
+    return std::unexpected(std::move(e));
+  }
+  return fail(ErrorKind::not_enough_memory, kept_why);
 }
 
 }  // namespace tierswap

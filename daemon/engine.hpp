@@ -49,7 +49,7 @@ struct RoomFacts {
 Result<RoomFacts> read_room_facts(const HostFs& fs);
 
 // The room verdict for swapping off `swap_path` now, against every other
-// active area. EINVAL when it is not in /proc/swaps.
+// active area. not_found when it is not in /proc/swaps.
 Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path);
 
 // "64.0 MiB".
@@ -70,21 +70,21 @@ class Engine {
   // Re-reads the config and applies the difference. Returns the number of
   // steps applied (0: nothing to do). On failure the previous state stays.
   // A plan whose swapoffs (a dropped tier, a priority change) would not fit
-  // by the room rule (policy/swap_room.hpp) is refused: ENOMEM with the
+  // by the room rule (policy/swap_room.hpp) is refused: not_enough_memory with the
   // numbers, nothing applied.
   Result<std::size_t> reload();
   // Undoes everything in the journal (unless keep_on_exit). Each swapoff,
   // lowest priority first, must fit by the room rule against the areas that
   // remain at that point; a tier whose pages do not fit stays set up and in
   // the journal (the next start adopts it), everything else is undone, and
-  // the result is ENOMEM naming each kept tier with the numbers.
+  // the result is not_enough_memory naming each kept tier with the numbers.
   Result<void> stop();
   // The plan reload() would apply now.
   Result<Plan> plan();
 
   // Demote/promote (the D-Bus Manager): the swapoff itself runs outside the
   // lock, between begin_demote() and end_demote(); meanwhile reload() and a
-  // second begin_demote()/promote() answer EBUSY.
+  // second begin_demote()/promote() answer busy.
   //   begin_demote: the tier must be in the journal and active; returns its
   //     record (swap_path, priority).
   //   end_demote: drained true records the tier as drained (saved at once),

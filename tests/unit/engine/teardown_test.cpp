@@ -52,7 +52,7 @@ TEST_F(Teardown, ATierWhoseSwapoffWouldNotFitStaysInTheKernelAndTheJournal) {
   set_used("/var/swap/tier.swap", 1024);
   auto r = engine_->stop();
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOMEM);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   // Lowest priority first: the file's 1 MiB fits in the zram area; then the
   // zram area has no area left to drain into.
   EXPECT_NE(r.error().message.find(
@@ -118,7 +118,7 @@ TEST_F(Teardown, ReloadDroppingATierWhoseSwapoffWouldNotFitIsRefused) {
   const auto calls_before = calls(*engine_);
   auto r = engine_->reload();
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOMEM);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   EXPECT_NE(r.error().message.find(
                 "([fast] swapoff /dev/zram1): tier \"fast\" (/dev/zram1) holds 200.0 MiB; the swap "
                 "areas that stay can take 64.0 MiB (1 area)"),
