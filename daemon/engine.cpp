@@ -86,8 +86,7 @@ constexpr const char* kWhyRoom =
 
 Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
     : opts_(std::move(opts)), fs_(opts_.root), kernel_(std::move(kernel)) {
-  if (!kernel_ && opts_.fake_kernel && !fs_.is_real_root())
-    kernel_ = std::make_unique<swap::RecordingKernel>(&fs_);
+  if (!kernel_ && opts_.make_kernel) kernel_ = opts_.make_kernel(fs_);
   if (!kernel_) kernel_ = std::make_unique<swap::RealKernel>(fs_);
   if (!opts_.info) opts_.info = [](const std::string&) {};
   if (!opts_.warn) opts_.warn = [](const std::string&) {};

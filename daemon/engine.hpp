@@ -27,10 +27,14 @@ struct EngineOptions {
   std::string root = "/";
   std::optional<std::string> config;  // --config; unset: /etc/tierswap.yaml, else the embedded default
   bool keep_on_exit = false;
-  int fail_step = 0;  // test hook (TIERSWAP_TEST_FAIL_STEP)
-  // Test hook (TIERSWAP_TEST_FAKE_KERNEL, only with a --root other than /):
-  // the recording kernel acting on the fake root instead of real syscalls.
+  int fail_step = 0;  // test hook (tierswapd-test --test-fail-step)
+  // Test hook: tierswapd-test's --test-fake-kernel sets it; its main (test
+  // code, daemon/test_main.cpp) then sets make_kernel. The engine itself
+  // knows no fake kernel.
   bool fake_kernel = false;
+  // Builds the kernel on the engine's HostFs; unset, or returning null: the
+  // real kernel. Tests set it to the recording kernel (tests/support/).
+  std::function<std::unique_ptr<swap::Kernel>(const HostFs&)> make_kernel;
   std::function<void(const std::string&)> info, warn;  // log sinks
 };
 

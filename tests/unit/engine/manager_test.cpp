@@ -10,10 +10,10 @@
 #include <mutex>
 #include <regex>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 using namespace std::chrono_literals;

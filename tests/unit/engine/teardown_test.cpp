@@ -4,10 +4,10 @@
 // priority 100, file "disk" of 64 MiB at 10) with the recording kernel.
 #include <gtest/gtest.h>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 namespace fsys = std::filesystem;
@@ -25,7 +25,7 @@ class Teardown : public ::testing::Test {
     EngineOptions eo;
     eo.root = root_->str();
     eo.config = (root_->path() / "etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
+    eo.make_kernel = swap::recording_kernel_on;
     eo.warn = [this](const std::string& l) { warnings_.push_back(l); };
     return std::make_unique<Engine>(eo);
   }
