@@ -1,26 +1,21 @@
 #include "daemon/engine.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <set>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "common/byte_format.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
+#include "daemon/kind_registry.hpp"
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/zram_mm_stat.hpp"
 
 namespace tierswap {
-
-std::string mib(std::uint64_t bytes) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
-}
 
 Result<RoomFacts> read_room_facts(const HostFs& fs) {
   auto sw = fs.read(paths::proc_swaps);
@@ -72,10 +67,12 @@ namespace {
 // "holds 200.0 MiB; the swap areas that stay can take 63.0 MiB (1 area) and
 // its swapoff needs 225.0 MiB with a margin of 25.0 MiB"
 std::string room_numbers(const policy::RoomVerdict& v) {
-  return "holds " + mib(v.need) + "; the swap areas that stay can take " + mib(v.room) + " (" +
-         std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
-         (v.committed ? ", after the " + mib(v.committed) + " that earlier swapoffs move there" : "") +
-         ") and its swapoff needs " + mib(v.need + v.margin) + " with a margin of " + mib(v.margin);
+  return "holds " + format_bytes(v.need) + "; the swap areas that stay can take " + format_bytes(v.room) +
+         " (" + std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
+         (v.committed ? ", after the " + format_bytes(v.committed) + " that earlier swapoffs move there"
+                      : "") +
+         ") and its swapoff needs " + format_bytes(v.need + v.margin) + " with a margin of " +
+         format_bytes(v.margin);
 }
 
 constexpr const char* kWhyRoom =
@@ -200,29 +197,19 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
   auto facts = read_room_facts(fs_);
   if (!facts) return std::unexpected(facts.error());
   // Areas the plan adds before a swapoff count (empty); their sizes come
-  // from the plan's own steps.
-  std::map<std::string, std::uint64_t> disksize, mem_limit, file_size;
-  const auto number = [](const std::string& v) -> std::uint64_t {
-    try {
-      return std::stoull(v);
-    } catch (...) {
-      return 0;
-    }
-  };
+  // from the plan's own steps, as each tier's plug-in reads them.
+  std::map<std::string, PlannedArea> planned;  // by tier
   std::uint64_t committed = 0;
   auto& areas = facts->areas;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const Step& s = plan.steps[i];
-    if (s.op == "write" && s.path.ends_with("/disksize")) disksize[s.tier] = number(s.value);
-    if (s.op == "write" && s.path.ends_with("/mem_limit")) mem_limit[s.tier] = number(s.value);
-    if (s.op == "make_file" || s.op == "resize_file") file_size[s.path] = s.size;
+    if (const auto* k = kinds::named(s.kind)) k->plan_area(s, planned[s.tier]);
     if (s.op == "swapon") {
-      const bool zram = s.value == "zram";
-      const std::uint64_t size =
-          zram ? disksize[s.tier] : (file_size.contains(s.path) ? file_size[s.path] : s.size);
+      const PlannedArea& a = planned[s.tier];
+      const std::uint64_t size = a.size_bytes ? a.size_bytes : s.size;
       if (size)
         areas.push_back(
-            {.path = s.path, .size_bytes = size, .zram = zram, .mem_limit = zram ? mem_limit[s.tier] : 0});
+            {.path = s.path, .size_bytes = size, .zram = a.zram, .mem_limit = a.zram ? a.mem_limit : 0});
       continue;
     }
     if (s.op != "swapoff") continue;
@@ -274,8 +261,7 @@ Result<std::size_t> Engine::reload() {
   return apply_locked();
 }
 
-Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
-  std::lock_guard lk(mu_);
+Result<OwnedTier*> Engine::journalled_tier_locked(const std::string& tier, const char* op) {
   if (busy_)
     return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
   auto* t = journal_.find_tier(tier);
@@ -283,7 +269,15 @@ Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   // unavailable here), so the config is what the caller has to change.
   if (!t)
     return fail(ErrorKind::invalid_config,
-                "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
+                "tier \"" + tier + "\" is not set up (unavailable): nothing to " + op);
+  return t;
+}
+
+Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
+  std::lock_guard lk(mu_);
+  auto found = journalled_tier_locked(tier, "demote");
+  if (!found) return std::unexpected(found.error());
+  OwnedTier* t = *found;
   if (t->drained)
     return fail(ErrorKind::busy,
                 "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
@@ -306,12 +300,9 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
-  if (busy_)
-    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = journal_.find_tier(tier);
-  if (!t)
-    return fail(ErrorKind::invalid_config,
-                "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
+  auto found = journalled_tier_locked(tier, "promote");
+  if (!found) return std::unexpected(found.error());
+  OwnedTier* t = *found;
   if (!t->drained)
     return fail(ErrorKind::busy, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
                                      ": only a drained tier can be promoted");

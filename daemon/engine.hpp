@@ -56,9 +56,6 @@ Result<RoomFacts> read_room_facts(const HostFs& fs);
 // active area. not_found when it is not in /proc/swaps.
 Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path);
 
-// "64.0 MiB".
-std::string mib(std::uint64_t bytes);
-
 class Engine {
  public:
   // kernel null: the real kernel.
@@ -118,6 +115,9 @@ class Engine {
   Result<Plan> plan_locked(const LoadedConfig& cfg);
   Result<std::size_t> apply_locked();
   Result<void> check_plan_room(const Plan& plan);
+  // The journalled tier that a demote or promote (`op`) acts on: busy while
+  // one runs, invalid_config when the plan left the tier out.
+  Result<OwnedTier*> journalled_tier_locked(const std::string& tier, const char* op);
   void adopt_from_kernel(const Error& why);
 
   EngineOptions opts_;

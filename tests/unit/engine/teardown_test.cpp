@@ -55,12 +55,12 @@ TEST_F(Teardown, ATierWhoseSwapoffWouldNotFitStaysInTheKernelAndTheJournal) {
   EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   // Lowest priority first: the file's 1 MiB fits in the zram area; then the
   // zram area has no area left to drain into.
-  EXPECT_NE(r.error().message.find(
-                "tier \"fast\" (/dev/zram1) stays set up and in the journal: it holds 200.0 MiB; "
-                "the swap areas that stay can take 0.0 MiB (0 areas, after the 1.0 MiB that "
-                "earlier swapoffs move there) and its swapoff needs 225.0 MiB with a margin of "
-                "25.0 MiB"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().message.find("tier \"fast\" (/dev/zram1) stays set up and in the journal: it holds 200 MiB; "
+                             "the swap areas that stay can take 0 B (0 areas, after the 1.0 MiB that "
+                             "earlier swapoffs move there) and its swapoff needs 225 MiB with a margin of "
+                             "25 MiB"),
+      std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("memory.max"), std::string::npos);
   EXPECT_NE(r.error().message.find("the next tierswapd start adopts what stays"), std::string::npos);
@@ -120,8 +120,8 @@ TEST_F(Teardown, ReloadDroppingATierWhoseSwapoffWouldNotFitIsRefused) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   EXPECT_NE(r.error().message.find(
-                "([fast] swapoff /dev/zram1): tier \"fast\" (/dev/zram1) holds 200.0 MiB; the swap "
-                "areas that stay can take 64.0 MiB (1 area)"),
+                "([fast] swapoff /dev/zram1): tier \"fast\" (/dev/zram1) holds 200 MiB; the swap "
+                "areas that stay can take 64 MiB (1 area)"),
             std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("not applying this plan, the tier stays as it is"), std::string::npos);
