@@ -120,6 +120,15 @@ struct TierStats {
   bool active = false;
 };
 
+// What the steps of a plan say about the swap area that a later swapon of
+// the same tier in that plan turns on (for the room rule, before anything
+// ran, so placeholders are still unbound).
+struct PlannedArea {
+  std::uint64_t size_bytes = 0;  // 0: unknown here (the swapon's own size counts)
+  std::uint64_t mem_limit = 0;   // zram: its mem_limit (0: none)
+  bool zram = false;             // RAM-backed: its room counts what mem_limit and free RAM hold
+};
+
 class TierKind {
  public:
   virtual ~TierKind() = default;
@@ -161,6 +170,10 @@ class TierKind {
   // `undo: write "60"`, `undo: none (removed with the device)` (reversible steps only).
   [[nodiscard]] virtual std::string describe_undo(const Step& s) const = 0;
   [[nodiscard]] virtual StepFields fields(const Step& s) const = 0;
+
+  // Adds what the planned step `s` says about its tier's swap area to
+  // `area` (disksize, mem_limit, a swap file's size); most steps say nothing.
+  virtual void plan_area(const Step&, PlannedArea&) const {}
 
   // Status figures of a tier it owns; nullopt when it has none to give.
   [[nodiscard]] virtual std::optional<TierStats> stats(const OwnedTier&, const HostFs&) const {

@@ -65,7 +65,7 @@ std::string_view embedded_default_yaml();
 std::string format_diagnostic(const Diagnostic& d);
 
 // Evaluates a size expression (grammar in config/size_expr.hpp) against
-// `host`: bytes, floored to a whole byte, not page-rounded. Errors (EINVAL)
+// `host`: bytes, floored to a whole byte, not page-rounded. Errors (invalid_config)
 // read like the loader's: "\"12X\" is not a size (try 8G, 50%, min(ram / 2, 8G))",
 // "size must be greater than zero (\"0\") (...)"; an expression over vram
 // fails when host.vram_bytes is 0.

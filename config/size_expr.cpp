@@ -260,9 +260,10 @@ std::expected<SizeValue, SizeProblem> evaluate_size(std::string_view expr, const
 
 Result<std::uint64_t> parse_size(std::string_view expr, const HostFacts& host) {
   auto v = evaluate_size(expr, host, SizeOptions{.allow_vram = true, .round_to_page = false});
-  if (!v) return fail(EINVAL, v.error().message + " (" + v.error().hint + ")");
+  if (!v) return fail(ErrorKind::invalid_config, v.error().message + " (" + v.error().hint + ")");
   if (!v->resolved)
-    return fail(EINVAL, fmt::format("\"{}\" depends on the VRAM size, which is unknown here", expr));
+    return fail(ErrorKind::invalid_config,
+                fmt::format("\"{}\" depends on the VRAM size, which is unknown here", expr));
   return v->bytes;
 }
 

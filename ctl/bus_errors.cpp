@@ -20,7 +20,7 @@ int report_call_error(std::string_view what, const dbus::CallError& e) {
     case dbus::CallError::failed:
       break;
   }
-  return kExitFailed;
+  return e.error == ErrorKind::permission_denied ? kExitDenied : kExitFailed;
 }
 
 std::unique_ptr<dbus::BusClient> connect_or_report(int* exit_code) {

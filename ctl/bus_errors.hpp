@@ -1,5 +1,8 @@
 // One place that turns a failed D-Bus call into tierswapctl's message and
-// exit status (tierswapctl(8)): no bus / no daemon 3, denied 4, else 1.
+// exit status (tierswapctl(8)): no bus / no daemon 3; denied 4 (the bus
+// policy said no, or the daemon's error kind is permission_denied); else 1.
+// The daemon's error kind comes from the error name (dbus::error_kind_for_name),
+// never from an errno.
 #pragma once
 
 #include <string_view>

@@ -12,7 +12,7 @@
 #include <cstdio>
 #include <mutex>
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
@@ -141,24 +141,26 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
   auto r = demote ? bus->demote(tier) : bus->promote(tier);
   if (!r) {
     if (json) {
-      JsonWriter w;
-      w.begin_object().key("tier").value(tier).key("operation").value(op).key("outcome").value("refused");
-      w.key("error").value(r.error().name).key("message").value(r.error().message).end_object();
-      std::printf("%s\n", w.str().c_str());
+      const Json j = {{"tier", tier},
+                      {"operation", op},
+                      {"outcome", "refused"},
+                      {"error", r.error().name},
+                      {"message", r.error().message}};
+      std::printf("%s\n", dump_json(j, false).c_str());
     }
     return report_call_error(op, r.error());
   }
   auto finish = [&](const char* outcome, int code) {
     if (json) {
-      JsonWriter w;
-      w.begin_object().key("tier").value(tier).key("operation").value(op).key("outcome").value(outcome);
-      w.key("state").value(f.end_state);
-      w.key("moved_bytes").value(static_cast<unsigned long long>(f.moved));
-      w.key("total_bytes").value(static_cast<unsigned long long>(f.total));
-      w.key("seconds").value(std::chrono::duration<double>(std::chrono::steady_clock::now() - f.t0).count());
-      if (!f.why.empty()) w.key("why").value(f.why);
-      w.end_object();
-      std::printf("%s\n", w.str().c_str());
+      Json j = {{"tier", tier},
+                {"operation", op},
+                {"outcome", outcome},
+                {"state", f.end_state},
+                {"moved_bytes", f.moved},
+                {"total_bytes", f.total},
+                {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - f.t0).count()}};
+      if (!f.why.empty()) j["why"] = f.why;
+      std::printf("%s\n", dump_json(j, false).c_str());
     }
     return code;
   };

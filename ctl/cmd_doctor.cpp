@@ -2,7 +2,7 @@
 // --root DIR) and says what to do. Reads the machine directly; needs no daemon.
 #include <cstdio>
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
 #include "ctl/doctor_checks.hpp"
@@ -35,15 +35,13 @@ int run_doctor_cmd(const CLI::App& sub, bool help, const DoctorArgs& args) {
   bool trap = false;
   for (const auto& f : findings) trap = trap || f.status == "warn";
   if (args.json) {
-    JsonWriter w(true);
-    w.begin_array();
+    Json doc = Json::array();
     for (const auto& f : findings) {
-      w.begin_object().key("check").value(f.id).key("status").value(f.status).key("summary").value(f.summary);
-      if (!f.fix.empty()) w.key("fix").value(f.fix);
-      w.end_object();
+      Json j = {{"check", f.id}, {"status", f.status}, {"summary", f.summary}};
+      if (!f.fix.empty()) j["fix"] = f.fix;
+      doc.push_back(std::move(j));
     }
-    w.end_array();
-    std::printf("%s\n", w.str().c_str());
+    std::fputs(dump_json(doc, true).c_str(), stdout);
   } else {
     for (const auto& f : findings) {
       std::printf("%-5s %-16s %s\n", f.status.c_str(), f.id.c_str(), f.summary.c_str());

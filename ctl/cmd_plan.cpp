@@ -7,7 +7,7 @@
 
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/hostfs/paths.hpp"
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "config/loader.hpp"
 #include "config/policy_settings.hpp"
 #include "config/profiles.hpp"
@@ -57,32 +57,18 @@ std::string profile_text(const FromProfile& p) {
   return out + policy_text(p);
 }
 
-// plan_to_json()'s object with "profile": {"name", "settings": [{key, value}],
+// plan_document()'s object with "profile": {"name", "settings": [{key, value}],
 // "policy": [{key, value, origin}]} added as its last key ("name" is "none"
 // without a profile; "policy" lists every effective policy: setting).
-std::string with_profile_json(std::string plan_json, const FromProfile& p) {
-  JsonWriter w(true);
-  w.begin_object().key("name").value(config::to_string(p.profile)).key("settings").begin_array();
-  for (const auto& s : p.settings)
-    w.begin_object().key("key").value(s.key).key("value").value(s.value).end_object();
-  w.end_array().key("policy").begin_array();
-  for (const auto& s : p.policy)
-    w.begin_object()
-        .key("key")
-        .value(s.key)
-        .key("value")
-        .value(s.value)
-        .key("origin")
-        .value(s.origin)
-        .end_object();
-  w.end_array().end_object();
-  std::string sub = w.str();
-  for (std::size_t i = 0; (i = sub.find('\n', i)) != std::string::npos; i += 3) sub.replace(i, 1, "\n  ");
-  const auto close = plan_json.rfind('}');
-  if (close == std::string::npos) return plan_json;
-  auto end = close;
-  while (end > 0 && (plan_json[end - 1] == '\n' || plan_json[end - 1] == ' ')) --end;
-  return plan_json.substr(0, end) + ",\n  \"profile\": " + sub + "\n}\n";
+std::string with_profile_json(Json plan, const FromProfile& p) {
+  Json settings = Json::array();
+  for (const auto& s : p.settings) settings.push_back({{"key", s.key}, {"value", s.value}});
+  Json policy = Json::array();
+  for (const auto& s : p.policy) policy.push_back({{"key", s.key}, {"value", s.value}, {"origin", s.origin}});
+  plan["profile"] = {{"name", config::to_string(p.profile)},
+                     {"settings", std::move(settings)},
+                     {"policy", std::move(policy)}};
+  return dump_json(plan, true);
 }
 
 constexpr const char* kHelp =
@@ -99,7 +85,7 @@ std::function<int()> setup_plan(CLI::App& sub) {
   return file_command(sub, kHelp, true, [](const FileArgs& a, const FilePlan& r) {
     const FromProfile prof = from_profile(a.file, a.root);
     const std::string out =
-        a.json ? with_profile_json(plan_to_json(r.plan), prof) : plan_to_text(r.plan) + profile_text(prof);
+        a.json ? with_profile_json(plan_document(r.plan), prof) : plan_to_text(r.plan) + profile_text(prof);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;
   });

@@ -2,7 +2,7 @@
 // difference (as SIGHUP does).
 #include <cstdio>
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "ctl/bus_errors.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
@@ -24,11 +24,12 @@ int run_reload(const CLI::App& sub, bool help, bool json) {
   if (!bus) return rc;
   auto r = bus->reload();
   if (json) {
-    JsonWriter w;
-    w.begin_object().key("ok").value(r.has_value());
-    if (!r) w.key("error").value(r.error().name).key("message").value(r.error().message);
-    w.end_object();
-    std::printf("%s\n", w.str().c_str());
+    Json j = {{"ok", r.has_value()}};
+    if (!r) {
+      j["error"] = r.error().name;
+      j["message"] = r.error().message;
+    }
+    std::printf("%s\n", dump_json(j, false).c_str());
   }
   if (!r) return report_call_error("reload", r.error());
   if (!json) std::printf("reloaded\n");

@@ -9,7 +9,7 @@
 
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/hostfs/paths.hpp"
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "config/loader.hpp"
 #include "config/policy_settings.hpp"
 #include "ctl/cli_args.hpp"
@@ -83,22 +83,10 @@ bool read_trace(const std::string& path, std::string& text) {
 std::string actions_json(const std::vector<policy::Action>& actions) {
   std::string out;
   for (const auto& a : actions) {
-    JsonWriter w;
-    w.begin_object()
-        .key("t_ms")
-        .value(a.time_ms)
-        .key("time")
-        .value(policy::format_time(a.time_ms))
-        .key("tier")
-        .value(a.tier)
-        .key("action")
-        .value(policy::to_string(a.kind))
-        .key("rule")
-        .value(a.rule)
-        .key("why")
-        .value(a.why)
-        .end_object();
-    out += w.str() + "\n";
+    const Json j = {{"t_ms", a.time_ms}, {"time", policy::format_time(a.time_ms)},
+                    {"tier", a.tier},    {"action", policy::to_string(a.kind)},
+                    {"rule", a.rule},    {"why", a.why}};
+    out += dump_json(j, false) + "\n";
   }
   return out;
 }

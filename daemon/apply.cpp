@@ -24,7 +24,8 @@ Result<void> Executor::run(Step& s) {
          p = s.path.find(placeholder, p + value.size()))
       s.path.replace(p, placeholder.size(), value);
   const TierKind* k = kinds::named(s.kind);
-  if (!k) return fail(EINVAL, "step " + s.op + ": no tier kind \"" + s.kind + "\" is registered");
+  if (!k)
+    return fail(ErrorKind::unsupported, "step " + s.op + ": no tier kind \"" + s.kind + "\" is registered");
   ExecContext ctx{fs_, kernel_, bindings_};
   if (auto r = k->execute(s, ctx); !r) return r;
   record(journal_, s);
@@ -43,8 +44,8 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
     const std::string head = "step " + std::to_string(i + 1) + " of " + std::to_string(total);
     Result<void> r;
     if (opts.fail_step == static_cast<int>(i + 1))
-      r = fail(EIO,
-               "injected fault (tierswapd-test --test-fail-step " + std::to_string(opts.fail_step) + ")");
+      r = kernel_error(
+          EIO, "injected fault (tierswapd-test --test-fail-step " + std::to_string(opts.fail_step) + ")");
     else
       r = run(s);
     const std::string what = (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s);
@@ -54,7 +55,7 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
       save(opts);
       continue;
     }
-    Error e{r.error().code, head + " (" + what + "): " + full(r.error(), s.hint)};
+    Error e{r.error().kind, head + " (" + what + "): " + full(r.error(), s.hint), r.error().code};
     say(e.message);
     if (opts.best_effort) {
       if (!first) first = e;

@@ -1,26 +1,21 @@
 #include "daemon/engine.hpp"
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <set>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "common/byte_format.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
+#include "daemon/kind_registry.hpp"
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/zram_mm_stat.hpp"
 
 namespace tierswap {
-
-std::string mib(std::uint64_t bytes) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
-}
 
 Result<RoomFacts> read_room_facts(const HostFs& fs) {
   auto sw = fs.read(paths::proc_swaps);
@@ -63,7 +58,7 @@ Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string
       in.others.push_back(a);
     }
   }
-  if (!found) return fail(EINVAL, swap_path + " is not in " + std::string(paths::proc_swaps));
+  if (!found) return fail(ErrorKind::not_found, swap_path + " is not in " + std::string(paths::proc_swaps));
   return policy::swapoff_room(in);
 }
 
@@ -72,10 +67,12 @@ namespace {
 // "holds 200.0 MiB; the swap areas that stay can take 63.0 MiB (1 area) and
 // its swapoff needs 225.0 MiB with a margin of 25.0 MiB"
 std::string room_numbers(const policy::RoomVerdict& v) {
-  return "holds " + mib(v.need) + "; the swap areas that stay can take " + mib(v.room) + " (" +
-         std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
-         (v.committed ? ", after the " + mib(v.committed) + " that earlier swapoffs move there" : "") +
-         ") and its swapoff needs " + mib(v.need + v.margin) + " with a margin of " + mib(v.margin);
+  return "holds " + format_bytes(v.need) + "; the swap areas that stay can take " + format_bytes(v.room) +
+         " (" + std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
+         (v.committed ? ", after the " + format_bytes(v.committed) + " that earlier swapoffs move there"
+                      : "") +
+         ") and its swapoff needs " + format_bytes(v.need + v.margin) + " with a margin of " +
+         format_bytes(v.margin);
 }
 
 constexpr const char* kWhyRoom =
@@ -86,8 +83,7 @@ constexpr const char* kWhyRoom =
 
 Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
     : opts_(std::move(opts)), fs_(opts_.root), kernel_(std::move(kernel)) {
-  if (!kernel_ && opts_.fake_kernel && !fs_.is_real_root())
-    kernel_ = std::make_unique<swap::RecordingKernel>(&fs_);
+  if (!kernel_ && opts_.make_kernel) kernel_ = opts_.make_kernel(fs_);
   if (!kernel_) kernel_ = std::make_unique<swap::RealKernel>(fs_);
   if (!opts_.info) opts_.info = [](const std::string&) {};
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
@@ -125,7 +121,8 @@ Result<LoadedConfig> Engine::load() {
     else
       out.warnings.push_back(d);
   }
-  if (!lr.ok() || !lr.spec) return fail(EINVAL, errors.empty() ? "config did not load" : errors);
+  if (!lr.ok() || !lr.spec)
+    return fail(ErrorKind::invalid_config, errors.empty() ? "config did not load" : errors);
   out.spec = std::move(*lr.spec);
   return out;
 }
@@ -142,7 +139,7 @@ Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
     else
       opts_.warn(config::format_diagnostic(d));
   }
-  if (!pr.ok()) return fail(EINVAL, errors);
+  if (!pr.ok()) return fail(ErrorKind::invalid_config, errors);
   return std::move(pr.plan);
 }
 
@@ -200,29 +197,19 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
   auto facts = read_room_facts(fs_);
   if (!facts) return std::unexpected(facts.error());
   // Areas the plan adds before a swapoff count (empty); their sizes come
-  // from the plan's own steps.
-  std::map<std::string, std::uint64_t> disksize, mem_limit, file_size;
-  const auto number = [](const std::string& v) -> std::uint64_t {
-    try {
-      return std::stoull(v);
-    } catch (...) {
-      return 0;
-    }
-  };
+  // from the plan's own steps, as each tier's plug-in reads them.
+  std::map<std::string, PlannedArea> planned;  // by tier
   std::uint64_t committed = 0;
   auto& areas = facts->areas;
   for (size_t i = 0; i < plan.steps.size(); ++i) {
     const Step& s = plan.steps[i];
-    if (s.op == "write" && s.path.ends_with("/disksize")) disksize[s.tier] = number(s.value);
-    if (s.op == "write" && s.path.ends_with("/mem_limit")) mem_limit[s.tier] = number(s.value);
-    if (s.op == "make_file" || s.op == "resize_file") file_size[s.path] = s.size;
+    if (const auto* k = kinds::named(s.kind)) k->plan_area(s, planned[s.tier]);
     if (s.op == "swapon") {
-      const bool zram = s.value == "zram";
-      const std::uint64_t size =
-          zram ? disksize[s.tier] : (file_size.contains(s.path) ? file_size[s.path] : s.size);
+      const PlannedArea& a = planned[s.tier];
+      const std::uint64_t size = a.size_bytes ? a.size_bytes : s.size;
       if (size)
         areas.push_back(
-            {.path = s.path, .size_bytes = size, .zram = zram, .mem_limit = zram ? mem_limit[s.tier] : 0});
+            {.path = s.path, .size_bytes = size, .zram = a.zram, .mem_limit = a.zram ? a.mem_limit : 0});
       continue;
     }
     if (s.op != "swapoff") continue;
@@ -235,11 +222,12 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
       if (a.path != s.path) in.others.push_back(a);
     const auto v = policy::swapoff_room(in);
     if (!v.fits)
-      return fail(ENOMEM, "step " + std::to_string(i + 1) + " of " + std::to_string(plan.steps.size()) +
-                              " (" + (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s) +
-                              "): tier \"" + s.tier + "\" (" + s.path + ") " + room_numbers(v) +
-                              ": not applying this plan, the tier stays as it is, because " + kWhyRoom +
-                              "; add swap space below it, or apply again once it holds less");
+      return fail(ErrorKind::not_enough_memory,
+                  "step " + std::to_string(i + 1) + " of " + std::to_string(plan.steps.size()) + " (" +
+                      (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s) + "): tier \"" + s.tier +
+                      "\" (" + s.path + ") " + room_numbers(v) +
+                      ": not applying this plan, the tier stays as it is, because " + kWhyRoom +
+                      "; add swap space below it, or apply again once it holds less");
     committed += it->used_bytes;
     areas.erase(it);
   }
@@ -268,19 +256,33 @@ Result<void> Engine::start() {
 
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
+  if (busy_)
+    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
   return apply_locked();
+}
+
+Result<OwnedTier*> Engine::journalled_tier_locked(const std::string& tier, const char* op) {
+  if (busy_)
+    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
+  auto* t = journal_.find_tier(tier);
+  // A configured tier that is not set up: the plan left it out (its kind is
+  // unavailable here), so the config is what the caller has to change.
+  if (!t)
+    return fail(ErrorKind::invalid_config,
+                "tier \"" + tier + "\" is not set up (unavailable): nothing to " + op);
+  return t;
 }
 
 Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = journal_.find_tier(tier);
-  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to demote");
+  auto found = journalled_tier_locked(tier, "demote");
+  if (!found) return std::unexpected(found.error());
+  OwnedTier* t = *found;
   if (t->drained)
-    return fail(EBUSY,
+    return fail(ErrorKind::busy,
                 "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
-  if (!t->active) return fail(EINVAL, "tier \"" + tier + "\" is not active: nothing to demote");
+  if (!t->active)
+    return fail(ErrorKind::invalid_config, "tier \"" + tier + "\" is not active: nothing to demote");
   busy_ = tier;
   return *t;
 }
@@ -290,7 +292,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   if (busy_ == tier) busy_.reset();
   if (!drained) return {};
   auto* t = journal_.find_tier(tier);
-  if (!t) return fail(ENOENT, "tier \"" + tier + "\" is no longer in the journal");
+  if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   t->active = false;
   t->drained = true;
   return save_journal(fs_, journal_);
@@ -298,12 +300,12 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
-  if (busy_) return fail(EBUSY, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = journal_.find_tier(tier);
-  if (!t) return fail(EINVAL, "tier \"" + tier + "\" is not set up (unavailable): nothing to promote");
+  auto found = journalled_tier_locked(tier, "promote");
+  if (!found) return std::unexpected(found.error());
+  OwnedTier* t = *found;
   if (!t->drained)
-    return fail(EBUSY, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
-                           ": only a drained tier can be promoted");
+    return fail(ErrorKind::busy, "tier \"" + tier + "\" is " + (t->active ? "active" : "not drained") +
+                                     ": only a drained tier can be promoted");
   if (auto r = kernel_->swapon(t->swap_path, t->priority, t->discard); !r)
     return wrap(r.error(), "promote \"" + tier + "\"");
   t->active = true;
@@ -376,8 +378,12 @@ Result<void> Engine::stop() {
     if (auto s = save_journal(fs_, journal_); !s) opts_.warn("journal: " + s.error().describe());
   }
   if (kept.empty()) return r;
-  if (!r) return fail(r.error().code, r.error().message + "; " + kept_why);
-  return fail(ENOMEM, kept_why);
+  if (!r) {
+    Error e = r.error();  // keeps its kind and errno
+    e.message += "; " + kept_why;
+    return std::unexpected(std::move(e));
+  }
+  return fail(ErrorKind::not_enough_memory, kept_why);
 }
 
 }  // namespace tierswap

@@ -27,10 +27,14 @@ struct EngineOptions {
   std::string root = "/";
   std::optional<std::string> config;  // --config; unset: /etc/tierswap.yaml, else the embedded default
   bool keep_on_exit = false;
-  int fail_step = 0;  // test hook (TIERSWAP_TEST_FAIL_STEP)
-  // Test hook (TIERSWAP_TEST_FAKE_KERNEL, only with a --root other than /):
-  // the recording kernel acting on the fake root instead of real syscalls.
+  int fail_step = 0;  // test hook (tierswapd-test --test-fail-step)
+  // Test hook: tierswapd-test's --test-fake-kernel sets it; its main (test
+  // code, daemon/test_main.cpp) then sets make_kernel. The engine itself
+  // knows no fake kernel.
   bool fake_kernel = false;
+  // Builds the kernel on the engine's HostFs; unset, or returning null: the
+  // real kernel. Tests set it to the recording kernel (tests/support/).
+  std::function<std::unique_ptr<swap::Kernel>(const HostFs&)> make_kernel;
   std::function<void(const std::string&)> info, warn;  // log sinks
 };
 
@@ -49,11 +53,8 @@ struct RoomFacts {
 Result<RoomFacts> read_room_facts(const HostFs& fs);
 
 // The room verdict for swapping off `swap_path` now, against every other
-// active area. EINVAL when it is not in /proc/swaps.
+// active area. not_found when it is not in /proc/swaps.
 Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path);
-
-// "64.0 MiB".
-std::string mib(std::uint64_t bytes);
 
 class Engine {
  public:
@@ -70,21 +71,21 @@ class Engine {
   // Re-reads the config and applies the difference. Returns the number of
   // steps applied (0: nothing to do). On failure the previous state stays.
   // A plan whose swapoffs (a dropped tier, a priority change) would not fit
-  // by the room rule (policy/swap_room.hpp) is refused: ENOMEM with the
+  // by the room rule (policy/swap_room.hpp) is refused: not_enough_memory with the
   // numbers, nothing applied.
   Result<std::size_t> reload();
   // Undoes everything in the journal (unless keep_on_exit). Each swapoff,
   // lowest priority first, must fit by the room rule against the areas that
   // remain at that point; a tier whose pages do not fit stays set up and in
   // the journal (the next start adopts it), everything else is undone, and
-  // the result is ENOMEM naming each kept tier with the numbers.
+  // the result is not_enough_memory naming each kept tier with the numbers.
   Result<void> stop();
   // The plan reload() would apply now.
   Result<Plan> plan();
 
   // Demote/promote (the D-Bus Manager): the swapoff itself runs outside the
   // lock, between begin_demote() and end_demote(); meanwhile reload() and a
-  // second begin_demote()/promote() answer EBUSY.
+  // second begin_demote()/promote() answer busy.
   //   begin_demote: the tier must be in the journal and active; returns its
   //     record (swap_path, priority).
   //   end_demote: drained true records the tier as drained (saved at once),
@@ -114,6 +115,9 @@ class Engine {
   Result<Plan> plan_locked(const LoadedConfig& cfg);
   Result<std::size_t> apply_locked();
   Result<void> check_plan_room(const Plan& plan);
+  // The journalled tier that a demote or promote (`op`) acts on: busy while
+  // one runs, invalid_config when the plan left the tier out.
+  Result<OwnedTier*> journalled_tier_locked(const std::string& tier, const char* op);
   void adopt_from_kernel(const Error& why);
 
   EngineOptions opts_;

@@ -1,6 +1,6 @@
 #include "daemon/plan_ops.hpp"
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "daemon/kind_registry.hpp"
 
 namespace tierswap {
@@ -46,44 +46,30 @@ std::string plan_to_text(const Plan& p) {
   return out;
 }
 
-std::string plan_to_json(const Plan& p) {
-  JsonWriter w(true);
-  w.begin_object();
-  w.key("source").value(p.source);
-  w.key("steps").begin_array();
+Json plan_document(const Plan& p) {
+  Json steps = Json::array();
   int n = 0;
   for (const auto& s : p.steps) {
     const auto* k = kinds::named(s.kind);
     const StepFields f = k ? k->fields(s) : StepFields{};
-    w.begin_object();
-    w.key("n").value(++n);
-    w.key("op").value(s.op);
-    w.key("tier").value(s.tier);
-    w.key("path").value(s.path);
-    if (f.value) w.key("value").value(s.value);
-    if (f.previous) {
-      w.key("previous");
-      if (s.previous)
-        w.value(*s.previous);
-      else
-        w.null();
-    }
+    Json j = {{"n", ++n}, {"op", s.op}, {"tier", s.tier}, {"path", s.path}};
+    if (f.value) j["value"] = s.value;
+    if (f.previous) j["previous"] = s.previous ? Json(*s.previous) : Json(nullptr);
     if (f.priority) {
-      w.key("priority").value(s.priority);
-      w.key("discard").value(s.discard);
+      j["priority"] = s.priority;
+      j["discard"] = s.discard;
     }
-    if (s.size) w.key("size").value(static_cast<unsigned long long>(s.size));
-    if (s.previous_size) w.key("previous_size").value(static_cast<unsigned long long>(s.previous_size));
-    w.key("reversible").value(reversible(s));
-    w.key("undo").value(describe_undo(s));
-    w.end_object();
+    if (s.size) j["size"] = s.size;
+    if (s.previous_size) j["previous_size"] = s.previous_size;
+    j["reversible"] = reversible(s);
+    j["undo"] = describe_undo(s);
+    steps.push_back(std::move(j));
   }
-  w.end_array();
-  w.key("notes").begin_array();
-  for (const auto& note : p.notes) w.value(note);
-  w.end_array();
-  w.end_object();
-  return w.str() + "\n";
+  return {{"source", p.source}, {"steps", std::move(steps)}, {"notes", p.notes}};
+}
+
+std::string plan_to_json(const Plan& p) {
+  return dump_json(plan_document(p), true);
 }
 
 }  // namespace tierswap

@@ -4,6 +4,7 @@
 // described as such and fails when run.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
 
@@ -29,6 +30,10 @@ std::string describe(const Step& s);
 std::string describe_undo(const Step& s);
 
 std::string plan_to_text(const Plan& p);
+// The plan document of `tierswapctl plan --json` and of the D-Bus Plan()
+// call: {"source", "steps": [{"n", "op", "tier", "path", ...}], "notes"}.
+nlohmann::ordered_json plan_document(const Plan& p);
+// plan_document() as two-space indented text with a final newline.
 std::string plan_to_json(const Plan& p);
 
 }  // namespace tierswap

@@ -29,13 +29,14 @@ Result<uid_t> caller_uid(const sdbus::Message& call) {
   sd_bus_message* m = RawMessage::of(call);
   sd_bus_creds* creds = nullptr;
   int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID, &creds);
-  if (r < 0) return fail(-r, "cannot get the caller's uid from the bus");
+  if (r < 0) return kernel_error(-r, "cannot get the caller's uid from the bus");
   uid_t uid = static_cast<uid_t>(-1);
   const std::uint64_t augmented = sd_bus_creds_get_augmented_mask(creds);
   r = sd_bus_creds_get_euid(creds, &uid);
   sd_bus_creds_unref(creds);
-  if (r < 0) return fail(-r, "the bus did not report the caller's uid");
-  if (augmented & SD_BUS_CREDS_EUID) return fail(EPERM, "the caller's uid did not come from the bus");
+  if (r < 0) return kernel_error(-r, "the bus did not report the caller's uid");
+  if (augmented & SD_BUS_CREDS_EUID)
+    return fail(ErrorKind::permission_denied, "the caller's uid did not come from the bus");
   return uid;
 }
 
@@ -73,23 +74,26 @@ Polkit ask_polkit(sdbus::IConnection& bus, const std::string& sender, const Acce
 Result<void> authorize_caller(sdbus::IConnection& bus, const sdbus::Message& call, const std::string& method,
                               const AccessPolicy& policy) {
   auto uid = caller_uid(call);
-  if (!uid) return fail(EPERM, method + " refused: " + uid.error().describe());
+  if (!uid) return fail(ErrorKind::permission_denied, method + " refused: " + uid.error().describe());
   if (*uid == 0) return {};
   const std::string who = "uid " + std::to_string(*uid);
   if (!policy.use_polkit) {
-    return fail(EPERM, method + " is for root only (caller is " + who + "); run it with sudo");
+    return fail(ErrorKind::permission_denied,
+                method + " is for root only (caller is " + who + "); run it with sudo");
   }
   switch (ask_polkit(bus, call.getSender(), policy)) {
     case Polkit::yes:
       return {};
     case Polkit::no:
-      return fail(EPERM, method + " refused: polkit did not authorise " + who + " for " + kPolkitAction +
-                             " (run it with sudo, or as an administrator)");
+      return fail(ErrorKind::permission_denied, method + " refused: polkit did not authorise " + who +
+                                                    " for " + kPolkitAction +
+                                                    " (run it with sudo, or as an administrator)");
     case Polkit::absent:
       break;
   }
-  return fail(EPERM, method + " is for root only (caller is " + who +
-                         ", and polkit is not running to authorise others); run it with sudo");
+  return fail(ErrorKind::permission_denied,
+              method + " is for root only (caller is " + who +
+                  ", and polkit is not running to authorise others); run it with sudo");
 }
 
 }  // namespace tierswap::dbus

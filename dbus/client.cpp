@@ -40,13 +40,14 @@ std::string bus_address() {
 
 CallError to_call_error(const sdbus::Error& e) {
   const std::string& n = e.getName();
-  CallError c{CallError::failed, n, e.getMessage()};
+  CallError c{
+      .kind = CallError::failed, .name = n, .message = e.getMessage(), .error = error_kind_for_name(n)};
   if (n == "org.freedesktop.DBus.Error.ServiceUnknown" || n == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
       n == "org.freedesktop.DBus.Error.NoReply" || n == "org.freedesktop.DBus.Error.Disconnected") {
     c.kind = CallError::no_daemon;
     c.message = "tierswapd is not running (nobody owns " + std::string(kBusName) +
                 " on the system bus): start it with `systemctl start tierswapd`, or run `tierswapd` as root";
-  } else if (n == kErrAccessDenied || n == "org.freedesktop.DBus.Error.AccessDenied") {
+  } else if (c.error == ErrorKind::permission_denied || n == "org.freedesktop.DBus.Error.AccessDenied") {
     c.kind = CallError::denied;
   }
   return c;

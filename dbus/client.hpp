@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 
+#include "common/result.hpp"
+
 namespace tierswap::dbus {
 
 struct CallError {
@@ -22,8 +24,9 @@ struct CallError {
     failed,     // any other error from the daemon
   };
   Kind kind = failed;
-  std::string name;     // "org.tierswap.Error.NoSuchTier"
-  std::string message;  // the daemon's message, or ours for no_bus / no_daemon
+  std::string name;                     // "org.tierswap.Error.NoSuchTier"
+  std::string message;                  // the daemon's message, or ours for no_bus / no_daemon
+  ErrorKind error = ErrorKind::failed;  // the daemon's error kind, read from the name (dbus/names.hpp)
 };
 
 template <class T>

@@ -4,13 +4,11 @@
 // Thread-safety: every method may be called from the D-Bus thread while the
 // daemon's main loop runs; implementations serialise internally.
 //
-// Errors: Error.code says which D-Bus error name the front end uses:
-//   EINVAL -> org.tierswap.Error.InvalidConfig (config or argument invalid)
-//   ENOENT -> org.tierswap.Error.NoSuchTier
-//   ENOMEM -> org.tierswap.Error.NotEnoughMemory (demote precheck refused)
-//   EBUSY  -> org.tierswap.Error.Busy (another operation is running)
-//   EPERM  -> org.tierswap.Error.AccessDenied
-//   other  -> org.tierswap.Error.Failed
+// Errors: Error.kind says which D-Bus error name the front end uses
+// (dbus::error_name_for in dbus/names.hpp): invalid_config -> InvalidConfig,
+// invalid_argument -> InvalidArgument, not_found -> NoSuchTier, busy -> Busy,
+// not_enough_memory -> NotEnoughMemory (demote precheck refused),
+// permission_denied -> AccessDenied, any other kind -> Failed.
 #pragma once
 
 #include <cstdint>

@@ -1,26 +1,38 @@
 #include "dbus/names.hpp"
 
-#include <cerrno>
 #include <cstdio>
 
 namespace tierswap::dbus {
 
-const char* error_name_for(int code) {
-  switch (code) {
-    case EINVAL:
-      return kErrInvalidConfig;
-    case ENOENT:
-      return kErrNoSuchTier;
-    case ENOMEM:
-      return kErrNotEnoughMemory;
-    case EBUSY:
-      return kErrBusy;
-    case EPERM:
-    case EACCES:
-      return kErrAccessDenied;
-    default:
-      return kErrFailed;
-  }
+namespace {
+
+// One table for both directions, so that the daemon's names and the client's
+// reading of them cannot drift apart. Kinds not listed are Failed.
+struct KindName {
+  ErrorKind kind;
+  const char* name;
+};
+constexpr KindName kKindNames[] = {
+    {ErrorKind::invalid_config, kErrInvalidConfig},
+    {ErrorKind::invalid_argument, kErrInvalidArgument},
+    {ErrorKind::not_found, kErrNoSuchTier},
+    {ErrorKind::busy, kErrBusy},
+    {ErrorKind::not_enough_memory, kErrNotEnoughMemory},
+    {ErrorKind::permission_denied, kErrAccessDenied},
+};
+
+}  // namespace
+
+const char* error_name_for(ErrorKind kind) {
+  for (const auto& kn : kKindNames)
+    if (kn.kind == kind) return kn.name;
+  return kErrFailed;
+}
+
+ErrorKind error_kind_for_name(std::string_view name) {
+  for (const auto& kn : kKindNames)
+    if (name == kn.name) return kn.kind;
+  return ErrorKind::failed;
 }
 
 namespace {

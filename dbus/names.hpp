@@ -39,8 +39,16 @@ inline constexpr const char* kErrAccessDenied = "org.tierswap.Error.AccessDenied
 inline constexpr const char* kErrInvalidArgument = "org.tierswap.Error.InvalidArgument";
 inline constexpr const char* kErrFailed = "org.tierswap.Error.Failed";
 
-// The D-Bus error name for a ManagerApi error code (see dbus/manager_api.hpp).
-const char* error_name_for(int code);
+// The D-Bus error name for an error kind; never from an errno (a kernel
+// error is Failed, whatever the kernel said):
+//   invalid_config    -> InvalidConfig     invalid_argument  -> InvalidArgument
+//   not_found         -> NoSuchTier        busy              -> Busy
+//   not_enough_memory -> NotEnoughMemory   permission_denied -> AccessDenied
+//   any other kind    -> Failed
+const char* error_name_for(ErrorKind kind);
+// The inverse, for clients: the kind an error name stands for (failed for
+// Failed and for names that are not tierswap's).
+ErrorKind error_kind_for_name(std::string_view name);
 
 // Tier names as the config allows them (the rule lives in common/tier_name.hpp).
 using tierswap::check_tier_name;

@@ -65,8 +65,8 @@ struct Attempt {
 };
 
 [[noreturn]] void raise(const Error& e) {
-  const char* name = error_name_for(e.code);
-  // Mapped codes carry a complete message; strerror adds nothing there.
+  const char* name = error_name_for(e.kind);
+  // Named kinds carry a complete message; Failed adds the kernel's answer.
   throw sdbus::Error(name, name == std::string(kErrFailed) ? e.describe() : e.message);
 }
 
@@ -254,21 +254,19 @@ std::uint64_t usec(std::chrono::milliseconds d) {
 }  // namespace
 
 void DbusService::Impl::check_mutation(const std::string& method, const std::string* tier) {
-  if (!refuse_mutations.empty()) throw sdbus::Error(kErrBusy, method + " refused: " + refuse_mutations);
+  if (!refuse_mutations.empty()) raise({ErrorKind::busy, method + " refused: " + refuse_mutations});
   const AccessPolicy policy{.use_polkit = options.use_polkit};
   if (auto ok = authorize_caller(*bus, object->current_call(), method, policy); !ok) raise(ok.error());
   if (tier == nullptr) return;
-  if (auto ok = check_tier_name(*tier); !ok) {
-    throw sdbus::Error(kErrInvalidArgument, method + ": " + ok.error().message);
-  }
+  if (auto ok = check_tier_name(*tier); !ok) raise(wrap(ok.error(), method).error());
   const Status s = manager.status();
   std::string names;
   for (const auto& t : s.tiers) {
     if (t.name == *tier) return;
     names += (names.empty() ? "" : ", ") + t.name;
   }
-  throw sdbus::Error(kErrNoSuchTier, method + ": no tier named \"" + *tier +
-                                         "\" (tiers: " + (names.empty() ? "none" : names) + ")");
+  raise({ErrorKind::not_found,
+         method + ": no tier named \"" + *tier + "\" (tiers: " + (names.empty() ? "none" : names) + ")"});
 }
 
 std::string DbusService::Impl::plan(const sdbus::Message& call) {
@@ -353,7 +351,7 @@ void DbusService::Impl::on_attempt(Attempt a) {
   const int tries = failures + 1;
   if (auto r = serve(std::move(a.bus)); !r) {
     drop_connection();
-    if (r.error().code == EEXIST || r.error().code == EACCES) {
+    if (r.error().kind == ErrorKind::busy || r.error().kind == ErrorKind::permission_denied) {
       given_up = true;
       warn("D-Bus: " + r.error().message + " (D-Bus API disabled; tierswapd keeps working without it)");
       return;
@@ -382,7 +380,7 @@ Result<void> DbusService::Impl::serve(std::unique_ptr<sdbus::IConnection> b) {
     cache = Status{};
     apply(manager.status(), false);
   } catch (const sdbus::Error& e) {
-    return fail(EIO,
+    return fail(ErrorKind::failed,
                 "cannot register " + std::string(kManagerPath) + " on the " + where + ": " + e.getMessage());
   }
   try {
@@ -392,9 +390,9 @@ Result<void> DbusService::Impl::serve(std::unique_ptr<sdbus::IConnection> b) {
     const bool lost_bus = e.getName() == "org.freedesktop.DBus.Error.NoReply" ||
                           e.getName() == "org.freedesktop.DBus.Error.Disconnected" ||
                           e.getName().starts_with("System.Error.");
-    return fail(denied     ? EACCES
-                : lost_bus ? ECONNRESET
-                           : EEXIST,
+    return fail(denied     ? ErrorKind::permission_denied
+                : lost_bus ? ErrorKind::failed
+                           : ErrorKind::busy,
                 "cannot own " + options.bus_name + " on the " + where + ": " + e.getMessage() +
                     (denied     ? " (only root may own it: see org.tierswap.Manager1.conf)"
                      : lost_bus ? ""
@@ -431,7 +429,7 @@ Result<void> DbusService::Impl::serve(std::unique_ptr<sdbus::IConnection> b) {
   if (r >= 0) r = sd_event_source_set_prepare(bus_io, on_prepare);
   if (r >= 0) r = sd_event_add_time(loop, &bus_timer, CLOCK_MONOTONIC, UINT64_MAX, 0, on_time, this);
   if (r >= 0) r = sd_event_source_set_enabled(bus_timer, SD_EVENT_OFF);
-  if (r < 0) return fail(-r, "cannot watch the D-Bus connection on the event loop");
+  if (r < 0) return kernel_error(-r, "cannot watch the D-Bus connection on the event loop");
   serving = true;
   // Anything that arrived during the name request is waiting already.
   process();
@@ -535,13 +533,13 @@ Result<std::unique_ptr<DbusService>> DbusService::attach(ManagerApi& manager, sd
   auto impl = std::make_unique<Impl>(manager, loop, std::move(options));
   Impl* p = impl.get();
   p->inbox->wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-  if (p->inbox->wake_fd < 0) return fail(errno, "eventfd for the D-Bus service's queue");
+  if (p->inbox->wake_fd < 0) return kernel_error(errno, "eventfd for the D-Bus service's queue");
   auto on_inbox = [](sd_event_source*, int, uint32_t, void* u) {
     static_cast<Impl*>(u)->run_inbox();
     return 0;
   };
   if (int r = sd_event_add_io(loop, &p->inbox_src, p->inbox->wake_fd, EPOLLIN, on_inbox, p); r < 0)
-    return fail(-r, "cannot add the D-Bus service's queue to the event loop");
+    return kernel_error(-r, "cannot add the D-Bus service's queue to the event loop");
   if (p->options.refresh_interval.count() > 0) {
     auto on_refresh = [](sd_event_source* s, uint64_t t, void* u) {
       auto* self = static_cast<Impl*>(u);
@@ -553,7 +551,7 @@ Result<std::unique_ptr<DbusService>> DbusService::attach(ManagerApi& manager, sd
     if (int r = sd_event_add_time_relative(loop, &p->refresh_src, CLOCK_MONOTONIC,
                                            usec(p->options.refresh_interval), 0, on_refresh, p);
         r < 0)
-      return fail(-r, "cannot add the D-Bus refresh timer to the event loop");
+      return kernel_error(-r, "cannot add the D-Bus refresh timer to the event loop");
   }
   // Events may arrive on any daemon thread: queue them for the loop. They
   // are dropped while nobody is connected (the next status read has them).

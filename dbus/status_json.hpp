@@ -32,9 +32,9 @@ inline constexpr int kStatusFormat = 1;
 // pretty: two-space indented (for people); else one line (for the bus).
 std::string status_to_json(const Status& s, bool pretty = false);
 
-// Reads a document written by status_to_json (any spacing). Missing keys keep
-// their defaults; a wrong type or an unknown tier state is an EINVAL error
-// naming the key.
+// Reads a document written by status_to_json (any spacing; nlohmann-json).
+// Missing keys keep their defaults; text that is not JSON, a wrong type or an
+// unknown tier state is a protocol error naming the key.
 Result<Status> status_from_json(std::string_view text);
 
 }  // namespace tierswap::dbus

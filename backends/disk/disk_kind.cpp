@@ -73,6 +73,10 @@ class DiskKind final : public TierKind {
 
   bool reversible(const Step& s) const override { return s.op != "remove_file"; }
 
+  void plan_area(const Step& s, PlannedArea& area) const override {
+    if (s.op == "make_file" || s.op == "resize_file") area.size_bytes = s.size;
+  }
+
   void record(Ownership& own, const Step& s) const override {
     if (s.op == "make_file") {
       OwnedTier t;

@@ -1,5 +1,6 @@
 // Kernel: the few system calls tierswap makes, behind one small interface so
-// that unit tests can record them instead (RecordingKernel).
+// that unit tests can record them instead (RecordingKernel, in the test
+// library tests/support/recording_kernel.hpp; never in an installed binary).
 //
 // Paths are kernel paths ("/dev/zram1", "/var/swap/t.swap"); RealKernel maps
 // them through its HostFs, like every other access.
@@ -54,36 +55,6 @@ class RealKernel final : public Kernel {
  private:
   const HostFs& fs_;
   std::atomic<pid_t> helper_{0};
-};
-
-// A fake for unit tests. Records every call as one line ("swapon /dev/zram1
-// prio=100 discard=0"). With a HostFs rooted at a temp tree it also plays the
-// kernel's part there: hot_add creates <root>/sys/block/zramN with the usual
-// attribute files, swapon/swapoff edit <root>/proc/swaps.
-class RecordingKernel final : public Kernel {
- public:
-  explicit RecordingKernel(const HostFs* simulate = nullptr) : fs_(simulate) {}
-  Result<void> swapon(const std::string& path, int priority, bool discard) override;
-  Result<void> swapoff(const std::string& path) override;
-  Result<std::string> zram_hot_add() override;
-  Result<void> zram_hot_remove(const std::string& dev) override;
-
-  // Calls whose record starts with `prefix` fail with `code` (once each when
-  // `once`).
-  void fail_when(std::string prefix, int code, bool once = false);
-  [[nodiscard]] std::vector<std::string> calls() const;
-
- private:
-  Result<void> check(const std::string& record);
-  const HostFs* fs_;
-  mutable std::mutex mu_;
-  std::vector<std::string> calls_;
-  struct Fault {
-    std::string prefix;
-    int code;
-    bool once;
-  };
-  std::vector<Fault> faults_;
 };
 
 }  // namespace tierswap::swap

@@ -179,6 +179,20 @@ class ZramKind final : public TierKind {
 
   bool reversible(const Step& s) const override { return s.op != "zram_remove"; }
 
+  void plan_area(const Step& s, PlannedArea& area) const override {
+    if (s.op == "swapon") area.zram = true;
+    if (s.op != value_step::op) return;
+    const auto number = [](const std::string& v) -> std::uint64_t {
+      try {
+        return std::stoull(v);
+      } catch (...) {
+        return 0;
+      }
+    };
+    if (s.path.ends_with("/disksize")) area.size_bytes = number(s.value);
+    if (s.path.ends_with("/mem_limit")) area.mem_limit = number(s.value);
+  }
+
   void record(Ownership& own, const Step& s) const override {
     if (s.op == value_step::op) {
       const auto [dev, attr] = block_attr_of(s.path);

@@ -35,7 +35,7 @@ TEST(TierName, OneRule) {
   EXPECT_FALSE(check_tier_name(""));
   const auto r = check_tier_name("a b");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, EINVAL);
+  EXPECT_EQ(r.error().kind, ErrorKind::invalid_argument);
   EXPECT_NE(r.error().message.find("0x20 at position 2"), std::string::npos) << r.error().message;
 }
 

@@ -4,11 +4,11 @@
 
 #include <gtest/gtest.h>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 

@@ -12,7 +12,6 @@
 #include <cstdlib>
 
 #include "backends/disk/disk.hpp"
-#include "backends/swap/kernel.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/observe.hpp"
@@ -20,6 +19,7 @@
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 namespace fs = std::filesystem;

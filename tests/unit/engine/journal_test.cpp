@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 namespace fsys = std::filesystem;
@@ -47,7 +47,7 @@ struct FakeDaemon {
     EngineOptions eo;
     eo.root = root.str();
     eo.config = (root.path() / "etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
+    eo.make_kernel = swap::recording_kernel_on;
     eo.info = [this](const std::string& l) { log.push_back("info: " + l); };
     eo.warn = [this](const std::string& l) { log.push_back("warn: " + l); };
     engine = std::make_unique<Engine>(eo);

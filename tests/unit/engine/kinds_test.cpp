@@ -6,11 +6,11 @@
 #include <set>
 
 #include "backends/hostfs/paths.hpp"
-#include "backends/swap/kernel.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/kind_registry.hpp"
 #include "daemon/plan_ops.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 

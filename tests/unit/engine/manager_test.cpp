@@ -10,10 +10,10 @@
 #include <mutex>
 #include <regex>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 using namespace std::chrono_literals;
@@ -252,8 +252,8 @@ TEST_F(ManagerTest, ConfiguredButNotSetUpIsUnavailable) {
   ASSERT_EQ(s.tiers.size(), 3u);
   EXPECT_EQ(s.tiers[1].name, "gpu");
   EXPECT_EQ(s.tiers[1].state, TierState::unavailable);
-  EXPECT_EQ(manager_->demote("gpu").error().code, EINVAL);
-  EXPECT_EQ(manager_->promote("gpu").error().code, EINVAL);
+  EXPECT_EQ(manager_->demote("gpu").error().kind, ErrorKind::invalid_config);
+  EXPECT_EQ(manager_->promote("gpu").error().kind, ErrorKind::invalid_config);
 }
 
 TEST_F(ManagerTest, DemotePrecheckRefusesWithTheNumbersAndTouchesNothing) {
@@ -263,7 +263,7 @@ TEST_F(ManagerTest, DemotePrecheckRefusesWithTheNumbersAndTouchesNothing) {
   const auto calls_before = calls();
   auto r = manager_->demote("fast");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOMEM);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   EXPECT_NE(r.error().message.find("tier fast holds 200 MiB; the other swap areas have 63 MiB free"),
             std::string::npos)
       << r.error().message;
@@ -310,7 +310,7 @@ TEST_F(ManagerTest, DemoteDrainsJournalsAndReloadLeavesItPromoteSwapsOnAtItsPrio
   EXPECT_TRUE(events_.has_prefix("action demote: tier fast drained"));
 
   // Demoting a drained tier again is refused; promote puts it back.
-  EXPECT_EQ(manager_->demote("fast").error().code, EBUSY);
+  EXPECT_EQ(manager_->demote("fast").error().kind, ErrorKind::busy);
   ASSERT_TRUE(manager_->promote("fast"));
   EXPECT_EQ(calls().back(), "swapon /dev/zram1 prio=100 discard=1");
   EXPECT_EQ(tier(manager_->status(), "fast")->state, TierState::active);
@@ -318,7 +318,7 @@ TEST_F(ManagerTest, DemoteDrainsJournalsAndReloadLeavesItPromoteSwapsOnAtItsPrio
   EXPECT_TRUE(engine_->journal().find_swap("/dev/zram1")->active);
   EXPECT_FALSE(engine_->journal().find_swap("/dev/zram1")->drained);
   EXPECT_EQ(events_.get().back(), "state fast active");
-  EXPECT_EQ(manager_->promote("fast").error().code, EBUSY);  // active already
+  EXPECT_EQ(manager_->promote("fast").error().kind, ErrorKind::busy);  // active already
   auto p2 = engine_->plan();
   ASSERT_TRUE(p2);
   EXPECT_TRUE(p2->steps.empty());
@@ -338,10 +338,10 @@ TEST_F(ManagerTest, TeardownDoesNotSwapoffADrainedTierTwice) {
 TEST_F(ManagerTest, UnknownTierListsTheTiers) {
   auto r = manager_->demote("nope");
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOENT);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_found);
   EXPECT_NE(r.error().message.find("no tier named \"nope\" (tiers: fast, disk)"), std::string::npos)
       << r.error().message;
-  EXPECT_EQ(manager_->promote("nope").error().code, ENOENT);
+  EXPECT_EQ(manager_->promote("nope").error().kind, ErrorKind::not_found);
 }
 
 TEST_F(ManagerTest, OneOperationAtATimeAndStatusStaysReadable) {
@@ -351,13 +351,13 @@ TEST_F(ManagerTest, OneOperationAtATimeAndStatusStaysReadable) {
   // The engine lock is not held through the swapoff: status answers.
   auto s = manager_->status();
   EXPECT_EQ(tier(s, "fast")->state, TierState::demoting);
-  EXPECT_EQ(manager_->demote("disk").error().code, EBUSY);
-  EXPECT_EQ(manager_->demote("fast").error().code, EBUSY);
-  EXPECT_EQ(manager_->promote("fast").error().code, EBUSY);
+  EXPECT_EQ(manager_->demote("disk").error().kind, ErrorKind::busy);
+  EXPECT_EQ(manager_->demote("fast").error().kind, ErrorKind::busy);
+  EXPECT_EQ(manager_->promote("fast").error().kind, ErrorKind::busy);
   auto rl = manager_->reload();
   ASSERT_FALSE(rl);
-  EXPECT_EQ(rl.error().code, EBUSY);
-  EXPECT_EQ(engine_->reload().error().code, EBUSY);  // SIGHUP path too
+  EXPECT_EQ(rl.error().kind, ErrorKind::busy);
+  EXPECT_EQ(engine_->reload().error().kind, ErrorKind::busy);  // SIGHUP path too
   EXPECT_TRUE(manager_->busy());
   kernel_->open_gate();
   manager_->wait_idle();

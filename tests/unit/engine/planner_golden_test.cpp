@@ -8,12 +8,12 @@
 #include <sstream>
 
 #include "backends/hostfs/paths.hpp"
-#include "backends/swap/kernel.hpp"
 #include "config/loader.hpp"
 #include "daemon/apply.hpp"
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 namespace fs = std::filesystem;

@@ -4,10 +4,10 @@
 // priority 100, file "disk" of 64 MiB at 10) with the recording kernel.
 #include <gtest/gtest.h>
 
-#include "backends/swap/kernel.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
 #include "fake_root.hpp"
+#include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
 namespace fsys = std::filesystem;
@@ -25,7 +25,7 @@ class Teardown : public ::testing::Test {
     EngineOptions eo;
     eo.root = root_->str();
     eo.config = (root_->path() / "etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
+    eo.make_kernel = swap::recording_kernel_on;
     eo.warn = [this](const std::string& l) { warnings_.push_back(l); };
     return std::make_unique<Engine>(eo);
   }
@@ -52,15 +52,15 @@ TEST_F(Teardown, ATierWhoseSwapoffWouldNotFitStaysInTheKernelAndTheJournal) {
   set_used("/var/swap/tier.swap", 1024);
   auto r = engine_->stop();
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOMEM);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   // Lowest priority first: the file's 1 MiB fits in the zram area; then the
   // zram area has no area left to drain into.
-  EXPECT_NE(r.error().message.find(
-                "tier \"fast\" (/dev/zram1) stays set up and in the journal: it holds 200.0 MiB; "
-                "the swap areas that stay can take 0.0 MiB (0 areas, after the 1.0 MiB that "
-                "earlier swapoffs move there) and its swapoff needs 225.0 MiB with a margin of "
-                "25.0 MiB"),
-            std::string::npos)
+  EXPECT_NE(
+      r.error().message.find("tier \"fast\" (/dev/zram1) stays set up and in the journal: it holds 200 MiB; "
+                             "the swap areas that stay can take 0 B (0 areas, after the 1.0 MiB that "
+                             "earlier swapoffs move there) and its swapoff needs 225 MiB with a margin of "
+                             "25 MiB"),
+      std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("memory.max"), std::string::npos);
   EXPECT_NE(r.error().message.find("the next tierswapd start adopts what stays"), std::string::npos);
@@ -118,10 +118,10 @@ TEST_F(Teardown, ReloadDroppingATierWhoseSwapoffWouldNotFitIsRefused) {
   const auto calls_before = calls(*engine_);
   auto r = engine_->reload();
   ASSERT_FALSE(r);
-  EXPECT_EQ(r.error().code, ENOMEM);
+  EXPECT_EQ(r.error().kind, ErrorKind::not_enough_memory);
   EXPECT_NE(r.error().message.find(
-                "([fast] swapoff /dev/zram1): tier \"fast\" (/dev/zram1) holds 200.0 MiB; the swap "
-                "areas that stay can take 64.0 MiB (1 area)"),
+                "([fast] swapoff /dev/zram1): tier \"fast\" (/dev/zram1) holds 200 MiB; the swap "
+                "areas that stay can take 64 MiB (1 area)"),
             std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("not applying this plan, the tier stays as it is"), std::string::npos);
