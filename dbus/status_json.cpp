@@ -79,6 +79,17 @@ std::string status_to_json(const Status& s, bool pretty) {
     w.end_object();
   }
   w.end_array();
+  w.key("policy").begin_object();
+  w.key("actions").begin_array();
+  for (const auto& c : s.policy_actions) {
+    w.begin_object();
+    w.key("action").value(c.action);
+    w.key("rule").value(c.rule);
+    w.key("count").value(static_cast<U>(c.count));
+    w.end_object();
+  }
+  w.end_array();
+  w.end_object();
   w.end_object();
   std::string out = w.str();
   if (pretty) out += '\n';
@@ -168,6 +179,18 @@ Result<Status> status_from_json(std::string_view text) {
         get(n, "free_bytes", g.free_bytes);
         get(n, "used_by_tier_bytes", g.used_by_tier_bytes);
         s.gpus.push_back(std::move(g));
+      }
+    }
+    const auto policy = root["policy"];
+    if (const auto actions = policy ? policy["actions"] : YAML::Node()) {
+      std::size_t i = 0;
+      for (const auto& n : actions) {
+        where = "policy.actions[" + std::to_string(i++) + "]";
+        PolicyCounter c;
+        get(n, "action", c.action);
+        get(n, "rule", c.rule);
+        get(n, "count", c.count);
+        s.policy_actions.push_back(std::move(c));
       }
     }
   } catch (const YAML::Exception& e) {
