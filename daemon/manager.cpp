@@ -28,7 +28,9 @@ Manager::Manager(Engine& engine, ManagerOptions opts)
         return std::move(opts);
       }()),
       events_(opts_.info),
-      runner_(engine_, events_, RunnerOptions{opts_.poll_interval, opts_.warn}),
+      runner_(engine_, events_,
+              RunnerOptions{opts_.poll_interval, opts_.warn,
+                            [this](bool on) { set_state(on ? "reloading" : "running"); }}),
       observer_(engine_, observer_options(opts_)),
       policy_(runner_, events_, PolicyLoopOptions{opts_.warn, opts_.record}) {}
 
@@ -105,18 +107,13 @@ Result<void> Manager::reload() {
 }
 
 Result<void> Manager::reload_as(std::optional<uid_t> uid) {
-  set_state("reloading");
   auto r = runner_.reload(Caller::dbus(uid));
-  set_state("running");
   if (!r) return std::unexpected(r.error());
   return {};
 }
 
 Result<std::size_t> Manager::reload_steps(const std::string& why) {
-  set_state("reloading");
-  auto r = runner_.reload(Caller::signal(why));
-  set_state("running");
-  return r;
+  return runner_.reload(Caller::signal(why));
 }
 
 Result<std::string> Manager::plan_json() {

@@ -46,6 +46,7 @@ Error no_room(const std::string& tier, const policy::RoomVerdict& v) {
 OperationRunner::OperationRunner(Engine& engine, EventSink& events, RunnerOptions opts)
     : engine_(engine), events_(events), opts_(std::move(opts)) {
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
+  if (!opts_.reloading) opts_.reloading = [](bool) {};
 }
 
 OperationRunner::~OperationRunner() {
@@ -87,7 +88,9 @@ Result<void> OperationRunner::known_tier(const std::string& tier) {
 
 Result<std::size_t> OperationRunner::reload(const Caller& caller) {
   if (auto ok = claim({"reload", "", caller}); !ok) return std::unexpected(ok.error());
+  opts_.reloading(true);
   auto r = engine_.reload();
+  opts_.reloading(false);
   release();
   if (r && *r > 0) {
     JsonWriter w;

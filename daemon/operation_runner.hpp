@@ -46,6 +46,9 @@ struct RunnerOptions {
   // How often a running demote reads /proc/swaps for progress.
   std::chrono::milliseconds poll_interval{200};
   std::function<void(const std::string&)> warn;  // log sink
+  // Called with true once a reload has the busy state, false when it ends
+  // (the daemon's "reloading" state); never for a refused reload.
+  std::function<void(bool)> reloading;
 };
 
 class OperationRunner {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <future>
 
 #include "daemon/engine.hpp"
@@ -28,7 +29,8 @@ class RunnerTest : public ::testing::Test {
     engine_ = std::make_unique<Engine>(eo, std::move(k));
     ASSERT_TRUE(engine_->start());
     sink_.set(events_.make());
-    runner_ = std::make_unique<OperationRunner>(*engine_, sink_, RunnerOptions{10ms, {}});
+    runner_ = std::make_unique<OperationRunner>(
+        *engine_, sink_, RunnerOptions{10ms, {}, [this](bool on) { reloading_ = on; }});
   }
   void TearDown() override {
     if (kernel_) kernel_->open_gate();
@@ -44,6 +46,7 @@ class RunnerTest : public ::testing::Test {
   test::Events events_;
   EventSink sink_;
   std::unique_ptr<OperationRunner> runner_;
+  std::atomic<bool> reloading_ = false;
 };
 
 TEST_F(RunnerTest, ADemoteMakesEveryOtherOperationBusyNamingItAndItsCaller) {
@@ -59,6 +62,7 @@ TEST_F(RunnerTest, ADemoteMakesEveryOtherOperationBusyNamingItAndItsCaller) {
 
   const std::string busy = "a demote of tier \"fast\" (asked by uid 1000 over D-Bus) is running";
   auto rl = runner_->reload(Caller::signal("SIGHUP"));
+  EXPECT_FALSE(reloading_) << "a refused reload is not reloading";
   ASSERT_FALSE(rl);
   EXPECT_EQ(rl.error().code, EBUSY);
   EXPECT_NE(rl.error().message.find(busy), std::string::npos) << rl.error().message;
@@ -85,6 +89,7 @@ TEST_F(RunnerTest, AReloadMakesADemoteBusyAndTheOtherWayRound) {
   const auto running = runner_->running();
   ASSERT_TRUE(running);
   EXPECT_EQ(running->what, "reload");
+  EXPECT_TRUE(reloading_);
   auto d = runner_->demote("fast", Caller::dbus(1000));
   ASSERT_FALSE(d);
   EXPECT_EQ(d.error().code, EBUSY);
@@ -96,6 +101,7 @@ TEST_F(RunnerTest, AReloadMakesADemoteBusyAndTheOtherWayRound) {
   auto r = reload.get();
   ASSERT_TRUE(r) << r.error().message;
   EXPECT_GT(*r, 0u);
+  EXPECT_FALSE(reloading_);
   EXPECT_TRUE(events_.has_prefix("action reload: reload requested by SIGHUP: applied"));
   EXPECT_TRUE(runner_->demote("fast", Caller::dbus(1000)));
   runner_->wait_idle();
