@@ -14,6 +14,7 @@
 #include "config/policy_settings.hpp"
 #include "ctl/cli_args.hpp"
 #include "ctl/command.hpp"
+#include "daemon/policy_spec.hpp"
 #include "policy/decide.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/trace.hpp"
@@ -23,19 +24,6 @@ namespace {
 
 // Traces of a day at one snapshot a second are about 30 MiB.
 constexpr std::streamsize kMaxTraceBytes = 1LL << 30;
-
-policy::PolicySpec to_policy_spec(const config::PolicySettings& s) {
-  policy::PolicySpec p;
-  p.reserve_bytes = static_cast<std::uint64_t>(s.reserve_mib) << 20;
-  p.foreign_vram_bytes = static_cast<std::uint64_t>(s.foreign_vram_mib) << 20;
-  p.latency_p99_us = static_cast<std::uint64_t>(s.latency_p99_us);
-  p.io_pressure_percent = static_cast<double>(s.io_pressure_percent);
-  p.on_battery = s.on_battery;
-  p.cooldown_ms = static_cast<std::uint64_t>(s.cooldown_seconds) * 1000;
-  p.hysteresis_percent = static_cast<unsigned>(s.hysteresis_percent);
-  p.max_transitions_per_hour = static_cast<unsigned>(s.max_transitions_per_hour);
-  return p;
-}
 
 // The policy FILE sets (over its profile's defaults); without FILE the
 // defaults of no profile. False after printing the diagnostics.

@@ -85,6 +85,12 @@ std::string render_status(const Status& s, int width) {
              '\n';
     }
   }
+  // The policy engine's decisions, once there are any: "evacuate/reserve 2".
+  if (!s.policy_actions.empty()) {
+    std::string line = "policy   ";
+    for (const auto& c : s.policy_actions) line += fmt::format(" {}/{} {}", c.action, c.rule, c.count);
+    out += shorten_left(line, width) + '\n';
+  }
   return out;
 }
 

@@ -12,7 +12,8 @@
 namespace tierswap::ctl {
 
 // The whole `tierswapctl status` text: header line, tier table, then
-// memory/io pressure, swap rates and GPUs. Every line fits `width` columns
+// memory/io pressure, swap rates, GPUs and (once it has acted) the policy
+// engine's decisions per action and rule. Every line fits `width` columns
 // (at least 60; the device column is shortened from the left).
 std::string render_status(const Status& s, int width = 80);
 

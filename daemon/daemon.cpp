@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -8,6 +9,7 @@
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -20,6 +22,8 @@
 
 #include "daemon/build_info.hpp"
 #include "daemon/manager.hpp"
+#include "daemon/signal_readers.hpp"
+#include "daemon/psi_triggers.hpp"
 #include "dbus/service.hpp"
 
 namespace tierswap {
@@ -56,6 +60,10 @@ std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out,
   for (const char* l : kLogLevels) levels += (levels.empty() ? "" : ", ") + std::string(l);
   app.add_option("--log-level", out.log_level, "log at LEVEL and above (default info):\n" + levels)
       ->type_name("LEVEL");
+  app.add_option("--record", out.record_path,
+                 "append every snapshot the policy engine decides on to FILE (JSON lines;\n"
+                 "replay with tierswapctl simulate FILE)")
+      ->type_name("FILE");
   app.add_flag("--version", version, "print the version and the features compiled in");
   int fail_step = 0;
   bool fake_kernel = false;
@@ -77,7 +85,7 @@ std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out,
     const std::string help = app.help();
     std::fputs(
         "Usage: tierswapd [--config FILE] [--root DIR] [--keep-on-exit] [--bus-address ADDR | --no-dbus]\n"
-        "                 [--log-level LEVEL]\n"
+        "                 [--log-level LEVEL] [--record FILE]\n"
         "Applies the tier spec and stays in the foreground.\n\n",
         stdout);
     std::fputs(help.substr(std::min(help.find("Options:"), help.size())).c_str(), stdout);
@@ -103,6 +111,7 @@ std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out,
   for (auto [name, value, what] :
        {std::tuple{"--config", &config, "a FILE"},
         {"--root", &root, "a DIR"},
+        {"--record", &out.record_path, "a FILE"},
         {"--bus-address", &bus_address, "an ADDR (unix:path=/run/dbus/system_bus_socket)"}}) {
     if (app.count(name) > 0 && value->empty()) return usage_error(std::string(name) + " needs " + what);
   }
@@ -197,6 +206,7 @@ struct Daemon {
   Manager& manager;
   sd_event* loop = nullptr;
   std::unique_ptr<dbus::DbusService> svc;
+  std::unique_ptr<PsiTriggers> triggers;
 
   void reload();
   void tick();
@@ -219,10 +229,11 @@ void Daemon::reload() {
   sd_notify(0, "READY=1");
 }
 
-// Observe tick: properties follow the kernel (usage, pressure) without
-// anyone polling, and PressureAlert goes out when PSI rises.
+// Observe tick (and PSI trigger): one observation, PressureAlert when PSI
+// rises, the policy's decision on it; properties follow the kernel (usage,
+// pressure) without anyone polling.
 void Daemon::tick() {
-  manager.check_pressure();
+  manager.tick();
   if (svc) svc->refresh();
 }
 
@@ -235,6 +246,7 @@ int Daemon::stop() {
   manager.set_state("stopping");
   if (manager.abort_demote("tierswapd is stopping"))
     spdlog::info("a running demote was aborted; the kernel keeps that area in use");
+  triggers.reset();
   svc.reset();  // before the manager and the engine
   if (auto r = engine.stop(); !r) {
     spdlog::error("teardown did not restore everything: {}", r.error().message);
@@ -245,6 +257,15 @@ int Daemon::stop() {
 }
 
 constexpr std::uint64_t kTickUsec = 2'000'000;
+
+// --record FILE, opened before the first apply so that a bad path stops
+// the daemon before it changes anything. The fd, or -1 when not asked.
+Result<int> open_record(const std::string& path) {
+  if (path.empty()) return -1;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+  if (fd < 0) return fail(errno, "--record " + path + ": cannot open it for appending");
+  return fd;
+}
 
 }  // namespace
 
@@ -273,11 +294,34 @@ int run_daemon(const DaemonOptions& options) {
   }
   std::unique_ptr<sd_event, decltype(&sd_event_unref)> loop_ref(loop, &sd_event_unref);
 
+  auto record = open_record(options.record_path);
+  if (!record) {
+    spdlog::error("{}", record.error().describe());
+    return 1;
+  }
+  std::unique_ptr<int, void (*)(int*)> record_fd(new int(*record), [](int* fd) {
+    if (*fd >= 0) ::close(*fd);
+    delete fd;
+  });
+
   Engine engine(opts);
   ManagerOptions mopts;
   mopts.version = TIERSWAP_VERSION;
   mopts.info = opts.info;
   mopts.warn = opts.warn;
+  mopts.providers = options.signal_readers
+                        ? signal_readers(engine, {.use_bus = options.use_dbus, .bus_address = options.bus_address})
+                        : options.providers;
+  if (*record >= 0) {
+    mopts.record = [fd = *record, warned = false](const std::string& line) mutable {
+      // One write(2) per line (O_APPEND): a reader never sees half a line.
+      if (::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) || warned) return;
+      warned = true;
+      spdlog::warn("--record: cannot write: {}; snapshots are not recorded from now on",
+                   std::strerror(errno));
+    };
+    spdlog::info("recording the policy's snapshots to {}", options.record_path);
+  }
   Manager manager(engine, mopts);
   spdlog::info("tierswapd {} starting (root {}, config {})", TIERSWAP_VERSION, opts.root,
                opts.config ? *opts.config : "/etc/tierswap.yaml if present, else the embedded default");
@@ -288,7 +332,7 @@ int run_daemon(const DaemonOptions& options) {
   manager.set_state("running");
   spdlog::info("config: {}", engine.config_source());
 
-  Daemon d{options, engine, manager, loop, nullptr};
+  Daemon d{options, engine, manager, loop, nullptr, nullptr};
   auto on_signal = [](sd_event_source*, const signalfd_siginfo* si, void* u) {
     auto* self = static_cast<Daemon*>(u);
     if (si->ssi_signo == SIGHUP) {
@@ -324,16 +368,24 @@ int run_daemon(const DaemonOptions& options) {
   }
   sd_notify(0, "READY=1\nSTATUS=tiers applied");
 
-  // No tick without D-Bus: nobody would hear it.
-  if (d.svc) {
-    auto on_tick = [](sd_event_source* s, uint64_t t, void* u) {
-      static_cast<Daemon*>(u)->tick();
-      sd_event_source_set_time(s, t + kTickUsec);
-      return sd_event_source_set_enabled(s, SD_EVENT_ON);
-    };
-    if (int r = sd_event_add_time_relative(loop, nullptr, CLOCK_MONOTONIC, kTickUsec, 0, on_tick, &d); r < 0)
-      spdlog::warn("no observe tick: {}", std::strerror(-r));
-  }
+  // The tick runs with or without D-Bus: the policy engine decides on it.
+  auto on_tick = [](sd_event_source* s, uint64_t t, void* u) {
+    static_cast<Daemon*>(u)->tick();
+    sd_event_source_set_time(s, t + kTickUsec);
+    return sd_event_source_set_enabled(s, SD_EVENT_ON);
+  };
+  if (int r = sd_event_add_time_relative(loop, nullptr, CLOCK_MONOTONIC, kTickUsec, 0, on_tick, &d); r < 0)
+    spdlog::warn("no observe tick: {}", std::strerror(-r));
+  PsiTriggers::Options topts;
+  topts.info = opts.info;
+  topts.warn = opts.warn;
+  d.triggers = PsiTriggers::arm(
+      loop, engine.fs(),
+      [&d](const std::string& resource) {
+        spdlog::debug("PSI trigger: {} pressure", resource);
+        d.tick();
+      },
+      topts);
 
   if (int r = sd_event_loop(loop); r < 0) spdlog::error("event loop: {}", std::strerror(-r));
   return d.stop();

@@ -1,5 +1,6 @@
 // tierswapd: command line, then one sd-event loop (signals, the observe
-// tick, the D-Bus service) around the Engine and the Manager.
+// tick, PSI triggers, the D-Bus service) around the Engine and the Manager:
+// each tick and each PSI trigger is one observation, one policy decision.
 //
 //   int main(int argc, char** argv) {
 //     tierswap::DaemonOptions o;
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "daemon/engine.hpp"
+#include "daemon/signal_providers.hpp"
 
 namespace tierswap {
 
@@ -24,6 +26,14 @@ struct DaemonOptions {
   std::string bus_address;  // empty: the system bus
   // spdlog level name: trace, debug, info, warning, error, critical, off.
   std::string log_level = "info";
+  // --record FILE: every snapshot the policy engine decided on, as JSON
+  // lines (policy/trace.hpp) appended to FILE; empty: off.
+  std::string record_path;
+  // Where the GPU and power signals come from: with `signal_readers` (the
+  // installed daemon) NVML and UPower/sysfs (daemon/signal_readers.hpp);
+  // without, `providers` as given (tests; defaults: none, unknown).
+  bool signal_readers = true;
+  SignalProviders providers;
 };
 
 // Parses tierswapd's options into `out`. Returns nullopt to go on, or the

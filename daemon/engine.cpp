@@ -153,8 +153,10 @@ Result<std::size_t> Engine::apply_locked() {
     configured_.clear();
     for (const auto& t : cfg->spec.tiers)
       configured_.push_back({t.name, config::to_string(t.kind),
-                             t.kind == config::TierKind::partition ? t.device : t.path, t.priority});
+                             t.kind == config::TierKind::partition ? t.device : t.path, t.priority,
+                             t.size_bytes, t.gpu});
     source_ = cfg->spec.source;
+    policy_ = config::effective_policy(cfg->spec);
   };
   if (plan->empty()) {
     remember();
@@ -322,6 +324,11 @@ std::optional<std::string> Engine::busy_tier() const {
 std::vector<Engine::ConfiguredTier> Engine::configured_tiers() const {
   std::lock_guard lk(mu_);
   return configured_;
+}
+
+config::PolicySettings Engine::policy_settings() const {
+  std::lock_guard lk(mu_);
+  return policy_;
 }
 
 Result<Plan> Engine::plan() {

@@ -15,6 +15,7 @@
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/kernel.hpp"
 #include "common/result.hpp"
+#include "config/policy_settings.hpp"
 #include "config/spec.hpp"
 #include "daemon/journal.hpp"
 #include "daemon/plan.hpp"
@@ -101,8 +102,12 @@ class Engine {
   struct ConfiguredTier {
     std::string name, kind, path;  // path: file path or partition device as written; else empty
     int priority = 0;
+    std::uint64_t size_bytes = 0;  // as the config resolves it (0: a whole partition, or unresolved)
+    std::string gpu;               // kind vram: the `gpu:` key as written (index, UUID or name; empty: first)
   };
   [[nodiscard]] std::vector<ConfiguredTier> configured_tiers() const;
+  // The `policy:` settings of the config last applied (over its profile's defaults).
+  [[nodiscard]] config::PolicySettings policy_settings() const;
 
   [[nodiscard]] std::string config_source() const;
   [[nodiscard]] const HostFs& fs() const { return fs_; }
@@ -127,6 +132,7 @@ class Engine {
   Journal journal_;
   std::string source_;
   std::vector<ConfiguredTier> configured_;
+  config::PolicySettings policy_;
   std::optional<std::string> busy_;  // tier whose demote is running
 };
 

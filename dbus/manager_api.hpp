@@ -11,8 +11,11 @@
 // permission_denied -> AccessDenied, any other kind -> Failed.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/result.hpp"
@@ -45,6 +48,23 @@ class ManagerApi {
   virtual Result<void> demote(const std::string& tier) = 0;
   // Puts a drained tier back at its priority.
   virtual Result<void> promote(const std::string& tier) = 0;
+
+  // The same three, saying who asks: the uid the bus reports for the
+  // caller (nullopt: unknown). The daemon names the caller in its log and
+  // in PolicyAction ("uid 1000 over D-Bus"); an implementation that does
+  // not keep the defaults, which forward.
+  virtual Result<void> reload_as(std::optional<uid_t> uid) {
+    (void)uid;
+    return reload();
+  }
+  virtual Result<void> demote_as(const std::string& tier, std::optional<uid_t> uid) {
+    (void)uid;
+    return demote(tier);
+  }
+  virtual Result<void> promote_as(const std::string& tier, std::optional<uid_t> uid) {
+    (void)uid;
+    return promote(tier);
+  }
 
   // Front ends register here once, before the first call.
   virtual void set_events(ManagerEvents events) = 0;

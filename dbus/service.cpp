@@ -206,7 +206,7 @@ class ManagerObject final
   void Reload() override {
     svc_.check_mutation("Reload", nullptr);
     svc_.plan_cache.reset();
-    auto r = svc_.manager.reload();
+    auto r = svc_.manager.reload_as(caller());
     svc_.apply(svc_.manager.status(), true);
     if (!r) raise(r.error());
   }
@@ -214,16 +214,21 @@ class ManagerObject final
   void Demote(const std::string& tier) override {
     svc_.check_mutation("Demote", &tier);
     svc_.plan_cache.reset();
-    auto r = svc_.manager.demote(tier);
+    auto r = svc_.manager.demote_as(tier, caller());
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
   }
   void Promote(const std::string& tier) override {
     svc_.check_mutation("Promote", &tier);
     svc_.plan_cache.reset();
-    auto r = svc_.manager.promote(tier);
+    auto r = svc_.manager.promote_as(tier, caller());
     if (!r) raise(r.error());
     svc_.apply(svc_.manager.status(), true);
+  }
+  // The caller's uid as the bus reports it, for the daemon's log.
+  std::optional<uid_t> caller() const {
+    auto uid = caller_uid(current_call());
+    return uid ? std::optional<uid_t>(*uid) : std::nullopt;
   }
   std::string GetStatus() override {
     Status s = svc_.manager.status();

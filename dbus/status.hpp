@@ -42,6 +42,17 @@ struct GpuStatus {
   std::uint64_t total_bytes = 0, free_bytes = 0, used_by_tier_bytes = 0;
 };
 
+// How often the policy engine decided an action, per action ("evacuate",
+// "promote") and the rule that decided it ("reserve", "foreign", "latency",
+// "on_battery", "cooldown"), since the daemon started. Counted when
+// decided, whether the operation then ran or was refused (the log and the
+// PolicyAction signal say which).
+struct PolicyCounter {
+  std::string action;
+  std::string rule;
+  std::uint64_t count = 0;
+};
+
 struct Status {
   std::string version;
   std::string state;          // "starting", "running", "reloading", "stopping", "failed"
@@ -50,8 +61,9 @@ struct Status {
   Pressure memory_pressure, io_pressure;
   double swap_in_pages_per_s = 0, swap_out_pages_per_s = 0;  // from /proc/vmstat pswpin/pswpout
   std::uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
-  std::vector<TierStatus> tiers;  // in priority order, highest first
-  std::vector<GpuStatus> gpus;    // empty until the VRAM tier lands
+  std::vector<TierStatus> tiers;              // in priority order, highest first
+  std::vector<GpuStatus> gpus;                // empty until the VRAM tier lands
+  std::vector<PolicyCounter> policy_actions;  // by (action, rule); empty until the policy acts
 };
 
 }  // namespace tierswap

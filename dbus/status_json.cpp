@@ -38,6 +38,9 @@ std::string status_to_json(const Status& s, bool pretty) {
                     {"free_bytes", g.free_bytes},
                     {"used_by_tier_bytes", g.used_by_tier_bytes}});
   }
+  Json actions = Json::array();
+  for (const auto& c : s.policy_actions)
+    actions.push_back({{"action", c.action}, {"rule", c.rule}, {"count", c.count}});
   const Json doc = {
       {"format", kStatusFormat},
       {"version", s.version},
@@ -49,6 +52,7 @@ std::string status_to_json(const Status& s, bool pretty) {
       {"swap", {{"in_pages_per_s", s.swap_in_pages_per_s}, {"out_pages_per_s", s.swap_out_pages_per_s}}},
       {"tiers", std::move(tiers)},
       {"gpus", std::move(gpus)},
+      {"policy", {{"actions", std::move(actions)}}},
   };
   return dump_json(doc, pretty);
 }
@@ -147,6 +151,19 @@ Result<Status> status_from_json(std::string_view text) {
         get(n, "free_bytes", g.free_bytes);
         get(n, "used_by_tier_bytes", g.used_by_tier_bytes);
         s.gpus.push_back(std::move(g));
+      }
+    }
+    if (const Json* policy = object_at(root, "policy")) {
+      if (const auto actions = policy->find("actions"); actions != policy->end() && actions->is_array()) {
+        std::size_t i = 0;
+        for (const auto& n : *actions) {
+          where = "policy.actions[" + std::to_string(i++) + "]";
+          PolicyCounter c;
+          get(n, "action", c.action);
+          get(n, "rule", c.rule);
+          get(n, "count", c.count);
+          s.policy_actions.push_back(std::move(c));
+        }
       }
     }
   } catch (const Json::exception& e) {

@@ -332,4 +332,29 @@ Result<std::vector<Snapshot>> parse_trace(std::string_view text, std::string_vie
   return out;
 }
 
+std::string format_trace_line(const Snapshot& s) {
+  json line = json::object();
+  line["t_ms"] = s.time_ms;
+  line["memory"] = {{"some", s.memory.some_avg10}, {"full", s.memory.full_avg10}};
+  line["io"] = {{"some", s.io.some_avg10}, {"full", s.io.full_avg10}};
+  line["mem_available_bytes"] = s.mem_available_bytes;
+  line["mem_total_bytes"] = s.mem_total_bytes;
+  line["swap_used_bytes"] = json::object();
+  for (const auto& [tier, used] : s.swap_used_bytes) line["swap_used_bytes"][tier] = used;
+  line["vram"] = json::array();
+  for (const auto& g : s.vram)
+    line["vram"].push_back({{"tier", g.tier},
+                            {"free_bytes", g.vram_free_bytes},
+                            {"total_bytes", g.vram_total_bytes},
+                            {"foreign_bytes", g.foreign_vram_bytes},
+                            {"p99_us", g.p99_latency_us},
+                            {"size_bytes", g.tier_size_bytes}});
+  line["on_battery"] = s.on_battery;
+  line["reload_running"] = s.reload_running;
+  line["user_demote_running"] = s.user_demote_running;
+  // A tier name is the config's (no invalid UTF-8 reaches here); replace
+  // rather than throw if one ever does.
+  return line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+}
+
 }  // namespace tierswap::policy

@@ -15,6 +15,7 @@
 // so a trace can say what it records.
 #pragma once
 
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -27,5 +28,11 @@ namespace tierswap::policy {
 // "SOURCE:LINE: KEY: what is wrong" (LINE 1-based, KEY as a path such as
 // "vram[0].free_bytes"; absent when the line is not JSON).
 Result<std::vector<Snapshot>> parse_trace(std::string_view text, std::string_view source);
+
+// One line of a trace (with its "\n"), every key written: what
+// `tierswapd --record FILE` appends for each snapshot it decided on.
+// parse_trace() reads it back to the same Snapshot (percentages and
+// integers exactly; a double keeps 17 significant digits).
+std::string format_trace_line(const Snapshot& s);
 
 }  // namespace tierswap::policy

@@ -414,3 +414,121 @@ TEST(TierswapdCommandLine, TestSeamsOnlyInTheTestBinaryAndVersionFromTheBuild) {
 
 }  // namespace
 }  // namespace tierswap::test
+
+namespace tierswap::test {
+namespace {
+
+// The policy engine live: tierswapd-test with a GPU sample provider read
+// from a file (--test-vram-samples; the installed tierswapd has no such
+// seam) that says free VRAM is below the reserve. Within a tick the daemon
+// evacuates the tier (today: the demote path, on the recording kernel),
+// the PolicyAction signal names the rule and the caller, the counter shows
+// in `tierswapctl status`, and the --record trace replays through
+// `tierswapctl simulate` to the same decision.
+TEST(TierswapdPolicy, FreeVramBelowTheReserveEvacuatesWithAPolicyActionAndAReplayableRecord) {
+  TestBus bus;
+  const fs::path root = make_fake_root(bus.dir());
+  const std::string samples = bus.dir() + "/vram.jsonl", record = bus.dir() + "/record.jsonl";
+  // "fast" stands in for a VRAM tier: no vram tier can be set up without
+  // the nbd driver, and the runner's evacuate is the same demote path.
+  spit(samples,
+       R"({"t_ms": 0, "vram": [{"tier": "fast", "free_bytes": 268435456, "total_bytes": 25769803776}]})"
+       "\n");
+  auto conn = sdbus::createSessionBusConnectionWithAddress(bus.address());
+  auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
+  std::mutex mu;
+  std::vector<std::string> actions;
+  proxy->uponSignal("PolicyAction")
+      .onInterface(dbus::kManagerInterface)
+      .call([&](const std::string& what, const std::string& why, const std::string& numbers) {
+        std::lock_guard lk(mu);
+        actions.push_back(what + ": " + why + " " + numbers);
+      });
+  proxy->finishRegistration();
+  conn->enterEventLoopAsync();
+
+  auto argv = daemon_argv(root);
+  for (const auto& a : {"--bus-address", bus.address().c_str(), "--test-vram-samples", samples.c_str(),
+                        "--record", record.c_str()})
+    argv.emplace_back(a);
+  const std::string log = bus.dir() + "/service.out";
+  {
+    ChildProcess daemon(argv, log);
+    ASSERT_TRUE(bus.wait_for_name(dbus::kBusName, 10000)) << read_file(log);
+    auto has = [&](const std::string& part) {
+      std::lock_guard lk(mu);
+      return std::any_of(actions.begin(), actions.end(),
+                         [&](const std::string& a) { return a.find(part) != std::string::npos; });
+    };
+    // A tick every 2 s; a generous deadline for loaded cores.
+    ASSERT_TRUE(wait_for([&] { return has("evacuate: tier fast drained"); }, std::chrono::seconds(30)))
+        << read_file(log);
+    EXPECT_TRUE(
+        has("evacuate: tier fast (/dev/zram1): evacuate requested by daemon policy rule \"reserve\" "
+            "(free VRAM 256 MiB"))
+        << ::testing::PrintToString(actions);
+    EXPECT_NE(read_file(log).find("evacuate requested by daemon policy rule \"reserve\""), std::string::npos)
+        << read_file(log);
+    auto st = run_process({ctl_path(), "status"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    EXPECT_EQ(st.code, 0) << st.err;
+    EXPECT_NE(st.out.find("policy    evacuate/reserve 1"), std::string::npos) << st.out;
+    EXPECT_NE(st.out.find("drained"), std::string::npos) << st.out;
+    auto js = run_process({ctl_path(), "status", "--json"}, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus.address()});
+    auto s = dbus::status_from_json(js.out);
+    ASSERT_TRUE(s) << js.out;
+    ASSERT_EQ(s->policy_actions.size(), 1u) << js.out;
+    EXPECT_EQ(s->policy_actions[0].action, "evacuate");
+    EXPECT_EQ(s->policy_actions[0].rule, "reserve");
+    EXPECT_EQ(s->policy_actions[0].count, 1u);
+    test::set_swap_used(root / "proc/swaps", "/dev/zram1", 0);
+  }
+  conn->leaveEventLoop();
+
+  const std::string trace = read_file(record);
+  ASSERT_FALSE(trace.empty()) << read_file(log);
+  auto sim = run_process({ctl_path(), "simulate", record});
+  ASSERT_EQ(sim.code, 0) << sim.err;
+  EXPECT_NE(sim.out.find("fast  evacuate  reserve"), std::string::npos) << sim.out << "\n" << trace;
+  std::size_t n = 0;
+  for (std::size_t p = 0; (p = sim.out.find("evacuate", p)) != std::string::npos; ++p) ++n;
+  EXPECT_EQ(n, 1u) << sim.out;
+  EXPECT_FALSE(fs::exists(root / "run/tierswap/state.json")) << read_file(log);
+}
+
+// The installed daemon's power reader: no UPower on the bus, so the
+// snapshot's on_battery comes from /sys/class/power_supply under the root
+// (a battery discharging, no mains online), and --record shows it; with
+// the mains online again the next snapshots say on AC.
+TEST(TierswapdPolicy, PowerComesFromPowerSupplyWhereUPowerIsAbsent) {
+  TestBus bus;
+  const fs::path root = make_fake_root(bus.dir());
+  const fs::path ps = root / "sys/class/power_supply";
+  fs::create_directories(ps / "BAT0");
+  fs::create_directories(ps / "AC");
+  spit((ps / "BAT0/type").string(), "Battery\n");
+  spit((ps / "BAT0/scope").string(), "System\n");
+  spit((ps / "BAT0/status").string(), "Discharging\n");
+  spit((ps / "AC/type").string(), "Mains\n");
+  spit((ps / "AC/online").string(), "0\n");
+  const std::string record = bus.dir() + "/record.jsonl";
+  auto argv = daemon_argv(root);
+  for (const auto& a : {"--bus-address", bus.address().c_str(), "--record", record.c_str()})
+    argv.emplace_back(a);
+  const std::string log = bus.dir() + "/service.out";
+  ChildProcess daemon(argv, log);
+  ASSERT_TRUE(bus.wait_for_name(dbus::kBusName, 10000)) << read_file(log);
+  auto has = [&](const char* part) { return read_file(record).find(part) != std::string::npos; };
+  ASSERT_TRUE(wait_for([&] { return has("\"on_battery\":true"); }, std::chrono::seconds(30)))
+      << read_file(record) << read_file(log);
+  EXPECT_NE(read_file(log).find("UPower not used"), std::string::npos) << read_file(log);
+  spit((ps / "AC/online").string(), "1\n");
+  spit((ps / "BAT0/status").string(), "Charging\n");
+  const auto before = read_file(record).size();
+  EXPECT_TRUE(
+      wait_for([&] { return read_file(record).find("\"on_battery\":false", before) != std::string::npos; },
+               std::chrono::seconds(30)))
+      << read_file(record);
+}
+
+}  // namespace
+}  // namespace tierswap::test

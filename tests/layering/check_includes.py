@@ -46,6 +46,10 @@ KNOWN = {
     # tierswapctl check/plan run the daemon's planner locally.
     ("ctl/file_command.hpp", "daemon/plan_file.hpp"),
     ("ctl/cmd_plan.cpp", "daemon/plan_ops.hpp"),
+    # tierswapctl simulate converts policy: settings as the daemon does (one
+    # owner of the MiB/seconds -> PolicySpec rule; config/ and policy/ may
+    # not include each other).
+    ("ctl/cmd_simulate.cpp", "daemon/policy_spec.hpp"),
 }
 
 

@@ -166,3 +166,57 @@ TEST(PolicyTraces, LaptopUnpluggedAndPluggedBack) {
 
 }  // namespace
 }  // namespace tierswap::policy
+
+namespace tierswap::policy {
+namespace {
+
+// What `tierswapd --record` writes reads back as the same snapshot.
+TEST(TraceWriter, LineReadsBackToTheSameSnapshot) {
+  Snapshot s;
+  s.time_ms = 4000;
+  s.memory = {12.5, 3.25};
+  s.io = {0.07, 0};
+  s.mem_available_bytes = 8ULL << 30;
+  s.mem_total_bytes = 16ULL << 30;
+  s.swap_used_bytes = {{"fast", 1 << 20}, {"vram", 0}};
+  s.vram.push_back({"vram", 512ULL << 20, 24ULL << 30, 3ULL << 30, 180, 4ULL << 30});
+  s.on_battery = true;
+  s.user_demote_running = true;
+  const std::string line = format_trace_line(s);
+  ASSERT_TRUE(line.ends_with("\n"));
+  EXPECT_EQ(line.find('\n'), line.size() - 1) << "one line";
+  auto back = parse_trace(line + format_trace_line(Snapshot{5000}), "recorded");
+  ASSERT_FALSE(!back) << back.error().message;
+  ASSERT_EQ(back->size(), 2u);
+  const Snapshot& r = (*back)[0];
+  EXPECT_EQ(r.time_ms, 4000u);
+  EXPECT_DOUBLE_EQ(r.memory.some_avg10, 12.5);
+  EXPECT_DOUBLE_EQ(r.memory.full_avg10, 3.25);
+  EXPECT_DOUBLE_EQ(r.io.some_avg10, 0.07);
+  EXPECT_EQ(r.mem_available_bytes, s.mem_available_bytes);
+  EXPECT_EQ(r.mem_total_bytes, s.mem_total_bytes);
+  EXPECT_EQ(r.swap_used_bytes, s.swap_used_bytes);
+  ASSERT_EQ(r.vram.size(), 1u);
+  EXPECT_EQ(r.vram[0].tier, "vram");
+  EXPECT_EQ(r.vram[0].vram_free_bytes, 512ULL << 20);
+  EXPECT_EQ(r.vram[0].vram_total_bytes, 24ULL << 30);
+  EXPECT_EQ(r.vram[0].foreign_vram_bytes, 3ULL << 30);
+  EXPECT_EQ(r.vram[0].p99_latency_us, 180u);
+  EXPECT_EQ(r.vram[0].tier_size_bytes, 4ULL << 30);
+  EXPECT_TRUE(r.on_battery);
+  EXPECT_FALSE(r.reload_running);
+  EXPECT_TRUE(r.user_demote_running);
+  // The same decisions from the written trace as from the snapshots.
+  std::vector<Snapshot> trace{s, s};
+  trace[0].user_demote_running = trace[1].user_demote_running = false;
+  trace[1].time_ms = 6000;
+  std::string text;
+  for (const auto& x : trace) text += format_trace_line(x);
+  auto replay = parse_trace(text, "recorded");
+  ASSERT_TRUE(replay);
+  EXPECT_EQ(simulate(*replay, PolicySpec{}), simulate(trace, PolicySpec{}));
+  EXPECT_FALSE(simulate(trace, PolicySpec{}).empty());
+}
+
+}  // namespace
+}  // namespace tierswap::policy

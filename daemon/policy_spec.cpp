@@ -1,0 +1,18 @@
+#include "daemon/policy_spec.hpp"
+
+namespace tierswap {
+
+policy::PolicySpec to_policy_spec(const config::PolicySettings& s) {
+  policy::PolicySpec p;
+  p.reserve_bytes = static_cast<std::uint64_t>(s.reserve_mib) << 20;
+  p.foreign_vram_bytes = static_cast<std::uint64_t>(s.foreign_vram_mib) << 20;
+  p.latency_p99_us = static_cast<std::uint64_t>(s.latency_p99_us);
+  p.io_pressure_percent = static_cast<double>(s.io_pressure_percent);
+  p.on_battery = s.on_battery;
+  p.cooldown_ms = static_cast<std::uint64_t>(s.cooldown_seconds) * 1000;
+  p.hysteresis_percent = static_cast<unsigned>(s.hysteresis_percent);
+  p.max_transitions_per_hour = static_cast<unsigned>(s.max_transitions_per_hour);
+  return p;
+}
+
+}  // namespace tierswap

@@ -1,0 +1,178 @@
+#include "daemon/status_observer.hpp"
+
+#include <algorithm>
+
+#include "backends/hostfs/paths.hpp"
+#include "backends/swap/proc_swaps.hpp"
+#include "policy/meminfo.hpp"
+#include "policy/psi.hpp"
+#include "policy/zram_mm_stat.hpp"
+
+namespace tierswap {
+
+namespace {
+
+std::vector<swap::SwapArea> read_swaps(const HostFs& fs) {
+  auto text = fs.read(paths::proc_swaps);
+  if (!text) return {};
+  auto areas = swap::parse_proc_swaps(*text);
+  return areas ? *areas : std::vector<swap::SwapArea>{};
+}
+
+PressureLine to_line(const policy::PsiLine& l) {
+  return {l.avg10, l.avg60, l.avg300, l.total_us};
+}
+
+std::optional<tierswap::Pressure> read_pressure(const HostFs& fs, std::string_view path) {
+  auto t = fs.read(path);
+  if (!t) return std::nullopt;
+  auto p = policy::parse_psi(*t, path);
+  if (!p) return std::nullopt;
+  return tierswap::Pressure{to_line(p->some), to_line(p->full)};
+}
+
+// A tier the journal owns: its state and figures from /proc/swaps and mm_stat.
+void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::SwapArea>& swaps,
+                const HostFs& fs, bool draining) {
+  ts.device = o.swap_path;
+  const auto area = swap::find_area(swaps, o.swap_path);
+  if (draining)
+    ts.state = TierState::demoting;
+  else if (area)
+    ts.state = TierState::active;
+  else if (o.drained)
+    ts.state = TierState::drained;
+  else if (o.active)
+    ts.state = TierState::failed;  // ours and meant to be on, but the kernel lost it
+  else
+    ts.state = TierState::unavailable;
+  if (area) {
+    ts.size_bytes = area->size_kib * 1024;
+    ts.used_bytes = area->used_kib * 1024;
+    ts.priority = area->priority;
+  } else {
+    ts.size_bytes = o.size;
+  }
+  ts.stored_bytes = ts.used_bytes;
+  if (o.kind == "zram" && !o.device.empty()) {
+    if (auto text = fs.read(paths::block_attr(o.device, "mm_stat"))) {
+      if (auto mm = policy::parse_zram_mm_stat(*text)) {
+        ts.stored_bytes = mm->mem_used_total;
+        ts.compression_ratio = mm->compression_ratio();
+      }
+    }
+  }
+}
+
+}  // namespace
+
+StatusObserver::StatusObserver(Engine& engine, ObserverOptions opts)
+    : engine_(engine), opts_(std::move(opts)), start_(opts_.now()) {}
+
+Observation StatusObserver::observe(const Activity& activity) {
+  Observation o;
+  o.status = read_status(activity.draining_tier);
+  o.snapshot = snapshot_of(o.status, activity);
+  return o;
+}
+
+Status StatusObserver::read_status(const std::optional<std::string>& draining) {
+  Status s;
+  s.config_source = engine_.config_source();
+  const HostFs& fs = engine_.fs();
+  const auto swaps = read_swaps(fs);
+  const Journal j = engine_.journal();
+  const auto configured = engine_.configured_tiers();
+  for (const auto& c : configured) {
+    TierStatus ts;
+    ts.name = c.name;
+    ts.kind = c.kind;
+    ts.priority = c.priority;
+    ts.device = c.path;
+    ts.state = TierState::unavailable;
+    if (const auto* o = j.find_tier(c.name)) fill_owned(ts, *o, swaps, fs, draining == c.name);
+    s.tiers.push_back(std::move(ts));
+  }
+  for (const auto& o : j.tiers) {  // owned but no longer configured (a teardown failed, or mid-reload)
+    if (std::any_of(configured.begin(), configured.end(), [&](const auto& c) { return c.name == o.name; }))
+      continue;
+    TierStatus ts;
+    ts.name = o.name;
+    ts.kind = o.kind;
+    ts.priority = o.priority;
+    fill_owned(ts, o, swaps, fs, draining == o.name);
+    s.tiers.push_back(std::move(ts));
+  }
+  std::stable_sort(s.tiers.begin(), s.tiers.end(), [](const TierStatus& a, const TierStatus& b) {
+    if (a.priority != b.priority) return a.priority > b.priority;
+    return a.name < b.name;
+  });
+
+  if (auto v = fs.read_int(paths::sysctl("vm.swappiness"))) s.swappiness = static_cast<int>(*v);
+  if (auto p = read_pressure(fs, paths::proc_pressure_memory)) s.memory_pressure = *p;
+  if (auto p = read_pressure(fs, paths::proc_pressure_io)) s.io_pressure = *p;
+  if (auto t = fs.read(paths::proc_meminfo))
+    if (auto m = policy::parse_meminfo(*t)) {
+      s.mem_total_bytes = m->mem_total();
+      s.mem_available_bytes = m->mem_available();
+    }
+  read_rates(s);
+  return s;
+}
+
+void StatusObserver::read_rates(Status& s) {
+  auto t = engine_.fs().read(paths::proc_vmstat);
+  if (!t) return;
+  auto vm = policy::parse_vmstat(*t);
+  if (!vm) return;
+  const auto now = opts_.now();
+  std::lock_guard lk(rates_mu_);
+  if (!prev_vmstat_) {
+    prev_vmstat_ = std::move(*vm);
+    prev_time_ = now;
+  } else {
+    // Rates over at least a second: two status calls a moment apart must
+    // not give noise (or 0) for the second one.
+    const double dt = std::chrono::duration<double>(now - prev_time_).count();
+    if (dt >= 1.0) {
+      rates_ = policy::swap_rates(*prev_vmstat_, *vm, dt);
+      prev_vmstat_ = std::move(*vm);
+      prev_time_ = now;
+    }
+  }
+  s.swap_in_pages_per_s = rates_.in_pages_per_s;
+  s.swap_out_pages_per_s = rates_.out_pages_per_s;
+}
+
+policy::Snapshot StatusObserver::snapshot_of(const Status& s, const Activity& activity) {
+  const auto since = opts_.now() - start_;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(since).count();
+  std::map<std::string, std::uint64_t> sizes;
+  for (const auto& c : engine_.configured_tiers()) sizes[c.name] = c.size_bytes;
+  return make_snapshot(s, ms > 0 ? static_cast<std::uint64_t>(ms) : 0, opts_.providers.vram(), sizes,
+                       opts_.providers.on_battery(), activity);
+}
+
+policy::Snapshot make_snapshot(const Status& s, std::uint64_t time_ms,
+                               std::vector<policy::VramTierSample> vram,
+                               const std::map<std::string, std::uint64_t>& sizes,
+                               std::optional<bool> on_battery, const Activity& activity) {
+  policy::Snapshot snap;
+  snap.time_ms = time_ms;
+  snap.memory = {s.memory_pressure.some.avg10, s.memory_pressure.full.avg10};
+  snap.io = {s.io_pressure.some.avg10, s.io_pressure.full.avg10};
+  snap.mem_available_bytes = s.mem_available_bytes;
+  snap.mem_total_bytes = s.mem_total_bytes;
+  for (const auto& t : s.tiers) snap.swap_used_bytes[t.name] = t.used_bytes;
+  for (auto& g : vram) {
+    if (g.tier_size_bytes == 0)
+      if (auto it = sizes.find(g.tier); it != sizes.end()) g.tier_size_bytes = it->second;
+  }
+  snap.vram = std::move(vram);
+  snap.on_battery = on_battery.value_or(false);
+  snap.reload_running = activity.reload_running;
+  snap.user_demote_running = activity.user_operation_running;
+  return snap;
+}
+
+}  // namespace tierswap
