@@ -39,6 +39,8 @@ struct TierSpec {
   std::string store = "cuda";
   // vram: NBD connections; 0: one per CPU, at most 16
   int connections = 0;
+  // vram: the exporter's --spill ("" none, "lz4", "file:/PATH")
+  std::string spill;
 };
 
 struct ZswapSpec {

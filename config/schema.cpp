@@ -53,6 +53,7 @@ std::vector<std::string> policy_keys() {
   return keys;
 }
 const std::vector<std::string> kRecompressKeys = {"algorithm", "when"};
+const std::vector<std::string> kSpillKeys = {"kind", "path"};
 const std::vector<std::string> kCommonTierKeys = {"name", "kind", "priority", "discard"};
 
 // Keys each kind adds to the common ones.
@@ -60,7 +61,7 @@ const std::vector<std::string>& kind_keys(TierKind k) {
   static const std::vector<std::string> zram = {"size", "algorithm", "recompress", "mem_limit"};
   static const std::vector<std::string> file = {"path", "size"};
   static const std::vector<std::string> partition = {"device"};
-  static const std::vector<std::string> vram = {"size", "gpu", "store", "connections"};
+  static const std::vector<std::string> vram = {"size", "gpu", "store", "connections", "spill"};
   switch (k) {
     case TierKind::zram:
       return zram;
@@ -614,7 +615,67 @@ class Reader {
       }
     } else if (key == "connections") {
       if (auto n = integer(v, at, path, 1, kMaxVramConnections)) tier.connections = static_cast<int>(*n);
+    } else if (key == "spill") {
+      read_spill(tier, v, at, path);
     }
+  }
+
+  // spill: {kind: lz4} or {kind: file, path: /var/lib/tierswap/spill-NAME}
+  void read_spill(Tier& tier, const YAML::Node& v, SourceLoc at, const std::string& path) {
+    if (!expect_map(v, at, path,
+                    "e.g. spill: { kind: lz4 } or spill: { kind: file, path: /var/lib/tierswap/spill-gpu }"))
+      return;
+    std::string kind, file;
+    SourceLoc kind_at = at, path_at = at;
+    bool ok = true;
+    for_each_key(v, path, kSpillKeys,
+                 [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
+                   const std::string key_path = path + "." + key;
+                   tier.locs["spill." + key] = val_at;
+                   auto s = string(val, val_at, key_path);
+                   if (!s) {
+                     ok = false;
+                     return;
+                   }
+                   if (key == "kind") {
+                     kind = *s;
+                     kind_at = val_at;
+                     if (kind != "lz4" && kind != "file") {
+                       error(val_at, key_path, fmt::format("unknown spill kind \"{}\"", kind),
+                             "valid: lz4 (compressed RAM), file (a file on local disk, with path:)");
+                       ok = false;
+                     }
+                   } else {
+                     file = *s;
+                     path_at = val_at;
+                     if (file.find_first_of(" \t\n") != std::string::npos) {
+                       error(val_at, key_path, fmt::format("\"{}\" holds whitespace", file),
+                             "pick a path without spaces, e.g. /var/lib/tierswap/spill-" + tier.name);
+                       ok = false;
+                     } else if (file.empty() || file.front() != '/' || file.back() == '/') {
+                       error(val_at, key_path, fmt::format("\"{}\" is not an absolute path to a file", file),
+                             "e.g. path: /var/lib/tierswap/spill-" + tier.name);
+                       ok = false;
+                     }
+                   }
+                 });
+    if (!ok) return;
+    if (kind.empty()) {
+      error(at, path + ".kind", "missing: spill needs a kind", "kind: lz4 or kind: file");
+      return;
+    }
+    if (kind == "file" && file.empty()) {
+      error(kind_at, path + ".path", "missing: a file spill needs a path",
+            "e.g. path: /var/lib/tierswap/spill-" + tier.name + " (created by tierswap-nbd; must not exist)");
+      return;
+    }
+    if (kind == "lz4" && !file.empty()) {
+      error(path_at, path + ".path", "an lz4 spill lives in RAM and takes no path",
+            "remove path:, or use kind: file");
+      return;
+    }
+    tier.spill = kind;
+    tier.spill_path = file;
   }
 
   static bool valid_device(const std::string& s) {
@@ -688,6 +749,7 @@ std::vector<std::string> schema_key_paths() {
   for (const auto& key : kZswapKeys) out.push_back("zswap." + key);
   for (const auto& key : tier_keys(std::nullopt)) out.push_back("tiers[]." + key);
   for (const auto& key : kRecompressKeys) out.push_back("tiers[].recompress." + key);
+  for (const auto& key : kSpillKeys) out.push_back("tiers[].spill." + key);
   for (const auto& key : policy_keys()) out.push_back("policy." + key);
   return out;
 }

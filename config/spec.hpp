@@ -76,6 +76,10 @@ struct Tier {
   // vram: NBD connections (the kernel uses one per hardware queue); 0: one
   // per CPU, at most kMaxVramConnections.
   int connections = 0;
+  // vram: where evacuated chunks go (`spill:`): "" none (demote by swapoff
+  // only), "lz4" (compressed RAM) or "file" with spill_path.
+  std::string spill;
+  std::string spill_path;
 
   // Location of each key of this tier as written ("size", "algorithm", ...),
   // and of the tier itself under key "".

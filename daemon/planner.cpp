@@ -40,6 +40,7 @@ TierSpec tier_spec(const config::Tier& t) {
   s.gpu = t.gpu;
   s.store = t.store;
   s.connections = t.connections;
+  if (!t.spill.empty()) s.spill = t.spill == "file" ? "file:" + t.spill_path : t.spill;
   return s;
 }
 

@@ -1,6 +1,7 @@
 // CudaStore: see cuda_store.hpp for the design and the contract.
 #include "backends/vram/cuda_store.hpp"
 
+#include <cuda.h>
 #include <cuda_runtime_api.h>
 #include <immintrin.h>
 
@@ -47,6 +48,44 @@ std::string uuid_string(const cudaUUID_t& u) {
                 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
                 b[15]);
   return buf;
+}
+
+// The driver's virtual memory management, reached through the runtime (the
+// static runtime loads libcuda at run time; linking it would not start on a
+// machine without the driver).
+struct Vmm {
+  decltype(&cuMemCreate) create = nullptr;
+  decltype(&cuMemRelease) release = nullptr;
+  decltype(&cuMemAddressReserve) reserve = nullptr;
+  decltype(&cuMemAddressFree) address_free = nullptr;
+  decltype(&cuMemMap) map = nullptr;
+  decltype(&cuMemUnmap) unmap = nullptr;
+  decltype(&cuMemSetAccess) set_access = nullptr;
+  decltype(&cuMemGetAllocationGranularity) granularity = nullptr;
+  bool ok = false;
+};
+
+const Vmm& vmm() {
+  static const Vmm v = [] {
+    Vmm m;
+    auto get = [](const char* name, auto& fn) {
+      void* p = nullptr;
+      cudaDriverEntryPointQueryResult q{};
+      if (cudaGetDriverEntryPointByVersion(name, &p, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+          q != cudaDriverEntryPointSuccess) {
+        (void)cudaGetLastError();
+        return false;
+      }
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(p);
+      return p != nullptr;
+    };
+    m.ok = get("cuMemCreate", m.create) && get("cuMemRelease", m.release) &&
+           get("cuMemAddressReserve", m.reserve) && get("cuMemAddressFree", m.address_free) &&
+           get("cuMemMap", m.map) && get("cuMemUnmap", m.unmap) && get("cuMemSetAccess", m.set_access) &&
+           get("cuMemGetAllocationGranularity", m.granularity);
+    return m;
+  }();
+  return v;
 }
 
 inline void cpu_relax() {
@@ -106,7 +145,7 @@ Result<int> pick_device(const std::string& want) {
   return static_cast<int>(idx);
 }
 
-class CudaStore final : public BlockStore {
+class CudaStore final : public ChunkedStore {
  public:
   static Result<std::unique_ptr<CudaStore>> create(const CudaStoreOptions& options,
                                                    const CudaStoreTuning& tuning, std::string& report);
@@ -129,6 +168,12 @@ class CudaStore final : public BlockStore {
 
   void submit(std::span<IoRequest> batch) override;
   [[nodiscard]] bool prefers_batching() const override { return tuning_.prefer_batching; }
+
+  [[nodiscard]] std::uint64_t chunk_bytes() const override { return chunk_bytes_; }
+  [[nodiscard]] bool chunk_resident(std::uint32_t i) const override { return !vmm_ || handles_[i] != 0; }
+  Result<void> release_chunk(std::uint32_t i) override;
+  Result<void> restore_chunk(std::uint32_t i) override;
+  [[nodiscard]] std::uint64_t resident_bytes() const override { return resident_.load(); }
   [[nodiscard]] std::byte* allocate_buffer(std::size_t bytes) override;
   void free_buffer(std::byte* p, std::size_t bytes) override;
 
@@ -171,11 +216,24 @@ class CudaStore final : public BlockStore {
   void run_on_lane(std::span<IoRequest> batch);
   cudaError_t start_poller();
   cudaError_t stop_poller();  // with poll_mu_ held
+  // Physical memory of chunk i: created and mapped (VMM only).
+  [[nodiscard]] std::uint64_t mapped_length(std::uint32_t i) const {
+    return (chunk_length(i) + granularity_ - 1) / granularity_ * granularity_;
+  }
+  CUresult map_chunk(std::uint32_t i);
 
   CudaStoreTuning tuning_;
   int device_ = 0;
   std::uint64_t size_ = 0;
   char* vram_ = nullptr;
+  // VMM: vram_ is a reserved range of reserved_ bytes; handles_[i] != 0
+  // while chunk i is mapped. Without VMM: one cudaMalloc, one chunk.
+  bool vmm_ = false;
+  std::uint64_t chunk_bytes_ = 0;
+  std::uint64_t granularity_ = 1;
+  std::uint64_t reserved_ = 0;
+  std::vector<CUmemGenericAllocationHandle> handles_;
+  std::atomic<std::uint64_t> resident_{0};
   std::atomic<bool> failed_{false};
   std::atomic<int> inject_{0};
   std::atomic<const char*> fail_reason_{nullptr};
@@ -242,34 +300,98 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
   const std::string who = "GPU " + std::to_string(s->device_) + " (" + prop.name + ", " +
                           uuid_string(prop.uuid) + ", " + gib(free_b) + " free of " + gib(total_b) + ")";
 
-  // Device memory: ask for all of it, then 7/8, 6/8, ... 1/8.
-  std::string tried;
-  const std::uint64_t step = std::max<std::uint64_t>(want / 8, 512);
-  for (std::uint64_t n = want;; n = n > step ? n - step : 0) {
-    // The size asked exactly; smaller tries on 2 MiB boundaries.
-    const std::uint64_t ask = n == want ? want : n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB) : n / 512 * 512;
-    if (ask == 0 || n < want / 8) {
-      report = "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (tried " + tried + ")";
-      return fail(ENOMEM, report + ": free GPU memory or ask for less with --size");
+  // Device memory in chunks mapped into one reserved range (VMM), else one
+  // cudaMalloc: ask for all of it, then 7/8, 6/8, ... 1/8.
+  const Vmm& v = vmm();
+  CUmemAllocationProp prop_alloc{};
+  prop_alloc.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop_alloc.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop_alloc.location.id = s->device_;
+  std::size_t gran = 0;
+  if (v.ok && v.granularity(&gran, &prop_alloc, CU_MEM_ALLOC_GRANULARITY_RECOMMENDED) == CUDA_SUCCESS &&
+      gran > 0) {
+    s->vmm_ = true;
+    s->granularity_ = gran;
+    s->chunk_bytes_ = std::max<std::uint64_t>(options.chunk_bytes, gran);
+    s->chunk_bytes_ = (s->chunk_bytes_ + gran - 1) / gran * gran;
+    s->size_ = want;
+    const std::uint32_t chunks = s->chunk_count();
+    s->reserved_ = static_cast<std::uint64_t>(chunks) * s->chunk_bytes_;
+    CUdeviceptr base = 0;
+    if (v.reserve(&base, s->reserved_, 0, 0, 0) != CUDA_SUCCESS) {
+      (void)cudaGetLastError();
+      return fail(EIO,
+                  "cuda store: " + who + ": cannot reserve " + gib(s->reserved_) + " of GPU address space");
     }
-    void* p = nullptr;
-    e = cudaMalloc(&p, ask);
-    if (e == cudaSuccess) {
-      s->vram_ = static_cast<char*>(p);
-      s->size_ = ask;
-      break;
+    s->vram_ = reinterpret_cast<char*>(base);
+    s->handles_.assign(chunks, 0);
+    // Leave the driver room for the streams, the kernels and other users'
+    // contexts: at most free memory less max(256 MiB, 1/64 of the GPU).
+    const std::uint64_t headroom = std::max<std::uint64_t>(256 * kMiB, total_b / 64);
+    const std::uint64_t budget = free_b > headroom ? free_b - headroom : 0;
+    const auto fit = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(chunks, (budget + s->chunk_bytes_ - 1) / s->chunk_bytes_));
+    std::uint32_t got = 0;
+    CUresult cr = fit < chunks ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
+    for (; got < fit; ++got)
+      if ((cr = s->map_chunk(got)) != CUDA_SUCCESS) break;
+    if (got < chunks) {
+      (void)cudaGetLastError();
+      if (cr != CUDA_ERROR_OUT_OF_MEMORY)
+        return fail(EIO, "cuda store: " + who + ": mapping chunk " + std::to_string(got) +
+                             " failed (CUresult " + std::to_string(static_cast<int>(cr)) + ")");
+      const std::uint64_t have = static_cast<std::uint64_t>(got) * s->chunk_bytes_;
+      if (have == 0 || have < want / 8) {
+        report =
+            "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (got " + gib(have) + ")";
+        return fail(ENOMEM, report + ": free GPU memory or ask for less with --size");
+      }
+      s->size_ = have;  // the chunks it got; the rest of the range stays reserved, unmapped
+      s->handles_.resize(got);
     }
-    (void)cudaGetLastError();  // out of memory is not sticky
-    if (e != cudaErrorMemoryAllocation) {
-      return fail(EIO, "cuda store: " + who + ": cudaMalloc(" + gib(ask) + "): " + cuda_what(e));
-    }
-    tried += (tried.empty() ? "" : ", ") + gib(ask);
-  }
-  if (s->size_ == want) {
-    report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM as asked";
+    if (s->size_ == want)
+      report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM as asked, in " +
+               std::to_string(s->chunk_count()) + " chunks of " + gib(s->chunk_bytes_);
+    else
+      report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM, less than the " +
+               gib(want) + " asked: the GPU was short; in " + std::to_string(s->chunk_count()) +
+               " chunks of " + gib(s->chunk_bytes_);
   } else {
-    report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM, less than the " + gib(want) +
-             " asked: the GPU was short (cudaMalloc failed for " + tried + ")";
+    std::string tried;
+    const std::uint64_t step = std::max<std::uint64_t>(want / 8, 512);
+    for (std::uint64_t n = want;; n = n > step ? n - step : 0) {
+      // The size asked exactly; smaller tries on 2 MiB boundaries.
+      const std::uint64_t ask = n == want       ? want
+                                : n >= 2 * kMiB ? n / (2 * kMiB) * (2 * kMiB)
+                                                : n / 512 * 512;
+      if (ask == 0 || n < want / 8) {
+        report = "cuda store: " + who + ": cannot allocate even " + gib(want / 8) + " (tried " + tried + ")";
+        return fail(ENOMEM, report + ": free GPU memory or ask for less with --size");
+      }
+      void* p = nullptr;
+      e = cudaMalloc(&p, ask);
+      if (e == cudaSuccess) {
+        s->vram_ = static_cast<char*>(p);
+        s->size_ = ask;
+        break;
+      }
+      (void)cudaGetLastError();  // out of memory is not sticky
+      if (e != cudaErrorMemoryAllocation) {
+        return fail(EIO, "cuda store: " + who + ": cudaMalloc(" + gib(ask) + "): " + cuda_what(e));
+      }
+      tried += (tried.empty() ? "" : ", ") + gib(ask);
+    }
+    s->chunk_bytes_ = (s->size_ + 4095) / 4096 * 4096;
+    s->resident_ = s->size_;
+    if (s->size_ == want) {
+      report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM as asked";
+    } else {
+      report = "cuda store: " + who + ": allocated " + gib(s->size_) + " of VRAM, less than the " +
+               gib(want) + " asked: the GPU was short (cudaMalloc failed for " + tried + ")";
+    }
+    report +=
+        "; no virtual memory management in this driver: the export is one chunk that evacuation "
+        "cannot give back";
   }
 
   auto cuda_fail = [&](const char* what, cudaError_t err) {
@@ -338,8 +460,96 @@ CudaStore::~CudaStore() {
     for (const Reg& r : regs_) cudaFreeHost(reinterpret_cast<void*>(r.begin));
     regs_.clear();
   }
-  if (vram_) cudaFree(vram_);
+  if (vmm_) {
+    const Vmm& v = vmm();
+    const auto base = reinterpret_cast<CUdeviceptr>(vram_);
+    for (std::uint32_t i = 0; i < handles_.size(); ++i) {
+      if (handles_[i] == 0) continue;
+      v.unmap(base + chunk_offset(i), mapped_length(i));
+      v.release(handles_[i]);
+    }
+    if (vram_) v.address_free(base, reserved_);
+  } else if (vram_) {
+    cudaFree(vram_);
+  }
   (void)cudaGetLastError();
+}
+
+CUresult CudaStore::map_chunk(std::uint32_t i) {
+  const Vmm& v = vmm();
+  CUmemAllocationProp prop{};
+  prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
+  prop.location.type = CU_MEM_LOCATION_TYPE_DEVICE;
+  prop.location.id = device_;
+  CUmemGenericAllocationHandle h = 0;
+  const std::uint64_t len = mapped_length(i);
+  const CUdeviceptr at = reinterpret_cast<CUdeviceptr>(vram_) + chunk_offset(i);
+  CUresult r = v.create(&h, len, &prop, 0);
+  if (r != CUDA_SUCCESS) return r;
+  if ((r = v.map(at, len, 0, h, 0)) != CUDA_SUCCESS) {
+    v.release(h);
+    return r;
+  }
+  CUmemAccessDesc access{};
+  access.location = prop.location;
+  access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+  if ((r = v.set_access(at, len, &access, 1)) != CUDA_SUCCESS) {
+    v.unmap(at, len);
+    v.release(h);
+    return r;
+  }
+  handles_[i] = h;
+  resident_ += len;
+  return CUDA_SUCCESS;
+}
+
+Result<void> CudaStore::release_chunk(std::uint32_t i) {
+  if (i >= chunk_count()) return fail(EINVAL, "cuda store: no chunk " + std::to_string(i));
+  if (!vmm_)
+    return fail(ENOTSUP,
+                "cuda store: this driver has no virtual memory management: the export is one "
+                "allocation and cannot give chunks back");
+  if (handles_[i] == 0) return {};
+  ensure_device();
+  // Unmapping may wait for the device's work: the poller first (it would
+  // never finish while requests keep coming; it restarts with the next).
+  std::lock_guard lk(poll_mu_);
+  if (const cudaError_t e = stop_poller(); e != cudaSuccess)
+    return fail(EIO, "cuda store: stopping the polling kernel: " + cuda_what(e));
+  const Vmm& v = vmm();
+  const std::uint64_t len = mapped_length(i);
+  const CUdeviceptr at = reinterpret_cast<CUdeviceptr>(vram_) + chunk_offset(i);
+  CUresult r = v.unmap(at, len);
+  if (r == CUDA_SUCCESS) r = v.release(handles_[i]);
+  if (r != CUDA_SUCCESS) {
+    (void)cudaGetLastError();
+    return fail(EIO, "cuda store: giving chunk " + std::to_string(i) + " back failed (CUresult " +
+                         std::to_string(static_cast<int>(r)) + ")");
+  }
+  handles_[i] = 0;
+  resident_ -= len;
+  return {};
+}
+
+Result<void> CudaStore::restore_chunk(std::uint32_t i) {
+  if (i >= chunk_count()) return fail(EINVAL, "cuda store: no chunk " + std::to_string(i));
+  if (!vmm_ || handles_[i] != 0) return {};
+  ensure_device();
+  std::lock_guard lk(poll_mu_);
+  if (const cudaError_t e = stop_poller(); e != cudaSuccess)
+    return fail(EIO, "cuda store: stopping the polling kernel: " + cuda_what(e));
+  const CUresult r = map_chunk(i);
+  if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+    (void)cudaGetLastError();
+    return fail(ENOMEM, "cuda store: no VRAM for chunk " + std::to_string(i) + " (" +
+                            std::to_string(mapped_length(i)) + " bytes): the GPU is still short");
+  }
+  if (r != CUDA_SUCCESS) {
+    (void)cudaGetLastError();
+    return fail(EIO, "cuda store: mapping chunk " + std::to_string(i) + " failed (CUresult " +
+                         std::to_string(static_cast<int>(r)) + ")");
+  }
+  return {};
 }
 
 int CudaStore::ranged(Op op, std::uint64_t offset, std::uint64_t length) {
@@ -674,17 +884,17 @@ void CudaStore::submit(std::span<IoRequest> batch) {
 
 }  // namespace
 
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
-                                                    const CudaStoreTuning& tuning, std::string& report) {
+Result<std::unique_ptr<ChunkedStore>> make_cuda_store(const CudaStoreOptions& options,
+                                                      const CudaStoreTuning& tuning, std::string& report) {
   auto s = CudaStore::create(options, tuning, report);
   if (!s) {
     if (report.empty()) report = s.error().message;
     return std::unexpected(s.error());
   }
-  return std::unique_ptr<BlockStore>(std::move(*s));
+  return std::unique_ptr<ChunkedStore>(std::move(*s));
 }
 
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report) {
+Result<std::unique_ptr<ChunkedStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report) {
   CudaStoreTuning t;
   const char* env = std::getenv("TIERSWAP_CUDA_TUNING");
   std::string applied;

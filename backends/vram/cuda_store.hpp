@@ -21,6 +21,16 @@
 //   allows any content, zeros leak nothing). flush returns at once: submit()
 //   has waited for the GPU before it returned, so data is in VRAM.
 //
+// - Chunks (chunked_store.hpp): the export is one reserved virtual address
+//   range with each chunk's physical memory created and mapped into it on
+//   its own (CUDA virtual memory management: cuMemCreate/cuMemMap, reached
+//   through cudaGetDriverEntryPointByVersion, so the static runtime still
+//   starts without libcuda), so the kernels keep one base pointer and
+//   release_chunk() unmaps a chunk and frees its VRAM. Both stop the
+//   polling kernel first (it restarts with the next request). Where the
+//   driver lacks VMM, one cudaMalloc holds the export as one chunk that
+//   cannot be released (ENOTSUP, said in the report).
+//
 // Errors: any CUDA failure (launch, copy, sync, kernel fault) marks the store
 // failed(): that batch and every later call get EIO, never wrong data.
 // Thread-safety: every BlockStore call may come from any thread.
@@ -30,7 +40,7 @@
 #include <memory>
 #include <string>
 
-#include "backends/vram/block_store.hpp"
+#include "backends/vram/chunked_store.hpp"
 #include "common/result.hpp"
 
 namespace tierswap::vram {
@@ -38,6 +48,8 @@ namespace tierswap::vram {
 struct CudaStoreOptions {
   std::uint64_t size = 0;  // bytes; rounded down to a multiple of 512
   std::string device;      // "" first GPU, index "0" or UUID "GPU-..." (a prefix will do)
+  // Allocation unit (rounded up to the GPU's granularity, 2 MiB on H100/H200).
+  std::uint64_t chunk_bytes = 64ULL << 20;
 };
 
 // Knobs for tests and benchmarks; the defaults are what was measured best.
@@ -58,16 +70,17 @@ struct CudaStoreTuning {
   bool prefer_batching = false;
 };
 
-// Allocates device memory (backing off in steps of 1/8 of `size` when the
-// GPU is short, down to 1/8 of it; `report` says how much it got and why).
+// Allocates device memory chunk by chunk (when the GPU is short, the export
+// is the chunks it got, if that is at least 1/8 of `size`; `report` says how
+// much it got and why).
 // Errors: ENODEV (no driver, no device, no such device), ENOMEM (not even
 // 1/8 of size), EIO (other CUDA failures), EINVAL (size below 512).
 // This form takes the default tuning, overridden by the environment variable
 // TIERSWAP_CUDA_TUNING for benchmarks ("batching=0,poller=1,poller_max=65536,
 // poller_idle_us=10000,lanes=4,copy_min=524288,spin=1"); the report names
 // any override.
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report);
-Result<std::unique_ptr<BlockStore>> make_cuda_store(const CudaStoreOptions& options,
+Result<std::unique_ptr<ChunkedStore>> make_cuda_store(const CudaStoreOptions& options, std::string& report);
+Result<std::unique_ptr<ChunkedStore>> make_cuda_store(const CudaStoreOptions& options,
                                                     const CudaStoreTuning& tuning, std::string& report);
 
 // Test hooks. `store` must come from make_cuda_store().

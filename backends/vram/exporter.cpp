@@ -13,6 +13,8 @@
 #include <memory>
 #include <thread>
 
+#include "backends/vram/control_server.hpp"
+#include "backends/vram/migrating_store.hpp"
 #include "backends/vram/nbd_server.hpp"
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/store_factory.hpp"
@@ -170,6 +172,33 @@ void describe(CLI::App& app, ExporterOptions& o, bool test_hooks) {
   app.add_flag_callback(
       "--no-mlock", [&o] { o.mlock = false; },
       "do not lock memory (tests only: a swap exporter must not swap)");
+  app.add_option_function<std::string>(
+         "--chunk",
+         [&o](const std::string& v) {
+           o.chunk_bytes = size_value("--chunk", v);
+           if (o.chunk_bytes < (1U << 20) || o.chunk_bytes % (1U << 20) != 0)
+             throw CLI::ValidationError("--chunk", v + ": must be a multiple of 1M (e.g. 64M)");
+         },
+         "allocate the export in chunks of SIZE, each released on its own when evacuated (default 64M)")
+      ->type_name("SIZE");
+  app.add_option_function<std::string>(
+         "--spill",
+         [&o](const std::string& v) {
+           if (v != "lz4" && !(v.starts_with("file:/") && v.size() > 6))
+             throw CLI::ValidationError("--spill",
+                                        v + ": use lz4 (compressed RAM) or file:/PATH (a new file)");
+           o.spill = v;
+         },
+         "where evacuated chunks go: lz4 (compressed RAM) or file:/PATH (created, must not exist)")
+      ->type_name("lz4|file:PATH");
+  app.add_option("--control-fd", o.control_fd,
+                 "serve the control channel (line-based JSON: stats, evacuate, promote, progress, cancel) "
+                 "on the connected socket N")
+      ->type_name("N")
+      ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--movers", o.movers, "chunks moved at once by evacuate/promote (default 2)")
+      ->type_name("N")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--force", o.force, "exit on SIGTERM/SIGINT even while clients are attached");
   if (test_hooks) {
     app.add_option_function<std::string>(
@@ -257,6 +286,7 @@ int run_exporter(const ExporterOptions& o) {
   so.device = o.device;
   so.lock = o.mlock;
   so.fail_offset = o.fail_offset;
+  so.chunk_bytes = o.chunk_bytes;
   std::string report;
   auto store = make_store(so, report);
   if (!store) {
@@ -264,6 +294,28 @@ int run_exporter(const ExporterOptions& o) {
     return kExitFailure;
   }
   if (!report.empty()) spdlog::info("{}", report);
+
+  // With a spill store the export is served through a MigratingStore, which
+  // can move its chunks out and back while serving.
+  std::unique_ptr<MigratingStore> migrating;
+  if (!o.spill.empty()) {
+    auto* chunked = dynamic_cast<ChunkedStore*>(store->get());
+    if (chunked == nullptr) {
+      spdlog::error("--spill: the {} store cannot release its memory in chunks", (*store)->name());
+      return kExitFailure;
+    }
+    auto spill = make_spill(o.spill, chunked->size());
+    if (!spill) {
+      spdlog::error("{}", spill.error().describe());
+      return kExitFailure;
+    }
+    spdlog::info("{}; {} chunks of {} bytes", (*spill)->describe(), chunked->chunk_count(),
+                 chunked->chunk_bytes());
+    MoverOptions mo;
+    mo.workers = o.movers;
+    migrating = std::make_unique<MigratingStore>(*chunked, std::move(*spill), mo);
+  }
+  BlockStore& served = migrating ? static_cast<BlockStore&>(*migrating) : **store;
 
   ServerOptions opt;
   opt.socket_path = o.socket;
@@ -274,10 +326,19 @@ int run_exporter(const ExporterOptions& o) {
   opt.reply_timeout_ms = o.reply_timeout_ms;
   opt.handshake_timeout_ms = o.handshake_timeout_ms;
   opt.lock_stacks = o.mlock;
-  Server server(**store, opt);
+  Server server(served, opt);
   if (auto r = server.start(); !r) {
     spdlog::error("{}", r.error().describe());
     return kExitFailure;
+  }
+  std::unique_ptr<ControlServer> control;
+  if (o.control_fd >= 0) {
+    control = std::make_unique<ControlServer>(o.control_fd, server, **store, migrating.get());
+    if (auto r = control->start(); !r) {
+      spdlog::error("{}", r.error().describe());
+      server.stop();
+      return kExitFailure;
+    }
   }
 
   const timespec tick{0, 200 * 1000 * 1000};
@@ -302,8 +363,10 @@ int run_exporter(const ExporterOptions& o) {
       break;
     }
   }
+  if (control) control->stop();
+  if (migrating) migrating->cancel();
   server.stop();
-  if ((*store)->failed()) {
+  if (served.failed()) {
     spdlog::error("the {} store failed while serving", (*store)->name());
     return kExitFailure;
   }

@@ -25,7 +25,11 @@ struct ExporterOptions {
   std::size_t pipeline_bytes = SIZE_MAX;  // --pipeline; SIZE_MAX: off (command line default: auto)
   int reply_timeout_ms = 30000;
   int handshake_timeout_ms = 10000;
-  std::uint64_t fail_offset = UINT64_MAX;  // --test-fail-offset (test builds only)
+  std::uint64_t fail_offset = UINT64_MAX;   // --test-fail-offset (test builds only)
+  std::uint64_t chunk_bytes = 64ULL << 20;  // --chunk: allocation unit of the export
+  std::string spill;                        // --spill: "", "lz4", "file:PATH"
+  int control_fd = -1;                      // --control-fd
+  unsigned movers = 2;                      // --movers: chunks moved at once
   bool help = false;
   bool version = false;
 };

@@ -3,40 +3,96 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <string>
 
 namespace tierswap::vram {
 
+namespace {
+
+std::uint64_t page_size() {
+  return static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+Result<std::byte*> map_chunk(std::uint64_t bytes, bool lock) {
+  void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | (lock ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
+  if (p == MAP_FAILED)
+    return fail(errno, "host store: cannot map " + std::to_string(bytes) + " bytes of RAM");
+  if (lock && ::mlock(p, bytes) != 0) {
+    const int err = errno;
+    ::munmap(p, bytes);
+    return fail(err, "host store: cannot lock " + std::to_string(bytes) +
+                         " bytes in RAM (needs CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; "
+                         "--no-mlock for tests)");
+  }
+  return static_cast<std::byte*>(p);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<HostStore>> HostStore::create(const HostStoreOptions& options) {
   if (options.size == 0 || options.size % 512 != 0)
     return fail(EINVAL, "host store: size " + std::to_string(options.size) +
                             " must be a non-zero multiple of 512 bytes");
-  const auto page = static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
-  const std::uint64_t mapped = (options.size + page - 1) / page * page;
-  void* p = ::mmap(nullptr, mapped, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS | (options.lock ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
-  if (p == MAP_FAILED)
-    return fail(errno, "host store: cannot map " + std::to_string(mapped) + " bytes of RAM");
-  if (options.lock && ::mlock(p, mapped) != 0) {
-    const int err = errno;
-    ::munmap(p, mapped);
-    return fail(err, "host store: cannot lock " + std::to_string(mapped) +
-                         " bytes in RAM (needs CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; "
-                         "--no-mlock for tests)");
-  }
+  if (options.chunk_bytes == 0 || options.chunk_bytes % 4096 != 0)
+    return fail(EINVAL, "host store: chunk size " + std::to_string(options.chunk_bytes) +
+                            " must be a non-zero multiple of 4096 bytes");
   std::unique_ptr<HostStore> s(new HostStore());
-  s->base_ = static_cast<std::byte*>(p);
   s->size_ = options.size;
-  s->mapped_ = mapped;
+  s->chunk_bytes_ = options.chunk_bytes;
+  s->lock_ = options.lock;
   s->prefer_batching_ = options.prefer_batching;
   s->fail_offset_ = options.fail_offset;
+  s->chunks_.assign(s->chunk_count(), nullptr);
+  for (std::uint32_t i = 0; i < s->chunk_count(); ++i)
+    if (auto r = s->restore_chunk(i); !r) return std::unexpected(r.error());  // ~HostStore unmaps the rest
   return s;
 }
 
 HostStore::~HostStore() {
-  if (base_ != nullptr) ::munmap(base_, mapped_);
+  for (std::uint32_t i = 0; i < chunks_.size(); ++i)
+    if (chunks_[i] != nullptr) ::munmap(chunks_[i], mapped_length(i));
+}
+
+std::uint64_t HostStore::mapped_length(std::uint32_t i) const {
+  const std::uint64_t page = page_size();
+  return (chunk_length(i) + page - 1) / page * page;
+}
+
+Result<void> HostStore::release_chunk(std::uint32_t i) {
+  if (i >= chunks_.size()) return fail(EINVAL, "host store: no chunk " + std::to_string(i));
+  if (chunks_[i] == nullptr) return {};
+  ::munmap(chunks_[i], mapped_length(i));
+  chunks_[i] = nullptr;
+  resident_ -= mapped_length(i);
+  return {};
+}
+
+Result<void> HostStore::restore_chunk(std::uint32_t i) {
+  if (i >= chunks_.size()) return fail(EINVAL, "host store: no chunk " + std::to_string(i));
+  if (chunks_[i] != nullptr) return {};
+  auto p = map_chunk(mapped_length(i), lock_);
+  if (!p) return wrap(p.error(), "chunk " + std::to_string(i));
+  chunks_[i] = *p;
+  resident_ += mapped_length(i);
+  return {};
+}
+
+template <class F>
+int HostStore::each_piece(std::uint64_t offset, std::uint64_t length, F&& f) {
+  std::uint64_t done = 0;
+  while (done < length) {
+    const auto i = static_cast<std::uint32_t>((offset + done) / chunk_bytes_);
+    const std::uint64_t in = (offset + done) - chunk_offset(i);
+    const std::uint64_t n = std::min(length - done, chunk_length(i) - in);
+    if (chunks_[i] == nullptr) return EIO;  // the caller broke the release contract
+    f(chunks_[i] + in, n, done);
+    done += n;
+  }
+  return 0;
 }
 
 // Failure injection only; the protocol layer has already checked bounds.
@@ -48,20 +104,22 @@ bool HostStore::check(std::uint64_t offset, std::uint64_t length) {
 
 int HostStore::read(std::uint64_t offset, std::span<std::byte> out) {
   if (!check(offset, out.size())) return EIO;
-  std::memcpy(out.data(), base_ + offset, out.size());
-  return 0;
+  return each_piece(offset, out.size(), [&](std::byte* p, std::uint64_t n, std::uint64_t at) {
+    std::memcpy(out.data() + at, p, n);
+  });
 }
 
 int HostStore::write(std::uint64_t offset, std::span<const std::byte> in) {
   if (!check(offset, in.size())) return EIO;
-  std::memcpy(base_ + offset, in.data(), in.size());
-  return 0;
+  return each_piece(offset, in.size(), [&](std::byte* p, std::uint64_t n, std::uint64_t at) {
+    std::memcpy(p, in.data() + at, n);
+  });
 }
 
 int HostStore::zero(std::uint64_t offset, std::uint64_t length) {
   if (!check(offset, length)) return EIO;
-  std::memset(base_ + offset, 0, length);
-  return 0;
+  return each_piece(offset, length,
+                    [](std::byte* p, std::uint64_t n, std::uint64_t) { std::memset(p, 0, n); });
 }
 
 int HostStore::trim(std::uint64_t offset, std::uint64_t length) {

@@ -1,25 +1,31 @@
 // HostStore: the export kept in host RAM (tests, CPU machines, and the spill
 // target of a demoted VRAM tier).
 //
-// One anonymous mapping of size() bytes, page-aligned, zero at start; locked
-// with mlock() when `lock` is set (the exporter also calls mlockall). Reads
-// and writes are memcpy; zero is memset; trim is a no-op (proto.md leaves
-// trimmed contents unspecified, and a locked page cannot be given back).
-// Thread-safe without locks: the caller orders overlapping requests.
+// One anonymous mapping per chunk (chunk_bytes, 64 MiB by default, the last
+// one shorter), page-aligned, zero at start; locked with mlock() when `lock`
+// is set (the exporter also calls mlockall). A released chunk is unmapped
+// (its RAM goes back to the system) and mapped again by restore_chunk().
+// Reads and writes are memcpy, split at chunk boundaries; zero is memset;
+// trim is a no-op (proto.md leaves trimmed contents unspecified, and a
+// locked page cannot be given back).
+// Thread-safe without locks: the caller orders overlapping requests and
+// keeps I/O away from a chunk while it is released or restored.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
-#include "backends/vram/block_store.hpp"
+#include "backends/vram/chunked_store.hpp"
 #include "common/result.hpp"
 
 namespace tierswap::vram {
 
 struct HostStoreOptions {
-  std::uint64_t size = 0;  // bytes, a multiple of 512
-  bool lock = true;        // mlock the whole export
+  std::uint64_t size = 0;                          // bytes, a multiple of 512
+  std::uint64_t chunk_bytes = kDefaultChunkBytes;  // a multiple of 4096
+  bool lock = true;                                // mlock the whole export
   // Test knob: report prefers_batching() so the server takes its gather path
   // (the one CudaStore uses) with a store that runs anywhere.
   bool prefer_batching = false;
@@ -28,7 +34,7 @@ struct HostStoreOptions {
   std::uint64_t fail_offset = UINT64_MAX;
 };
 
-class HostStore final : public BlockStore {
+class HostStore final : public ChunkedStore {
  public:
   static Result<std::unique_ptr<HostStore>> create(const HostStoreOptions& options);
   ~HostStore() override;
@@ -44,6 +50,12 @@ class HostStore final : public BlockStore {
   int trim(std::uint64_t offset, std::uint64_t length) override;
   int flush() override;
 
+  [[nodiscard]] std::uint64_t chunk_bytes() const override { return chunk_bytes_; }
+  [[nodiscard]] bool chunk_resident(std::uint32_t i) const override { return chunks_[i] != nullptr; }
+  Result<void> release_chunk(std::uint32_t i) override;
+  Result<void> restore_chunk(std::uint32_t i) override;
+  [[nodiscard]] std::uint64_t resident_bytes() const override { return resident_; }
+
   // Counts submit() calls and requests, so that tests can see batching work.
   [[nodiscard]] std::uint64_t batches() const { return batches_; }
   void submit(std::span<IoRequest> batch) override;
@@ -51,10 +63,17 @@ class HostStore final : public BlockStore {
  private:
   HostStore() = default;
   bool check(std::uint64_t offset, std::uint64_t length);
+  [[nodiscard]] std::uint64_t mapped_length(std::uint32_t i) const;
+  // f(chunk memory, length, bytes of the request before it) for each chunk
+  // piece of [offset, offset + length); EIO for a released chunk.
+  template <class F>
+  int each_piece(std::uint64_t offset, std::uint64_t length, F&& f);
 
-  std::byte* base_ = nullptr;
+  std::vector<std::byte*> chunks_;
   std::uint64_t size_ = 0;
-  std::uint64_t mapped_ = 0;
+  std::uint64_t chunk_bytes_ = kDefaultChunkBytes;
+  bool lock_ = true;
+  std::atomic<std::uint64_t> resident_{0};
   bool prefer_batching_ = false;
   std::uint64_t fail_offset_ = UINT64_MAX;
   std::atomic<bool> failed_{false};

@@ -59,6 +59,12 @@ struct Slot {
   std::byte reply[kSimpleReplySize];
 };
 
+std::int64_t now_ns() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
 std::int64_t now_ms() {
   timespec ts{};
   ::clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -175,6 +181,7 @@ struct Server::Group {
   std::vector<unsigned> io_slot;
   std::vector<iovec> iov;
   unsigned n = 0;
+  std::int64_t t0_ns = 0;  // when its first request was received
 };
 
 struct Server::Connection {
@@ -441,7 +448,18 @@ bool Server::finished() const {
 }
 
 ServerStats Server::stats() const {
-  return {accepted_.load(), refused_.load(), requests_.load(), batches_.load(), max_groups_in_batch_.load()};
+  ServerStats s{accepted_.load(), refused_.load(), requests_.load(), batches_.load(),
+                max_groups_in_batch_.load()};
+  for (int i = 0; i < 5; ++i) {
+    s.op_requests[i] = op_requests_[i].load(std::memory_order_relaxed);
+    s.op_bytes[i] = op_bytes_[i].load(std::memory_order_relaxed);
+  }
+  s.queue_depth = inflight_.load(std::memory_order_relaxed);
+  s.queue_depth_max = inflight_max_.load(std::memory_order_relaxed);
+  s.latency_p50_ns = latency_.percentile(0.50);
+  s.latency_p99_ns = latency_.percentile(0.99);
+  s.latency_samples = latency_.total();
+  return s;
 }
 
 bool Server::assign(int fd) {
@@ -750,6 +768,7 @@ void Server::transmission(Connection& c) {
       if (need > c.payload_bytes - used) break;
       if (n > 0 && err == 0 && conflicts(g.slots, n, req)) break;
       Slot& s = g.slots[n];
+      if (n == 0) g.t0_ns = now_ns();
       s.req = req;
       s.error = err;
       s.data = need > 0 ? g.payload + used : nullptr;
@@ -807,9 +826,17 @@ void Server::execute(Connection& c, Group& g) {
   const unsigned n = g.n;
   unsigned k = 0;
   bool fua = false;
+  std::uint64_t reqs[5] = {}, bytes[5] = {};
+  const std::uint64_t depth = inflight_.fetch_add(n, std::memory_order_relaxed) + n;
+  for (std::uint64_t m = inflight_max_.load(std::memory_order_relaxed);
+       depth > m && !inflight_max_.compare_exchange_weak(m, depth, std::memory_order_relaxed);) {
+  }
   for (unsigned i = 0; i < n; ++i) {
     Slot& s = g.slots[i];
     if (s.error != 0) continue;
+    const auto op = static_cast<unsigned>(op_of(s.req.type));
+    reqs[op]++;
+    bytes[op] += s.req.type == kCmdFlush ? 0 : s.req.length;
     IoRequest& io = g.ios[k];
     io.op = op_of(s.req.type);
     io.offset = s.req.offset;
@@ -828,6 +855,11 @@ void Server::execute(Connection& c, Group& g) {
         if (g.slots[i].error == 0 && (g.slots[i].req.flags & kCmdFlagFua) != 0) g.slots[i].error = e;
   }
   requests_.fetch_add(n, std::memory_order_relaxed);
+  for (int i = 0; i < 5; ++i) {
+    if (reqs[i] == 0) continue;
+    op_requests_[i].fetch_add(reqs[i], std::memory_order_relaxed);
+    op_bytes_[i].fetch_add(bytes[i], std::memory_order_relaxed);
+  }
 }
 
 bool Server::send_replies(Connection& c, Group& g) {
@@ -839,7 +871,10 @@ bool Server::send_replies(Connection& c, Group& g) {
     g.iov[k++] = {s.reply, kSimpleReplySize};
     if (s.req.type == kCmdRead && s.error == 0) g.iov[k++] = {s.data, s.req.length};
   }
-  if (send_iov(c.fd, g.iov.data(), k, opt_.reply_timeout_ms)) return true;
+  const bool sent = send_iov(c.fd, g.iov.data(), k, opt_.reply_timeout_ms);
+  latency_.record(static_cast<std::uint64_t>(now_ns() - g.t0_ns), g.n);
+  inflight_.fetch_sub(g.n, std::memory_order_relaxed);
+  if (sent) return true;
   spdlog::warn("connection {}: client did not take its replies within {} ms; dropping it", c.index,
                opt_.reply_timeout_ms);
   return false;

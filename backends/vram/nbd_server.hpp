@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "backends/vram/block_store.hpp"
+#include "backends/vram/latency_histogram.hpp"
 #include "backends/vram/nbd_protocol.hpp"
 #include "common/result.hpp"
 
@@ -77,6 +78,15 @@ struct ServerStats {
   std::uint64_t requests = 0;
   std::uint64_t batches = 0;              // submit() calls made by the batcher
   std::uint64_t max_groups_in_batch = 0;  // most connections' groups one of them carried
+  // Per Op (read, write, zero, trim, flush): requests served and their bytes.
+  std::uint64_t op_requests[5] = {};
+  std::uint64_t op_bytes[5] = {};
+  std::uint64_t queue_depth = 0;      // requests received and not yet answered, now
+  std::uint64_t queue_depth_max = 0;  // the most there were at once
+  // From a group's first request received to its replies sent, per request.
+  std::uint64_t latency_p50_ns = 0;
+  std::uint64_t latency_p99_ns = 0;
+  std::uint64_t latency_samples = 0;
 };
 
 class Server {
@@ -129,6 +139,9 @@ class Server {
   std::atomic<unsigned> fds_left_{0};
   std::atomic<std::uint64_t> accepted_{0}, refused_{0}, requests_{0}, batches_{0};
   std::atomic<std::uint64_t> max_groups_in_batch_{0};
+  std::atomic<std::uint64_t> op_requests_[5] = {}, op_bytes_[5] = {};
+  std::atomic<std::uint64_t> inflight_{0}, inflight_max_{0};
+  LatencyHistogram latency_;
 
   std::vector<std::unique_ptr<Connection>> slots_;
   std::mutex slots_mu_;

@@ -23,6 +23,7 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     h.lock = options.lock;
     h.prefer_batching = options.kind == "host-batch";
     h.fail_offset = options.fail_offset;
+    h.chunk_bytes = options.chunk_bytes;
     auto s = HostStore::create(h);
     if (!s) return std::unexpected(s.error());
     report =
@@ -34,7 +35,10 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     CudaStoreOptions c;
     c.size = options.size;
     c.device = options.device;
-    return make_cuda_store(c, report);
+    c.chunk_bytes = options.chunk_bytes;
+    auto r = make_cuda_store(c, report);
+    if (!r) return std::unexpected(r.error());
+    return std::unique_ptr<BlockStore>(std::move(*r));
 #else
     // Code 0: the message is complete; strerror(ENOTSUP) would only repeat it.
     return fail(0,

@@ -122,6 +122,7 @@ void close_fds(const std::string& list) {
 Result<void> start_exporter(Step& s, ExecContext& ctx) {
   const std::string store = option(s.value, "store");
   const std::string device = option(s.value, "device");
+  const std::string spill = option(s.value, "spill");
   const int n = std::max(1, std::atoi(option(s.value, "connections").c_str()));
   const std::string exe = exporter_path();
   if (::access(exe.c_str(), X_OK) != 0)
@@ -142,6 +143,15 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
     ours.push_back(sv[0]);
     theirs.push_back(sv[1]);
   }
+  // The control channel (exporter_control.hpp): the daemon keeps ctl[0].
+  int ctl[2];
+  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0) {
+    const int e = errno;
+    close_all();
+    return fail(e, "vram tier \"" + s.tier + "\": socketpair for the exporter's control channel");
+  }
+  ours.push_back(ctl[0]);
+  theirs.push_back(ctl[1]);
   // exec failure comes back through a close-on-exec pipe.
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -151,7 +161,10 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   }
   std::vector<std::string> args = {exe, "--store", store, "--size", std::to_string(s.size)};
   if (!device.empty()) args.insert(args.end(), {"--device", device});
-  for (int fd : theirs) args.insert(args.end(), {"--fd", std::to_string(fd)});
+  for (int fd : theirs)
+    if (fd != ctl[1]) args.insert(args.end(), {"--fd", std::to_string(fd)});
+  args.insert(args.end(), {"--control-fd", std::to_string(ctl[1])});
+  if (!spill.empty()) args.insert(args.end(), {"--spill", spill});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -187,8 +200,10 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   const auto info = proc_info(ctx.fs, pid);
   const std::string id = process_id(pid, info ? info->start : 0);
   std::string fds;
-  for (int fd : ours) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
+  for (int fd : ours)
+    if (fd != ctl[0]) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
   ctx.bind("{vram:" + s.tier + ":exporter}", id);
+  ctx.bind("{vram:" + s.tier + ":control}", std::to_string(ctl[0]));
   ctx.bind(fds_placeholder(s.tier), fds);
   s.path = id;
   return {};
@@ -337,6 +352,7 @@ class VramKind final : public TierKind {
         t.connections > 0 ? t.connections : default_connections(std::thread::hardware_concurrency());
     std::string opts = "store=" + t.store + " connections=" + std::to_string(connections);
     if (!t.gpu.empty() && t.store == "cuda") opts += " device=" + t.gpu;
+    if (!t.spill.empty()) opts += " spill=" + t.spill;
     const std::string dev = paths::dev_node("{vram:" + t.name + "}");
     ctx.add(Step{.kind = kName, .op = "start_exporter", .tier = t.name, .value = opts, .size = size});
     ctx.add(Step{.kind = kName,

@@ -15,7 +15,7 @@ rm -rf "$C"
 mkdir -p "$C/bin" "$C/lib" "$C/nbdkit-plugins"
 for f in "$B"/bin/*; do
   case "$(basename "$f")" in
-    tierswap-nbd|tierswap_gpu_tests|tierswap-gpu-bench|*nbd*bench*|*loadgen*|*nbd-load*) cp "$f" "$C/bin/" ;;
+    tierswap-nbd|tierswap_gpu_tests|tierswap-gpu-bench|tierswap-evac-bench|*nbd*bench*|*loadgen*|*nbd-load*) cp "$f" "$C/bin/" ;;
   esac
 done
 cp "$(command -v nbdkit)" "$C/bin/"

@@ -2,7 +2,8 @@
 # On the GPU machine, from the repository root, over what bench/gpu/package.sh
 # put in CARRY (default .carry/gpu):
 #   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final]
-#   store: gpu tests, then the store microbenchmark (tierswap-gpu-bench)
+#   store: gpu tests, then the store microbenchmark (tierswap-gpu-bench) and
+#          the evacuation benchmark (tierswap-evac-bench --store cuda)
 #   all:   store, then compute-sanitizer memcheck over a few tests
 #   e2e:   store, then bench/nbd/run.sh --store cuda against nbdkit null and
 #          memory: defaults, then the server submitting inline
@@ -25,6 +26,11 @@ grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|report:' "$OUT/gpu-tests.log" | he
 echo "== store microbenchmark"
 timeout 200 "$C/bin/tierswap-gpu-bench" --size $((8 << 30)) --seconds 1 > "$OUT/store-bench.log" 2>&1
 echo "store bench rc=$?"
+echo "== evacuation benchmark (CudaStore to lz4 and a file spill, and back)"
+rm -f /var/tmp/tierswap-evac-bench.spill
+timeout 240 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --movers 8 --slice 4M \
+  --spill lz4 --spill file:/var/tmp/tierswap-evac-bench.spill > "$OUT/evac-bench.md" 2>&1
+echo "evac bench rc=$?"
 if [ "$WHAT" = all ] && command -v compute-sanitizer >/dev/null; then
   echo "== compute-sanitizer memcheck (subset)"
   timeout 120 compute-sanitizer --tool memcheck "$C/bin/tierswap_gpu_tests" \
@@ -65,5 +71,7 @@ if [ "$WHAT" = e2e ] || [ "$WHAT" = final ]; then
 fi
 echo "== store microbenchmark (table)"
 cat "$OUT/store-bench.log"
+echo "== evacuation benchmark (table)"
+cat "$OUT/evac-bench.md"
 for f in "$OUT"/e2e-*.md; do [ -f "$f" ] && { echo "== $(basename "$f")"; cat "$f"; }; done
 exit 0

@@ -1,0 +1,199 @@
+#include "backends/vram/control_server.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <nlohmann/json.hpp>
+
+namespace tierswap::vram {
+
+using nlohmann::json;
+
+namespace {
+
+const char* const kOps[5] = {"read", "write", "zero", "trim", "flush"};
+
+std::string error_line(const std::string& message) {
+  return json{{"ok", false}, {"error", message}}.dump();
+}
+
+json progress_json(const MoveProgress& p) {
+  json j{{"ok", true},
+         {"job", p.job},
+         {"running", p.running},
+         {"cancelled", p.cancelled},
+         {"chunks_total", p.chunks_total},
+         {"chunks_done", p.chunks_done},
+         {"bytes_moved", p.bytes_moved},
+         {"seconds", p.seconds},
+         {"gb_per_s", p.seconds > 0 ? static_cast<double>(p.bytes_moved) / p.seconds / 1e9 : 0.0}};
+  j["error"] = p.error.empty() ? json(nullptr) : json(p.error);
+  return j;
+}
+
+}  // namespace
+
+std::string control_stats(const Server& server, const BlockStore& base, MigratingStore* store) {
+  const ServerStats s = server.stats();
+  json ops = json::object();
+  for (int i = 0; i < 5; ++i) ops[kOps[i]] = {{"requests", s.op_requests[i]}, {"bytes", s.op_bytes[i]}};
+  json j{{"ok", true},
+         {"store", base.name()},
+         {"size", base.size()},
+         {"failed", base.failed()},
+         {"clients", server.clients()},
+         {"requests", s.requests},
+         {"ops", ops},
+         {"queue_depth", s.queue_depth},
+         {"queue_depth_max", s.queue_depth_max},
+         {"latency_us",
+          {{"p50", static_cast<double>(s.latency_p50_ns) / 1000.0},
+           {"p99", static_cast<double>(s.latency_p99_ns) / 1000.0},
+           {"samples", s.latency_samples}}}};
+  const auto* chunked = dynamic_cast<const ChunkedStore*>(&base);
+  if (chunked != nullptr) {
+    j["chunk_bytes"] = chunked->chunk_bytes();
+    j["resident_bytes"] = chunked->resident_bytes();
+  }
+  if (store != nullptr) {
+    std::uint64_t n[4] = {};
+    std::string map;
+    for (ChunkState st : store->states()) {
+      n[static_cast<int>(st)]++;
+      map += state_letter(st);
+    }
+    j["chunks"] = {{"total", map.size()}, {"resident", n[0]},  {"moving_out", n[1]},
+                   {"spilled", n[2]},     {"moving_in", n[3]}, {"map", map}};
+    const SpillStore* sp = store->spill();
+    j["spill"] = {{"kind", sp->name()},
+                  {"stored_bytes", sp->stored_bytes()},
+                  {"footprint_bytes", sp->footprint_bytes()},
+                  {"ratio", sp->ratio()},
+                  {"describe", sp->describe()}};
+  } else if (chunked != nullptr) {
+    j["chunks"] = {{"total", chunked->chunk_count()}, {"resident", chunked->chunk_count()}};
+    j["spill"] = nullptr;
+  }
+  return j.dump();
+}
+
+std::string handle_control_line(std::string_view line, const Server& server, const BlockStore& base,
+                                MigratingStore* store) {
+  json req;
+  try {
+    req = json::parse(line);
+  } catch (const json::exception& e) {
+    return error_line(std::string("not a JSON line (") + e.what() + "); send e.g. {\"cmd\": \"stats\"}");
+  }
+  if (!req.is_object() || !req.contains("cmd") || !req["cmd"].is_string())
+    return error_line("a request is a JSON object with a string \"cmd\", e.g. {\"cmd\": \"stats\"}");
+  const std::string cmd = req["cmd"].get<std::string>();
+  if (cmd == "stats") return control_stats(server, base, store);
+  if (cmd == "evacuate" || cmd == "promote") {
+    if (store == nullptr)
+      return error_line(cmd +
+                        ": no spill store configured for this export (start tierswap-nbd with --spill lz4 "
+                        "or --spill file:PATH; in tierswap.yaml, spill: under the vram tier)");
+    auto r = cmd == "evacuate" ? store->evacuate() : store->promote();
+    if (!r) return error_line(r.error().describe());
+    return progress_json(store->progress()).dump();
+  }
+  if (cmd == "progress") {
+    if (store == nullptr) return progress_json(MoveProgress{}).dump();
+    return progress_json(store->progress()).dump();
+  }
+  if (cmd == "cancel") {
+    if (store != nullptr) store->cancel();
+    return progress_json(store != nullptr ? store->progress() : MoveProgress{}).dump();
+  }
+  return error_line("unknown command \"" + cmd + "\" (stats, evacuate, promote, progress, cancel)");
+}
+
+Result<void> ControlServer::start() {
+  struct stat st {};
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::fstat(fd_, &st) != 0 || !S_ISSOCK(st.st_mode) ||
+      ::getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
+    return fail(EINVAL, "--control-fd " + std::to_string(fd_) + ": not an open stream socket");
+  ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256U << 10);
+  const int rc = pthread_create(
+      &thread_, &attr,
+      [](void* p) -> void* {
+        static_cast<ControlServer*>(p)->loop();
+        return nullptr;
+      },
+      this);
+  pthread_attr_destroy(&attr);
+  if (rc != 0) return fail(rc, "cannot start the control thread");
+  running_ = true;
+  return {};
+}
+
+void ControlServer::stop() {
+  if (!running_) return;
+  stop_ = true;
+  pthread_join(thread_, nullptr);
+  running_ = false;
+}
+
+void ControlServer::loop() {
+  std::string buf;
+  bool dropping = false;  // inside an over-long line: discard to its newline
+  char chunk[4096];
+  auto too_long = [] {
+    return error_line("request line longer than " + std::to_string(kMaxControlLine) + " bytes; dropped");
+  };
+  auto answer = [&](const std::string& text) {
+    std::string out = text + "\n";
+    for (std::size_t done = 0; done < out.size();) {
+      const ssize_t w = ::send(fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      done += static_cast<std::size_t>(w);
+    }
+    return true;
+  };
+  while (!stop_) {
+    pollfd p{fd_, POLLIN, 0};
+    const int r = ::poll(&p, 1, 200);
+    if (r <= 0) continue;
+    const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      spdlog::info("control channel closed by its peer; the export keeps serving");
+      return;
+    }
+    buf.append(chunk, static_cast<std::size_t>(got));
+    for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
+      std::string line = buf.substr(0, nl);
+      buf.erase(0, nl + 1);
+      if (dropping) {
+        dropping = false;
+        continue;
+      }
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.empty()) continue;
+      if (line.size() > kMaxControlLine) {
+        if (!answer(too_long())) return;
+        continue;
+      }
+      if (!answer(handle_control_line(line, server_, base_, store_))) return;
+    }
+    if (buf.size() > kMaxControlLine) {
+      buf.clear();
+      if (!dropping && !answer(too_long())) return;
+      dropping = true;
+    }
+  }
+}
+
+}  // namespace tierswap::vram

@@ -1,0 +1,66 @@
+// tierswap-nbd's control channel: line-based JSON over one stream socket
+// (--control-fd N, the end of a socketpair the daemon keeps), served by one
+// thread that is not an I/O thread (it may allocate; it never touches the
+// export's data).
+//
+// Each request is one line, a JSON object with "cmd"; each answer is one
+// line, a JSON object with "ok" (true/false) and, when false, "error" (a
+// sentence naming what is wrong and the fix). Commands:
+//   stats     requests and bytes per op, queue depth, latency p50/p99 (µs),
+//             chunk states (counts and a map, one letter a chunk: R resident,
+//             O moving out, S spilled, I moving in), resident bytes, the spill
+//             store and its compression ratio
+//   evacuate  start moving every resident chunk to the spill store
+//   promote   start moving every spilled chunk back
+//   progress  the running or last job: chunks total/done, bytes, seconds, GB/s
+//   cancel    stop the running job (its chunks stay where they are)
+// A line longer than kMaxControlLine is answered with an error and dropped.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <string>
+#include <string_view>
+
+#include "backends/vram/migrating_store.hpp"
+#include "backends/vram/nbd_server.hpp"
+#include "common/result.hpp"
+
+namespace tierswap::vram {
+
+inline constexpr std::size_t kMaxControlLine = 4096;
+
+// The answer to one request line (without its newline). `store` is null
+// when the export has no spill store (evacuate/promote answer why).
+std::string handle_control_line(std::string_view line, const Server& server, const BlockStore& base,
+                                MigratingStore* store);
+
+// The figures "stats" answers, as a JSON text.
+std::string control_stats(const Server& server, const BlockStore& base, MigratingStore* store);
+
+class ControlServer {
+ public:
+  ControlServer(int fd, const Server& server, const BlockStore& base, MigratingStore* store)
+      : fd_(fd), server_(server), base_(base), store_(store) {}
+  ~ControlServer() { stop(); }
+  ControlServer(const ControlServer&) = delete;
+  ControlServer& operator=(const ControlServer&) = delete;
+
+  // Checks that fd is a connected stream socket and starts the thread.
+  Result<void> start();
+  void stop();
+
+ private:
+  void loop();
+
+  int fd_;
+  const Server& server_;
+  const BlockStore& base_;
+  MigratingStore* store_;
+  pthread_t thread_{};
+  bool running_ = false;
+  std::atomic<bool> stop_{false};
+};
+
+}  // namespace tierswap::vram

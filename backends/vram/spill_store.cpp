@@ -1,0 +1,340 @@
+#include "backends/vram/spill_store.hpp"
+
+#include <fcntl.h>
+#include <lz4.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include "backends/hostfs/host_fs.hpp"
+#include "backends/swap/safe_path.hpp"
+
+namespace tierswap::vram {
+
+double SpillStore::ratio() const {
+  const std::uint64_t f = footprint_bytes();
+  return f == 0 ? 1.0 : static_cast<double>(stored_bytes()) / static_cast<double>(f);
+}
+
+namespace {
+
+constexpr std::uint64_t kDirectAlign = 4096;
+
+bool aligned(std::uint64_t offset, std::uint64_t length, const void* p) {
+  return offset % kDirectAlign == 0 && length % kDirectAlign == 0 &&
+         reinterpret_cast<std::uintptr_t>(p) % kDirectAlign == 0;
+}
+
+class FileSpillStore final : public SpillStore {
+ public:
+  FileSpillStore(std::string path, std::uint64_t size, int buffered, int direct, std::string why)
+      : path_(std::move(path)), size_(size), buffered_(buffered), direct_(direct), why_(std::move(why)) {}
+  ~FileSpillStore() override {
+    if (direct_ >= 0) ::close(direct_);
+    ::close(buffered_);
+  }
+
+  [[nodiscard]] std::uint64_t size() const override { return size_; }
+  [[nodiscard]] const char* name() const override { return "file"; }
+  [[nodiscard]] bool failed() const override { return failed_; }
+
+  int read(std::uint64_t offset, std::span<std::byte> out) override {
+    return io(false, offset, out.data(), out.size());
+  }
+  int write(std::uint64_t offset, std::span<const std::byte> in) override {
+    return io(true, offset, const_cast<std::byte*>(in.data()), in.size());
+  }
+  int zero(std::uint64_t offset, std::uint64_t length) override {
+    // Zeroes the range but keeps its blocks allocated (no ENOSPC later).
+    if (::fallocate(buffered_, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                    static_cast<off_t>(length)) == 0)
+      return 0;
+    static const std::byte zeros[64 * 1024] = {};
+    for (std::uint64_t done = 0; done < length;) {
+      const std::uint64_t n = std::min<std::uint64_t>(sizeof zeros, length - done);
+      if (const int e = io(true, offset + done, const_cast<std::byte*>(zeros), n); e != 0) return e;
+      done += n;
+    }
+    return 0;
+  }
+  int trim(std::uint64_t, std::uint64_t) override { return failed_ ? EIO : 0; }
+  int flush() override { return failed_ ? EIO : 0; }
+
+  // The blocks stay allocated: preallocated space is the point.
+  void discard(std::uint64_t, std::uint64_t) override {}
+  // Not counted: what a file holds costs its preallocated size either way.
+  [[nodiscard]] std::uint64_t stored_bytes() const override { return 0; }
+  [[nodiscard]] std::uint64_t footprint_bytes() const override { return 0; }
+  [[nodiscard]] std::string describe() const override {
+    return "file spill " + path_ + " (" + std::to_string(size_) + " bytes preallocated, unlinked; " +
+           (direct_ >= 0 ? "O_DIRECT" : "buffered: " + why_) + ")";
+  }
+
+ private:
+  int io(bool write, std::uint64_t offset, std::byte* p, std::uint64_t length) {
+    if (failed_) return EIO;
+    const int fd = direct_ >= 0 && aligned(offset, length, p) ? direct_ : buffered_;
+    std::uint64_t done = 0;
+    while (done < length) {
+      const ssize_t r = write ? ::pwrite(fd, p + done, length - done, static_cast<off_t>(offset + done))
+                              : ::pread(fd, p + done, length - done, static_cast<off_t>(offset + done));
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) {
+        const int e = r < 0 ? errno : EIO;
+        if (e == ENOSPC) return ENOSPC;  // not a medium failure: the caller may retry elsewhere
+        failed_ = true;
+        spdlog::error("{}: {} at {} failed: {}", path_, write ? "write" : "read", offset + done,
+                      std::strerror(e));
+        return EIO;
+      }
+      done += static_cast<std::uint64_t>(r);
+    }
+    return 0;
+  }
+
+  std::string path_;
+  std::uint64_t size_;
+  int buffered_;
+  int direct_;
+  std::string why_;
+  std::atomic<bool> failed_{false};
+};
+
+constexpr std::uint32_t kPage = 4096;
+constexpr std::uint32_t kRound = 256;
+
+class Lz4SpillStore final : public SpillStore {
+ public:
+  explicit Lz4SpillStore(std::uint64_t size) : size_(size), pages_((size + kPage - 1) / kPage) {}
+  ~Lz4SpillStore() override {
+    for (Page& p : pages_) std::free(p.data);
+  }
+
+  [[nodiscard]] std::uint64_t size() const override { return size_; }
+  [[nodiscard]] const char* name() const override { return "lz4"; }
+  [[nodiscard]] bool failed() const override { return failed_; }
+
+  int read(std::uint64_t offset, std::span<std::byte> out) override {
+    std::byte page[kPage];
+    return each_page(offset, out.size(), [&](Page& pg, std::uint32_t in, std::uint32_t n, std::uint64_t at) {
+      if (in == 0 && n == kPage) return load(pg, out.data() + at);
+      if (const int e = load(pg, page); e != 0) return e;
+      std::memcpy(out.data() + at, page + in, n);
+      return 0;
+    });
+  }
+
+  int write(std::uint64_t offset, std::span<const std::byte> in) override {
+    std::byte page[kPage];
+    return each_page(offset, in.size(),
+                     [&](Page& pg, std::uint32_t at_in, std::uint32_t n, std::uint64_t at) {
+                       if (at_in == 0 && n == kPage) return store(pg, in.data() + at);
+                       if (const int e = load(pg, page); e != 0) return e;
+                       std::memcpy(page + at_in, in.data() + at, n);
+                       return store(pg, page);
+                     });
+  }
+
+  int zero(std::uint64_t offset, std::uint64_t length) override {
+    std::byte page[kPage];
+    return each_page(offset, length, [&](Page& pg, std::uint32_t in, std::uint32_t n, std::uint64_t) {
+      if (in == 0 && n == kPage) {
+        set_zero(pg);
+        return 0;
+      }
+      if (const int e = load(pg, page); e != 0) return e;
+      std::memset(page + in, 0, n);
+      return store(pg, page);
+    });
+  }
+  int trim(std::uint64_t offset, std::uint64_t length) override { return zero(offset, length); }
+  int flush() override { return failed_ ? EIO : 0; }
+
+  void discard(std::uint64_t offset, std::uint64_t length) override {
+    for (std::uint64_t p = offset / kPage; p < (offset + length + kPage - 1) / kPage && p < pages_.size();
+         ++p) {
+      PageLock hold(stripes_[p % kStripes]);
+      release(pages_[p]);
+    }
+  }
+  [[nodiscard]] std::uint64_t stored_bytes() const override { return stored_.load(); }
+  [[nodiscard]] std::uint64_t footprint_bytes() const override { return footprint_.load(); }
+  [[nodiscard]] std::string describe() const override {
+    return "lz4 spill in RAM (" + std::to_string(size_) + " bytes of export, compressed per 4 KiB page)";
+  }
+
+ private:
+  // A page's bytes and allocation change under its stripe's spin lock, so
+  // that a read racing a write of the same page (the block layer does not
+  // order them across connections) sees the old or the new page, never a
+  // torn one or freed memory. Held for one page's (de)compression.
+  static constexpr std::size_t kStripes = 4096;
+  class PageLock {
+   public:
+    explicit PageLock(std::atomic_flag& f) : f_(f) {
+      while (f_.test_and_set(std::memory_order_acquire)) std::this_thread::yield();
+    }
+    ~PageLock() { f_.clear(std::memory_order_release); }
+    PageLock(const PageLock&) = delete;
+    PageLock& operator=(const PageLock&) = delete;
+
+   private:
+    std::atomic_flag& f_;
+  };
+
+  struct Page {
+    std::byte* data = nullptr;
+    std::uint16_t len = 0;  // 0: all zeros; kPage: raw
+    std::uint16_t cap = 0;  // bytes allocated at data (a multiple of kRound, or kPage)
+  };
+
+  template <class F>
+  int each_page(std::uint64_t offset, std::uint64_t length, F&& f) {
+    if (failed_) return EIO;
+    for (std::uint64_t done = 0; done < length;) {
+      const std::uint64_t pos = offset + done;
+      const auto in = static_cast<std::uint32_t>(pos % kPage);
+      const auto n = static_cast<std::uint32_t>(std::min<std::uint64_t>(kPage - in, length - done));
+      const std::uint64_t pg = pos / kPage;
+      PageLock hold(stripes_[pg % kStripes]);
+      if (const int e = f(pages_[pg], in, n, done); e != 0) return e;
+      done += n;
+    }
+    return 0;
+  }
+
+  int load(const Page& pg, std::byte* out) {
+    if (pg.len == 0) {
+      std::memset(out, 0, kPage);
+      return 0;
+    }
+    if (pg.len == kPage) {
+      std::memcpy(out, pg.data, kPage);
+      return 0;
+    }
+    const int r = LZ4_decompress_safe(reinterpret_cast<const char*>(pg.data), reinterpret_cast<char*>(out),
+                                      pg.len, kPage);
+    if (r != static_cast<int>(kPage)) {
+      failed_ = true;
+      spdlog::error("lz4 spill: a page does not decompress (LZ4 returned {}): marking the store failed", r);
+      return EIO;
+    }
+    return 0;
+  }
+
+  static bool all_zero(const std::byte* p) {
+    const auto* w = reinterpret_cast<const std::uint64_t*>(p);
+    for (std::uint32_t i = 0; i < kPage / 8; ++i)
+      if (w[i] != 0) return false;
+    return true;
+  }
+
+  void set_zero(Page& pg) {
+    if (pg.len != 0) {
+      stored_.fetch_sub(kPage, std::memory_order_relaxed);
+      footprint_.fetch_sub(pg.len, std::memory_order_relaxed);
+    }
+    pg.len = 0;
+  }
+
+  void release(Page& pg) {
+    set_zero(pg);
+    std::free(pg.data);
+    pg.data = nullptr;
+    pg.cap = 0;
+  }
+
+  int store(Page& pg, const std::byte* in) {
+    if (all_zero(in)) {
+      set_zero(pg);
+      return 0;
+    }
+    char out[LZ4_COMPRESSBOUND(kPage)];
+    int n = LZ4_compress_default(reinterpret_cast<const char*>(in), out, kPage, sizeof out);
+    const bool raw = n <= 0 || n >= static_cast<int>(kPage - kRound);
+    const auto len = static_cast<std::uint16_t>(raw ? kPage : n);
+    if (len > pg.cap) {
+      const std::uint16_t cap =
+          raw ? kPage : static_cast<std::uint16_t>((len + kRound - 1) / kRound * kRound);
+      auto* p = static_cast<std::byte*>(std::malloc(cap));
+      if (p == nullptr) return ENOMEM;
+      std::free(pg.data);
+      pg.data = p;
+      pg.cap = cap;
+    }
+    std::memcpy(pg.data, raw ? static_cast<const void*>(in) : out, len);
+    if (pg.len == 0) stored_.fetch_add(kPage, std::memory_order_relaxed);
+    footprint_.fetch_add(len, std::memory_order_relaxed);
+    footprint_.fetch_sub(pg.len, std::memory_order_relaxed);
+    pg.len = len;
+    return 0;
+  }
+
+  std::uint64_t size_;
+  std::vector<Page> pages_;
+  std::unique_ptr<std::atomic_flag[]> stripes_{new std::atomic_flag[kStripes]{}};
+  std::atomic<bool> failed_{false};
+  std::atomic<std::uint64_t> stored_{0}, footprint_{0};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<SpillStore>> make_lz4_spill(std::uint64_t size) {
+  if (size == 0 || size % 512 != 0)
+    return fail(EINVAL, "lz4 spill: size " + std::to_string(size) + " must be a non-zero multiple of 512");
+  return std::unique_ptr<SpillStore>(new Lz4SpillStore(size));
+}
+
+Result<std::unique_ptr<SpillStore>> make_file_spill(const std::string& path, std::uint64_t size) {
+  if (path.empty() || path[0] != '/' || path.back() == '/')
+    return fail(EINVAL, "spill file \"" + path + "\": give an absolute path to a file");
+  const auto slash = path.rfind('/');
+  const std::string dir_path = slash == 0 ? "/" : path.substr(0, slash);
+  const std::string name = path.substr(slash + 1);
+  const HostFs fs("/");
+  auto dir = swap::open_safe_dir(fs, dir_path);
+  if (!dir) return wrap(dir.error(), "spill file " + path);
+  if (!dir->missing.empty())
+    return fail(ENOENT,
+                "spill file " + path + ": directory " + dir_path + " does not exist (create it, mode 0700)");
+  // O_PATH descriptors from the walk: a real one for the directory.
+  swap::UniqueFd d{::openat(dir->fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (!d) return fail(errno, "spill file " + path + ": opening " + dir_path);
+  swap::UniqueFd fd{
+      ::openat(d.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600)};
+  if (!fd) {
+    const int e = errno;
+    if (e == EEXIST)
+      return fail(EEXIST, "spill file " + path +
+                              ": something is already there (a file or a link); tierswap-nbd creates its "
+                              "spill file itself and never reuses one: remove it or pick another path");
+    return fail(e, "spill file " + path + ": cannot create it");
+  }
+  // From here on the name is ours: the data lives in the unnamed file.
+  ::unlinkat(d.get(), name.c_str(), 0);
+  if (::fchmod(fd.get(), 0600) != 0) return fail(errno, "spill file " + path + ": chmod 0600");
+  if (::fallocate(fd.get(), 0, 0, static_cast<off_t>(size)) != 0)
+    return fail(errno, "spill file " + path + ": fallocate " + std::to_string(size) + " bytes");
+  // A second open file description of the same inode, for O_DIRECT.
+  const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
+  int direct = ::open(self.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
+  std::string why;
+  if (direct < 0) {
+    why = std::string("the filesystem refused O_DIRECT (") + std::strerror(errno) + ")";
+    spdlog::info("spill file {}: {}; using the page cache", path, why);
+  }
+  return std::unique_ptr<SpillStore>(new FileSpillStore(path, size, fd.release(), direct, why));
+}
+
+Result<std::unique_ptr<SpillStore>> make_spill(const std::string& spec, std::uint64_t size) {
+  if (spec == "lz4") return make_lz4_spill(size);
+  if (spec.starts_with("file:")) return make_file_spill(spec.substr(5), size);
+  return fail(EINVAL, "--spill " + spec + ": unknown spill store (use lz4 or file:/PATH)");
+}
+
+}  // namespace tierswap::vram
