@@ -6,6 +6,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "backends/vram/vram_kind.hpp"
 #include "common/byte_format.hpp"
 #include "common/json_writer.hpp"
 #include "daemon/plan_ops.hpp"
@@ -139,6 +140,14 @@ Status Manager::status() {
           ts.compression_ratio = mm->compression_ratio();
         }
       }
+    }
+    if (o->kind == "vram") {
+      ts.exporter_pid = o->exporter_pid;
+      ts.exporter_state = vram::exporter_state(fs, o->exporter_pid, o->exporter_start);
+      ts.store = o->store;
+      ts.connections = static_cast<std::uint32_t>(o->connections);
+      ts.failure = o->failed;
+      if (!o->failed.empty() && ts.state != TierState::demoting) ts.state = TierState::failed;
     }
   };
   for (const auto& c : configured) {

@@ -66,6 +66,15 @@ std::string status_to_json(const Status& s, bool pretty) {
     w.key("stored_bytes").value(static_cast<U>(t.stored_bytes));
     w.key("compression_ratio").value(t.compression_ratio);
     w.key("latency_p99_us").value(static_cast<U>(t.latency_p99_us));
+    if (t.kind == "vram") {  // only for vram tiers: readers of older documents see no new keys
+      w.key("vram").begin_object();
+      w.key("exporter_pid").value(t.exporter_pid);
+      w.key("exporter_state").value(t.exporter_state);
+      w.key("store").value(t.store);
+      w.key("connections").value(static_cast<U>(t.connections));
+      w.key("failure").value(t.failure);
+      w.end_object();
+    }
     w.end_object();
   }
   w.end_array();
@@ -155,6 +164,13 @@ Result<Status> status_from_json(std::string_view text) {
         get(n, "stored_bytes", t.stored_bytes);
         get(n, "compression_ratio", t.compression_ratio);
         get(n, "latency_p99_us", t.latency_p99_us);
+        if (const auto v = n["vram"]) {
+          get(v, "exporter_pid", t.exporter_pid);
+          get(v, "exporter_state", t.exporter_state);
+          get(v, "store", t.store);
+          get(v, "connections", t.connections);
+          get(v, "failure", t.failure);
+        }
         s.tiers.push_back(std::move(t));
       }
     }
