@@ -126,6 +126,9 @@ struct TierStats {
   std::uint64_t size_bytes = 0;
   std::uint64_t used_bytes = 0;
   bool active = false;
+  // A tier served by a process (vram: its exporter): "running" or "gone";
+  // empty for the other kinds.
+  std::string process_state;
 };
 
 class TierKind {

@@ -6,9 +6,9 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
-#include "backends/vram/vram_kind.hpp"
 #include "common/byte_format.hpp"
 #include "common/json_writer.hpp"
+#include "daemon/kind_registry.hpp"
 #include "daemon/plan_ops.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/psi.hpp"
@@ -143,7 +143,8 @@ Status Manager::status() {
     }
     if (o->kind == "vram") {
       ts.exporter_pid = o->exporter_pid;
-      ts.exporter_state = vram::exporter_state(fs, o->exporter_pid, o->exporter_start);
+      if (const TierKind* k = kinds::for_tier(o->kind))
+        if (auto st = k->stats(*o, fs)) ts.exporter_state = st->process_state;
       ts.store = o->store;
       ts.connections = static_cast<std::uint32_t>(o->connections);
       ts.failure = o->failed;

@@ -558,8 +558,10 @@ class VramKind final : public TierKind {
     return swap_step::fields(s);
   }
 
-  std::optional<TierStats> stats(const OwnedTier& o, const HostFs&) const override {
-    return TierStats{.size_bytes = o.size, .active = o.active};
+  std::optional<TierStats> stats(const OwnedTier& o, const HostFs& fs) const override {
+    return TierStats{.size_bytes = o.size,
+                     .active = o.active,
+                     .process_state = exporter_state(fs, o.exporter_pid, o.exporter_start)};
   }
 };
 
