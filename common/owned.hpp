@@ -33,6 +33,14 @@ struct OwnedTier {
   int exporter_pid = 0;
   std::uint64_t exporter_start = 0;
   std::string store;
+  // vram: the backend identifier handed to the kernel at attach
+  // ("tierswap-<tier>", /sys/block/nbdN/backend on kernels that keep it);
+  // empty when the attach went through the ioctl interface.
+  std::string backend;
+  int connections = 0;  // vram: sockets handed to the kernel
+  // Why the tier failed (its exporter died, its device vanished); empty
+  // while it is sound. A failed tier is torn down and set up afresh.
+  std::string failed;
 };
 
 // A kernel value tierswap changed. `original` is the value before tierswap

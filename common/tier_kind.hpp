@@ -113,11 +113,22 @@ struct TeardownSteps {
   std::vector<Step> destroy;
 };
 
+// What a plug-in found when it checked a journalled tier after a restart.
+struct Readoption {
+  std::vector<std::string> log;  // one line per finding, for the daemon's log
+  // The tier is not what the journal says (its device now belongs to
+  // something else): forget it and leave the kernel's state alone.
+  bool forget = false;
+};
+
 // A tier's status figures.
 struct TierStats {
   std::uint64_t size_bytes = 0;
   std::uint64_t used_bytes = 0;
   bool active = false;
+  // A tier served by a process (vram: its exporter): "running" or "gone";
+  // empty for the other kinds.
+  std::string process_state;
 };
 
 // What the steps of a plan say about the swap area that a later swapon of
@@ -151,6 +162,13 @@ class TierKind {
   [[nodiscard]] virtual TeardownSteps teardown(const OwnedTier&, const std::vector<swap::SwapArea>&) const {
     return {};
   }
+  // After a restart, before anything is planned: checks that a tier the
+  // journal says this kind owns is still what the journal says (vram: its
+  // exporter is that very process and its device is still attached), with
+  // the journal treated as hostile input. May set OwnedTier::failed (the
+  // next apply then tears the tier down and sets it up afresh) or clear what
+  // must no longer be touched. Reads only; changes nothing in the kernel.
+  [[nodiscard]] virtual Readoption readopt(OwnedTier&, const HostFs&) const { return {}; }
   // Whether a journalled kernel value is this kind's to restore.
   [[nodiscard]] virtual bool owns_value(std::string_view) const { return false; }
 

@@ -63,6 +63,17 @@ std::string render_status(const Status& s, int width) {
     out += line + '\n';
   }
   if (s.tiers.empty()) out += "(no tiers)\n";
+  for (const auto& t : s.tiers) {
+    if (t.kind != "vram" || t.device.empty()) continue;
+    out += shorten_left(
+               fmt::format("vram      {}: {}, tierswap-nbd {}, store {}, {} connection{}", t.name, t.device,
+                           t.exporter_pid ? fmt::format("pid {} {}", t.exporter_pid, t.exporter_state)
+                                          : std::string("none"),
+                           t.store.empty() ? "-" : t.store, t.connections, t.connections == 1 ? "" : "s"),
+               width) +
+           '\n';
+    if (!t.failure.empty()) out += "          FAILED: " + t.failure + '\n';
+  }
 
   out += '\n';
   out += fmt::format("memory    {} total, {} available\n", format_bytes_short(s.mem_total_bytes),

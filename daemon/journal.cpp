@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
@@ -11,8 +10,10 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <type_traits>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
@@ -20,7 +21,7 @@
 #include "backends/swap/swap_header.hpp"
 #include "backends/sysctl/sysctl.hpp"
 #include "backends/zswap/zswap.hpp"
-#include "common/json_writer.hpp"
+#include "daemon/kind_registry.hpp"
 #include "daemon/observe.hpp"
 #include "policy/zram_mm_stat.hpp"
 
@@ -52,84 +53,175 @@ ValueRecord* Journal::find_value(const std::string& path) {
   return nullptr;
 }
 
-std::string to_json(const Journal& j) {
-  JsonWriter w(true);
-  w.begin_object();
-  w.key("version").value(j.version);
-  w.key("source").value(j.source);
-  w.key("tiers").begin_array();
-  for (const auto& t : j.tiers) {
-    w.begin_object();
-    w.key("name").value(t.name);
-    w.key("kind").value(t.kind);
-    w.key("device").value(t.device);
-    w.key("swap_path").value(t.swap_path);
-    w.key("created_device").value(t.created_device);
-    w.key("created_file").value(t.created_file);
-    w.key("active").value(t.active);
-    w.key("drained").value(t.drained);
-    w.key("priority").value(t.priority);
-    w.key("discard").value(t.discard);
-    w.key("algorithm").value(t.algorithm);
-    w.key("size").value(static_cast<unsigned long long>(t.size));
-    w.key("mem_limit").value(static_cast<unsigned long long>(t.mem_limit));
-    if (t.exporter_pid) {
-      w.key("exporter_pid").value(t.exporter_pid);
-      w.key("exporter_start").value(static_cast<unsigned long long>(t.exporter_start));
+namespace {
+
+using nlohmann::json;
+
+// Reading one key of a journal object: absent -> the default; present with
+// the wrong type or out of range -> EINVAL naming the entry and key.
+struct Reader {
+  const json& obj;
+  std::string at;  // "tiers[0]"
+
+  [[nodiscard]] Error wrong(const char* key, const std::string& what) const {
+    return Error{EINVAL, "journal: " + at + (at.empty() ? "" : ".") + key + ": " + what};
+  }
+  Result<std::string> text(const char* key) const {
+    const auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::string{};
+    if (!it->is_string()) return std::unexpected(wrong(key, "is not a string"));
+    return it->get<std::string>();
+  }
+  Result<bool> flag(const char* key) const {
+    const auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return false;
+    if (!it->is_boolean()) return std::unexpected(wrong(key, "is not true or false"));
+    return it->get<bool>();
+  }
+  // An integer in [lo, hi]; `absent` when the key is missing.
+  Result<std::int64_t> integer(const char* key, std::int64_t lo, std::int64_t hi, std::int64_t absent) const {
+    const auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return absent;
+    if (it->is_number_unsigned()) {
+      const auto v = it->get<std::uint64_t>();
+      if (v > static_cast<std::uint64_t>(hi))
+        return std::unexpected(wrong(key, std::to_string(v) + " is out of range"));
+      return static_cast<std::int64_t>(v);
     }
-    if (!t.store.empty()) w.key("store").value(t.store);
-    w.end_object();
+    if (!it->is_number_integer()) return std::unexpected(wrong(key, "is not an integer"));
+    const auto v = it->get<std::int64_t>();
+    if (v < lo || v > hi) return std::unexpected(wrong(key, std::to_string(v) + " is out of range"));
+    return v;
   }
-  w.end_array();
-  w.key("values").begin_array();
-  for (const auto& v : j.values) {
-    w.begin_object();
-    w.key("path").value(v.path);
-    w.key("original").value(v.original);
-    w.key("current").value(v.current);
-    w.end_object();
+  Result<std::uint64_t> bytes(const char* key) const {
+    const auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::uint64_t{0};
+    if (!it->is_number_unsigned()) return std::unexpected(wrong(key, "is not a non-negative integer"));
+    return it->get<std::uint64_t>();
   }
-  w.end_array();
-  w.end_object();
-  return w.str() + "\n";
+};
+
+// Unwraps a Result into `out` or returns its error from the enclosing function.
+#define JOURNAL_READ(out, expr)                                 \
+  do {                                                          \
+    auto r_ = (expr);                                           \
+    if (!r_) return std::unexpected(r_.error());                \
+    out = static_cast<std::remove_cvref_t<decltype(out)>>(*r_); \
+  } while (0)
+
+Result<OwnedTier> read_tier(const json& n, const std::string& at, int version) {
+  if (!n.is_object()) return fail(EINVAL, "journal: " + at + ": not a JSON object");
+  const Reader r{n, at};
+  OwnedTier t;
+  JOURNAL_READ(t.name, r.text("name"));
+  JOURNAL_READ(t.kind, r.text("kind"));
+  JOURNAL_READ(t.device, r.text("device"));
+  JOURNAL_READ(t.swap_path, r.text("swap_path"));
+  JOURNAL_READ(t.created_device, r.flag("created_device"));
+  JOURNAL_READ(t.created_file, r.flag("created_file"));
+  JOURNAL_READ(t.active, r.flag("active"));
+  JOURNAL_READ(t.drained, r.flag("drained"));
+  JOURNAL_READ(t.priority, r.integer("priority", -32768, 32767, -1));
+  JOURNAL_READ(t.discard, r.flag("discard"));
+  JOURNAL_READ(t.algorithm, r.text("algorithm"));
+  JOURNAL_READ(t.size, r.bytes("size"));
+  JOURNAL_READ(t.mem_limit, r.bytes("mem_limit"));
+  JOURNAL_READ(t.exporter_pid, r.integer("exporter_pid", 0, kMaxPid, 0));
+  JOURNAL_READ(t.exporter_start, r.bytes("exporter_start"));
+  JOURNAL_READ(t.store, r.text("store"));
+  if (version >= 2) {
+    JOURNAL_READ(t.backend, r.text("backend"));
+    JOURNAL_READ(t.connections, r.integer("connections", 0, 1024, 0));
+    JOURNAL_READ(t.failed, r.text("failed"));
+  }
+  return t;
 }
 
-Result<Journal> parse_journal(const std::string& json) {
-  try {
-    const YAML::Node root = YAML::Load(json);
-    if (!root.IsMap()) return fail(EINVAL, "journal: not a JSON object");
-    Journal j;
-    j.version = root["version"].as<int>(0);
-    if (j.version != 1) return fail(EINVAL, "journal: version " + std::to_string(j.version) + " is not 1");
-    j.source = root["source"].as<std::string>("");
-    for (const auto& n : root["tiers"]) {
-      OwnedTier t;
-      t.name = n["name"].as<std::string>("");
-      t.kind = n["kind"].as<std::string>("");
-      t.device = n["device"].as<std::string>("");
-      t.swap_path = n["swap_path"].as<std::string>("");
-      t.created_device = n["created_device"].as<bool>(false);
-      t.created_file = n["created_file"].as<bool>(false);
-      t.active = n["active"].as<bool>(false);
-      t.drained = n["drained"].as<bool>(false);
-      t.priority = n["priority"].as<int>(-1);
-      t.discard = n["discard"].as<bool>(false);
-      t.algorithm = n["algorithm"].as<std::string>("");
-      t.size = n["size"].as<std::uint64_t>(0);
-      t.mem_limit = n["mem_limit"].as<std::uint64_t>(0);
-      t.exporter_pid = n["exporter_pid"].as<int>(0);
-      t.exporter_start = n["exporter_start"].as<std::uint64_t>(0);
-      t.store = n["store"].as<std::string>("");
-      j.tiers.push_back(std::move(t));
+}  // namespace
+
+std::string to_json(const Journal& j) {
+  // ordered_json keeps the keys in the documented order.
+  nlohmann::ordered_json root;
+  root["version"] = kJournalVersion;
+  root["source"] = j.source;
+  root["tiers"] = nlohmann::ordered_json::array();
+  for (const auto& t : j.tiers) {
+    nlohmann::ordered_json o;
+    o["name"] = t.name;
+    o["kind"] = t.kind;
+    o["device"] = t.device;
+    o["swap_path"] = t.swap_path;
+    o["created_device"] = t.created_device;
+    o["created_file"] = t.created_file;
+    o["active"] = t.active;
+    o["drained"] = t.drained;
+    o["priority"] = t.priority;
+    o["discard"] = t.discard;
+    o["algorithm"] = t.algorithm;
+    o["size"] = t.size;
+    o["mem_limit"] = t.mem_limit;
+    if (t.exporter_pid) {
+      o["exporter_pid"] = t.exporter_pid;
+      o["exporter_start"] = t.exporter_start;
     }
-    for (const auto& n : root["values"])
-      j.values.push_back({n["path"].as<std::string>(""), n["original"].as<std::string>(""),
-                          n["current"].as<std::string>("")});
+    if (!t.store.empty()) o["store"] = t.store;
+    if (!t.backend.empty()) o["backend"] = t.backend;
+    if (t.connections) o["connections"] = t.connections;
+    if (!t.failed.empty()) o["failed"] = t.failed;
+    root["tiers"].push_back(std::move(o));
+  }
+  root["values"] = nlohmann::ordered_json::array();
+  for (const auto& v : j.values)
+    root["values"].push_back({{"path", v.path}, {"original", v.original}, {"current", v.current}});
+  // Invalid UTF-8 (a hostile name that got this far) is replaced, not thrown.
+  return root.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
+}
+
+Result<Journal> parse_journal(const std::string& text) {
+  const json root = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return fail(EINVAL, "journal: not valid JSON");
+  if (!root.is_object()) return fail(EINVAL, "journal: not a JSON object");
+  try {
+    const Reader r{root, ""};
+    Journal j;
+    std::int64_t version = 0;
+    JOURNAL_READ(version, r.integer("version", 0, 1 << 20, 0));
+    if (version != 1 && version != kJournalVersion)
+      return fail(EINVAL, "journal: version " + std::to_string(version) +
+                              " is not one this tierswapd reads (1, " + std::to_string(kJournalVersion) +
+                              ")");
+    j.version = static_cast<int>(version);
+    JOURNAL_READ(j.source, r.text("source"));
+    for (const char* list : {"tiers", "values"}) {
+      const auto it = root.find(list);
+      if (it != root.end() && !it->is_array() && !it->is_null())
+        return fail(EINVAL, std::string("journal: ") + list + ": not a JSON array");
+    }
+    if (const auto it = root.find("tiers"); it != root.end() && it->is_array())
+      for (std::size_t i = 0; i < it->size(); ++i) {
+        auto t = read_tier((*it)[i], "tiers[" + std::to_string(i) + "]", j.version);
+        if (!t) return std::unexpected(t.error());
+        j.tiers.push_back(std::move(*t));
+      }
+    if (const auto it = root.find("values"); it != root.end() && it->is_array())
+      for (std::size_t i = 0; i < it->size(); ++i) {
+        const json& n = (*it)[i];
+        const std::string at = "values[" + std::to_string(i) + "]";
+        if (!n.is_object()) return fail(EINVAL, "journal: " + at + ": not a JSON object");
+        const Reader vr{n, at};
+        ValueRecord v;
+        JOURNAL_READ(v.path, vr.text("path"));
+        JOURNAL_READ(v.original, vr.text("original"));
+        JOURNAL_READ(v.current, vr.text("current"));
+        j.values.push_back(std::move(v));
+      }
     return j;
-  } catch (const YAML::Exception& e) {
+  } catch (const json::exception& e) {
     return fail(EINVAL, std::string("journal: ") + e.what());
   }
 }
+
+#undef JOURNAL_READ
 
 namespace {
 
@@ -143,6 +235,10 @@ struct Fd {
     if (fd >= 0) ::close(fd);
   }
 };
+
+bool control_char(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; });
+}
 
 std::string quoted(const std::string& s) {
   return "\"" + s + "\"";
@@ -232,6 +328,7 @@ Result<void> validate_journal(const Journal& j) {
     const auto& t = j.tiers[i];
     const std::string at = "tiers[" + std::to_string(i) + "]";
     if (t.name.empty()) return bad(at + ".name", t.name, "is empty");
+    if (control_char(t.name)) return bad(at + ".name", t.name, "holds a control character");
     if (t.kind != "zram" && t.kind != "file" && t.kind != "partition" && t.kind != "vram")
       return bad(at + ".kind", t.kind, "is not a tier kind tierswap sets up (zram, file, partition, vram)");
     if (t.kind == "zram" && !numbered(t.device, "zram"))
@@ -252,12 +349,23 @@ Result<void> validate_journal(const Journal& j) {
       return bad(at + ".created_device", "true", "is only for a zram tier, not " + t.kind);
     if (t.created_file && t.kind != "file")
       return bad(at + ".created_file", "true", "is only for a file tier, not " + t.kind);
-    if (t.exporter_pid < 0) return bad(at + ".exporter_pid", std::to_string(t.exporter_pid), "is not a pid");
+    if (t.exporter_pid < 0 || t.exporter_pid > kMaxPid)
+      return bad(at + ".exporter_pid", std::to_string(t.exporter_pid), "is not a pid");
     if (t.exporter_pid && t.kind != "vram")
       return bad(at + ".exporter_pid", std::to_string(t.exporter_pid),
                  "is only for a vram tier, not " + t.kind);
     if (t.exporter_start && !t.exporter_pid)
       return bad(at + ".exporter_start", std::to_string(t.exporter_start), "is set without an exporter_pid");
+    if (!t.backend.empty() && (t.kind != "vram" || t.backend != "tierswap-" + t.name))
+      return bad(at + ".backend", t.backend,
+                 t.kind != "vram"
+                     ? "is only for a vram tier, not " + t.kind
+                     : "is not the identifier tierswap gives this tier (tierswap-" + t.name + ")");
+    if (t.connections < 0 || t.connections > 1024 || (t.connections && t.kind != "vram"))
+      return bad(at + ".connections", std::to_string(t.connections),
+                 "is not a vram tier's number of connections (0 to 1024)");
+    if (control_char(t.failed) || t.failed.size() > 4096)
+      return bad(at + ".failed", t.failed.substr(0, 64), "holds a control character or is over 4096 bytes");
     if (!t.store.empty() && (t.kind != "vram" || (t.store != "cuda" && t.store != "host")))
       return bad(at + ".store", t.store,
                  t.kind != "vram" ? "is only for a vram tier, not " + t.kind : "is not a store (cuda, host)");
@@ -456,6 +564,13 @@ std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& 
   std::vector<std::string> log;
   std::vector<OwnedTier> kept;
   for (auto& t : j.tiers) {
+    // The kind checks that what the journal names is still what it says
+    // (a vram tier's exporter and device) before anything below trusts it.
+    if (const TierKind* k = kinds::for_tier(t.kind)) {
+      auto r = k->readopt(t, fs);
+      log.insert(log.end(), r.log.begin(), r.log.end());
+      if (r.forget) continue;
+    }
     if (t.created_device && !o.zram_devices.contains(t.device)) {
       log.push_back("tier \"" + t.name + "\": " + t.device + " is gone: forgetting it");
       continue;

@@ -3,23 +3,33 @@
 // /run/tierswap/state.json under --root (tmpfs: a reboot forgets it, as it
 // forgets the zram devices and swapons it describes).
 //
-// Format (version 1), keys in this order:
-//   {"version": 1,
+// Format (version 2; read and written with nlohmann-json), keys in this
+// order:
+//   {"version": 2,
 //    "source": "/etc/tierswap.yaml",
 //    "tiers": [{"name": "fast", "kind": "zram", "device": "zram1",
 //               "swap_path": "/dev/zram1", "created_device": true,
 //               "created_file": false, "active": true, "drained": false,
 //               "priority": 100,
 //               "discard": false, "algorithm": "lz4", "size": 8589934592,
-//               "mem_limit": 0}],
+//               "mem_limit": 0},
+//              {"name": "gpu", "kind": "vram", "device": "nbd0", ...,
+//               "exporter_pid": 4242, "exporter_start": 123456,
+//               "store": "cuda", "backend": "tierswap-gpu", "connections": 8,
+//               "failed": "<why, when it did>"}],
 //    "values": [{"path": <kernel path of vm.swappiness>, "original": "60",
 //                "current": "150"}]}
-// `drained`: swapped off on request (Demote); the tier stays set up but
-// inactive until Promote, and neither reload nor teardown swaps it off or on
-// again. A journal without the key (older tierswapd) reads as false.
-// `original` is the value before tierswap first changed it; it is what
-// teardown restores, however many reloads happened since.
-//
+// Version 1 (tierswapd before re-adoption) is the same without "backend"
+// and "failed"; it is read as such and written back as version 2. A key of
+// the wrong type or out of range fails the whole journal (EINVAL naming it);
+// unknown keys are ignored.
+// `exporter_pid`/`exporter_start`: the vram tier's tierswap-nbd and its start
+// time (/proc/PID/stat field 22), so that a restarted tierswapd re-adopts the
+// exporter only when that very process still runs (see
+// TierKind::readopt); `backend`: the identifier the kernel keeps for the
+// device (/sys/block/nbdN/backend), empty after an ioctl attach.
+// `failed`: why a tier that tierswapd owns is no longer sound (its exporter
+// died); the next apply tears it down and sets it up afresh.
 // Written atomically (temp file, fsync, rename, fsync of the directory) after
 // every step, so a crash mid-apply leaves a journal that names every change.
 //
@@ -43,8 +53,13 @@ namespace tierswap {
 struct Observed;
 
 // OwnedTier and ValueRecord: common/owned.hpp (through daemon/plan.hpp).
+// The version to_json() writes; parse_journal() also reads version 1.
+inline constexpr int kJournalVersion = 2;
+// The largest pid the kernel hands out (PID_MAX_LIMIT).
+inline constexpr int kMaxPid = 4194304;
+
 struct Journal {
-  int version = 1;
+  int version = kJournalVersion;
   std::string source;
   std::vector<OwnedTier> tiers;
   std::vector<ValueRecord> values;
@@ -58,7 +73,8 @@ struct Journal {
 };
 
 std::string to_json(const Journal& j);
-// EINVAL with the reason when the text is not a version-1 journal.
+// EINVAL with the reason when the text is not a version-1 or version-2
+// journal, or a key has the wrong type (naming it).
 Result<Journal> parse_journal(const std::string& json);
 
 // Accepts only what tierswapd writes itself; EINVAL naming the entry, its
@@ -70,7 +86,11 @@ Result<Journal> parse_journal(const std::string& json);
 //   tiers[].swap_path  /dev/<device> for zram and vram; else an absolute path
 //                   without ".", ".." or empty components, not under /proc or
 //                   /sys (partition: under /dev);
-//   created_device only for zram, created_file only for file; a name.
+//   created_device only for zram, created_file only for file; a name;
+//   exporter_pid, exporter_start, store, backend only for vram: a pid in
+//                   1..kMaxPid with a start time, a store (cuda, host), a
+//                   backend "tierswap-<name>";
+//   names and `failed` without control characters.
 Result<void> validate_journal(const Journal& j);
 
 // A missing journal is an empty one. The file is opened without following

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <vector>
 
 #include "backends/gpu/gpu_reading.hpp"
@@ -57,26 +59,46 @@ std::vector<policy::VramTierSample> sample_vram(const Engine& engine, GpuState& 
 
 struct PowerState {
   SignalReaderOptions options;
+  std::optional<Clock::time_point> last_try;  // the loop's
+  std::mutex mu;                              // the three below
   std::unique_ptr<dbus::UPowerClient> upower;
-  std::optional<Clock::time_point> last_try;
+  bool trying = false;
   std::string last_error;
 };
 
-std::optional<bool> read_on_battery(const Engine& engine, PowerState& st) {
-  if (st.options.use_bus && !st.upower &&
-      (!st.last_try || Clock::now() - *st.last_try >= std::chrono::minutes(1))) {
-    st.last_try = Clock::now();
-    auto c = dbus::UPowerClient::connect({.address = st.options.bus_address});
+// Connecting to the bus can hang on a bus that accepts but never answers
+// (sd-bus waits for Hello): never on the loop. A thread tries once and
+// leaves the client (or the reason) for the loop to pick up.
+void try_upower(const std::shared_ptr<PowerState>& st) {
+  {
+    std::lock_guard lk(st->mu);
+    if (st->upower || st->trying) return;
+    st->trying = true;
+  }
+  std::thread([st] {
+    auto c = dbus::UPowerClient::connect({.address = st->options.bus_address});
+    std::lock_guard lk(st->mu);
+    st->trying = false;
     if (c) {
-      st.upower = std::move(*c);
+      st->upower = std::move(*c);
       spdlog::info("power: following UPower's OnBattery");
-    } else if (c.error().message != st.last_error) {
-      st.last_error = c.error().message;
+    } else if (c.error().message != st->last_error) {
+      st->last_error = c.error().message;
       spdlog::info("power: UPower not used ({}); reading /sys/class/power_supply", c.error().describe());
     }
+  }).detach();
+}
+
+std::optional<bool> read_on_battery(const Engine& engine, const std::shared_ptr<PowerState>& st) {
+  if (st->options.use_bus && (!st->last_try || Clock::now() - *st->last_try >= std::chrono::minutes(1))) {
+    st->last_try = Clock::now();
+    try_upower(st);
   }
-  if (st.upower)
-    if (auto b = st.upower->on_battery()) return b;
+  {
+    std::lock_guard lk(st->mu);
+    if (st->upower)
+      if (auto b = st->upower->on_battery()) return b;
+  }
   const auto r = power::read_power_supply(engine.fs());
   if (r.source == power::PowerSource::unknown) return std::nullopt;
   return r.on_battery();
@@ -90,7 +112,7 @@ SignalProviders signal_readers(const Engine& engine, SignalReaderOptions options
   p.vram = [&engine, gpu_state] { return sample_vram(engine, *gpu_state); };
   auto power_state = std::make_shared<PowerState>();
   power_state->options = std::move(options);
-  p.on_battery = [&engine, power_state] { return read_on_battery(engine, *power_state); };
+  p.on_battery = [&engine, power_state] { return read_on_battery(engine, power_state); };
   return p;
 }
 

@@ -12,7 +12,8 @@
 // Both run on the daemon's loop, once per snapshot: an NVML poll of one GPU
 // costs about 20 µs with persistence mode on (the first load can take
 // seconds without it); UPower's value is an atomic read, its connect one
-// bounded call (2 s).
+// bounded call (2 s), made on a thread of its own (a bus that never
+// answers must not stall the loop).
 #pragma once
 
 #include <string>

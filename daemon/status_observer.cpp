@@ -4,6 +4,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "daemon/kind_registry.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/psi.hpp"
 #include "policy/zram_mm_stat.hpp"
@@ -61,6 +62,15 @@ void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::Swap
         ts.compression_ratio = mm->compression_ratio();
       }
     }
+  }
+  if (o.kind == "vram") {
+    ts.exporter_pid = o.exporter_pid;
+    if (const TierKind* k = kinds::for_tier(o.kind))
+      if (auto st = k->stats(o, fs)) ts.exporter_state = st->process_state;
+    ts.store = o.store;
+    ts.connections = static_cast<std::uint32_t>(o.connections);
+    ts.failure = o.failed;
+    if (!o.failed.empty() && !draining) ts.state = TierState::failed;
   }
 }
 

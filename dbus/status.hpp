@@ -26,6 +26,15 @@ struct TierStatus {
   std::uint64_t stored_bytes = 0;    // RAM it costs: zram mm_stat mem_used_total; else = used
   double compression_ratio = 1.0;    // orig_data_size / compr_data_size (zram), else 1
   std::uint32_t latency_p99_us = 0;  // 0 when not measured
+  // vram tiers only (0 or empty otherwise; `device` is the nbd device): the
+  // tierswap-nbd exporter serving it, whether it still runs ("running",
+  // "gone"), its store ("cuda", "host"), its connections to the kernel, and
+  // why the tier failed (its exporter died: the pages on it are lost).
+  int exporter_pid = 0;
+  std::string exporter_state;
+  std::string store;
+  std::uint32_t connections = 0;
+  std::string failure;
 };
 
 // One PSI resource line pair (/proc/pressure/memory, io): percent stalled.

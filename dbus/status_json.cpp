@@ -20,16 +20,23 @@ Json pressure_json(const Pressure& p) {
 std::string status_to_json(const Status& s, bool pretty) {
   Json tiers = Json::array();
   for (const auto& t : s.tiers) {
-    tiers.push_back({{"name", t.name},
-                     {"kind", t.kind},
-                     {"device", t.device},
-                     {"priority", t.priority},
-                     {"state", to_string(t.state)},
-                     {"size_bytes", t.size_bytes},
-                     {"used_bytes", t.used_bytes},
-                     {"stored_bytes", t.stored_bytes},
-                     {"compression_ratio", t.compression_ratio},
-                     {"latency_p99_us", t.latency_p99_us}});
+    Json tier = {{"name", t.name},
+                 {"kind", t.kind},
+                 {"device", t.device},
+                 {"priority", t.priority},
+                 {"state", to_string(t.state)},
+                 {"size_bytes", t.size_bytes},
+                 {"used_bytes", t.used_bytes},
+                 {"stored_bytes", t.stored_bytes},
+                 {"compression_ratio", t.compression_ratio},
+                 {"latency_p99_us", t.latency_p99_us}};
+    if (t.kind == "vram")  // only for vram tiers: readers of older documents see no new keys
+      tier["vram"] = {{"exporter_pid", t.exporter_pid},
+                      {"exporter_state", t.exporter_state},
+                      {"store", t.store},
+                      {"connections", t.connections},
+                      {"failure", t.failure}};
+    tiers.push_back(std::move(tier));
   }
   Json gpus = Json::array();
   for (const auto& g : s.gpus) {
@@ -137,6 +144,13 @@ Result<Status> status_from_json(std::string_view text) {
         get(n, "stored_bytes", t.stored_bytes);
         get(n, "compression_ratio", t.compression_ratio);
         get(n, "latency_p99_us", t.latency_p99_us);
+        if (const Json* v = object_at(n, "vram")) {
+          get(*v, "exporter_pid", t.exporter_pid);
+          get(*v, "exporter_state", t.exporter_state);
+          get(*v, "store", t.store);
+          get(*v, "connections", t.connections);
+          get(*v, "failure", t.failure);
+        }
         s.tiers.push_back(std::move(t));
       }
     }

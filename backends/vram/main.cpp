@@ -5,6 +5,7 @@
 #include <string_view>
 #include <vector>
 
+#include "backends/vram/capabilities.hpp"
 #include "backends/vram/exporter.hpp"
 
 // Test builds (tierswap-nbd-testhooks) define TIERSWAP_NBD_TEST_HOOKS: they
@@ -32,5 +33,17 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   spdlog::set_pattern("tierswap-nbd[%P] %l: %v");
+  // Before the store is opened or a byte served: only CAP_IPC_LOCK and
+  // CAP_SYS_RESOURCE stay (capabilities.hpp).
+  auto caps = keep_only_needed_capabilities();
+  if (!caps) {
+    spdlog::error("{}", caps.error().message);
+    return kExitFailure;
+  }
+  for (std::string_view rest = caps->warnings; !rest.empty();) {
+    const auto nl = rest.find('\n');
+    spdlog::warn("{}", rest.substr(0, nl));
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+  }
   return run_exporter(*opts);
 }

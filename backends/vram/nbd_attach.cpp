@@ -20,7 +20,9 @@
 #include <cerrno>
 #include <cstring>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <thread>
 
 #include "backends/hostfs/paths.hpp"
@@ -205,6 +207,45 @@ Result<Reply> transact(Family& fam, std::uint8_t cmd, const char* what, const Fi
   return reply;
 }
 
+// --- NBD_DO_IT helpers ------------------------------------------------------
+// The helpers this process forked, by device index, so that disconnect()
+// reaps the one it ends (a helper of an earlier process of ours is not our
+// child: its parent's end handed it to init, which reaps it).
+
+std::mutex helpers_mu;
+std::map<unsigned, pid_t>& helpers() {
+  static std::map<unsigned, pid_t> m;
+  return m;
+}
+
+void remember_helper(unsigned index, pid_t pid) {
+  std::lock_guard lk(helpers_mu);
+  helpers()[index] = pid;
+}
+
+// Waits up to `grace` for the helper of `index` to leave NBD_DO_IT and
+// reaps it; a helper that stays is left registered (a later disconnect
+// tries again). Returns whether none is left to reap.
+bool reap_helper(unsigned index, std::chrono::milliseconds grace) {
+  pid_t pid = 0;
+  {
+    std::lock_guard lk(helpers_mu);
+    const auto it = helpers().find(index);
+    if (it == helpers().end()) return true;
+    pid = it->second;
+  }
+  const auto until = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    const pid_t w = ::waitpid(pid, nullptr, WNOHANG);
+    if (w == pid || (w < 0 && errno == ECHILD)) break;
+    if (std::chrono::steady_clock::now() >= until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  std::lock_guard lk(helpers_mu);
+  helpers().erase(index);
+  return true;
+}
+
 // --- device nodes and sysfs -----------------------------------------------
 
 struct Fd {
@@ -292,7 +333,10 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
   // The device serves I/O once NBD_DO_IT has started it: the kernel then
   // creates /sys/block/nbdN/pid.
   for (int i = 0; i < 500; ++i) {
-    if (is_connected_in_sysfs(fs, index)) return Attachment{index, Via::kIoctl, pid};
+    if (is_connected_in_sysfs(fs, index)) {
+      remember_helper(index, pid);
+      return Attachment{index, Via::kIoctl, pid};
+    }
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid)
       return fail(EIO, dev + ": NBD_DO_IT ended at once (exit " + std::to_string(WEXITSTATUS(status)) + ")");
@@ -499,6 +543,9 @@ Result<void> disconnect(const HostFs& fs, unsigned index, Via via) {
   if (d.fd < 0) return fail(errno, dev + ": open");
   if (auto r = nbd_ioctl(d.fd, NBD_DISCONNECT, 0, dev, "NBD_DISCONNECT"); !r) return r;
   ::ioctl(d.fd, NBD_CLEAR_SOCK);
+  // The helper leaves NBD_DO_IT once the kernel let go of the device.
+  if (!reap_helper(index, std::chrono::seconds(5)))
+    return fail(ETIMEDOUT, dev + ": the NBD_DO_IT helper did not exit within 5 s of NBD_DISCONNECT");
   return {};
 }
 

@@ -77,7 +77,7 @@ struct ConnectOptions {
 struct Attachment {
   unsigned index = 0;
   Via via = Via::kNetlink;
-  pid_t helper = 0;  // ioctl only: the process sitting in NBD_DO_IT
+  pid_t helper = 0;  // ioctl only: the process sitting in NBD_DO_IT (disconnect() reaps it)
   [[nodiscard]] std::string device() const { return "/dev/nbd" + std::to_string(index); }
 };
 
@@ -109,8 +109,9 @@ Result<unsigned> find(const HostFs& fs, std::string_view identifier);
 
 // Disconnects /dev/nbd<index>: NBD_CMD_DISCONNECT for Via::kNetlink, the
 // NBD_DISCONNECT ioctl for Via::kIoctl (its helper then leaves NBD_DO_IT and
-// exits; the caller reaps it). The kernel closes its sockets, so the server
-// sees its connections end.
+// exits; when this process forked it, disconnect() waits for it and reaps it:
+// ETIMEDOUT when it is still there after 5 s). The kernel closes its
+// sockets, so the server sees its connections end.
 Result<void> disconnect(const HostFs& fs, unsigned index, Via via);
 
 }  // namespace tierswap::vram::attach

@@ -82,14 +82,17 @@ std::string proc_stat(pid_t pid) {
 struct ProcInfo {
   std::uint64_t start = 0;
   char state = '?';
+  std::string comm;  // field 2, without its parentheses
 };
 std::optional<ProcInfo> proc_info(const HostFs& fs, pid_t pid) {
   auto text = fs.read(proc_stat(pid));
   if (!text) return std::nullopt;
+  const auto open = text->find('(');
   const auto close = text->rfind(')');  // comm may hold spaces and parentheses
-  if (close == std::string::npos) return std::nullopt;
+  if (open == std::string::npos || close == std::string::npos || close < open) return std::nullopt;
   std::istringstream in(text->substr(close + 1));
   ProcInfo info;
+  info.comm = text->substr(open + 1, close - open - 1);
   std::string field;
   in >> info.state;
   for (int i = 4; i <= 22 && in >> field; ++i)
@@ -107,6 +110,11 @@ std::string exporter_path() {
     if (::access(beside.c_str(), X_OK) == 0) return beside;
   }
   return TIERSWAP_NBD_INSTALLED;
+}
+
+// The name the kernel keeps for a tier's device (/sys/block/nbdN/backend).
+std::string backend_identifier(const std::string& tier) {
+  return "tierswap-" + tier;
 }
 
 std::string fds_placeholder(const std::string& tier) {
@@ -232,11 +240,12 @@ Result<void> attach(Step& s, ExecContext& ctx) {
   opt.size = info.size;
   opt.block_size = 4096;
   opt.transmission_flags = info.transmission_flags;
-  opt.identifier = "tierswap-" + s.tier;
+  opt.identifier = backend_identifier(s.tier);
   auto a = attach::connect(ctx.fs, fds, opt);
   close_fds(list);  // the kernel holds its own references
   if (!a) return wrap(a.error(), "vram tier \"" + s.tier + "\"");
   const std::string dev = "nbd" + std::to_string(a->index);
+  s.previous_size = fds.size();
   ctx.bind("{vram:" + s.tier + "}", dev);
   s.value = dev;
   return {};
@@ -250,6 +259,7 @@ Result<void> detach(const Step& s, ExecContext& ctx) {
   } catch (...) {
     return fail(EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
   }
+  if (!ctx.fs.exists(paths::block_attr(s.path))) return {};  // the device is gone: nothing to disconnect
   const auto via = attach::have_netlink_family() ? attach::Via::kNetlink : attach::Via::kIoctl;
   auto r = attach::disconnect(ctx.fs, index, via);
   if (!r) return wrap(r.error(), "vram tier \"" + s.tier + "\"");
@@ -288,6 +298,99 @@ Result<void> stop_exporter(const Step& s, ExecContext& ctx) {
   if (wait_exit(ctx.fs, pid, start, kExitGrace)) return {};
   return fail(EBUSY, "vram tier \"" + s.tier + "\": " + kExporter + " pid " + std::to_string(pid) +
                          " does not exit (is a device still attached to it?)");
+}
+
+// --- re-adoption after a restart (TierKind::readopt) ------------------------
+// The journal is hostile input: a pid is trusted only when /proc says it is a
+// tierswap-nbd started at the recorded time, a device only when the kernel
+// says it is connected with the recorded size (and backend identifier, on
+// kernels that keep one).
+
+// nullopt: `pid` is the exporter the journal recorded; else why it is not.
+std::optional<std::string> exporter_problem(const HostFs& fs, pid_t pid, std::uint64_t start) {
+  const std::string who = std::string(kExporter) + " (pid " + std::to_string(pid) + ")";
+  if (pid <= 0) return "no exporter is recorded";
+  const auto info = proc_info(fs, pid);
+  if (!info) return who + " no longer runs";
+  if (info->state == 'Z' || info->state == 'X') return who + " has exited";
+  if (start == 0)
+    return "the journal has no start time for " + who + ", so it cannot be told apart from a reused pid";
+  if (info->start != start)
+    return who + " has exited: pid " + std::to_string(pid) + " now belongs to a process started at " +
+           std::to_string(info->start) + ", not " + std::to_string(start);
+  if (info->comm != kExporter)
+    return "pid " + std::to_string(pid) + " is \"" + info->comm + "\", not " + kExporter;
+  return std::nullopt;
+}
+
+enum class DeviceFinding { attached, disconnected, foreign };
+
+// Whether /dev/<device> is still the export the journal recorded.
+DeviceFinding check_device(const HostFs& fs, const OwnedTier& t, std::string& why) {
+  const std::string dev = paths::dev_node(t.device);
+  if (!fs.exists(paths::block_attr(t.device))) {
+    why = dev + " no longer exists (" + paths::block_attr(t.device) + " is gone)";
+    return DeviceFinding::disconnected;
+  }
+  if (!fs.exists(paths::block_attr(t.device, "pid"))) {
+    why = dev + " is no longer connected (" + paths::block_attr(t.device, "pid") + " is gone)";
+    return DeviceFinding::disconnected;
+  }
+  if (auto b = fs.read_value(paths::block_attr(t.device, "backend")); b && !b->empty()) {
+    if (*b != backend_identifier(t.name)) {
+      why = dev + " serves backend \"" + *b + "\", not \"" + backend_identifier(t.name) +
+            "\": it is not this tier's device";
+      return DeviceFinding::foreign;
+    }
+  }
+  if (auto sectors = fs.read_value(paths::block_attr(t.device, "size"))) {
+    const std::uint64_t bytes = std::strtoull(sectors->c_str(), nullptr, 10) * 512;
+    if (t.size && bytes != t.size) {
+      why = dev + " is " + std::to_string(bytes) + " bytes, not the recorded " + std::to_string(t.size) +
+            ": it is not this tier's device";
+      return DeviceFinding::foreign;
+    }
+  }
+  return DeviceFinding::attached;
+}
+
+Readoption readopt_tier(OwnedTier& t, const HostFs& fs) {
+  Readoption out;
+  const std::string tier = "tier \"" + t.name + "\": ";
+  const std::string dev = paths::dev_node(t.device);
+  if (!t.failed.empty()) {
+    out.log.push_back(tier + "failed before the restart (" + t.failed + "): it will be torn down");
+    return out;
+  }
+  std::string device_why;
+  const DeviceFinding device = check_device(fs, t, device_why);
+  if (device == DeviceFinding::foreign) {
+    out.log.push_back(tier + device_why + ": forgetting the tier and leaving " + dev + " alone");
+    out.forget = true;
+    return out;
+  }
+  const auto exporter = exporter_problem(fs, t.exporter_pid, t.exporter_start);
+  if (!exporter && device == DeviceFinding::attached) {
+    out.log.push_back(tier + "re-adopted: " + kExporter + " pid " + std::to_string(t.exporter_pid) +
+                      " (store " + (t.store.empty() ? "?" : t.store) + ") still serves " + dev + ", " +
+                      (t.active ? "a swap area" : "not swapped on") +
+                      "; nothing was swapped off or rewritten");
+    return out;
+  }
+  if (exporter) {
+    // Never signal a pid that is not provably ours.
+    t.exporter_pid = 0;
+    t.exporter_start = 0;
+    t.failed = "its exporter failed: " + *exporter + ". The pages it held are gone: the kernel returns " +
+               "I/O errors to their owners (a process touching one gets SIGBUS)";
+    if (device == DeviceFinding::attached)
+      t.failed += "; " + dev + " is torn down (swapoff marks the lost pages, then disconnect)";
+  } else {
+    t.failed = device_why + " while " + kExporter + " pid " + std::to_string(t.exporter_pid) +
+               " still runs: the pages on it are gone (the kernel returns I/O errors to their owners)";
+  }
+  out.log.push_back(tier + "FAILED: " + t.failed);
+  return out;
 }
 
 class VramKind final : public TierKind {
@@ -336,6 +439,7 @@ class VramKind final : public TierKind {
 
     for (const auto& o : ctx.owned) {
       if (o.name != t.name || o.kind != kName || ctx.is_kept(o.swap_path)) continue;
+      if (!o.failed.empty()) continue;  // torn down and set up afresh
       const bool same_setup = o.size == size && o.store == t.store;
       if (same_setup && o.active && swap_step::active_at(ctx.swaps, o.swap_path, t.priority) &&
           o.discard == t.discard) {
@@ -360,14 +464,23 @@ class VramKind final : public TierKind {
                  .tier = t.name,
                  .path = "{vram:" + t.name + ":exporter}",
                  .previous = t.store,
-                 .size = size});
+                 .size = size,
+                 .previous_size = static_cast<std::uint64_t>(connections)});
     ctx.add(swap_step::header(kName, t.name, dev, size));
     ctx.add(swap_step::swapon(kName, t.name, dev, kName, t.priority, t.discard, size));
   }
 
   TeardownSteps teardown(const OwnedTier& o, const std::vector<swap::SwapArea>& swaps) const override {
     TeardownSteps out;
-    if (auto off = swap_step::release(kName, o, swaps)) out.release.push_back(*off);
+    if (!o.failed.empty()) {
+      // Its pages are lost already: swapoff moves nothing (the kernel marks
+      // each lost page so that its owner gets an error), so it needs no
+      // room and is not a drain.
+      if (swap_step::active_at(swaps, o.swap_path, -1))
+        out.destroy.push_back(Step{.kind = kName, .op = "swapoff_lost", .tier = o.name, .path = o.swap_path});
+    } else if (auto off = swap_step::release(kName, o, swaps)) {
+      out.release.push_back(*off);
+    }
     if (!o.device.empty())
       out.destroy.push_back(Step{.kind = kName, .op = "nbd_detach", .tier = o.name, .path = o.device});
     if (o.exporter_pid > 0)
@@ -378,7 +491,13 @@ class VramKind final : public TierKind {
     return out;
   }
 
+  Readoption readopt(OwnedTier& t, const HostFs& fs) const override {
+    if (t.kind != kName) return {};
+    return readopt_tier(t, fs);
+  }
+
   Result<void> execute(Step& s, ExecContext& ctx) const override {
+    if (s.op == "swapoff_lost") return ctx.kernel.swapoff(s.path);
     if (s.op == "start_exporter") return start_exporter(s, ctx);
     if (s.op == "nbd_attach") return attach(s, ctx);
     if (s.op == "nbd_detach") return detach(s, ctx);
@@ -390,10 +509,13 @@ class VramKind final : public TierKind {
     if (s.op == "start_exporter")
       return Step{.kind = kName, .op = "stop_exporter", .tier = s.tier, .path = s.path};
     if (s.op == "nbd_attach") return Step{.kind = kName, .op = "nbd_detach", .tier = s.tier, .path = s.value};
+    if (s.op == "swapoff_lost") return std::nullopt;
     return swap_step::undo_of(s);
   }
 
-  bool reversible(const Step& s) const override { return s.op != "nbd_detach" && s.op != "stop_exporter"; }
+  bool reversible(const Step& s) const override {
+    return s.op != "nbd_detach" && s.op != "stop_exporter" && s.op != "swapoff_lost";
+  }
 
   void record(Ownership& own, const Step& s) const override {
     if (s.op == "nbd_attach") {
@@ -404,6 +526,8 @@ class VramKind final : public TierKind {
       t.swap_path = paths::dev_node(s.value);
       t.size = s.size;
       t.store = s.previous.value_or("");
+      t.backend = backend_identifier(s.tier);
+      t.connections = static_cast<int>(s.previous_size);
       pid_t pid = 0;
       std::uint64_t start = 0;
       if (parse_process_id(s.path, pid, start)) {
@@ -418,7 +542,7 @@ class VramKind final : public TierKind {
       return;
     }
     if (s.op == "start_exporter" || s.op == "stop_exporter") return;  // the attach records the tier
-    if (s.op == "swapoff") {
+    if (s.op == "swapoff" || s.op == "swapoff_lost") {
       // The device and the exporter stay ours until detached.
       if (auto* t = own.find_swap(s.path)) t->active = false;
       return;
@@ -432,6 +556,8 @@ class VramKind final : public TierKind {
              " -> {vram:" + s.tier + ":exporter}";
     if (s.op == "nbd_attach") return "nbd attach " + s.path + " -> {vram:" + s.tier + "}";
     if (s.op == "nbd_detach") return "nbd disconnect " + s.path;
+    if (s.op == "swapoff_lost")
+      return "swapoff " + s.path + " (its exporter failed: its pages are lost, nothing is moved)";
     if (s.op == "stop_exporter") return std::string("stop ") + kExporter + " " + s.path;
     return swap_step::describe(s);
   }
@@ -444,16 +570,23 @@ class VramKind final : public TierKind {
 
   StepFields fields(const Step& s) const override {
     if (s.op == "start_exporter" || s.op == "nbd_attach") return {.value = true};
-    if (s.op == "nbd_detach" || s.op == "stop_exporter") return {};
+    if (s.op == "nbd_detach" || s.op == "stop_exporter" || s.op == "swapoff_lost") return {};
     return swap_step::fields(s);
   }
 
-  std::optional<TierStats> stats(const OwnedTier& o, const HostFs&) const override {
-    return TierStats{.size_bytes = o.size, .active = o.active};
+  std::optional<TierStats> stats(const OwnedTier& o, const HostFs& fs) const override {
+    return TierStats{.size_bytes = o.size,
+                     .active = o.active,
+                     .process_state = exporter_state(fs, o.exporter_pid, o.exporter_start)};
   }
 };
 
 }  // namespace
+
+std::string exporter_state(const HostFs& fs, int pid, std::uint64_t start) {
+  if (pid <= 0) return {};
+  return exporter_problem(fs, pid, start) ? "gone" : "running";
+}
 
 int default_connections(unsigned cpus) {
   return static_cast<int>(std::clamp(cpus, 1U, 16U));

@@ -9,7 +9,8 @@
 //   nbd_attach      NBD handshake on every socket, then the netlink (or
 //                   ioctl) connect; `path` is "PID:START" of the exporter,
 //                   `value` becomes the device ("nbd0"), bound as
-//                   "{vram:TIER}"; `previous` carries the store for the
+//                   "{vram:TIER}"; `previous` carries the store and
+//                   `previous_size` the number of connections for the
 //                   journal; undo: nbd_detach
 //   swap_header, swapon, swapoff   (backends/swap/swap_step.hpp)
 //   nbd_detach      disconnect device `path` ("nbd0"); cannot be undone
@@ -20,13 +21,19 @@
 // installed sbin directory.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
+#include "backends/hostfs/host_fs.hpp"
 #include "common/tier_kind.hpp"
 
 namespace tierswap::vram {
 
 const TierKind& tier_kind();
+
+// A vram tier's exporter as status shows it: "running" when `pid` runs as
+// tierswap-nbd started at `start`, "gone" when not, "" for pid 0.
+std::string exporter_state(const HostFs& fs, int pid, std::uint64_t start);
 
 // The default of `connections:` for a machine with `cpus` CPUs: one per CPU,
 // at least 1, at most 16.

@@ -5,9 +5,11 @@
 # The guest prints "TIERSWAP-VERDICT: PASS|FAIL|SKIP ..." on the serial
 # console and reboots (QEMU runs with -no-reboot, so it exits).
 #
-#   run_vm.sh --scenario test|bench --bin PATH... [--optional-bin PATH...] --cache DIR --work DIR
+#   run_vm.sh --scenario test|daemon|readopt|reload|bench --bin PATH... [--optional-bin PATH...] --cache DIR --work DIR
 #             [--timeout S]
-# VM_APPEND replaces "quiet" on the guest's command line (debugging).
+# VM_APPEND replaces "quiet" on the guest's command line (debugging). The
+# guest's own watchdog fires 25 s before --timeout, so that a hang still
+# ends with the guest's state on the console.
 #
 # The kernel package (apt-get download linux-image-<version>-amd64) is
 # fetched once into --cache; only vmlinuz and the needed modules are kept.
@@ -117,7 +119,7 @@ t_boot=$(now)
 timeout --kill-after=5 "$timeout_s" qemu-system-x86_64 -accel tcg -cpu max -m 1024 -smp 2 \
   -display none -monitor none -serial "file:$console" -no-reboot "${drive[@]}" \
   -kernel "$cache/vmlinuz" -initrd "$work/initrd.gz" \
-  -append "console=ttyS0 ${VM_APPEND:-quiet} psi=1 panic=-1 tierswap.scenario=$scenario" </dev/null
+  -append "console=ttyS0 ${VM_APPEND:-quiet} psi=1 panic=-1 tierswap.scenario=$scenario tierswap.watchdog=$((timeout_s - 25))" </dev/null
 rc=$?
 wall=$(elapsed "$t_boot")
 tr -d '\r' < "$console" > "$work/console.txt"

@@ -11,6 +11,15 @@
 #          tier (store: host, 64M, priority 50): the hog's pages reach
 #          /dev/nbd0 and come back intact; SIGTERM takes both tiers down
 #          and the exporter exits
+#   readopt  tierswapd applies the zram and vram tiers; the hog's pages sit
+#          on /dev/nbd0 while tierswapd is killed with SIGKILL: the exporter
+#          and the swap area stay; a restarted tierswapd re-adopts them
+#          (journal: re-adopted, nothing applied, no swapoff, one nbd area,
+#          the same exporter); every page verifies; SIGTERM then takes
+#          everything down
+#   reload the same set-up; a SIGHUP with a config without the vram tier
+#          drains /dev/nbd0 into the spare area while the hog's pages sit
+#          on it, detaches it and ends the exporter; every page verifies
 #   bench  the same hog through tierswap-nbd (2 and 1 connections), zram and
 #          a virtio disk (a swap area on a host file), for rates as ratios
 export PATH=/bin
@@ -51,7 +60,8 @@ watchdog() {
   echo w > /proc/sysrq-trigger
   fail "watchdog: the scenario did not finish within $1 s of boot"
 }
-watchdog 170 &
+wd=$(sed -n 's/.*tierswap\.watchdog=\([0-9]*\).*/\1/p' /proc/cmdline)
+watchdog "${wd:-170}" &
 scenario=$(sed -n 's/.*tierswap\.scenario=\([a-z]*\).*/\1/p' /proc/cmdline)
 
 load nbd nbds_max=2 || fail "insmod nbd"
@@ -126,7 +136,132 @@ no_swap() { ! grep -q "^$1" /proc/swaps; }
 no_used_but() { awk -v keep="$1" 'NR > 1 && $1 != keep && $4 > 0 { exit 1 }' /proc/swaps; }
 gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 
+# daemon_up LOG: the two-tier config, a spare swap area that is not
+# tierswap's (room for drains, lowest priority), tierswapd started in the
+# background; sets $daemon, $exporter and $ztier.
+daemon_up() {
+  [ -x /bin/tierswapd ] || verdict "SKIP tierswapd is not in the initramfs (not built)"
+  mkdir -p /etc /run
+  cat > /etc/tierswap.yaml <<'YAML'
+tiers:
+  - name: fast
+    kind: zram
+    size: 16M
+    priority: 100
+  - name: gpu
+    kind: vram
+    store: host
+    size: 64M
+    connections: 2
+    priority: 50
+YAML
+  echo 48M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
+    || fail "$scenario: spare swap on zram0"
+  tierswapd --no-dbus --config /etc/tierswap.yaml >"$1" 2>&1 &
+  daemon=$!
+  wait_for 60 "the vram tier" has_swap /dev/nbd0 || fail "$scenario: /dev/nbd0 never became a swap area"
+  ztier=$(awk '$1 != "/dev/zram0" && $1 ~ /^\/dev\/zram/ && $5 == 100 { print $1 }' /proc/swaps)
+  [ -n "$ztier" ] || fail "$scenario: no zram swap area at priority 100"
+  exporter=$(pidof tierswap-nbd)
+  [ -n "$exporter" ] || fail "$scenario: no tierswap-nbd runs"
+  # Started by root with every capability, it keeps only CAP_IPC_LOCK (14)
+  # and CAP_SYS_RESOURCE (24).
+  caps=$(awk '/^CapEff:/ { print $2 }' "/proc/$exporter/status")
+  [ "$caps" = 0000000001004000 ] || fail "$scenario: the exporter's CapEff is $caps, not 0000000001004000"
+  echo "vm: $scenario: applied (exporter pid $exporter CapEff $caps, zram tier $ztier)"
+}
+# hog_hold: the hog fills 48 MiB under memory.max 16M and holds its pages
+# (on zram and /dev/nbd0) until /tmp/release exists; sets $hog.
+hog_hold() {
+  rm -f /tmp/release /tmp/hog.out
+  echo 16M > /sys/fs/cgroup/hog/memory.max || fail "memory.max 16M"
+  sh -c "echo \$\$ > /sys/fs/cgroup/hog/cgroup.procs &&
+    exec swap_hog --mib 48 --device /dev/nbd0 --label $scenario --hold /tmp/release" >/tmp/hog.out 2>&1 &
+  hog=$!
+  wait_for 120 "the hog's fill" grep -q '^hog: filled' /tmp/hog.out || fail "$scenario: the hog did not fill"
+  grep '^hog: filled' /tmp/hog.out
+  grep -q '^hog: filled.* used_kib=[1-9]' /tmp/hog.out || fail "$scenario: no page of the hog reached /dev/nbd0"
+}
+# hog_verify: releases the hog and checks that every page came back.
+hog_verify() {
+  touch /tmp/release
+  wait "$hog"; rc=$?
+  grep '^hog: label' /tmp/hog.out
+  [ $rc -eq 0 ] || fail "$scenario: the hog's pages did not verify (exit $rc): $(tail -n 3 /tmp/hog.out)"
+}
+# daemon_down: SIGTERM; everything tierswap set up is gone, the exporter too.
+daemon_down() {
+  kill -TERM "$daemon"
+  wait_for 90 "tierswapd to exit" gone "$daemon" || fail "$scenario: tierswapd still runs 90 s after SIGTERM"
+  wait "$daemon" 2>/dev/null; rc=$?
+  [ $rc -eq 0 ] || [ $rc -eq 127 ] || fail "$scenario: tierswapd exited $rc after SIGTERM"
+  no_swap /dev/nbd || fail "$scenario: an nbd swap area is left"
+  no_swap "$ztier" || fail "$scenario: the zram tier's $ztier is left"
+  wait_for 10 "the exporter to exit" gone "$exporter" || fail "$scenario: the exporter (pid $exporter) still runs"
+  [ -e /sys/block/nbd0/pid ] && fail "$scenario: /dev/nbd0 is still connected"
+  [ -e /run/tierswap/state.json ] && fail "$scenario: the journal is left after a clean stop"
+  swapoff /dev/zram0 || fail "$scenario: swapoff of the spare zram0"
+  echo "vm: $scenario: torn down (no nbd swap area, $ztier gone, exporter exited, journal removed)"
+}
+nbd_used() { awk '$1 == "/dev/nbd0" { print $4 }' /proc/swaps; }
+
 case "$scenario" in
+  readopt)
+    daemon_up /tmp/tierswapd.log
+    hog_hold
+    before=$(grep -c '^/dev/nbd' /proc/swaps)
+    used=$(nbd_used)
+    kill -KILL "$daemon"
+    wait_for 10 "tierswapd to die" gone "$daemon" || fail "readopt: tierswapd survived SIGKILL"
+    wait "$daemon" 2>/dev/null
+    gone "$exporter" && fail "readopt: the exporter died with tierswapd"
+    has_swap /dev/nbd0 || fail "readopt: /dev/nbd0 left /proc/swaps when tierswapd died"
+    [ -e /sys/block/nbd0/pid ] || fail "readopt: /dev/nbd0 was disconnected when tierswapd died"
+    grep -q '"exporter_pid": '"$exporter" /run/tierswap/state.json || fail "readopt: the journal lacks the exporter"
+    echo "vm: readopt: tierswapd killed (SIGKILL); exporter $exporter still serves /dev/nbd0 (used ${used} KiB)"
+    mv /tmp/tierswapd.log /tmp/tierswapd-1.log
+    tierswapd --no-dbus --config /etc/tierswap.yaml >/tmp/tierswapd.log 2>&1 &
+    daemon=$!
+    wait_for 60 "the restarted tierswapd to apply" grep -q 'applied' /tmp/tierswapd.log \
+      || fail "readopt: the restarted tierswapd did not apply"
+    grep 're-adopted' /tmp/tierswapd.log | sed 's/^/vm: readopt: log: /'
+    grep -q 'tier "gpu": re-adopted: tierswap-nbd pid '"$exporter" /tmp/tierswapd.log \
+      || fail "readopt: the journal was not re-adopted (no 're-adopted' line for pid $exporter)"
+    grep -q 'applied: nothing to do' /tmp/tierswapd.log || fail "readopt: the restart applied steps"
+    grep -qi 'swapoff\|swap_header\|mkswap' /tmp/tierswapd.log && fail "readopt: the restart swapped off or re-headered"
+    gone "$daemon" && fail "readopt: the restarted tierswapd exited"
+    [ "$(grep -c '^/dev/nbd' /proc/swaps)" = "$before" ] || fail "readopt: /proc/swaps has not one nbd area"
+    [ "$(pidof tierswap-nbd)" = "$exporter" ] || fail "readopt: tierswap-nbd is not just pid $exporter: $(pidof tierswap-nbd)"
+    now_used=$(nbd_used)
+    [ "${now_used:-0}" -gt 0 ] || fail "readopt: /dev/nbd0 lost its pages (used ${now_used:-none})"
+    echo "vm: readopt: re-adopted (one nbd area, exporter $exporter, used ${used} -> ${now_used} KiB)"
+    hog_verify
+    wait_for 5 "swap areas to settle" no_used_but /dev/zram0 || true
+    daemon_down
+    ;;
+  reload)
+    daemon_up /tmp/tierswapd.log
+    hog_hold
+    used=$(nbd_used)
+    cat > /etc/tierswap.yaml <<'YAML'
+tiers:
+  - name: fast
+    kind: zram
+    size: 16M
+    priority: 100
+YAML
+    kill -HUP "$daemon"
+    wait_for 120 "the vram tier to drain" no_swap /dev/nbd0 \
+      || fail "reload: /dev/nbd0 still a swap area 120 s after SIGHUP"
+    wait_for 10 "the exporter to exit" gone "$exporter" || fail "reload: the exporter still runs after the drain"
+    wait_for 10 "the reload to end" grep -q 'reload: applied' /tmp/tierswapd.log \
+      || fail "reload: no 'reload: applied' line"
+    [ -e /sys/block/nbd0/pid ] && fail "reload: /dev/nbd0 is still connected"
+    gone "$daemon" && fail "reload: tierswapd exited"
+    echo "vm: reload: the vram tier drained (${used} KiB off /dev/nbd0), detached, exporter exited"
+    hog_verify
+    daemon_down
+    ;;
   daemon)
     [ -x /bin/tierswapd ] || verdict "SKIP tierswapd is not in the initramfs (not built)"
     mkdir -p /etc /run

@@ -7,12 +7,17 @@
 // back from swap corrupted, stale or from the wrong slot is caught and told
 // apart. Rates come from /proc/vmstat's pswpout/pswpin over each phase.
 //
-//   swap_hog --mib N [--device /dev/nbd0] [--label NAME] [--seed S]
+//   swap_hog --mib N [--device /dev/nbd0] [--label NAME] [--seed S] [--hold FILE]
+//
+// --hold FILE: after the fill, print "hog: filled label=... used_kib=..." and
+// wait, touching nothing, until FILE exists; then verify. The scenario
+// meanwhile kills and restarts tierswapd or drains a tier under the pages.
 //
 // Prints one line "hog: label=... key=value ..." and exits 0 when every page
 // verified and (with --device) the device's "Used" in /proc/swaps was above
 // zero after the fill; 1 otherwise; 2 on a bad command line.
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -92,6 +97,7 @@ int main(int argc, char** argv) {
   std::size_t mib_total = 0;
   std::string device;
   std::string label = "hog";
+  std::string hold;
   std::uint64_t seed = 0x7469657273776170ULL;  // "tierswap"
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -102,6 +108,8 @@ int main(int argc, char** argv) {
       device = v;
     else if (a == "--label")
       label = v;
+    else if (a == "--hold")
+      hold = v;
     else if (a == "--seed")
       seed = std::strtoull(v, nullptr, 0);
     else {
@@ -110,7 +118,7 @@ int main(int argc, char** argv) {
     }
   }
   if (mib_total == 0 || argc % 2 == 0) {
-    std::fprintf(stderr, "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S]\n");
+    std::fprintf(stderr, "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S] [--hold FILE]\n");
     return 2;
   }
   const std::size_t pages = mib_total * (1024 * 1024 / kPage);
@@ -131,9 +139,21 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "swap_hog: filled %zu MiB in %.1f s, pswpout +%.1f MiB\n", (p + 1) >> 8,
                    std::chrono::duration<double>(Clock::now() - t0).count(), mib(vmstat("pswpout") - out0));
   }
-  const auto t1 = Clock::now();
-  const std::uint64_t out1 = vmstat("pswpout"), in1 = vmstat("pswpin");
+  auto t1 = Clock::now();
+  const auto fill_end = t1;
+  std::uint64_t out1 = vmstat("pswpout"), in1 = vmstat("pswpin");
+  const std::uint64_t fill_out = out1 - out0;
   const long long used = device.empty() ? 0 : swap_used_kib(device);
+  if (!hold.empty()) {
+    std::printf("hog: filled label=%s mib=%zu used_kib=%lld\n", label.c_str(), mib_total, used);
+    std::fflush(stdout);
+    struct stat st {};
+    while (::stat(hold.c_str(), &st) != 0) ::usleep(100 * 1000);
+    // The verify phase's rates start here, not before the hold.
+    t1 = Clock::now();
+    out1 = vmstat("pswpout");
+    in1 = vmstat("pswpin");
+  }
 
   std::size_t corrupted = 0, misplaced = 0;
   long long first_bad = -1;
@@ -146,14 +166,14 @@ int main(int argc, char** argv) {
   const auto t2 = Clock::now();
   const std::uint64_t out2 = vmstat("pswpout"), in2 = vmstat("pswpin");
 
-  const double fill_s = std::chrono::duration<double>(t1 - t0).count();
+  const double fill_s = std::chrono::duration<double>(fill_end - t0).count();
   const double verify_s = std::chrono::duration<double>(t2 - t1).count();
   std::printf(
       "hog: label=%s mib=%zu fill_s=%.2f fill_swapout_mib=%.1f swapout_mibps=%.1f used_kib=%lld "
       "verify_s=%.2f verify_swapin_mib=%.1f swapin_mibps=%.1f verify_swapout_mib=%.1f corrupted=%zu "
       "misplaced=%zu first_bad=%lld\n",
-      label.c_str(), mib_total, fill_s, mib(out1 - out0), mib(out1 - out0) / fill_s, used, verify_s,
-      mib(in2 - in1), mib(in2 - in1) / verify_s, mib(out2 - out1), corrupted, misplaced, first_bad);
+      label.c_str(), mib_total, fill_s, mib(fill_out), mib(fill_out) / fill_s, used, verify_s, mib(in2 - in1),
+      mib(in2 - in1) / verify_s, mib(out2 - out1), corrupted, misplaced, first_bad);
   (void)in0;
   std::fflush(stdout);
   if (corrupted + misplaced != 0) return 1;
