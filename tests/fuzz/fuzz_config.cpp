@@ -1,10 +1,8 @@
 // Fuzz target: the config loader (config/loader.hpp), YAML text in, Spec or
 // diagnostics out, and parse_size() on single-line inputs.
 //
-// Built with g++ and the standalone driver (standalone_driver.cpp) because
-// clang 16's __cpp_concepts (201907L) hides libstdc++ 12's <expected>; the
-// entry point is libFuzzer's, so the same file links with -fsanitize=fuzzer
-// once a clang that reports C++20 concepts (202002L) is available.
+// libFuzzer (clang, coverage-guided) where clang is installed, else g++
+// with the standalone driver: see CMakeLists.txt.
 //
 // Each input is loaded against two machines: 16 GiB of RAM and no known GPU
 // (vram sizes stay unresolved), and 64 GiB with a 24 GiB GPU.
