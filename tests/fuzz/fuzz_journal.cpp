@@ -6,9 +6,8 @@
 // Asserted beyond "no sanitizer report / no uncaught exception":
 //  - an error has a message;
 //  - a parsed journal written back by to_json() parses again, to the same
-//    text (to_json . parse_journal is a fixed point after one round), and
-//    validates the same way;
-//  - a journal that validates names only: values under /proc/sys/vm/ or
+//    text (to_json . parse_journal is a fixed point after one round);
+//  - a journal that validates, read or written back, names only: values under /proc/sys/vm/ or
 //    /sys/module/zswap/parameters/ without "/.."; tier devices empty,
 //    zram<N> or nbd<N>; swap paths absolute, without "/../" or "/./"
 //    components, never under /proc or /sys.
@@ -79,7 +78,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto again = parse_journal(once);
   FUZZ_CHECK(again.has_value(), "to_json() wrote a journal that parse_journal() refuses");
   FUZZ_CHECK(to_json(*again) == once, "journal text changes on a second round trip");
-  FUZZ_CHECK(validate_journal(*again).has_value() == valid.has_value(),
-             "validation differs after a round trip");
+  // Whether it validates may change in the round trip (to_json leaves out
+  // exporter_start when exporter_pid is 0: corpus seed
+  // regression-exporter-start-without-pid); what validates must be safe.
+  if (validate_journal(*again)) check_valid(*again);
   return 0;
 }
