@@ -68,6 +68,11 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
     std::set<std::string> torn_down;
     for (const auto& d : done)
       if (!reversible(d)) torn_down.insert(d.tier);
+    // A tier whose undo failed keeps its earlier steps too: undoing them
+    // under a step that still stands (resetting a zram device that is
+    // still swapped on) is unsafe, and the journal must keep naming what
+    // is still set up, so that stop or the next start removes it.
+    std::set<std::string> stuck;
     for (auto it = done.rbegin(); it != done.rend(); ++it) {
       auto u = undo_of(*it);
       if (!u) continue;
@@ -76,8 +81,16 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
             "; cannot undo \"" + describe(*it) + "\": tier \"" + it->tier + "\" was already torn down";
         continue;
       }
+      if (!it->tier.empty() && stuck.contains(it->tier)) {
+        say("kept: " + describe(*it) + " (an undo of tier \"" + it->tier + "\" failed)");
+        continue;
+      }
       if (auto ur = run(*u); !ur) {
         undo_errors += "; undo of \"" + describe(*it) + "\" failed: " + ur.error().describe();
+        if (!it->tier.empty()) {
+          stuck.insert(it->tier);
+          undo_errors += " (tier \"" + it->tier + "\" stays set up and in the journal)";
+        }
         say("undo failed: " + describe(*u) + ": " + ur.error().describe());
       } else {
         ++undone;

@@ -4,13 +4,30 @@
 //                              from FILE, read on every snapshot: one trace
 //                              line (policy/trace.hpp) whose "vram" list is
 //                              used (a missing or bad FILE: no samples).
+//   --test-stop-at-save N        the process stops itself (SIGSTOP) right
+//                                after the Nth save of the journal,
+//   --test-stop-before-save N    ... right before it: the kernel already has
+//                                the change that save would record.
+// The kill -9 tests (tests/kernel/robust_kill_test.cpp) then kill it with
+// SIGKILL, as a crash or the OOM killer would, at that exact point of the
+// apply. The journal is saved after every step (daemon/apply.hpp), so N
+// walks through every phase of an apply. It is done by interposing
+// renameat(), which the journal's atomic replace ends with.
 // Built only with TIERSWAP_BUILD_TESTS, never installed; the tests that
 // need the seams run this binary instead of tierswapd. The recording kernel
 // comes from the test library (tests/support/), which tierswapd does not link.
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/daemon.hpp"
@@ -30,18 +47,49 @@ std::vector<tierswap::policy::VramTierSample> samples_from(const std::string& fi
 
 }  // namespace
 
+namespace {
+std::atomic<int> g_stop_at{0};
+std::atomic<bool> g_stop_before{false};
+std::atomic<int> g_saves{0};
+}  // namespace
+
+extern "C" int renameat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath) {
+  using Fn = int (*)(int, const char*, int, const char*);
+  static const Fn real = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, "renameat"));
+  const bool journal = g_stop_at != 0 && std::string_view(newpath) == "state.json";
+  const bool stop_here = journal && ++g_saves == g_stop_at;
+  if (stop_here && g_stop_before) ::raise(SIGSTOP);
+  const int r = real(olddirfd, oldpath, newdirfd, newpath);
+  if (stop_here && !g_stop_before) ::raise(SIGSTOP);
+  return r;
+}
+
 int main(int argc, char** argv) {
   std::string vram_file;
+  // Takes this file's own options out before the daemon's parser sees them.
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
-    if (std::strcmp(argv[i], "--test-vram-samples") == 0 && i + 1 < argc) {
+    const std::string_view a = argv[i];
+    if (a == "--test-vram-samples" && i + 1 < argc) {
       vram_file = argv[++i];
+      continue;
+    }
+    if ((a == "--test-stop-at-save" || a == "--test-stop-before-save") && i + 1 < argc) {
+      const int n = std::atoi(argv[i + 1]);
+      if (n <= 0) {
+        std::fprintf(stderr, "%s: %s is not a save number (1, 2, ...)\n", argv[i], argv[i + 1]);
+        return 2;
+      }
+      g_stop_at = n;
+      g_stop_before = a == "--test-stop-before-save";
+      ++i;
       continue;
     }
     args.push_back(argv[i]);
   }
+  args.push_back(nullptr);
   tierswap::DaemonOptions options;
-  if (auto exit_status = tierswap::parse_command_line(static_cast<int>(args.size()), args.data(), options,
+  if (auto exit_status = tierswap::parse_command_line(static_cast<int>(args.size()) - 1, args.data(), options,
                                                       /*test_hooks=*/true))
     return *exit_status;
   if (options.engine.fake_kernel) options.engine.make_kernel = tierswap::swap::recording_kernel_on;

@@ -8,9 +8,8 @@
 // within 5 s of the client's end-of-file (it neither hangs nor keeps the
 // slot), and the store has not failed.
 //
-// Built by g++ (nbd_server.hpp needs <expected>, which clang 16 cannot
-// compile with libstdc++ 12) with ASan/UBSan and standalone_driver.cpp, like
-// fuzz_config: not coverage-guided.
+// libFuzzer (clang, coverage-guided) where clang is installed, else g++
+// with the standalone driver: see CMakeLists.txt.
 #include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>

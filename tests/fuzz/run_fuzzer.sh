@@ -6,8 +6,9 @@
 #   run_fuzzer.sh BINARY SEED_DIR WORK_DIR SECONDS
 #       runs BINARY (libFuzzer or standalone_driver) for SECONDS on a fresh
 #       WORK_DIR/corpus (libFuzzer adds what it finds there, never to the
-#       committed SEED_DIR) plus SEED_DIR; a failing input lands in
-#       WORK_DIR/artifacts/.
+#       committed SEED_DIR) plus SEED_DIR. A failing input lands in
+#       WORK_DIR/artifacts/; the test fails and names it, with the command
+#       that replays it and how to keep it as a regression seed.
 set -eu
 
 if [ "${1:-}" = "--skip" ]; then
@@ -23,11 +24,22 @@ if [ ! -x "$bin" ]; then
   echo "FAILED: $bin was not built (cmake --build . --target ${bin##*/})" >&2
   exit 1
 fi
-rm -rf "$work/corpus"
+rm -rf "$work/corpus" "$work/artifacts"
 mkdir -p "$work/corpus" "$work/artifacts"
 # Stop at the first report; keep LeakSanitizer on (a leak per input adds up).
-export ASAN_OPTIONS="${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1}"
+export ASAN_OPTIONS="${ASAN_OPTIONS:-halt_on_error=1:abort_on_error=1:detect_leaks=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 echo "+ $bin -max_total_time=$seconds -rss_limit_mb=1024 -timeout=10 -artifact_prefix=$work/artifacts/ $work/corpus $seeds"
-exec "$bin" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
-  -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds"
+rc=0
+"$bin" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+  -artifact_prefix="$work/artifacts/" "$work/corpus" "$seeds" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  for f in "$work"/artifacts/*; do
+    [ -f "$f" ] || continue
+    echo "FAILED: input kept in $f ($(wc -c <"$f") bytes); first bytes:"
+    od -A d -c "$f" | head -8
+    echo "replay: $bin $f"
+    echo "once fixed, keep it as a regression seed: cp $f $seeds/regression-<what>"
+  done
+  exit "$rc"
+fi

@@ -1,11 +1,11 @@
-// A stand-in for libFuzzer's main() for targets that g++ must build (see
-// fuzz_config.cpp). It is NOT coverage-guided: it runs every seed, then a
-// fixed pseudo-random sequence of mutations of the seeds (bit flips, byte
-// sets, inserted and deleted runs, tokens from a small YAML/size-expression
-// dictionary, splices of two seeds) until -runs or -max_total_time is
-// reached. The sequence depends only on -seed and the seeds, so iteration N
-// is the same input on every machine; only how far a run gets depends on the
-// machine's speed.
+// A stand-in for libFuzzer's main() where libFuzzer cannot be used (no
+// clang, or a TIERSWAP_SANITIZE tree: see CMakeLists.txt). It is NOT
+// coverage-guided: it runs every seed, then a fixed pseudo-random sequence
+// of mutations of the seeds (bit flips, byte sets, inserted and deleted
+// runs, tokens from a small YAML/size-expression dictionary, splices of two
+// seeds) until -runs or -max_total_time is reached. The sequence depends
+// only on -seed and the seeds, so iteration N is the same input on every
+// machine; only how far a run gets depends on the machine's speed.
 //
 // Takes libFuzzer's spelling of the flags it shares, so run_fuzzer.sh drives
 // both kinds alike: -max_total_time=S -runs=N -seed=N -artifact_prefix=P
