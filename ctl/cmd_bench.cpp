@@ -337,7 +337,12 @@ int run(const CLI::App& sub, Args& a, const std::string& command) {
   auto r = bench::run_bench(o, log);
   if (log != stderr) std::fclose(log);
   if (!r) {
-    std::fprintf(stderr, "tierswapctl bench: %s\n", r.error().describe().c_str());
+    if (r.error().code == EINTR)
+      std::fprintf(stderr,
+                   "tierswapctl bench: interrupted; the hog, its cgroup and tierswapd are stopped, and the "
+                   "machine is as before\n");
+    else
+      std::fprintf(stderr, "tierswapctl bench: %s\n", r.error().describe().c_str());
     return kExitFailed;
   }
   const int st = emit(*r, a.output, a.json);

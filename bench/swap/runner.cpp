@@ -671,6 +671,7 @@ Result<Report> run_bench(const RunOptions& o, std::FILE* log) {
     if (!r) {
       g.status = "failed";
       g.error = r.error().describe();
+      if (r.error().code == EINTR) g.error = "interrupted";
       std::fprintf(log, "group %s failed: %s\n", g.name.c_str(), g.error.c_str());
       if (r.error().code == EINTR || r.error().code == EIO) fatal = std::unexpected(r.error());
     }
