@@ -31,7 +31,9 @@ struct Frame {
 
 std::string fmt(double v) {
   char b[32];
-  if (v >= 1000 && std::fmod(v, 1000) == 0)
+  if (v >= 1e6 && std::fmod(v, 1e6) == 0)
+    std::snprintf(b, sizeof b, "%.0fM", v / 1e6);
+  else if (v >= 1000 && std::fmod(v, 1000) == 0)
     std::snprintf(b, sizeof b, "%.0fk", v / 1000);
   else
     std::snprintf(b, sizeof b, v >= 10 || v == 0 ? "%.0f" : "%.2g", v);

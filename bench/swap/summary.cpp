@@ -103,14 +103,15 @@ std::string text_report(const Report& r) {
       out += "**" + g.status + "**: " + g.error + "\n";
       continue;
     }
-    out += "| metric | value | vs " + (base ? base->name : std::string("first")) + " |\n|---|---:|---:|\n";
+    out += "| metric | value | vs " + (base ? base->name : std::string("first")) +
+           " | better |\n|---|---:|---:|---|\n";
     for (const auto& m : metrics(g)) {
       const auto q = ratio(r, m);
-      out +=
-          "| " + m.label + " | " + num(m.value) + " " + m.unit + " | " + (q ? num(*q) + "×" : "–") + " |\n";
+      out += "| " + m.label + " | " + num(m.value) + " " + m.unit + " | " + (q ? num(*q) + "×" : "–") +
+             " | " + (m.lower_is_better ? "lower" : "higher") + " |\n";
     }
     out += "\nhog: " + std::to_string(g.hog.pages) + " pages, " + std::to_string(g.hog.touches) +
-           " verified and rewritten, " + std::to_string(g.hog.bad_pages) + " bad; first fill " +
+           " checked and rewritten after the fill, " + std::to_string(g.hog.bad_pages) + " bad; first fill " +
            num(g.hog.fill_s) + " s\n";
   }
   return out;

@@ -203,9 +203,10 @@ TEST(Report, RatiosAreToTheFirstGroup) {
   EXPECT_EQ(got.count("raw0_randread_iops"), 0u);  // a has no raw figures
   EXPECT_TRUE(metrics(h.groups[0]).empty());
   const std::string text = text_report(h);
-  EXPECT_NE(text.find("| perceived latency p99 | 30.0 µs | 3.00× |"), std::string::npos) << text;
+  EXPECT_NE(text.find("| perceived latency p99 | 30.0 µs | 3.00× | lower |"), std::string::npos) << text;
   EXPECT_NE(text.find("**failed**"), std::string::npos);
-  EXPECT_NE(text.find("vs a |"), std::string::npos);
+  EXPECT_NE(text.find("vs a | better |"), std::string::npos);
+  EXPECT_NE(text.find("| swap-out (mean) | 2.00 MiB/s | 2.00× | higher |"), std::string::npos) << text;
 }
 
 TEST(Report, TextHasATablePerGroup) {
