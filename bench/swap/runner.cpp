@@ -83,10 +83,11 @@ struct Progress {
   void tick() const {
     if (!on) return;
     const double el = since(t0);
+    const double all = std::max(total, el);  // a slow group runs past the estimate
     const int width = 24;
-    const int done = total > 0 ? std::min(width, static_cast<int>(el / total * width)) : 0;
+    const int done = all > 0 ? std::min(width, static_cast<int>(el / all * width)) : 0;
     std::fprintf(stderr, "\r\033[K[%s%s] %3.0f/%.0f s  %s", std::string(done, '#').c_str(),
-                 std::string(width - done, '.').c_str(), el, total, now.c_str());
+                 std::string(width - done, '.').c_str(), el, all, now.c_str());
     std::fflush(stderr);
   }
   void done() const {
@@ -500,16 +501,21 @@ Result<void> run_load(const HostFs& fs, const RunOptions& o, Group& g, Progress&
     if (since(t0) > limit) return finish(fail(ETIMEDOUT, "the hog did not finish"));
     const auto now = Clock::now();
     if (now >= next_probe) {
-      g.probe_us.push_back(probe_once());
+      g.probe_us.push_back(std::round(probe_once() * 10) / 10);  // 0.1 µs is plenty
       next_probe += std::chrono::duration_cast<Clock::duration>(probe_every);
       if (next_probe < now) next_probe = now + std::chrono::duration_cast<Clock::duration>(probe_every);
     }
     if (now >= next_sample) {
       if (auto s = sample(); !s) return finish(s);
       next_sample += std::chrono::seconds(1);
-      pr.show(g.name + ": load " + std::to_string(static_cast<int>(since(t0))) + "/" +
-              std::to_string(static_cast<int>(o.seconds)) + " s, " +
-              std::to_string(g.samples.back().pswpout - g.samples.front().pswpout) + " pages out");
+      const int el = static_cast<int>(since(t0));
+      const std::string out =
+          std::to_string(g.samples.back().pswpout - g.samples.front().pswpout) + " pages out";
+      pr.show(el <= static_cast<int>(o.seconds)
+                  ? g.name + ": load " + std::to_string(el) + "/" +
+                        std::to_string(static_cast<int>(o.seconds)) + " s, " + out
+                  : g.name + ": load time over, the hog finishes its pages (" + std::to_string(el) + " s), " +
+                        out);
     }
     status = hog.poll();
     std::this_thread::sleep_until(std::min(next_probe, next_sample));
