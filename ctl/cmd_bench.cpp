@@ -5,6 +5,7 @@
 // machine. The runner and the writers live in bench/swap/.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -225,6 +226,18 @@ int run(const CLI::App& sub, Args& a, const std::string& command) {
     if (std::filesystem::exists("/etc/tierswap.yaml")) a.groups.push_back("configured");
   }
 
+  for (const auto& g : a.groups) {
+    if (g != "disk" && g != "zram" && g != "configured" && !std::filesystem::exists(g)) {
+      usage_error(cmd, "GROUP \"" + g + "\" is neither disk, zram, configured nor an existing config file");
+      return kExitUsage;
+    }
+  }
+  if (std::find(a.groups.begin(), a.groups.end(), "configured") != a.groups.end() &&
+      !std::filesystem::exists("/etc/tierswap.yaml")) {
+    usage_error(cmd, "GROUP configured: /etc/tierswap.yaml does not exist");
+    return kExitUsage;
+  }
+
   // The groups' configs: the built-in ones are written into the output
   // folder (sized for the working set), so the report names real files.
   std::error_code ec;
@@ -255,9 +268,6 @@ int run(const CLI::App& sub, Args& a, const std::string& command) {
     if (!yaml.empty()) {
       file = std::filesystem::absolute(a.output + "/configs/" + g + ".yaml");
       if (!write_file(file, yaml)) return kExitFailed;
-    } else if (!std::filesystem::exists(file)) {
-      usage_error(cmd, "GROUP \"" + g + "\" is neither disk, zram, configured nor an existing config file");
-      return kExitUsage;
     }
     std::string name = g;
     if (g != "disk" && g != "zram" && g != "configured") name = std::filesystem::path(g).stem();

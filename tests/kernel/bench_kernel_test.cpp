@@ -38,7 +38,8 @@ std::vector<std::string> cgroups() {
 class BenchKernelTest : public KernelTest {};
 
 TEST_F(BenchKernelTest, ZramAndSwapFileGroupsSwapAndRestoreTheMachine) {
-  if (!fs::exists("/usr/bin/fio")) GTEST_SKIP() << "fio is not installed (Debian package fio)";
+  if (test::run_command("command -v fio").code != 0)
+    GTEST_SKIP() << "fio is not installed (Debian package fio)";
   const auto cg_before = cgroups();
   const fs::path out = fs::path(dir_) / "report";
   const std::string cmd = std::string(TIERSWAPCTL) +

@@ -35,13 +35,15 @@ TEST(BenchCli, UsageErrorsNameTheOption) {
       {"--frob", "unknown option \"--frob\""},
       {"--report x.json zram", "--report renders a recorded run: it takes no GROUP"},
       {"--seconds", "--seconds needs a value"},
-      {"no-such-group-or-file.yaml --output /tmp", "GROUP \"no-such-group-or-file.yaml\" is neither"},
+      {"no-such-group-or-file.yaml", "GROUP \"no-such-group-or-file.yaml\" is neither"},
   };
+  const auto out = temp_dir("usage");
   for (const auto& c : cases) {
-    const CliRun r = run(c.args);
+    const CliRun r = run("--output " + out.string() + " " + c.args);
     EXPECT_EQ(r.code, 2) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.says), std::string::npos) << c.args << "\n" << r.output;
   }
+  EXPECT_FALSE(std::filesystem::exists(out)) << "a usage error wrote " << out;
 }
 
 TEST(BenchCli, HelpSaysWhatItDoes) {
