@@ -5,15 +5,19 @@ _tierswapctl() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     cmd="${COMP_WORDS[1]}"
     if [ "$COMP_CWORD" -eq 1 ]; then
-        COMPREPLY=( $(compgen -W "check completion demote doctor plan promote reload simulate status watch top --help --version" -- "$cur") )
+        COMPREPLY=( $(compgen -W "bench check completion demote doctor plan promote reload simulate status watch top --help --version" -- "$cur") )
         return
     fi
     case "$prev" in
         --root) COMPREPLY=( $(compgen -d -- "$cur") ); return ;;
         --interval|-n|--count) return ;;
+        --output|--swap-dir) COMPREPLY=( $(compgen -d -- "$cur") ); return ;;
+        --report|--tierswapd) COMPREPLY=( $(compgen -f -- "$cur") ); return ;;
+        --seconds|--raw-seconds|--memory|--working-set|--raw-size) return ;;
     esac
     case "$cmd" in
         check|plan) COMPREPLY=( $(compgen -f -W "--root --json --help" -- "$cur") ) ;;
+        bench) COMPREPLY=( $(compgen -f -W "disk zram configured --seconds --memory --working-set --raw-seconds --raw-size --swap-dir --output --tierswapd --report --json --yes --help" -- "$cur") ) ;;
         demote|promote)
             COMPREPLY=( $(compgen -W "$(tierswapctl completion tiers 2>/dev/null) --wait --no-wait --json --help" -- "$cur") ) ;;
         status|reload) COMPREPLY=( $(compgen -W "--json --help" -- "$cur") ) ;;

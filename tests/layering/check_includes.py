@@ -11,6 +11,8 @@ project folder; a file may always include its own folder):
   backends/<x>/       include only common/, backends/hostfs, backends/swap
   dbus/               includes only common/ (generated code lives in dbus/)
   ctl/                never a kernel-changing backend
+  bench/swap/         neither (it is linked into tierswapctl: `bench` changes
+                      tiers only through a tierswapd child process)
   anything            includes daemon/ only from daemon/ or tests/
   a plug-in header    (backends/<kind>/<kind>_kind.hpp) only from its own
                       folder, daemon/kind_registry.cpp and tests/: the
@@ -82,6 +84,8 @@ def rule_breaks(src, inc):
         return "dbus/ includes only common/ (and its generated code)"
     if top == "ctl" and any(inc.startswith(k) for k in KERNEL_CHANGING):
         return "ctl/ never includes a kernel-changing backend"
+    if src.startswith("bench/swap/") and any(inc.startswith(k) for k in KERNEL_CHANGING):
+        return "bench/swap/ is part of tierswapctl: never a kernel-changing backend"
     return None
 
 
@@ -141,6 +145,9 @@ def self_test():
         ("backends/gpu/a.cpp", "policy/snapshot.hpp", False),
         ("ctl/a.cpp", "daemon/engine.hpp", False),
         ("bench/a.cpp", "daemon/engine.hpp", False),
+        ("bench/swap/a.cpp", "backends/zram/zram.hpp", False),
+        ("bench/swap/a.cpp", "backends/swap/proc_swaps.hpp", True),
+        ("bench/nbd/a.cpp", "backends/vram/block_store.hpp", True),
         ("tests/unit/a.cpp", "daemon/engine.hpp", True),
         ("daemon/a.cpp", "backends/zram/zram.hpp", True),
         ("daemon/planner.cpp", "backends/zram/zram_kind.hpp", False),
