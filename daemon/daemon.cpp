@@ -20,6 +20,7 @@
 
 #include "daemon/build_info.hpp"
 #include "daemon/manager.hpp"
+#include "daemon/metrics_service.hpp"
 #include "dbus/service.hpp"
 
 namespace tierswap {
@@ -246,6 +247,18 @@ int Daemon::stop() {
 
 constexpr std::uint64_t kTickUsec = 2'000'000;
 
+// Metrics (`metrics:`, daemon/metrics_service.hpp): the textfile and the
+// loopback endpoint, on the loop. nullptr when off or when they could not
+// start (logged: metrics never stop tierswapd).
+std::unique_ptr<MetricsService> start_metrics(sd_event* loop, Engine& engine, Manager& manager,
+                                              const EngineOptions& opts) {
+  MetricsOptions mo{engine.metrics_settings(), [&manager] { return manager.status(); }, opts.info, opts.warn};
+  auto m = MetricsService::attach(loop, engine.fs(), std::move(mo));
+  if (m) return std::move(*m);
+  spdlog::warn("{} (metrics disabled; tierswapd keeps working without them)", m.error().describe());
+  return nullptr;
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
@@ -322,6 +335,7 @@ int run_daemon(const DaemonOptions& options) {
       spdlog::warn("D-Bus: {} (D-Bus API disabled; tierswapd keeps working without it)",
                    s.error().describe());
   }
+  auto metrics = start_metrics(loop, engine, manager, opts);
   sd_notify(0, "READY=1\nSTATUS=tiers applied");
 
   // No tick without D-Bus: nobody would hear it.

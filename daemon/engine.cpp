@@ -98,6 +98,11 @@ std::string Engine::config_source() const {
   return source_;
 }
 
+config::MetricsSettings Engine::metrics_settings() const {
+  std::lock_guard lk(mu_);
+  return metrics_;
+}
+
 Journal Engine::journal() const {
   std::lock_guard lk(mu_);
   return journal_;
@@ -158,6 +163,7 @@ Result<std::size_t> Engine::apply_locked() {
       configured_.push_back({t.name, config::to_string(t.kind),
                              t.kind == config::TierKind::partition ? t.device : t.path, t.priority});
     source_ = cfg->spec.source;
+    metrics_ = cfg->spec.metrics;
   };
   if (plan->empty()) {
     remember();

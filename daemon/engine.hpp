@@ -104,6 +104,8 @@ class Engine {
   [[nodiscard]] std::vector<ConfiguredTier> configured_tiers() const;
 
   [[nodiscard]] std::string config_source() const;
+  // `metrics:` of the config last applied (read by the daemon at start).
+  [[nodiscard]] config::MetricsSettings metrics_settings() const;
   [[nodiscard]] const HostFs& fs() const { return fs_; }
   [[nodiscard]] Journal journal() const;
   swap::Kernel& kernel() { return *kernel_; }
@@ -123,6 +125,7 @@ class Engine {
   Journal journal_;
   std::string source_;
   std::vector<ConfiguredTier> configured_;
+  config::MetricsSettings metrics_;
   std::optional<std::string> busy_;  // tier whose demote is running
 };
 

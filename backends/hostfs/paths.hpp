@@ -34,6 +34,9 @@ inline constexpr std::string_view proc_dir = "/proc";
 inline constexpr std::string_view sys_module_nbd = "/sys/module/nbd";
 inline constexpr std::string_view proc_nvidia_gpus = "/proc/driver/nvidia/gpus";
 inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
+// The cgroup v2 hierarchy (the cgroup kind): cgroup.controllers exists only
+// in a cgroup v2 (unified) mount.
+inline constexpr std::string_view sys_fs_cgroup = "/sys/fs/cgroup";
 
 // tierswapd's journal of what it changed (under --root).
 inline constexpr std::string_view run_state_dir = "/run/tierswap";
