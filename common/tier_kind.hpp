@@ -169,7 +169,10 @@ class TierKind {
   // next apply then tears the tier down and sets it up afresh) or clear what
   // must no longer be touched. Reads only; changes nothing in the kernel.
   [[nodiscard]] virtual Readoption readopt(OwnedTier&, const HostFs&) const { return {}; }
-  // Whether a journalled kernel value is this kind's to restore.
+  // Whether a journalled kernel value is this kind's to restore: exactly the
+  // values its steps write. The journal loader refuses a value no plug-in
+  // claims, so a loose answer (a whole directory) would let a damaged
+  // journal name any file there.
   [[nodiscard]] virtual bool owns_value(std::string_view) const { return false; }
 
   // Runs `s` (placeholders already bound). Errors name the path, the value

@@ -4,7 +4,7 @@
 // backends/ never include config/. TierSpec is one kind-neutral record per
 // tier: the fields every swap tier has, plus the union of the per-kind keys
 // (a kind reads its own and ignores the rest). SystemSpec holds the
-// machine-wide sections (zswap, sysctl). A new kind that needs a new key adds
+// machine-wide sections (zswap, sysctl, cgroups). A new kind that needs a new key adds
 // it here and in config/, and the adapter copies it (daemon/planner.cpp).
 // No source locations here: a plug-in names the key, the daemon finds where
 // it was written.
@@ -54,6 +54,10 @@ struct ZswapSpec {
 struct SystemSpec {
   ZswapSpec zswap;
   std::map<std::string, long long> sysctl;  // "vm.swappiness" -> 150
+  // `cgroups:`: name as written ("postgresql.service", common/cgroup_name.hpp)
+  // -> cgroup file ("memory.swap.max") -> value in the kernel's form ("0",
+  // "max", bytes).
+  std::map<std::string, std::map<std::string, std::string>> cgroups;
 };
 
 }  // namespace tierswap

@@ -18,7 +18,9 @@
 #include <optional>
 #include <string>
 
+#include "common/cgroup_name.hpp"
 #include "common/tier_name.hpp"
+#include "config/metrics_settings.hpp"
 #include "config/size_expr.hpp"
 #include "config/suggest.hpp"
 #include "config/yaml_limits.hpp"
@@ -26,7 +28,12 @@
 namespace tierswap::config {
 namespace {
 
-const std::vector<std::string> kTopKeys = {"version", "profile", "sysctl", "zswap", "tiers", "policy"};
+const std::vector<std::string> kTopKeys = {"version", "profile", "sysctl",  "zswap",
+                                           "tiers",   "policy",  "cgroups", "metrics"};
+const std::vector<std::string> kMetricsKeys = {"textfile", "listen"};
+std::vector<std::string> cgroup_keys() {
+  return {std::begin(kCgroupKeys), std::end(kCgroupKeys)};
+}
 const std::vector<std::string> kZswapKeys = {"enabled", "compressor", "max_pool_percent",
                                              "accept_threshold_percent", "shrinker_enabled"};
 // `policy:` keys with their ranges (PolicyKeys in spec.hpp); on_battery is
@@ -147,6 +154,8 @@ class Reader {
                    if (key == "sysctl") read_sysctl(value, at, spec);
                    if (key == "zswap") read_zswap(value, at, spec.zswap);
                    if (key == "policy") read_policy(value, at, spec.policy);
+                   if (key == "cgroups") read_cgroups(value, at, spec);
+                   if (key == "metrics") read_metrics(value, at, spec.metrics);
                    if (key == "tiers") {
                      spec.tiers_loc = key_at;
                      read_tiers(value, at, spec);
@@ -439,6 +448,117 @@ class Reader {
                    }
                    for (const auto& r : kPolicyRules)
                      if (key == r.key) p.*(r.field) = integer(val, val_at, path, r.min, r.max);
+                 });
+  }
+
+  // --- cgroups ------------------------------------------------------------
+
+  void read_cgroups(const YAML::Node& v, SourceLoc at, Spec& spec) {
+    if (v.IsNull()) return;
+    if (!expect_map(v, at, "cgroups", "e.g. cgroups: { database.slice: { memory.swap.max: 0 } }")) return;
+    for_each_name(
+        v, "cgroups",
+        [&](const std::string& name, const YAML::Node& val, SourceLoc val_at, SourceLoc key_at) {
+          const std::string path = "cgroups." + name;
+          if (auto rel = cgroup_relative_path(name); !rel) {
+            error(key_at, path, rel.error().message,
+                  "name a slice (system.slice), a unit (postgresql.service) or a path below /sys/fs/cgroup");
+            return;
+          }
+          CgroupLimits limits;
+          limits.locs[""] = key_at;
+          if (val.IsNull() || (val.IsMap() && val.size() == 0)) {
+            error(val_at, path, "no limits given", "set at least one of " + join(cgroup_keys()));
+            return;
+          }
+          if (!expect_map(val, val_at, path, "e.g. { memory.high: 8G, memory.swap.max: 0 }")) return;
+          for_each_key(val, path, cgroup_keys(),
+                       [&](const std::string& key, const YAML::Node& lv, SourceLoc lv_at, SourceLoc) {
+                         limits.locs[key] = lv_at;
+                         if (auto bytes = cgroup_limit(lv, lv_at, path + "." + key))
+                           limits.values[key] = *bytes;
+                       });
+          check_high_below_max(limits, path);
+          spec.cgroups[name] = std::move(limits);
+        });
+  }
+
+  // "max", "0", or a size (rounded down to whole pages, as the kernel
+  // rounds: a value read back must equal the value written, or every
+  // reload would write it again). The kernel's own form.
+  std::optional<std::string> cgroup_limit(const YAML::Node& v, SourceLoc at, const std::string& path) {
+    if (v.IsScalar()) {
+      const std::string s = lower(v.Scalar());
+      if (s == "max") return std::string("max");
+      if (s == "0") return std::string("0");
+    }
+    auto sz = size(v, at, path, SizeOptions{.round_to_page = true}, nullptr);
+    if (!sz) return std::nullopt;
+    return std::to_string(sz->bytes);
+  }
+
+  // memory.high above memory.max never throttles: the limit hits first.
+  void check_high_below_max(const CgroupLimits& l, const std::string& path) {
+    auto high = l.values.find("memory.high"), max = l.values.find("memory.max");
+    if (high == l.values.end() || max == l.values.end() || max->second == "max") return;
+    if (high->second == "max" || std::stoull(high->second) > std::stoull(max->second))
+      out_.push_back(Diagnostic{
+          Severity::warning, l.locs.at("memory.high"), path + ".memory.high",
+          fmt::format("{} is above memory.max ({}): it never throttles", high->second, max->second),
+          "memory.high is the soft limit; keep it below memory.max"});
+  }
+
+  // Like for_each_key, for maps whose keys are names the user picks.
+  void for_each_name(
+      const YAML::Node& map, const std::string& path,
+      const std::function<void(const std::string&, const YAML::Node&, SourceLoc, SourceLoc)>& fn) {
+    std::map<std::string, int> seen;
+    for (auto it = map.begin(); it != map.end(); ++it) {
+      const YAML::Node k = it->first;  // copies: see for_each_key
+      const YAML::Node v = it->second;
+      if (!k.IsScalar()) {
+        error(loc(k), path, fmt::format("keys must be names, got {}", describe(k)));
+        continue;
+      }
+      if (auto [pos, fresh] = seen.emplace(k.Scalar(), loc(k).line); !fresh) {
+        error(loc(k), path + "." + k.Scalar(), "duplicate key",
+              fmt::format("it is already set on line {}; keep one", pos->second));
+        continue;
+      }
+      fn(k.Scalar(), v, value_loc(k, v), loc(k));
+    }
+  }
+
+  // --- metrics ------------------------------------------------------------
+
+  void read_metrics(const YAML::Node& v, SourceLoc at, MetricsSettings& m) {
+    if (v.IsNull()) return;
+    if (!expect_map(v, at, "metrics",
+                    "e.g. metrics: { listen: 127.0.0.1:9109, textfile: "
+                    "/var/lib/prometheus/node-exporter/tierswap.prom }"))
+      return;
+    for_each_key(v, "metrics", kMetricsKeys,
+                 [&](const std::string& key, const YAML::Node& val, SourceLoc val_at, SourceLoc) {
+                   const std::string path = "metrics." + key;
+                   m.locs[key] = val_at;
+                   auto s = string(val, val_at, path);
+                   if (!s) return;
+                   if (key == "textfile") {
+                     if (auto bad = check_textfile_path(*s))
+                       error(val_at, path, *bad,
+                             "e.g. /var/lib/prometheus/node-exporter/tierswap.prom (node_exporter's "
+                             "--collector.textfile.directory)");
+                     else
+                       m.textfile = *s;
+                   }
+                   if (key == "listen") {
+                     if (auto a = parse_listen_address(*s); !a)
+                       error(val_at, path, a.error().message,
+                             "only loopback: 127.0.0.1:9109 or [::1]:9109; let a proxy or node_exporter "
+                             "publish it");
+                     else
+                       m.listen = *s;
+                   }
                  });
   }
 
@@ -751,6 +871,8 @@ std::vector<std::string> schema_key_paths() {
   for (const auto& key : kRecompressKeys) out.push_back("tiers[].recompress." + key);
   for (const auto& key : kSpillKeys) out.push_back("tiers[].spill." + key);
   for (const auto& key : policy_keys()) out.push_back("policy." + key);
+  for (const auto& key : cgroup_keys()) out.push_back("cgroups.NAME." + key);
+  for (const auto& key : kMetricsKeys) out.push_back("metrics." + key);
   return out;
 }
 

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "common/cgroup_name.hpp"
+
 namespace tierswap::config {
 
 // Where a value came from, for `FILE:LINE:COL: key.path: message` errors.
@@ -116,6 +118,31 @@ struct PolicyKeys {
   std::map<std::string, SourceLoc> locs;
 };
 
+// `cgroups:` as written: per slice, unit or cgroup path (the map's key, as
+// written: "system.slice", "postgresql.service", "machine.slice/vm1.scope"),
+// the memory limits to set. Each value is in the kernel's own form: a byte
+// count rounded down to whole pages ("1073741824"), "0", or "max". Where the
+// name lives under /sys/fs/cgroup is the cgroup kind's business
+// (backends/cgroup/cgroup_kind.hpp).
+struct CgroupLimits {
+  std::map<std::string, std::string> values;  // "memory.high" -> "1073741824"
+  std::map<std::string, SourceLoc> locs;      // "memory.high" -> where; "" -> the name
+};
+
+// The cgroup v2 files a `cgroups:` entry may set.
+inline constexpr const char* kCgroupKeys[] = {"memory.high", "memory.max", "memory.swap.max",
+                                              "memory.zswap.max"};
+
+// `metrics:` (Prometheus text exposition; off when both are unset).
+struct MetricsSettings {
+  // node_exporter textfile collector: the file tierswapd rewrites (atomically)
+  // on every observe tick; absolute, ending in ".prom".
+  std::optional<std::string> textfile;
+  // Loopback HTTP endpoint "127.0.0.1:9109" / "[::1]:9109" serving GET /metrics.
+  std::optional<std::string> listen;
+  std::map<std::string, SourceLoc> locs;
+};
+
 struct Spec {
   int version = 1;
   Profile profile = Profile::none;
@@ -128,6 +155,10 @@ struct Spec {
 
   Zswap zswap;
   PolicyKeys policy;
+  // Slice/unit name as written -> its limits; only from the file (no
+  // profile sets any).
+  std::map<std::string, CgroupLimits> cgroups;
+  MetricsSettings metrics;
   // The user's tiers in file order when the file has a `tiers:` key (even an
   // empty one: `tiers: []` asks for none), else the profile's; the two are
   // never mixed. Planning sorts by priority.

@@ -22,8 +22,9 @@
 
 #include "daemon/build_info.hpp"
 #include "daemon/manager.hpp"
-#include "daemon/signal_readers.hpp"
+#include "daemon/metrics_service.hpp"
 #include "daemon/psi_triggers.hpp"
+#include "daemon/signal_readers.hpp"
 #include "dbus/service.hpp"
 
 namespace tierswap {
@@ -267,6 +268,18 @@ Result<int> open_record(const std::string& path) {
   return fd;
 }
 
+// Metrics (`metrics:`, daemon/metrics_service.hpp): the textfile and the
+// loopback endpoint, on the loop. nullptr when off or when they could not
+// start (logged: metrics never stop tierswapd).
+std::unique_ptr<MetricsService> start_metrics(sd_event* loop, Engine& engine, Manager& manager,
+                                              const EngineOptions& opts) {
+  MetricsOptions mo{engine.metrics_settings(), [&manager] { return manager.status(); }, opts.info, opts.warn};
+  auto m = MetricsService::attach(loop, engine.fs(), std::move(mo));
+  if (m) return std::move(*m);
+  spdlog::warn("{} (metrics disabled; tierswapd keeps working without them)", m.error().describe());
+  return nullptr;
+}
+
 }  // namespace
 
 int run_daemon(const DaemonOptions& options) {
@@ -309,9 +322,10 @@ int run_daemon(const DaemonOptions& options) {
   mopts.version = TIERSWAP_VERSION;
   mopts.info = opts.info;
   mopts.warn = opts.warn;
-  mopts.providers = options.signal_readers
-                        ? signal_readers(engine, {.use_bus = options.use_dbus, .bus_address = options.bus_address})
-                        : options.providers;
+  mopts.providers =
+      options.signal_readers
+          ? signal_readers(engine, {.use_bus = options.use_dbus, .bus_address = options.bus_address})
+          : options.providers;
   if (*record >= 0) {
     mopts.record = [fd = *record, warned = false](const std::string& line) mutable {
       // One write(2) per line (O_APPEND): a reader never sees half a line.
@@ -366,6 +380,7 @@ int run_daemon(const DaemonOptions& options) {
       spdlog::warn("D-Bus: {} (D-Bus API disabled; tierswapd keeps working without it)",
                    s.error().describe());
   }
+  auto metrics = start_metrics(loop, engine, manager, opts);
   sd_notify(0, "READY=1\nSTATUS=tiers applied");
 
   // The tick runs with or without D-Bus: the policy engine decides on it.

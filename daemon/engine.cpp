@@ -94,6 +94,11 @@ std::string Engine::config_source() const {
   return source_;
 }
 
+config::MetricsSettings Engine::metrics_settings() const {
+  std::lock_guard lk(mu_);
+  return metrics_;
+}
+
 Journal Engine::journal() const {
   std::lock_guard lk(mu_);
   return journal_;
@@ -157,6 +162,7 @@ Result<std::size_t> Engine::apply_locked() {
                              t.size_bytes, t.gpu});
     source_ = cfg->spec.source;
     policy_ = config::effective_policy(cfg->spec);
+    metrics_ = cfg->spec.metrics;
   };
   if (plan->empty()) {
     remember();

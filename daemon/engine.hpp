@@ -110,6 +110,8 @@ class Engine {
   [[nodiscard]] config::PolicySettings policy_settings() const;
 
   [[nodiscard]] std::string config_source() const;
+  // `metrics:` of the config last applied (read by the daemon at start).
+  [[nodiscard]] config::MetricsSettings metrics_settings() const;
   [[nodiscard]] const HostFs& fs() const { return fs_; }
   [[nodiscard]] Journal journal() const;
   swap::Kernel& kernel() { return *kernel_; }
@@ -133,6 +135,7 @@ class Engine {
   std::string source_;
   std::vector<ConfiguredTier> configured_;
   config::PolicySettings policy_;
+  config::MetricsSettings metrics_;
   std::optional<std::string> busy_;  // tier whose demote is running
 };
 

@@ -315,14 +315,12 @@ Result<void> validate_journal(const Journal& j) {
   };
   for (size_t i = 0; i < j.values.size(); ++i) {
     const auto& p = j.values[i].path;
-    bool ok = false;
-    for (const auto& k : sysctl::managed_keys()) ok = ok || p == paths::sysctl(k);
-    for (const auto& n : zswap::parameter_names()) ok = ok || p == paths::zswap_param(n);
-    if (!ok)
+    // Each plug-in claims exactly the values it writes (TierKind::owns_value).
+    if (!kinds::owner_of_value(p))
       return bad("values[" + std::to_string(i) + "].path", p,
-                 "is not a value tierswap changes (a managed vm sysctl under /proc/sys/vm or a zswap "
+                 "is not a value tierswap changes (a managed vm sysctl under /proc/sys/vm, a zswap "
                  "parameter under " +
-                     std::string(paths::zswap_parameters) + ")");
+                     std::string(paths::zswap_parameters) + " or a cgroup memory limit)");
   }
   for (size_t i = 0; i < j.tiers.size(); ++i) {
     const auto& t = j.tiers[i];

@@ -1,5 +1,6 @@
 #include "daemon/kind_registry.hpp"
 
+#include "backends/cgroup/cgroup_kind.hpp"
 #include "backends/disk/disk_kind.hpp"
 #include "backends/hostfs/value_step.hpp"
 #include "backends/sysctl/sysctl_kind.hpp"
@@ -27,10 +28,18 @@ const AnyValue& any_value() {
 }  // namespace
 
 const std::vector<const TierKind*>& all() {
+  // One kind a line, in plan order: adding a kind adds one line here.
+  // clang-format off
   static const std::vector<const TierKind*> registered = {
-      &zram::tier_kind(),  &disk::tier_kind(),   &vram::tier_kind(),
-      &zswap::tier_kind(), &sysctl::tier_kind(), &any_value(),
+      &zram::tier_kind(),
+      &disk::tier_kind(),
+      &vram::tier_kind(),
+      &zswap::tier_kind(),
+      &sysctl::tier_kind(),
+      &cgroup::tier_kind(),
+      &any_value(),
   };
+  // clang-format on
   return registered;
 }
 
@@ -47,10 +56,15 @@ const TierKind* for_tier(std::string_view tier_kind) {
   return nullptr;
 }
 
-const TierKind& for_value(std::string_view path) {
+const TierKind* owner_of_value(std::string_view path) {
   for (const auto* k : all())
-    if (k->owns_value(path)) return *k;
-  return any_value();
+    if (k->owns_value(path)) return k;
+  return nullptr;
+}
+
+const TierKind& for_value(std::string_view path) {
+  const auto* k = owner_of_value(path);
+  return k ? *k : any_value();
 }
 
 }  // namespace tierswap::kinds

@@ -20,5 +20,8 @@ const TierKind* for_tier(std::string_view tier_kind);
 // The plug-in whose kernel value `path` is (a journalled value to restore);
 // the fallback value kind when none claims it.
 const TierKind& for_value(std::string_view path);
+// The plug-in that claims `path` (TierKind::owns_value), or null: a journal
+// naming a value no plug-in claims is not one tierswapd wrote.
+const TierKind* owner_of_value(std::string_view path);
 
 }  // namespace tierswap::kinds

@@ -61,6 +61,12 @@ SystemSpec system_spec(const config::Spec& spec, std::map<std::string, config::S
   for (const auto& [key, loc] : z.locs) locs[key.empty() ? "zswap" : "zswap." + key] = loc;
   s.sysctl = spec.sysctl;
   for (const auto& [key, loc] : spec.sysctl_locs) locs["sysctl." + key] = loc;
+  for (const auto& [name, limits] : spec.cgroups) {
+    s.cgroups[name] = limits.values;
+    for (const auto& [key, loc] : limits.locs)
+      locs[key.empty() ? "cgroups." + name : "cgroups." + name + "." + key] = loc;
+  }
+  if (!spec.cgroups.empty()) locs["cgroups"] = spec.cgroups.begin()->second.locs.at("");
   return s;
 }
 

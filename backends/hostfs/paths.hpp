@@ -36,6 +36,9 @@ inline constexpr std::string_view proc_nvidia_gpus = "/proc/driver/nvidia/gpus";
 inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
 // Power supplies (AC adapters, batteries): AC or battery where UPower is absent.
 inline constexpr std::string_view sys_power_supply = "/sys/class/power_supply";
+// The cgroup v2 hierarchy (the cgroup kind): cgroup.controllers exists only
+// in a cgroup v2 (unified) mount.
+inline constexpr std::string_view sys_fs_cgroup = "/sys/fs/cgroup";
 
 // tierswapd's journal of what it changed (under --root).
 inline constexpr std::string_view run_state_dir = "/run/tierswap";

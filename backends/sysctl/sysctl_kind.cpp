@@ -28,7 +28,12 @@ class SysctlKind final : public value_step::ValueKind {
     return o;
   }
 
-  bool owns_value(std::string_view path) const override { return path.starts_with(paths::sysctl("")); }
+  // Exactly the sysctls it manages (the journal loader accepts no other).
+  bool owns_value(std::string_view path) const override {
+    for (const auto& k : managed_keys())
+      if (path == paths::sysctl(k)) return true;
+    return false;
+  }
 
   void plan_system(const SystemSpec& spec, PlanContext& ctx) const override {
     const auto& obs = ctx.state_as<Observed>().values;

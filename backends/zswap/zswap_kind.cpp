@@ -40,8 +40,11 @@ class ZswapKind final : public value_step::ValueKind {
     return o;
   }
 
+  // Exactly the parameters it sets (the journal loader accepts no other).
   bool owns_value(std::string_view path) const override {
-    return path.starts_with(std::string(paths::zswap_parameters) + "/");
+    for (const auto& n : parameter_names())
+      if (path == paths::zswap_param(n)) return true;
+    return false;
   }
 
   void plan_system(const SystemSpec& spec, PlanContext& ctx) const override {

@@ -10,6 +10,9 @@ project folder; a file may always include its own folder):
   config/, policy/    include only common/
   backends/<x>/       include only common/, backends/hostfs, backends/swap
   dbus/               includes only common/ (generated code lives in dbus/)
+  metrics/            includes only common/ and dbus/status.hpp (the status
+                      model it turns into Prometheus text; nothing that talks
+                      to the bus)
   ctl/                never a kernel-changing backend
   bench/swap/         neither (it is linked into tierswapctl: `bench` changes
                       tiers only through a tierswapd child process)
@@ -28,11 +31,12 @@ import re
 import sys
 import tempfile
 
-PROJECT = {"common", "config", "policy", "backends", "dbus", "daemon", "ctl", "tests", "bench"}
+PROJECT = {"common", "config", "policy", "backends", "dbus", "metrics", "daemon", "ctl", "tests", "bench"}
 SOURCE_EXT = (".hpp", ".cpp", ".h", ".cc", ".cu")
-SCANNED = ("common", "config", "policy", "backends", "dbus", "daemon", "ctl", "tests", "bench")
+SCANNED = ("common", "config", "policy", "backends", "dbus", "metrics", "daemon", "ctl", "tests", "bench")
 PLUGIN_HEADER = re.compile(r"^backends/([^/]+)/\1_kind\.hpp$")
 REGISTRY = "daemon/kind_registry.cpp"
+METRICS_MAY_INCLUDE = "dbus/status.hpp"
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^">]+)[">]', re.M)
 
 # Backends whose code changes the kernel (tierswapctl must never link them).
@@ -82,6 +86,8 @@ def rule_breaks(src, inc):
         return "backends/* include only common/, backends/hostfs and backends/swap"
     if top == "dbus" and target != "common":
         return "dbus/ includes only common/ (and its generated code)"
+    if top == "metrics" and target != "common" and inc != METRICS_MAY_INCLUDE:
+        return "metrics/ includes only common/ and " + METRICS_MAY_INCLUDE
     if top == "ctl" and any(inc.startswith(k) for k in KERNEL_CHANGING):
         return "ctl/ never includes a kernel-changing backend"
     if src.startswith("bench/swap/") and any(inc.startswith(k) for k in KERNEL_CHANGING):
@@ -154,6 +160,12 @@ def self_test():
         ("daemon/kind_registry.cpp", "backends/zram/zram_kind.hpp", True),
         ("backends/zram/zram_kind.cpp", "backends/zram/zram_kind.hpp", True),
         ("backends/disk/a.cpp", "backends/zram/zram_kind.hpp", False),
+        ("metrics/a.cpp", "dbus/status.hpp", True),
+        ("metrics/a.cpp", "common/result.hpp", True),
+        ("metrics/a.cpp", "dbus/service.hpp", False),
+        ("metrics/a.cpp", "backends/hostfs/host_fs.hpp", False),
+        ("metrics/a.cpp", "daemon/manager.hpp", False),
+        ("daemon/a.cpp", "metrics/prometheus_text.hpp", True),
     ]
     ok = True
     with tempfile.TemporaryDirectory() as root:

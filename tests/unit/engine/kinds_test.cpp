@@ -34,6 +34,7 @@ TEST(Kinds, NamesAreUniqueAndConfiguredKindsMapToTheirPlugin) {
 TEST(Kinds, JournalledValuesGoBackToTheKindThatOwnsThem) {
   EXPECT_EQ(kinds::for_value(paths::sysctl("vm.swappiness")).name(), "sysctl");
   EXPECT_EQ(kinds::for_value(paths::zswap_param("compressor")).name(), "zswap");
+  EXPECT_EQ(kinds::for_value("/sys/fs/cgroup/system.slice/memory.swap.max").name(), "cgroup");
   EXPECT_EQ(kinds::for_value("/sys/kernel/mm/something/else").name(), "value");
 }
 
@@ -81,12 +82,12 @@ TEST(Kinds, StepOfAnUnregisteredKindFailsAndRollsBack) {
            .path = paths::sysctl("vm.swappiness"),
            .value = "99",
            .previous = "60"},
-      Step{.kind = "cgroup", .op = "set_limit", .path = "/sys/fs/cgroup/x/memory.high", .value = "1G"}};
+      Step{.kind = "no-such-kind", .op = "set_limit", .path = "/sys/fs/cgroup/x/memory.high", .value = "1G"}};
   Executor ex(hfs, k, j);
   auto r = ex.apply(p, ApplyOptions{.persist = false});
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("step 2 of 2"), std::string::npos) << r.error().message;
-  EXPECT_NE(r.error().message.find("no tier kind \"cgroup\" is registered"), std::string::npos)
+  EXPECT_NE(r.error().message.find("no tier kind \"no-such-kind\" is registered"), std::string::npos)
       << r.error().message;
   EXPECT_NE(r.error().message.find("undid 1 step"), std::string::npos) << r.error().message;
   EXPECT_EQ(test::slurp(root.path() / "proc/sys/vm/swappiness"), "60");
