@@ -253,7 +253,10 @@ int Daemon::stop() {
     spdlog::error("teardown did not restore everything: {}", r.error().message);
     return 1;
   }
-  spdlog::info("stopped; everything tierswapd changed is restored");
+  if (options.engine.keep_on_exit)
+    spdlog::info("stopped; the tiers stay in place (--keep-on-exit), the journal lists them for the next start");
+  else
+    spdlog::info("stopped; everything tierswapd changed is restored");
   return 0;
 }
 

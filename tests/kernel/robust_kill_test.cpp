@@ -192,6 +192,8 @@ TEST_F(Robust, KeepOnExitLeavesTheTiersAndARestartAdoptsThem) {
     applied = snapshot();
     d.signal(SIGTERM);
     ASSERT_EQ(d.wait(), 0) << d.log();
+    EXPECT_NE(d.log().find("the tiers stay in place (--keep-on-exit)"), std::string::npos) << d.log();
+    EXPECT_EQ(d.log().find("everything tierswapd changed is restored"), std::string::npos) << d.log();
   }
   EXPECT_EQ(snapshot(), applied) << "--keep-on-exit removed something";
   EXPECT_EQ(read_value(paths::sysctl("vm.swappiness")), "123");
