@@ -335,6 +335,9 @@ Result<std::unique_ptr<CudaStore>> CudaStore::create(const CudaStoreOptions& opt
     CUresult cr = fit < chunks ? CUDA_ERROR_OUT_OF_MEMORY : CUDA_SUCCESS;
     for (; got < fit; ++got)
       if ((cr = s->map_chunk(got)) != CUDA_SUCCESS) break;
+    // Every chunk of the budget mapped but the budget was short of the
+    // size asked: the GPU is short, not broken (back off below).
+    if (cr == CUDA_SUCCESS && got < chunks) cr = CUDA_ERROR_OUT_OF_MEMORY;
     if (got < chunks) {
       (void)cudaGetLastError();
       if (cr != CUDA_ERROR_OUT_OF_MEMORY)

@@ -44,8 +44,8 @@ TEST_F(BenchKernelTest, ZramAndSwapFileGroupsSwapAndRestoreTheMachine) {
   const fs::path out = fs::path(dir_) / "report";
   const std::string cmd = std::string(TIERSWAPCTL) +
                           " bench zram disk --yes --seconds 4 --raw-seconds 1 --raw-size 8M" +
-                          " --memory 32M --working-set 64M --swap-dir " + dir_ + " --output " + out.string() +
-                          " --tierswapd " + TIERSWAPD_BIN;
+                          " --memory 96M --working-set 160M --swap-dir " + dir_ + " --output " +
+                          out.string() + " --tierswapd " + TIERSWAPD_BIN;
   const auto r = test::run_command(cmd);
   ASSERT_EQ(r.code, 0) << cmd << "\n" << r.output;
 
@@ -59,7 +59,7 @@ TEST_F(BenchKernelTest, ZramAndSwapFileGroupsSwapAndRestoreTheMachine) {
     EXPECT_EQ(g.status, "ok") << g.error;
     ASSERT_EQ(g.areas.size(), 1u);
     EXPECT_EQ(g.hog.bad_pages, 0u);
-    EXPECT_EQ(g.hog.pages, (64u << 20) / 4096);
+    EXPECT_EQ(g.hog.pages, (160u << 20) / 4096);  // --working-set 160M
     EXPECT_GT(bench::summarize(g.samples).swapout_mib, 0) << "nothing was swapped out";
     EXPECT_GE(g.samples.size(), 5u);
     EXPECT_FALSE(g.probe_us.empty());

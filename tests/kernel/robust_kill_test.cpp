@@ -10,6 +10,7 @@
 //  - --keep-on-exit leaves the tiers, a restart adopts them, SIGTERM removes;
 //  - a SIGHUP reload that fails mid-apply (--test-fail-step) on the real
 //    kernel leaves the previous config applied, and the daemon running.
+#include <algorithm>
 #include <set>
 
 #include "backends/hostfs/paths.hpp"
@@ -101,6 +102,25 @@ const char* const kBin = TIERSWAPD_BIN;
 // `phase`: --test-stop-at-save (right after the save: the journal names
 // every change made) or --test-stop-before-save (the kernel has a change
 // the journal does not name yet).
+// The machine with the numbers of zram devices tierswap added (those not in
+// `before`) left out: a restart that finds a half-made device may set up a
+// new one and remove the old, so the same config can sit on zram2 where a
+// clean run had zram1. Everything else must match exactly.
+MachineState without_new_zram_numbers(MachineState m, const MachineState& before) {
+  auto is_old = [&](const std::string& dev) {
+    return std::find(before.zram.begin(), before.zram.end(), dev) != before.zram.end();
+  };
+  for (auto& z : m.zram)
+    if (!is_old(z)) z = "zram#";
+  for (auto& a : m.swaps) {
+    const auto sp = a.find(' ');
+    const std::string path = a.substr(0, sp);
+    if (path.starts_with("/dev/zram") && !is_old(path.substr(5))) a = "/dev/zram#" + a.substr(sp);
+  }
+  std::sort(m.zram.begin(), m.zram.end());
+  return m;
+}
+
 void Robust::kill9_at_every_save(const char* phase) {
   const auto cfg = write_config(config_yaml(dir_, algorithm_, 121));
   // The machine with the config applied, from a clean run.
@@ -114,7 +134,8 @@ void Robust::kill9_at_every_save(const char* phase) {
   }
   ASSERT_EQ(snapshot(), before_);
   int cases = 0;
-  for (int n = 1; n <= 64; ++n) {
+  bool last = false;
+  for (int n = 1; n <= 64 && !last; ++n) {
     SCOPED_TRACE(std::string(phase) + " " + std::to_string(n));
     {
       DaemonProcess d(dir_, kTestBin, {"--config", cfg, "--no-dbus", phase, std::to_string(n)});
@@ -123,11 +144,10 @@ void Robust::kill9_at_every_save(const char* phase) {
       ASSERT_NE(reached, DaemonProcess::Reached::exited) << d.log();
       if (reached == DaemonProcess::Reached::ready) {
         // Past the last save of the apply: every phase has been covered.
+        // Not SIGTERM: the seam would stop the teardown at its own save n.
+        // Killed like the others, restarted and stopped below.
         ASSERT_GT(n, 3) << d.log();
-        d.signal(SIGTERM);
-        EXPECT_EQ(d.wait(), 0) << d.log();
-        EXPECT_EQ(snapshot(), before_) << d.log();
-        break;
+        last = true;
       }
       d.signal(SIGKILL);
       ASSERT_EQ(d.wait(), 128 + SIGKILL);
@@ -135,8 +155,9 @@ void Robust::kill9_at_every_save(const char* phase) {
     {
       DaemonProcess r(dir_, kBin, {"--config", cfg, "--no-dbus"});
       ASSERT_TRUE(r.wait_notify("READY=1")) << r.log();
-      EXPECT_EQ(snapshot(), applied) << "the restart did not reconcile to the config applied once\n"
-                                     << r.log();
+      EXPECT_EQ(without_new_zram_numbers(snapshot(), before_), without_new_zram_numbers(applied, before_))
+          << "the restart did not reconcile to the config applied once\n"
+          << r.log();
       r.signal(SIGTERM);
       EXPECT_EQ(r.wait(), 0) << r.log();
       EXPECT_EQ(snapshot(), before_) << r.log();
