@@ -13,6 +13,7 @@ inline constexpr std::string_view proc_vmstat = "/proc/vmstat";
 inline constexpr std::string_view proc_mounts = "/proc/self/mounts";
 inline constexpr std::string_view proc_pressure_memory = "/proc/pressure/memory";
 inline constexpr std::string_view proc_pressure_io = "/proc/pressure/io";
+inline constexpr std::string_view proc_cpuinfo = "/proc/cpuinfo";
 inline constexpr std::string_view proc_pressure_cpu = "/proc/pressure/cpu";
 inline constexpr std::string_view proc_self_oom_score_adj = "/proc/self/oom_score_adj";
 

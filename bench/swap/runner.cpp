@@ -558,7 +558,7 @@ MachineFacts read_machine_facts() {
     }
   utsname u{};
   if (::uname(&u) == 0) m.kernel = u.release;
-  std::istringstream cpu(read_or_empty(fs, "/proc/cpuinfo"));
+  std::istringstream cpu(read_or_empty(fs, paths::proc_cpuinfo));
   int cores = 0;
   for (std::string line; std::getline(cpu, line);) {
     if (line.starts_with("model name") && m.cpu.empty()) m.cpu = line.substr(line.find(':') + 2);

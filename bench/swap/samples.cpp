@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "backends/hostfs/paths.hpp"
 #include "policy/psi.hpp"
 #include "policy/vmstat.hpp"
 
@@ -20,7 +21,7 @@ Result<Sample> sample_from_text(double t, std::string_view vmstat, std::string_v
                                 std::string_view cgroup_pressure) {
   auto vm = policy::parse_vmstat(vmstat);
   if (!vm) return std::unexpected(vm.error());
-  auto psi = policy::parse_psi(psi_memory, "/proc/pressure/memory");
+  auto psi = policy::parse_psi(psi_memory, paths::proc_pressure_memory);
   if (!psi) return std::unexpected(psi.error());
   Sample s;
   s.t = t;
