@@ -27,7 +27,12 @@ namespace k = cuda;
 
 constexpr std::uint64_t kGiB = 1ull << 30;
 constexpr std::uint64_t kMiB = 1ull << 20;
-constexpr std::uint32_t kLaneSegs = 16384;    // descriptors per lane (512 KiB pinned)
+// Descriptors per lane (64 KiB pinned): 2048 segments of up to 16 KiB, i.e.
+// 32 MiB a launch, more than a group of 64 requests or the batcher's 16
+// connections x 64 requests of 4 KiB need; a larger batch takes more than
+// one launch. (16384 held 512 KiB pinned per lane: 3.5 MiB of the
+// exporter's resident memory with 8 lanes.)
+constexpr std::uint32_t kLaneSegs = 2048;
 constexpr std::size_t kMaxBuffers = 1 << 16;  // allocate_buffer() registrations
 constexpr auto kStuckAfter = std::chrono::seconds(30);
 

@@ -79,11 +79,13 @@ MigratingStore::MigratingStore(ChunkedStore& primary, std::unique_ptr<SpillStore
   opt_.workers = std::clamp(opt_.workers, 1U, 64U);
   count_ = primary_.chunk_count();
   chunks_ = std::make_unique<Chunk[]>(count_);
+  dirty_words_ = (opt_.slice_bytes / 4096 + 63) / 64;
   pthread_rwlockattr_t attr;
   pthread_rwlockattr_init(&attr);
   pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   for (std::uint32_t i = 0; i < count_; ++i) {
     pthread_rwlock_init(&chunks_[i].lock, &attr);
+    chunks_[i].dirty = std::make_unique<std::atomic<std::uint64_t>[]>(dirty_words_);
     chunks_[i].state = primary_.chunk_resident(i) ? ChunkState::resident : ChunkState::spilled;
   }
   pthread_rwlockattr_destroy(&attr);
@@ -131,14 +133,25 @@ int MigratingStore::piece(Op op, std::uint64_t offset, std::uint64_t length, std
       BlockStore& dst = out ? static_cast<BlockStore&>(*spill_) : primary_;
       const int e = apply(src, op, offset, length, data);
       if (e != 0 || !modifies(op)) return e;
+      const std::uint64_t rel = offset - primary_.chunk_offset(i);
+      // Overlapping the slice being copied: the mover copies its pages again.
+      mark_dirty(c, rel, length);
       // Below the watermark the destination already has this range: it
       // takes the change too (beyond it, the coming slice copies carry it).
-      if (offset - primary_.chunk_offset(i) < c.copied.load(std::memory_order_relaxed))
-        return apply(dst, op, offset, length, data);
+      if (rel < c.copied.load(std::memory_order_relaxed)) return apply(dst, op, offset, length, data);
       return 0;
     }
   }
   return EIO;
+}
+
+void MigratingStore::mark_dirty(Chunk& c, std::uint64_t rel, std::uint64_t length) {
+  const std::uint64_t at = c.flight_at.load(std::memory_order_relaxed);
+  const std::uint64_t end = c.flight_end.load(std::memory_order_relaxed);
+  const std::uint64_t lo = std::max(rel, at), hi = std::min(rel + length, end);
+  if (lo >= hi) return;
+  for (std::uint64_t pg = (lo - at) / 4096; pg <= (hi - 1 - at) / 4096; ++pg)
+    c.dirty[pg / 64].fetch_or(1ULL << (pg % 64), std::memory_order_relaxed);
 }
 
 int MigratingStore::each_piece(Op op, std::uint64_t offset, std::uint64_t length, std::byte* data) {
@@ -184,21 +197,27 @@ void MigratingStore::submit(std::span<IoRequest> batch) {
     IoRequest sub[kWindow];
     std::size_t sub_of[kWindow];
     std::uint32_t held[kWindow];
+    std::uint32_t chunk_of[kWindow];
     bool single[kWindow];
     std::size_t nsub = 0, nheld = 0;
     for (std::size_t k = 0; k < n; ++k) {
-      IoRequest& r = batch[base + k];
-      single[k] = true;
-      if (r.op == Op::flush || r.length == 0 || r.offset / cb != (r.offset + r.length - 1) / cb) continue;
-      const auto i = static_cast<std::uint32_t>(r.offset / cb);
-      const bool have = std::find(held, held + nheld, i) != held + nheld;
-      if (!have) {
-        pthread_rwlock_rdlock(&chunks_[i].lock);
-        held[nheld++] = i;
+      const IoRequest& r = batch[base + k];
+      single[k] = r.op == Op::flush || r.length == 0 || r.offset / cb != (r.offset + r.length - 1) / cb;
+      if (single[k]) continue;
+      chunk_of[k] = static_cast<std::uint32_t>(r.offset / cb);
+      held[nheld++] = chunk_of[k];
+    }
+    // Ascending chunk order, each once: see the header (Locking).
+    std::sort(held, held + nheld);
+    nheld = static_cast<std::size_t>(std::unique(held, held + nheld) - held);
+    for (std::size_t j = 0; j < nheld; ++j) pthread_rwlock_rdlock(&chunks_[held[j]].lock);
+    for (std::size_t k = 0; k < n; ++k) {
+      if (single[k]) continue;
+      if (chunks_[chunk_of[k]].state.load(std::memory_order_relaxed) != ChunkState::resident) {
+        single[k] = true;
+        continue;
       }
-      if (chunks_[i].state.load(std::memory_order_relaxed) != ChunkState::resident) continue;
-      single[k] = false;
-      sub[nsub] = r;
+      sub[nsub] = batch[base + k];
       sub_of[nsub++] = k;
     }
     if (nsub > 0) primary_.submit(std::span<IoRequest>(sub, nsub));
@@ -245,6 +264,11 @@ MoveProgress MigratingStore::progress() const {
   MoveProgress p = progress_;
   p.chunks_done = done_.load();
   p.bytes_moved = moved_.load();
+  p.pages_recopied = recopied_.load();
+  p.read_seconds = static_cast<double>(read_ns_.load()) / 1e9;
+  p.write_seconds = static_cast<double>(write_ns_.load()) / 1e9;
+  p.hold_seconds = static_cast<double>(hold_ns_.load()) / 1e9;
+  p.chunk_seconds = static_cast<double>(chunk_ns_.load()) / 1e9;
   if (p.running) p.seconds = static_cast<double>(now_ns() - job_start_ns_) / 1e9;
   return p;
 }
@@ -270,6 +294,11 @@ Result<void> MigratingStore::start(Dir dir) {
   }
   done_ = 0;
   moved_ = 0;
+  recopied_ = 0;
+  read_ns_ = 0;
+  write_ns_ = 0;
+  hold_ns_ = 0;
+  chunk_ns_ = 0;
   job_ = std::thread([this, dir, todo = std::move(todo)]() mutable { run_job(dir, std::move(todo)); });
   return {};
 }
@@ -312,9 +341,37 @@ void MigratingStore::run_job(Dir dir, std::vector<std::uint32_t> chunks) {
     spdlog::error("{}: stopped after {} of {} chunks: {}", progress_.job, done_.load(),
                   progress_.chunks_total, progress_.error);
   else
-    spdlog::info("{}: {} of {} chunks, {} bytes in {:.3f} s{}", progress_.job, done_.load(),
-                 progress_.chunks_total, moved_.load(), progress_.seconds,
-                 progress_.cancelled ? " (cancelled)" : "");
+    spdlog::info(
+        "{}: {} of {} chunks, {} bytes in {:.3f} s ({} pages written during their copy, copied "
+        "again){}",
+        progress_.job, done_.load(), progress_.chunks_total, moved_.load(), progress_.seconds,
+        recopied_.load(), progress_.cancelled ? " (cancelled)" : "");
+}
+
+// The dirty pages of the slice at `at` (chunk-relative) again, in runs.
+int MigratingStore::recopy(BlockStore& src, BlockStore& dst, std::uint64_t base, std::uint64_t at,
+                           std::uint64_t n, const std::vector<std::uint64_t>& bits, std::byte* buf,
+                           bool& reading) {
+  const std::uint64_t pages = std::min<std::uint64_t>(bits.size() * 64, (n + 4095) / 4096);
+  std::uint64_t count = 0;
+  for (std::uint64_t p = 0; p < pages;) {
+    if ((bits[p / 64] >> (p % 64) & 1) == 0) {
+      ++p;
+      continue;
+    }
+    std::uint64_t q = p;
+    while (q < pages && (bits[q / 64] >> (q % 64) & 1) != 0) ++q;
+    const std::uint64_t off = base + at + p * 4096;
+    const std::span<std::byte> run{buf, std::min(q * 4096, n) - p * 4096};
+    reading = true;
+    if (const int e = src.read(off, run); e != 0) return e;
+    reading = false;
+    if (const int e = dst.write(off, run); e != 0) return e;
+    count += q - p;
+    p = q;
+  }
+  recopied_.fetch_add(count, std::memory_order_relaxed);
+  return 0;
 }
 
 // One chunk through the state machine (see the header).
@@ -325,16 +382,36 @@ Result<bool> MigratingStore::move_chunk(Dir dir, std::uint32_t i, std::byte* buf
   if (c.state.load() != from) return false;  // moved meanwhile (only one job runs: cannot happen)
   if (!out) {
     // SPILLED: no I/O reaches the primary's chunk, so it may be mapped now.
-    if (auto r = primary_.restore_chunk(i); !r)
+    const std::int64_t t0 = now_ns();
+    auto r = primary_.restore_chunk(i);
+    chunk_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    if (!r)
       return wrap(r.error(), "promote: chunk " + std::to_string(i) + " (" + primary_.name() + " store)");
   }
   BlockStore& src = out ? static_cast<BlockStore&>(primary_) : *spill_;
   BlockStore& dst = out ? static_cast<BlockStore&>(*spill_) : primary_;
   const std::uint64_t base = primary_.chunk_offset(i);
   const std::uint64_t len = primary_.chunk_length(i);
+  std::vector<std::uint64_t> bits(dirty_words_);
+  // With the exclusive hold: [at, at+n) becomes the slice in flight.
+  auto set_flight = [&](std::uint64_t at, std::uint64_t n) {
+    c.flight_at.store(at, std::memory_order_relaxed);
+    c.flight_end.store(at + n, std::memory_order_relaxed);
+    for (std::size_t w = 0; w < dirty_words_; ++w) c.dirty[w].store(0, std::memory_order_relaxed);
+  };
+  // With the exclusive hold: takes (and clears) the dirty bits; how many.
+  auto take_dirty = [&] {
+    std::uint64_t count = 0;
+    for (std::size_t w = 0; w < dirty_words_; ++w) {
+      bits[w] = c.dirty[w].exchange(0, std::memory_order_relaxed);
+      count += static_cast<std::uint64_t>(__builtin_popcountll(bits[w]));
+    }
+    return count;
+  };
   {
     Exclusive hold(c.lock);
     c.copied = 0;
+    set_flight(0, std::min(opt_.slice_bytes, len));
     c.state = out ? ChunkState::moving_out : ChunkState::moving_in;
   }
   auto abandon = [&](Result<bool> why) {
@@ -342,31 +419,58 @@ Result<bool> MigratingStore::move_chunk(Dir dir, std::uint32_t i, std::byte* buf
       Exclusive hold(c.lock);
       c.state = from;
       c.copied = 0;
+      set_flight(0, 0);
     }
     if (!out) (void)primary_.release_chunk(i);  // SPILLED again: nothing reaches it
     return why;
   };
+  auto failure = [&](int e, bool reading, std::uint64_t at) {
+    return abandon(fail(e, std::string(out ? "evacuate" : "promote") + ": chunk " + std::to_string(i) + ": " +
+                               (reading ? "reading the " : "writing the ") +
+                               (reading ? src.name() : dst.name()) + " store at offset " +
+                               std::to_string(base + at)));
+  };
+  // Pages that may be re-copied with the exclusive hold at once; more are
+  // re-copied without it first, at most kRecopyRounds times.
+  constexpr std::uint64_t kRecopyLocked = 16;
+  constexpr int kRecopyRounds = 3;
   for (std::uint64_t at = 0; at < len;) {
     if (cancel_) return abandon(false);
     const std::uint64_t n = std::min(opt_.slice_bytes, len - at);
-    int e = 0;
-    bool reading = true;
-    {
-      Exclusive hold(c.lock);
-      e = src.read(base + at, {buf, n});
-      if (e == 0) {
-        reading = false;
-        e = dst.write(base + at, {buf, n});
+    // Step 2: the copy, without the lock (the slice is in flight).
+    const std::int64_t t0 = now_ns();
+    if (const int e = src.read(base + at, {buf, n}); e != 0) return failure(e, true, at);
+    const std::int64_t t1 = now_ns();
+    if (opt_.mid_copy) opt_.mid_copy(i, at, n);
+    if (const int e = dst.write(base + at, {buf, n}); e != 0) return failure(e, false, at);
+    const std::int64_t t2 = now_ns();
+    read_ns_.fetch_add(t1 - t0, std::memory_order_relaxed);
+    write_ns_.fetch_add(t2 - t1, std::memory_order_relaxed);
+    // Step 3: re-copy what was written meanwhile, then commit.
+    for (int round = 0;; ++round) {
+      int e = 0;
+      bool reading = false, committed = false;
+      {
+        Exclusive hold(c.lock);
+        const std::uint64_t dirty = take_dirty();
+        if (dirty <= kRecopyLocked || round == kRecopyRounds) {
+          if (dirty > 0) e = recopy(src, dst, base, at, n, bits, buf, reading);
+          if (e == 0) {
+            // A write that takes the lock after this sees the new watermark
+            // and goes to the destination too.
+            c.copied.store(at + n, std::memory_order_relaxed);
+            set_flight(at + n, std::min(opt_.slice_bytes, len - at - n));
+            committed = true;
+          }
+        }
       }
-      // Under the lock: a write that takes the lock after this sees the
-      // new watermark and goes to the destination too.
-      if (e == 0) c.copied.store(at + n, std::memory_order_relaxed);
+      // Many pages: copied again without the hold (their bits were taken;
+      // pages written meanwhile set them again), then the next round.
+      if (e == 0 && !committed) e = recopy(src, dst, base, at, n, bits, buf, reading);
+      if (e != 0) return failure(e, reading, at);
+      if (committed) break;
     }
-    if (e != 0)
-      return abandon(fail(e, std::string(out ? "evacuate" : "promote") + ": chunk " + std::to_string(i) +
-                                 ": " + (reading ? "reading the " : "writing the ") +
-                                 (reading ? src.name() : dst.name()) + " store at offset " +
-                                 std::to_string(base + at)));
+    hold_ns_.fetch_add(now_ns() - t2, std::memory_order_relaxed);
     at += n;
     moved_.fetch_add(n, std::memory_order_relaxed);
     if (opt_.after_slice) opt_.after_slice(i, at);
@@ -375,10 +479,14 @@ Result<bool> MigratingStore::move_chunk(Dir dir, std::uint32_t i, std::byte* buf
     Exclusive hold(c.lock);
     c.state = out ? ChunkState::spilled : ChunkState::resident;
     c.copied = 0;
+    set_flight(0, 0);
   }
   // Nothing reaches the old side any more.
   if (out) {
-    if (auto r = primary_.release_chunk(i); !r)
+    const std::int64_t t0 = now_ns();
+    auto r = primary_.release_chunk(i);
+    chunk_ns_.fetch_add(now_ns() - t0, std::memory_order_relaxed);
+    if (!r)
       spdlog::warn("evacuate: chunk {} is spilled but its memory was not given back: {}", i,
                    r.error().describe());
   } else {

@@ -21,22 +21,40 @@
 //              destination = primary.
 //
 // During a move the source holds every byte of the chunk and stays the
-// authority: reads are served from it. A mover copies the chunk in slices
-// (slice_bytes), each under the chunk's lock held exclusively, and after
-// each slice advances the chunk's watermark `copied`. I/O holds the chunk's
-// lock shared; a modifying request (write, zero, trim) goes to the source
-// and, when it starts below the watermark, to the destination as well. So a
-// write either lands before its slice is copied (the copy carries it) or
-// after (it is written to both): the destination is never stale, nothing
-// written is lost, and no read is served from a half-copied place. When the
-// last slice is copied the state flips under the exclusive lock; only then
-// is the old side released (primary) or discarded (spill), with no I/O able
-// to reach it.
+// authority: reads are served from it, and every modifying request (write,
+// zero, trim) goes to it. The mover copies the chunk in slices
+// (slice_bytes) WITHOUT holding the chunk's lock, and decides under a short
+// exclusive hold whether the copy stands:
+//
+//   1. (exclusive) mark [at, at+n) as the slice in flight, clear its dirty
+//      bits;
+//   2. (no lock) read the slice from the source, write it to the
+//      destination;
+//   3. (exclusive) re-copy the pages whose dirty bit is set (few: only
+//      pages written during step 2), then advance the watermark `copied` to
+//      at+n and mark the next slice in flight. When many pages are dirty,
+//      the hold is dropped and they are re-copied without the lock first
+//      (at most kRecopyRounds times), so the hold stays short.
+//
+// I/O holds the chunk's lock shared. A modifying request goes to the
+// source; when it starts below the watermark it goes to the destination as
+// well; when it overlaps the slice in flight it sets that slice's dirty bits
+// for its pages. A request that ran before step 1 is in the source before
+// the copy reads it; one that overlaps step 2 is re-copied at step 3 (the
+// dirty bits are read under the exclusive hold, after every such request
+// has finished); one after step 3 is below the watermark and is written to
+// both sides. So the destination is never stale, nothing written is lost,
+// and no read is served from a half-copied place. When the last slice is
+// copied the state flips under the exclusive hold; only then is the old side
+// released (primary) or discarded (spill), with no I/O able to reach it.
 //
 // Locking: one writer-preferring rwlock per chunk (a mover is not starved
-// by a steady stream of I/O). I/O waits at most one slice copy on the chunk
-// it touches (the p99 cost of evacuation, see bench/evac); I/O to other
-// chunks does not wait. A request spanning chunks is split at the boundary.
+// by a steady stream of I/O). I/O waits at most for one commit (step 3) on
+// the chunk it touches, never for a slice copy; I/O to other chunks does not
+// wait. A request spanning chunks is split at the boundary. A batch
+// (submit()) takes the locks of the chunks it touches in ascending chunk
+// order (with writer preference, two batches taking them in different
+// orders while two movers wait would deadlock).
 //
 // Jobs: evacuate() and promote() start a background job (workers moving
 // different chunks at once, each with its own slice buffer from the primary's
@@ -68,10 +86,13 @@ char state_letter(ChunkState s);
 const char* state_name(ChunkState s);
 
 struct MoverOptions {
-  std::uint64_t slice_bytes = 256U << 10;  // copied under one exclusive hold
+  std::uint64_t slice_bytes = 256U << 10;  // copied without the lock, then committed
   unsigned workers = 2;                    // chunks moved at once
-  // Test hook: called by a mover after each slice, outside the chunk's lock.
+  // Test hooks, called by a mover outside the chunk's lock: after each
+  // slice is committed, and between reading a slice from the source and
+  // writing it to the destination (step 2 above).
   std::function<void(std::uint32_t chunk, std::uint64_t copied)> after_slice;
+  std::function<void(std::uint32_t chunk, std::uint64_t at, std::uint64_t length)> mid_copy;
 };
 
 struct MoveProgress {
@@ -81,6 +102,11 @@ struct MoveProgress {
   std::uint32_t chunks_total = 0;  // to move when the job started
   std::uint32_t chunks_done = 0;
   std::uint64_t bytes_moved = 0;
+  std::uint64_t pages_recopied = 0;  // written during their slice's copy, copied again
+  // Where the movers' time went, summed over movers (seconds): reading the
+  // source, writing the destination, waiting for and holding the chunks'
+  // exclusive holds, releasing/restoring the primary's chunks.
+  double read_seconds = 0, write_seconds = 0, hold_seconds = 0, chunk_seconds = 0;
   double seconds = 0;  // since the job started (until it ended)
   std::string error;   // the first error; empty when none
 };
@@ -131,6 +157,11 @@ class MigratingStore final : public BlockStore {
     pthread_rwlock_t lock;
     std::atomic<ChunkState> state{ChunkState::resident};
     std::atomic<std::uint64_t> copied{0};  // watermark of the move in progress
+    // The slice in flight [flight_at, flight_end) (chunk-relative; empty
+    // when none) and one dirty bit per 4 KiB page of it. Changed under the
+    // exclusive hold; dirty bits set under the shared one.
+    std::atomic<std::uint64_t> flight_at{0}, flight_end{0};
+    std::unique_ptr<std::atomic<std::uint64_t>[]> dirty;
   };
   enum class Dir { out, in };
 
@@ -141,6 +172,13 @@ class MigratingStore final : public BlockStore {
   void run_job(Dir dir, std::vector<std::uint32_t> chunks);
   // true: moved; false: cancelled (the chunk is back where it was).
   Result<bool> move_chunk(Dir dir, std::uint32_t i, std::byte* buf);
+  // Sets the dirty bits of [rel, rel+length) within chunk c's slice in flight.
+  void mark_dirty(Chunk& c, std::uint64_t rel, std::uint64_t length);
+  // Copies the runs of pages of the slice at chunk offset `at` whose bits
+  // are set in `bits` from src to dst (through buf); errno, `reading` saying
+  // which side failed.
+  int recopy(BlockStore& src, BlockStore& dst, std::uint64_t base, std::uint64_t at, std::uint64_t n,
+             const std::vector<std::uint64_t>& bits, std::byte* buf, bool& reading);
   void join();
 
   ChunkedStore& primary_;
@@ -156,6 +194,9 @@ class MigratingStore final : public BlockStore {
   std::atomic<bool> cancel_{false};
   std::atomic<std::uint32_t> done_{0};
   std::atomic<std::uint64_t> moved_{0};
+  std::atomic<std::uint64_t> recopied_{0};
+  std::atomic<std::int64_t> read_ns_{0}, write_ns_{0}, hold_ns_{0}, chunk_ns_{0};
+  std::size_t dirty_words_ = 0;
 };
 
 }  // namespace tierswap::vram

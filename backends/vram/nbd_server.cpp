@@ -191,6 +191,7 @@ struct Server::Connection {
   bool from_list = false;
 
   std::size_t payload_bytes = 0;  // of each group's payload buffer
+  bool prepared = false;          // buffers allocated (prepare())
   Group group[2];
   unsigned cur = 0;  // the group the reader fills
   std::vector<std::byte> rx;
@@ -277,28 +278,17 @@ Result<void> Server::start() {
   opt_.buffer_bytes = std::max<std::size_t>(opt_.buffer_bytes, 64U << 10) / 4096 * 4096;
   batching_ = store_.prefers_batching();
 
-  // Every buffer, before anything is served.
+  // The slots; the buffers of those that serve at once (the --fd sockets,
+  // and slot 0 for the warm-up), before anything is served. The others get
+  // theirs when their first client is assigned (see prepare()).
   for (unsigned i = 0; i < opt_.connections; ++i) {
     auto c = std::make_unique<Connection>();
     c->index = i;
     c->payload_bytes = opt_.buffer_bytes;
-    Connection& conn = *c;
     slots_.push_back(std::move(c));  // stop() frees what was allocated
-    for (Group& g : conn.group) {
-      if (&g != &conn.group[0] && !pipelined()) break;
-      g.payload = store_.allocate_buffer(conn.payload_bytes);
-      if (g.payload == nullptr)
-        return fail(ENOMEM, "cannot allocate the " + std::to_string(conn.payload_bytes) +
-                                "-byte payload buffers of connection " + std::to_string(i) + " from the " +
-                                store_.name() + " store");
-      g.slots.resize(opt_.queue_depth);
-      g.ios.resize(opt_.queue_depth);
-      g.io_slot.resize(opt_.queue_depth);
-      g.iov.resize(2ULL * opt_.queue_depth + 2);
-    }
-    conn.rx.resize(kRxBytes);
-    conn.option.resize(kMaxOptionLength);
   }
+  for (std::size_t i = 0; i < std::max<std::size_t>(opt_.fds.size(), 1); ++i)
+    if (auto r = prepare(*slots_[i]); !r) return r;
   for (int fd : opt_.fds) {
     struct stat st {};
     int type = 0, listening = 0;
@@ -316,9 +306,6 @@ Result<void> Server::start() {
                               ": not a connected socket (give a listening socket's path with --socket)");
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
-  // Every page of every buffer resident before serving (see the header).
-  for (auto& c : slots_)
-    for (Group& g : c->group) touch_pages(g.payload, c->payload_bytes);
   warm_up();
   if (batching_) {
     batch_queue_.resize(opt_.connections);
@@ -425,6 +412,31 @@ void Server::stop() {
 
 // One read, zero, write-back and flush of the first 4 KiB (contents
 // unchanged), through the store's own calls, before anything is served.
+// A slot's buffers: payloads from the store (pinned for CudaStore), the
+// groups' arrays, the receive and option buffers, every page of them
+// written, so that they are resident (and locked, under mlockall) before
+// the slot serves. Once per slot: they stay until stop().
+Result<void> Server::prepare(Connection& conn) {
+  if (conn.prepared) return {};
+  for (Group& g : conn.group) {
+    if (&g != &conn.group[0] && !pipelined()) break;
+    g.payload = store_.allocate_buffer(conn.payload_bytes);
+    if (g.payload == nullptr)
+      return fail(ENOMEM, "cannot allocate the " + std::to_string(conn.payload_bytes) +
+                              "-byte payload buffers of connection " + std::to_string(conn.index) +
+                              " from the " + store_.name() + " store");
+    g.slots.resize(opt_.queue_depth);
+    g.ios.resize(opt_.queue_depth);
+    g.io_slot.resize(opt_.queue_depth);
+    g.iov.resize(2ULL * opt_.queue_depth + 2);
+    touch_pages(g.payload, conn.payload_bytes);
+  }
+  conn.rx.resize(kRxBytes);
+  conn.option.resize(kMaxOptionLength);
+  conn.prepared = true;
+  return {};
+}
+
 void Server::warm_up() {
   if (slots_.empty() || store_.size() < 4096) return;
   std::byte* buf = slots_[0]->group[0].payload;
@@ -467,6 +479,10 @@ bool Server::assign(int fd) {
   if (stopping_) return false;
   for (auto& c : slots_) {
     if (c->fd < 0) {
+      if (auto r = prepare(*c); !r) {
+        spdlog::error("connection slot {}: {}", c->index, r.error().describe());
+        return false;
+      }
       c->fd = fd;
       c->from_list = false;
       clients_++;

@@ -1,8 +1,8 @@
 // The NBD server of tierswap-nbd.
 //
 // Threads (small 256 KiB stacks, each locked whole with lock_stacks):
-// one I/O thread per connection slot, all created (with their
-// buffers) in start(), before anything is served; `connections` bounds how
+// one I/O thread per connection slot, all created in start(), before
+// anything is served; `connections` bounds how
 // many clients can be attached at once (one more is refused). An accept
 // thread hands listening-socket connections to idle slots. When the store
 // prefers_batching(), one more thread, the batcher, gathers the requests
@@ -16,10 +16,14 @@
 // early at FLUSH, at a request overlapping a write already in it, and at
 // the first request whose bytes have not all arrived.
 //
-// Nothing is allocated on the I/O path: the group, the receive buffer, the
-// payload buffer (from store.allocate_buffer()), the iovecs and the batch
-// array are all allocated in start(), and every page of them written there
-// (resident, so locked under mlockall(MCL_ONFAULT)). start() also runs one
+// Nothing is allocated on the I/O path: a slot's groups, receive buffer,
+// payload buffers (from store.allocate_buffer(): pinned memory for
+// CudaStore), iovecs are allocated, and every page of them written
+// (resident, so locked under mlockall(MCL_ONFAULT)), before the slot serves
+// its first client: in start() for the --fd sockets' slots (and slot 0),
+// else by the accept thread when it assigns a slot its first client (an
+// idle slot holds no pinned memory; a slot keeps its buffers until stop()).
+// The batch array is allocated in start(). start() also runs one
 // read, zero, write-back and flush of the first 4 KiB through the store,
 // so that the store's I/O code (and the GPU driver's) is faulted in and
 // locked before any client is served.
@@ -116,6 +120,7 @@ class Server {
   void worker_loop(Connection& c);
   void batcher_loop();
   bool assign(int fd);
+  Result<void> prepare(Connection& c);
   void serve(Connection& c);
   void transmission(Connection& c);
   void completer_loop(Connection& c);

@@ -24,7 +24,8 @@
 // Lz4SpillStore: compressed RAM. Each 4 KiB page is compressed on its own
 // with LZ4 (liblz4) into its own allocation (rounded up to 256 bytes so that
 // a rewrite that compresses a little worse reuses it); an all-zero page holds
-// nothing; a page LZ4 cannot shrink is kept raw. Unlike the primary stores
+// nothing; a page LZ4 cannot shrink is kept raw. Each thread compresses
+// with its own LZ4 stream state (reset per page, so pages stay independent). Unlike the primary stores
 // it allocates on the I/O path (malloc, locked by the exporter's mlockall):
 // that memory is the point of the store. ENOMEM when malloc fails.
 #pragma once
@@ -60,9 +61,10 @@ class SpillStore : public BlockStore {
 // the safe-path rules; ENOSPC from fallocate.
 Result<std::unique_ptr<SpillStore>> make_file_spill(const std::string& path, std::uint64_t size);
 
-Result<std::unique_ptr<SpillStore>> make_lz4_spill(std::uint64_t size);
+// acceleration: LZ4's (1: its default ratio; higher: faster, larger).
+Result<std::unique_ptr<SpillStore>> make_lz4_spill(std::uint64_t size, int acceleration = 1);
 
-// "lz4" or "file:PATH" (tierswap-nbd --spill) -> the store.
+// "lz4", "lz4:ACCELERATION" or "file:PATH" (tierswap-nbd --spill) -> the store.
 Result<std::unique_ptr<SpillStore>> make_spill(const std::string& spec, std::uint64_t size);
 
 }  // namespace tierswap::vram

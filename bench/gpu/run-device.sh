@@ -10,6 +10,9 @@
 #          (TIERSWAP_CUDA_TUNING=batching=0), then without the poller
 #   final: store, then the cases for bench/results/nbd-gpu.md: defaults, the
 #          server's batcher, --buffer 8M for 1 MiB, and --store host
+#   evac:  gpu tests, then the evacuation benchmark as in store (8 movers,
+#          lz4 and file) and with more movers and lz4 acceleration
+#          (EVAC_MOVERS, default 14), no store microbenchmark
 # Logs go to $OUT (the device tool brings them back), the tables last.
 set -u
 C=${1:-.carry/gpu}
@@ -20,17 +23,45 @@ mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader | tee "$OUT/gpu.txt"
 echo "== gpu tests"
-timeout 200 "$C/bin/tierswap_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
+timeout 260 "$C/bin/tierswap_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$?"
-grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|report:' "$OUT/gpu-tests.log" | head -30
-echo "== store microbenchmark"
-timeout 200 "$C/bin/tierswap-gpu-bench" --size $((8 << 30)) --seconds 1 > "$OUT/store-bench.log" 2>&1
-echo "store bench rc=$?"
+grep -E '^\[  (PASSED|FAILED|SKIPPED) |FAILED|report:|WATCHDOG|GB/s|^\[       OK|^\[ RUN' "$OUT/gpu-tests.log" | head -60
+if [ "$WHAT" = evac ]; then
+  echo "== evacuation tests, 5 more times each"
+  timeout 120 "$C/bin/tierswap_gpu_tests" --gtest_filter='CudaEvac.*' --gtest_repeat=5 >> "$OUT/gpu-tests.log" 2>&1
+  echo "gpu tests (repeat) rc=$?"
+  grep -cE '^\[       OK \] CudaEvac' "$OUT/gpu-tests.log"
+fi
+if [ "$WHAT" != evac ]; then
+  echo "== store microbenchmark"
+  timeout 200 "$C/bin/tierswap-gpu-bench" --size $((8 << 30)) --seconds 1 > "$OUT/store-bench.log" 2>&1
+  echo "store bench rc=$?"
+fi
+echo "== exporter RSS, idle"
+bash "$(dirname "$0")/rss.sh" "$C/bin/tierswap-nbd" | tee "$OUT/rss.txt"
 echo "== evacuation benchmark (CudaStore to lz4 and a file spill, and back)"
 rm -f /var/tmp/tierswap-evac-bench.spill
-timeout 240 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --movers 8 --slice 4M \
+timeout 150 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --movers 8 --slice 4M \
   --spill lz4 --spill file:/var/tmp/tierswap-evac-bench.spill > "$OUT/evac-bench.md" 2>&1
 echo "evac bench rc=$?"
+if [ "$WHAT" = evac ]; then
+  eb() { timeout 130 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 "$@"; echo "evac bench rc=$?"; }
+  echo "== evacuation benchmark, ${EVAC_MOVERS:-14} movers, lz4 and lz4:4"
+  eb --movers "${EVAC_MOVERS:-14}" --slice 4M --spill lz4 --spill lz4:4 > "$OUT/evac-bench-movers.md" 2>&1
+  echo "== evacuation benchmark after one unmeasured round (the spill's memory touched before)"
+  { eb --movers 8 --slice 4M --warm-rounds 1 --spill lz4
+    eb --movers "${EVAC_MOVERS:-14}" --slice 4M --warm-rounds 1 --spill lz4 --spill lz4:4; } > "$OUT/evac-bench-warm.md" 2>&1
+  echo "== evacuation benchmark, file spill with 2 movers and 1 MiB slices"
+  rm -f /var/tmp/tierswap-evac-bench.spill
+  eb --movers 2 --slice 1M --spill file:/var/tmp/tierswap-evac-bench.spill > "$OUT/evac-bench-file2.md" 2>&1
+  if [ -x bench/nbd/run.sh ] || [ -f bench/nbd/run.sh ]; then
+    echo "== bench/nbd/run.sh --store cuda (defaults), a few cases"
+    TIERSWAP_NBD="$PWD/$C/bin/tierswap-nbd" NBD_LOAD="$PWD/$C/bin/nbd-load" NBDKIT="$PWD/$C/bin/nbdkit" \
+      NBDKIT_PLUGINDIR="$PWD/$C/nbdkit-plugins" timeout 120 bash bench/nbd/run.sh --store cuda --size 2G --seconds 2 \
+      --cases rr4k-qd1,mix4k-8x32,seqr1m-8x8,seqw1m-8x8 > "$OUT/e2e-cuda.md" 2>&1
+    echo "rc=$?"
+  fi
+fi
 if [ "$WHAT" = all ] && command -v compute-sanitizer >/dev/null; then
   echo "== compute-sanitizer memcheck (subset)"
   timeout 120 compute-sanitizer --tool memcheck "$C/bin/tierswap_gpu_tests" \
@@ -69,9 +100,11 @@ if [ "$WHAT" = e2e ] || [ "$WHAT" = final ]; then
     echo "rc=$?"
   fi
 fi
-echo "== store microbenchmark (table)"
-cat "$OUT/store-bench.log"
+if [ -f "$OUT/store-bench.log" ]; then echo "== store microbenchmark (table)"; cat "$OUT/store-bench.log"; fi
 echo "== evacuation benchmark (table)"
 cat "$OUT/evac-bench.md"
+for f in evac-bench-movers evac-bench-warm evac-bench-file2; do
+  [ -f "$OUT/$f.md" ] && { echo "== $f (table)"; grep -vE '^\[20|^cuda store:|^lz4 spill in|^file spill|^$' "$OUT/$f.md"; }
+done
 for f in "$OUT"/e2e-*.md; do [ -f "$f" ] && { echo "== $(basename "$f")"; cat "$f"; }; done
 exit 0

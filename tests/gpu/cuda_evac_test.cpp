@@ -1,7 +1,9 @@
 // Evacuation on CudaStore (label gpu): the export in VMM chunks, every chunk
 // moved to each spill store and back while threads do checksummed I/O
 // through submit() with pinned buffers, and the VRAM really given back
-// (cudaMemGetInfo) and taken again.
+// (cudaMemGetInfo) and taken again. A watchdog fails (aborts) a test that
+// does not finish in time, with the chunk map and the job's progress,
+// instead of letting it hang.
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,6 +18,7 @@
 
 #include "backends/vram/cuda_store.hpp"
 #include "backends/vram/migrating_store.hpp"
+#include "tests/support/watchdog.hpp"
 
 namespace tierswap::vram {
 namespace {
@@ -59,6 +62,13 @@ void evacuate_cuda(const std::string& spill_spec) {
   mo.slice_bytes = 4 * kMiB;
   mo.workers = 4;
   MigratingStore m(cuda, std::move(*spill), mo);
+  tierswap::testing::Watchdog dog("evacuating CudaStore to " + spill_spec, std::chrono::seconds(120), [&] {
+    std::string map;
+    for (ChunkState c : m.states()) map += state_letter(c);
+    const MoveProgress p = m.progress();
+    return map + " job " + p.job + (p.running ? " running " : " ended ") + std::to_string(p.chunks_done) +
+           "/" + std::to_string(p.chunks_total) + " chunks, " + std::to_string(p.bytes_moved) + " bytes";
+  });
 
   constexpr unsigned kThreads = 4;
   constexpr unsigned kDepth = 16;

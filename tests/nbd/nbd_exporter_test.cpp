@@ -155,7 +155,9 @@ std::vector<Vma> smaps(pid_t pid) {
 // The production path (no --no-mlock): memory is locked on fault
 // (MCL_ONFAULT: VMAs flagged "lf"), while the exporter's own code is locked
 // whole and the export and every payload buffer are resident and locked
-// before the first request; then it serves checksummed I/O.
+// before the first request of their connection slot (slot 0's at start, the
+// others' when a client first takes the slot); then it serves checksummed
+// I/O.
 TEST(ProductionMlock, LocksOnFaultWithTheIoPathResident) {
   Exporter ex;
   ex.mlock = true;
@@ -179,12 +181,22 @@ TEST(ProductionMlock, LocksOnFaultWithTheIoPathResident) {
   }
   EXPECT_TRUE(on_fault) << "no VMA is locked on fault (mlockall without MCL_ONFAULT?)";
   EXPECT_TRUE(text_whole) << "tierswap-nbd's code is not locked whole";
-  // The 32 MiB export and 4 x 1 MiB payload buffers (private: their share
-  // is whole), at least.
-  EXPECT_GE(locked, (32U + 4U) << 10) << "KiB locked";
+  // The 32 MiB export and slot 0's 1 MiB payload buffer (private: their
+  // share is whole), at least. The other slots' buffers come with their
+  // first client.
+  EXPECT_GE(locked, (32U + 1U) << 10) << "KiB locked";
   const int fd = raw_connect_go(ex.socket);
   ASSERT_GE(fd, 0) << ex.log();
   EXPECT_TRUE(write_read_check(fd, 5, 0, 16));
+  // A second client at once takes slot 1: its buffers are allocated and
+  // locked (resident) before it is served.
+  const int fd2 = raw_connect_go(ex.socket);
+  ASSERT_GE(fd2, 0) << ex.log();
+  std::uint64_t locked2 = 0;
+  for (const Vma& v : smaps(ex.pid)) locked2 += v.locked_kb;
+  EXPECT_GE(locked2, locked + 1024) << "KiB locked before and after a second client";
+  EXPECT_TRUE(write_read_check(fd2, 6, 1 << 20, 16));
+  ::close(fd2);
   ::close(fd);
 }
 
