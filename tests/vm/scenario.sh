@@ -474,13 +474,13 @@ mount_disk() {
   chmod 755 /var /var/tmp
 }
 swaps_key() { awk 'NR > 1 { print $1, $3, $5 }' /proc/swaps; }
-# nbd_peak FILE: until FILE.stop exists, the highest Used (KiB) of
-# /dev/nbd0 seen, every 0.5 s, in FILE.
-nbd_peak() {
-  echo 0 > "$1"
-  while [ ! -e "$1.stop" ]; do
-    u=$(nbd_used)
-    [ "${u:-0}" -gt "$(cat "$1")" ] && echo "$u" > "$1"
+# area_peak AREA FILE: until FILE.stop exists, the highest Used (KiB) of
+# swap area AREA seen, every 0.5 s, in FILE.
+area_peak() {
+  echo 0 > "$2"
+  while [ ! -e "$2.stop" ]; do
+    u=$(awk -v a="$1" '$1 == a { print $4 }' /proc/swaps)
+    [ "${u:-0}" -gt "$(cat "$2")" ] && echo "$u" > "$2"
     sleep 0.5
   done
 }
@@ -514,7 +514,7 @@ YAML
   echo 64M > /sys/block/zram0/disksize && mkswap /dev/zram0 >/dev/null && swapon /dev/zram0 \
     || fail "benchvram: spare swap on zram0"
   before=$(swaps_key)
-  nbd_peak /tmp/nbd-peak &
+  area_peak /dev/nbd0 /tmp/nbd-peak &
   peak=$!
   seconds=$(sed -n 's/.*tierswap\.bench_seconds=\([0-9]*\).*/\1/p' /proc/cmdline)
   tierswapctl bench /etc/vram.yaml zram disk --yes --seconds "${seconds:-4}" --memory 16M --working-set 40M \
@@ -632,6 +632,13 @@ YAML
     done
   ) &
   hogs=$!
+  rm -f /tmp/peak-*
+  area_peak /dev/nbd0 /tmp/peak-nbd &
+  peaks=$!
+  area_peak /var/tmp/soak.swap /tmp/peak-file &
+  peaks="$peaks $!"
+  area_peak "$ztier" /tmp/peak-zram &
+  peaks="$peaks $!"
   t_end=$(awk -v s="$soak_s" '{ printf "%d", $1 + s }' /proc/uptime)
   cycles=0
   while [ "$(cut -d. -f1 /proc/uptime)" -lt "$t_end" ]; do
@@ -643,6 +650,8 @@ YAML
   done
   touch /tmp/soak-stop
   wait "$hogs"
+  touch /tmp/peak-nbd.stop /tmp/peak-file.stop /tmp/peak-zram.stop
+  wait $peaks
   runs=$(wc -l < /tmp/soak-hogs)
   bad=$(awk '$2 != 0' /tmp/soak-hogs | wc -l)
   sigbus=$(awk '$2 == 135' /tmp/soak-hogs | wc -l)
@@ -650,7 +659,12 @@ YAML
   pages=$(awk '{ for (i = 3; i <= NF; i++) if ($i ~ /^mib=/) { split($i, kv, "="); p += kv[2] * 256 } } END { print p + 0 }' /tmp/soak-hogs)
   werr=$(dmesg | grep -c 'Write-error on swap-device')
   echo "vm: soak: $soak_s s, $cycles demote/promote cycles, $runs hog runs, $pages pages checked, $corrupt bad, $sigbus SIGBUS, $werr write errors"
+  echo "vm: soak: most used: $ztier $(cat /tmp/peak-zram) KiB, /dev/nbd0 $(cat /tmp/peak-nbd) KiB," \
+    "/var/tmp/soak.swap $(cat /tmp/peak-file) KiB"
   [ "$cycles" -ge 1 ] || fail "soak: no demote/promote cycle finished"
+  for t in zram nbd file; do
+    [ "$(cat /tmp/peak-$t)" -gt 0 ] || fail "soak: the $t tier never held a page"
+  done
   [ "$runs" -ge 1 ] || fail "soak: no hog run finished"
   [ "$werr" = 0 ] || fail "soak: $werr 'Write-error on swap-device' in the kernel log: $(dmesg | grep -m 3 'Write-error')"
   [ "$sigbus" = 0 ] || fail "soak: $sigbus hog run(s) got SIGBUS"

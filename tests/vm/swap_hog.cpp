@@ -127,7 +127,9 @@ int main(int argc, char** argv) {
     }
   }
   if (mib_total == 0 || argc % 2 == 0) {
-    std::fprintf(stderr, "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S] [--hold FILE] [--backward 1]\n");
+    std::fprintf(
+        stderr,
+        "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S] [--hold FILE] [--backward 1]\n");
     return 2;
   }
   const std::size_t pages = mib_total * (1024 * 1024 / kPage);
