@@ -114,11 +114,20 @@ mkdir /sys/fs/cgroup/hog
 # (swap_hog.cpp), about half the swap-in of a forward pass. bench measures
 # rates the forward way, as bench/results/vm-swap.md recorded them.
 hog_order="--backward 1"
-# run_hog DEVICE MIB LABEL [MEMORY_MAX]: the hog inside the limited cgroup
-# (memory.max default 48M). Swap-in under TCG runs at about 1 MiB/s, so the
+# hog_limit MIB: the hog's cgroup is reclaimed (and throttled) above MIB
+# (memory.high) and OOM-killed only above twice that (memory.max): with
+# memory.max alone at 8M a hog was OOM-killed while its pages were still
+# being written to /dev/nbd0 under TCG.
+hog_limit() {
+  echo max > /sys/fs/cgroup/hog/memory.max &&
+    echo "${1}M" > /sys/fs/cgroup/hog/memory.high &&
+    echo "$(($1 * 2))M" > /sys/fs/cgroup/hog/memory.max || fail "hog cgroup limits ${1}M/$(($1 * 2))M"
+}
+# run_hog DEVICE MIB LABEL [LIMIT]: the hog inside the limited cgroup
+# (hog_limit, default 48M). Swap-in under TCG runs at about 1 MiB/s, so the
 # test keeps its hogs small; bench runs bigger ones.
 run_hog() {
-  echo "${4:-48M}" > /sys/fs/cgroup/hog/memory.max || fail "memory.max ${4:-48M}"
+  hog_limit "$(echo "${4:-48M}" | tr -d M)"
   sh -c "echo \$\$ > /sys/fs/cgroup/hog/cgroup.procs && exec swap_hog --mib $2 --device $1 --label $3 $hog_order 2>&1" \
     || fail "hog on $1 ($3)"
 }
@@ -219,11 +228,11 @@ daemon_up() {
   [ "$caps" = 0000000001004000 ] || fail "$scenario: the exporter's CapEff is $caps, not 0000000001004000"
   echo "vm: $scenario: applied (exporter pid $exporter CapEff $caps, zram tier $ztier)"
 }
-# hog_hold: the hog fills 20 MiB under memory.max 8M and holds its pages
+# hog_hold: the hog fills 20 MiB under memory.high 8M and holds its pages
 # (on zram and /dev/nbd0) until /tmp/release exists; sets $hog.
 hog_hold() {
   rm -f /tmp/release /tmp/hog.out
-  echo 8M > /sys/fs/cgroup/hog/memory.max || fail "memory.max 8M"
+  hog_limit 8
   sh -c "echo \$\$ > /sys/fs/cgroup/hog/cgroup.procs &&
     exec swap_hog --mib 20 --device /dev/nbd0 --label $scenario --hold /tmp/release $hog_order" >/tmp/hog.out 2>&1 &
   hog=$!
@@ -618,9 +627,9 @@ YAML
   soak_s=${soak_s:-20}
   echo "vm: soak: $soak_s s; tiers $(awk 'NR > 1 { printf "%s(prio %s) ", $1, $5 }' /proc/swaps)"
   # The hog, again and again with a new seed each time: fill 20 MiB under
-  # memory.max 8M (swap-out through whatever tiers are on), read back and
+  # memory.high 8M (swap-out through whatever tiers are on), read back and
   # check every page (swap-in). Results in /tmp/soak-hogs.
-  echo 8M > /sys/fs/cgroup/hog/memory.max || fail "memory.max 8M"
+  hog_limit 8
   rm -f /tmp/soak-stop /tmp/soak-hogs
   (
     n=0
