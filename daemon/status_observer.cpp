@@ -70,7 +70,15 @@ void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::Swap
     ts.store = o.store;
     ts.connections = static_cast<std::uint32_t>(o.connections);
     ts.failure = o.failed;
-    if (!o.failed.empty() && !draining) ts.state = TierState::failed;
+    // A running daemon learns of a dead exporter here, not only at the next
+    // start (reconcile): its area may still be in /proc/swaps, but every
+    // page on it is lost.
+    if (ts.failure.empty() && ts.exporter_state == "gone")
+      ts.failure = "its exporter tierswap-nbd (pid " + std::to_string(o.exporter_pid) +
+                   ") is gone: the pages it held are lost, the kernel returns I/O errors to their owners (a "
+                   "process touching one gets SIGBUS); tierswapd swaps the area off and sets up a fresh tier "
+                   "when it next starts";
+    if (!ts.failure.empty() && !draining) ts.state = TierState::failed;
   }
 }
 

@@ -1,5 +1,6 @@
 #include "bench/swap/fio.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 namespace tierswap::bench {
@@ -28,6 +29,16 @@ std::vector<std::string> fio_args(const std::string& target, bool writable, doub
   a.push_back("--name=randread");
   a.push_back("--rw=randread");
   if (writable) a.push_back("--stonewall");
+  return a;
+}
+
+std::vector<std::string> fio_nbd_args(const std::string& uri, double seconds, std::uint64_t size) {
+  std::vector<std::string> a = fio_args(uri, true, seconds, size);
+  std::erase_if(a, [](const std::string& s) { return s.starts_with("--filename=") || s == "--direct=1"; });
+  // An engine's own options (--uri) are known only after --ioengine.
+  const auto e = std::find(a.begin(), a.end(), "--ioengine=libaio");
+  *e = "--ioengine=nbd";
+  a.insert(e + 1, "--uri=" + uri);
   return a;
 }
 

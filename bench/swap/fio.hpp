@@ -21,6 +21,11 @@ namespace tierswap::bench {
 std::vector<std::string> fio_args(const std::string& target, bool writable, double seconds,
                                   std::uint64_t size);
 
+// The same jobs against an NBD export through fio's nbd engine (libnbd),
+// e.g. uri "nbd+unix:///?socket=/tmp/x/nbd.sock": always writable (a
+// scratch export), no O_DIRECT (there is no page cache in between).
+std::vector<std::string> fio_nbd_args(const std::string& uri, double seconds, std::uint64_t size);
+
 // One RawResult per job ("randwrite" from the job's write side, "randread"
 // from its read side), tier and target filled in. EINVAL naming the key
 // when the text is not fio's JSON (fio may print warnings before it; they

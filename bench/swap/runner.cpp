@@ -18,6 +18,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
 
@@ -367,6 +368,24 @@ std::string selected(const std::string& list) {
   return a != std::string::npos && b > a ? list.substr(a + 1, b - a - 1) : std::string();
 }
 
+// The store of the vram tier the journal of the group's tierswapd records
+// on `dev` ("nbd0"); empty when the area is not a vram tier's.
+std::string vram_store_of(const HostFs& fs, const std::string& dev) {
+  try {
+    const auto j = nlohmann::json::parse(read_or_empty(fs, paths::run_state_file));
+    for (const auto& t : j.at("tiers"))
+      if (t.value("kind", "") == "vram" && t.value("device", "") == dev) return t.value("store", "");
+  } catch (const std::exception&) {
+  }
+  return {};
+}
+
+// The exporter the group's tierswapd starts: beside it, else on $PATH.
+std::string exporter_beside(const std::string& tierswapd) {
+  const auto beside = std::filesystem::path(tierswapd).parent_path() / "tierswap-nbd";
+  return ::access(beside.c_str(), X_OK) == 0 ? beside.string() : "tierswap-nbd";
+}
+
 Result<std::vector<RawResult>> raw_for_area(const HostFs& fs, const RunOptions& o, const swap::SwapArea& area,
                                             std::FILE* log) {
   if (o.raw_seconds <= 0) return std::vector<RawResult>{};
@@ -409,7 +428,22 @@ Result<std::vector<RawResult>> raw_for_area(const HostFs& fs, const RunOptions& 
       fio_args(area.path, false, o.raw_seconds, std::min<std::uint64_t>(o.raw_size, area.size_kib * 1024)),
       timeout);
   if (!out) return std::unexpected(out.error());
-  return parse_fio_json(*out, area.path, area.path + " (read only)");
+  auto rows = parse_fio_json(*out, area.path, area.path + " (read only)");
+  if (!rows) return rows;
+  // A vram tier's device: also its exporter alone, a scratch twin of it
+  // with the same store, without the kernel's nbd client in between.
+  if (const std::string store = vram_store_of(fs, dev); !store.empty()) {
+    auto direct =
+        raw_scratch_exporter(exporter_beside(o.tierswapd), store, area.path, o.raw_seconds, o.raw_size, log);
+    if (direct)
+      rows->insert(rows->end(), direct->begin(), direct->end());
+    else if (direct.error().code == EINTR)
+      return std::unexpected(direct.error());
+    else
+      std::fprintf(log, "raw: %s: scratch exporter: %s (skipped)\n", area.path.c_str(),
+                   direct.error().describe().c_str());
+  }
+  return rows;
 }
 
 // ---- the perceived-latency task ----
@@ -545,6 +579,42 @@ std::string today() {
 }
 
 }  // namespace
+
+Result<std::vector<RawResult>> raw_scratch_exporter(const std::string& exporter, const std::string& store,
+                                                    const std::string& tier, double seconds,
+                                                    std::uint64_t size, std::FILE* log) {
+  char tmpl[] = "/tmp/tierswap-bench-nbd-XXXXXX";
+  if (!::mkdtemp(tmpl)) return fail(errno, "cannot make a directory for the scratch exporter's socket");
+  const std::string dir = tmpl;  // mkdtemp: 0700, as the exporter requires
+  const std::string sock = dir + "/nbd.sock";
+  const std::string target = exporter + " --store " + store + " (scratch exporter, fio nbd engine)";
+  std::fprintf(log, "raw: %s: scratch exporter %s --store %s --size %llu on %s\n", tier.c_str(),
+               exporter.c_str(), store.c_str(), static_cast<unsigned long long>(size), sock.c_str());
+  auto ex = spawn({exporter, "--socket", sock, "--size", std::to_string(size), "--store", store,
+                   "--connections", "2", "--force"},
+                  -1, -1);
+  Result<std::string> out =
+      fail(ETIMEDOUT, "the scratch exporter did not listen on " + sock + " within 30 s");
+  if (!ex) {
+    out = std::unexpected(ex.error());
+  } else {
+    const auto t0 = Clock::now();
+    while (since(t0) < 30 && !stopping() && ex->poll() < 0) {
+      if (std::filesystem::exists(sock)) {
+        out = capture(fio_nbd_args("nbd+unix:///?socket=" + sock, seconds, size), seconds * 2 + 60);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (stopping()) out = fail(EINTR, "interrupted");
+    if (!ex->running() && !out) out = fail(ECHILD, exporter + " exited before fio could run");
+    ex->stop(SIGTERM, 10);
+  }
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  if (!out) return std::unexpected(out.error());
+  return parse_fio_json(*out, tier, target);
+}
 
 MachineFacts read_machine_facts() {
   const HostFs fs;

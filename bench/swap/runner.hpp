@@ -11,7 +11,9 @@
 //      itself (writing into an active swap area would destroy whatever the
 //      kernel keeps there): a zram area gets a hot-added zram device with
 //      the same compressor, a swap file a scratch file in the same directory;
-//      any other area (a partition, /dev/nbdN) is read, never written.
+//      any other area (a partition, /dev/nbdN) is read, never written. A
+//      vram tier's /dev/nbdN is also measured without the kernel: fio's nbd
+//      engine against a scratch exporter with the tier's store.
 //   3. Page cache dropped (sync, vm.drop_caches=3).
 //   4. The checksummed hog (hog.hpp) forked into a transient memory cgroup
 //      (cgroup v2 memory.max, else v1 memory.limit_in_bytes; swap left open)
@@ -60,6 +62,16 @@ struct RunOptions {
 // that left the machine changed, no memory cgroup. `log` gets one line per
 // step.
 Result<Report> run_bench(const RunOptions& o, std::FILE* log);
+
+// A VRAM tier's raw test against its exporter directly: a scratch
+// `exporter` (tierswap-nbd) with store `store` and `size` bytes on a Unix
+// socket in a private 0700 directory, driven by fio's nbd engine (4 KiB
+// random write then read, QD32, `seconds` each), reported for `tier`. The
+// exporter is stopped and the directory removed on every path. raw_for_area
+// runs it for each area a vram tier of the group's journal holds.
+Result<std::vector<RawResult>> raw_scratch_exporter(const std::string& exporter, const std::string& store,
+                                                    const std::string& tier, double seconds,
+                                                    std::uint64_t size, std::FILE* log);
 
 // The machine facts the report heads with and the safety check uses.
 struct MachineFacts {

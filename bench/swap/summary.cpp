@@ -88,8 +88,11 @@ std::string text_report(const Report& r) {
          ") limited to " + mib(r.params.memory_max) + ", " + num(r.params.seconds) +
          " s per group; perceived latency: a fixed task every " + num(r.params.probe_interval_ms) +
          " ms outside the cgroup\n";
-  out += "- raw device: fio 4 KiB random, QD32, O_DIRECT, " + num(r.params.raw_seconds) + " s per job over " +
-         mib(r.params.raw_size) + "\n";
+  if (r.params.raw_seconds > 0)
+    out += "- raw device: fio 4 KiB random, QD32, O_DIRECT, " + num(r.params.raw_seconds) +
+           " s per job over " + mib(r.params.raw_size) + "\n";
+  else
+    out += "- raw device: not measured (--raw-seconds 0, or no fio)\n";
   const Group* base = first_ok(r);
   for (std::size_t i = 0; i < r.groups.size(); ++i) {
     const Group& g = r.groups[i];

@@ -7,11 +7,17 @@
 // back from swap corrupted, stale or from the wrong slot is caught and told
 // apart. Rates come from /proc/vmstat's pswpout/pswpin over each phase.
 //
-//   swap_hog --mib N [--device /dev/nbd0] [--label NAME] [--seed S] [--hold FILE]
+//   swap_hog --mib N [--device /dev/nbd0] [--label NAME] [--seed S] [--hold FILE] [--backward 1]
 //
 // --hold FILE: after the fill, print "hog: filled label=... used_kib=..." and
 // wait, touching nothing, until FILE exists; then verify. The scenario
 // meanwhile kills and restarts tierswapd or drains a tier under the pages.
+//
+// --backward 1: verify from the last page to the first. The fill leaves the
+// last pages in memory and the first ones on swap; read forwards, each
+// swap-in evicts a page that is read next (every page goes out and comes
+// back), read backwards, each swapped page comes back once. Same pages
+// checked, about half the swap-in (which under TCG costs ~1.5 s per MiB).
 //
 // Prints one line "hog: label=... key=value ..." and exits 0 when every page
 // verified and (with --device) the device's "Used" in /proc/swaps was above
@@ -98,6 +104,7 @@ int main(int argc, char** argv) {
   std::string device;
   std::string label = "hog";
   std::string hold;
+  bool backward = false;
   std::uint64_t seed = 0x7469657273776170ULL;  // "tierswap"
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
@@ -110,6 +117,8 @@ int main(int argc, char** argv) {
       label = v;
     else if (a == "--hold")
       hold = v;
+    else if (a == "--backward")
+      backward = std::strtoull(v, nullptr, 10) != 0;
     else if (a == "--seed")
       seed = std::strtoull(v, nullptr, 0);
     else {
@@ -118,7 +127,9 @@ int main(int argc, char** argv) {
     }
   }
   if (mib_total == 0 || argc % 2 == 0) {
-    std::fprintf(stderr, "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S] [--hold FILE]\n");
+    std::fprintf(
+        stderr,
+        "usage: swap_hog --mib N [--device DEV] [--label NAME] [--seed S] [--hold FILE] [--backward 1]\n");
     return 2;
   }
   const std::size_t pages = mib_total * (1024 * 1024 / kPage);
@@ -157,7 +168,8 @@ int main(int argc, char** argv) {
 
   std::size_t corrupted = 0, misplaced = 0;
   long long first_bad = -1;
-  for (std::size_t p = 0; p < pages; ++p) {
+  for (std::size_t i = 0; i < pages; ++i) {
+    const std::size_t p = backward ? pages - 1 - i : i;
     const int r = check_page(words + p * kWords, p, seed);
     if (r != 0 && first_bad < 0) first_bad = static_cast<long long>(p);
     corrupted += r == 1;

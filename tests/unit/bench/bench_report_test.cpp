@@ -218,6 +218,16 @@ TEST(Report, TextHasATablePerGroup) {
   EXPECT_EQ(tables, r.groups.size());
 }
 
+// A run without the raw phase does not claim fio ran for 0 s.
+TEST(Report, TextSaysWhenTheRawDeviceWasNotMeasured) {
+  Report r = recorded();
+  EXPECT_NE(text_report(r).find("- raw device: fio 4 KiB random"), std::string::npos);
+  r.params.raw_seconds = 0;
+  const std::string t = text_report(r);
+  EXPECT_EQ(t.find("- raw device: fio"), std::string::npos) << t.substr(0, 600);
+  EXPECT_NE(t.find("- raw device: not measured"), std::string::npos) << t.substr(0, 600);
+}
+
 // ---- pictures ----
 
 // Parses the SVG with Python's XML parser and prints the series' names.

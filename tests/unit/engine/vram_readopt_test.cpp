@@ -15,6 +15,7 @@
 #include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
+#include "daemon/status_observer.hpp"
 #include "fake_root.hpp"
 #include "tests/support/recording_kernel.hpp"
 
@@ -241,6 +242,51 @@ TEST_F(Readopt, ARestartedDaemonReadoptsWithoutTouchingAPage) {
   ASSERT_EQ(back->tiers.size(), 1u);
   EXPECT_EQ(back->tiers[0].exporter_pid, 4242);
   EXPECT_EQ(back->version, kJournalVersion);
+}
+
+// A running daemon whose exporter dies: its status says the tier failed and
+// why, with the consequences, although /dev/nbd0 is still in /proc/swaps
+// (the VM's vm_daemon_dead_exporter is the kernel's side).
+TEST_F(Readopt, ARunningDaemonReportsADeadExporterAsAFailedTier) {
+  test::spit(path("etc/tierswap.yaml"),
+             "tiers:\n  - name: gpu\n    kind: vram\n    size: 64M\n"
+             "    store: host\n    connections: 2\n    priority: 50\n");
+  Journal j;
+  j.source = "/etc/tierswap.yaml";
+  j.tiers = {gpu_tier()};
+  ASSERT_TRUE(save_journal(HostFs(root_->str()), j));
+  std::vector<std::string> log;
+  EngineOptions eo;
+  eo.root = root_->str();
+  eo.config = path("etc/tierswap.yaml").string();
+  eo.fake_kernel = true;
+  eo.make_kernel = swap::recording_kernel_on;
+  eo.info = [&](const std::string& l) { log.push_back(l); };
+  eo.warn = [&](const std::string& l) { log.push_back(l); };
+  Engine e(eo);
+  ASSERT_TRUE(e.start()) << joined(log);
+  StatusObserver obs(e);
+  auto gpu = [&] {
+    const Status s = obs.observe(Activity{}).status;
+    const auto it =
+        std::find_if(s.tiers.begin(), s.tiers.end(), [](const TierStatus& t) { return t.name == "gpu"; });
+    EXPECT_NE(it, s.tiers.end());
+    return it == s.tiers.end() ? TierStatus{} : *it;
+  };
+  const TierStatus alive = gpu();
+  EXPECT_EQ(alive.state, TierState::active);
+  EXPECT_EQ(alive.exporter_state, "running");
+  EXPECT_TRUE(alive.failure.empty()) << alive.failure;
+
+  fsys::remove_all(path("proc/4242"));  // the exporter dies; nbd0 stays a swap area
+  const TierStatus dead = gpu();
+  EXPECT_EQ(dead.state, TierState::failed);
+  EXPECT_EQ(dead.exporter_state, "gone");
+  EXPECT_NE(dead.failure.find("tierswap-nbd (pid 4242) is gone"), std::string::npos) << dead.failure;
+  EXPECT_NE(dead.failure.find("the kernel returns I/O errors to their owners"), std::string::npos)
+      << dead.failure;
+  EXPECT_TRUE(dynamic_cast<swap::RecordingKernel&>(e.kernel()).calls().empty())
+      << "status changed the machine";
 }
 
 // --- the format ---------------------------------------------------------
