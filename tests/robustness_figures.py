@@ -84,7 +84,10 @@ def fault_cases(xml_path):
     if not xml_path.exists():
         return out
     for tc in ET.parse(xml_path).getroot().iter("testcase"):
-        cases = tc.get("cases")  # GoogleTest writes RecordProperty as an attribute
+        cases = tc.get("cases")  # older GoogleTest: an attribute; newer: a <property> element
+        for prop in tc.iter("property"):
+            if prop.get("name") == "cases":
+                cases = prop.get("value")
         failed = tc.find("failure") is not None
         if cases is not None:
             out[tc.get("name")] = (int(cases), failed)
