@@ -179,6 +179,21 @@ class TierKind {
   // and the kernel's answer. May fill in what only the kernel knew (the
   // device a hot_add created) for record() and undo_of().
   [[nodiscard]] virtual Result<void> execute(Step& s, ExecContext& ctx) const = 0;
+  // Right before `s` is saved in the journal as pending (Journal::pending):
+  // notes in it what recover() will need after a crash (zram_add: the
+  // devices that exist before the hot_add). Reads only.
+  virtual void prepare(Step&, const HostFs&) const {}
+  // After a crash between the kernel change of `pending` and the journal
+  // save that records it: the step as it completed, judged from the kernel
+  // (zram_add: the device that the hot_add created), for record(); nullopt:
+  // nothing to record (it did not happen, or what it would remove stays
+  // journalled and is removed again). The default records nothing, as
+  // before journalling intents. Reads only; one line per finding in `log`.
+  [[nodiscard]] virtual std::optional<Step> recover(const Step& /*pending*/, const HostFs&,
+                                                    const std::vector<swap::SwapArea>&,
+                                                    std::vector<std::string>& /*log*/) const {
+    return std::nullopt;
+  }
   // The step that undoes `s` once it ran, or nullopt when nothing needs or
   // can undo it.
   [[nodiscard]] virtual std::optional<Step> undo_of(const Step& s) const = 0;

@@ -3,6 +3,7 @@
 // anywhere means no Spec: nothing half-valid reaches the planner.
 #include "config/loader.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -36,6 +37,20 @@ LoadResult load_string(std::string_view yaml, std::string_view source_name, cons
     return one_error(source_name,
                      "more than " + std::to_string(kMaxConfigBytes) + " bytes: too large for a config",
                      "a tierswap config is a few hundred bytes; check that this is the right file");
+  // yaml-cpp takes a NUL byte among the first ones for UTF-16 or UTF-32 and
+  // reads something else than the bytes (its positions then point nowhere):
+  // a config is UTF-8 text, so refuse it here, naming where the byte is.
+  if (const auto nul = yaml.find('\0'); nul != std::string_view::npos) {
+    const auto line_start = yaml.rfind('\n', nul);
+    const int line = 1 + static_cast<int>(std::count(yaml.begin(), yaml.begin() + nul, '\n'));
+    const int col = 1 + static_cast<int>(line_start == std::string_view::npos ? nul : nul - line_start - 1);
+    LoadResult result;
+    result.diagnostics.push_back(
+        Diagnostic{Severity::error, SourceLoc{std::string(source_name), line, col}, "",
+                   "a NUL byte at byte offset " + std::to_string(nul) + ": a config is UTF-8 text",
+                   "this is not a text file, or it is UTF-16/UTF-32: save it as UTF-8"});
+    return result;
+  }
   LoadResult result;
   Spec user = read_user_config(yaml, source_name, host, result.diagnostics);
   if (!result.ok()) return result;

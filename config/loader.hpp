@@ -46,7 +46,8 @@ inline constexpr std::size_t kMaxConfigBytes = 1 << 20;  // 1 MiB
 LoadResult load_file(const std::filesystem::path& file, const HostFacts& host);
 
 // Loads YAML text (at most kMaxConfigBytes); `source_name` is what diagnostics and Spec::source name
-// ("/etc/tierswap.yaml", "<embedded default>").
+// ("/etc/tierswap.yaml", "<embedded default>"). Text with a NUL byte is not
+// UTF-8 YAML: one error at the byte's line and column, naming its offset.
 LoadResult load_string(std::string_view yaml, std::string_view source_name, const HostFacts& host);
 
 // The name Spec::source carries for the embedded default.

@@ -18,7 +18,7 @@ void Executor::save(const ApplyOptions& opts) {
   if (auto r = save_journal(fs_, journal_); !r && opts.log) opts.log("journal: " + r.error().describe());
 }
 
-Result<void> Executor::run(Step& s) {
+Result<void> Executor::run(Step& s, const ApplyOptions& opts) {
   for (const auto& [placeholder, value] : bindings_)
     for (auto p = s.path.find(placeholder); p != std::string::npos;
          p = s.path.find(placeholder, p + value.size()))
@@ -27,7 +27,19 @@ Result<void> Executor::run(Step& s) {
   if (!k)
     return fail(ErrorKind::unsupported, "step " + s.op + ": no tier kind \"" + s.kind + "\" is registered");
   ExecContext ctx{fs_, kernel_, bindings_};
-  if (auto r = k->execute(s, ctx); !r) return r;
+  // The intent first: a crash between the kernel change and the save that
+  // records it leaves a journal naming the step (recover_pending).
+  if (opts.persist) {
+    k->prepare(s, fs_);
+    journal_.pending = s;
+    save(opts);
+  }
+  auto r = k->execute(s, ctx);
+  journal_.pending.reset();
+  if (!r) {
+    save(opts);
+    return r;
+  }
   record(journal_, s);
   return {};
 }
@@ -47,7 +59,7 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
       r = kernel_error(
           EIO, "injected fault (tierswapd-test --test-fail-step " + std::to_string(opts.fail_step) + ")");
     else
-      r = run(s);
+      r = run(s, opts);
     const std::string what = (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s);
     if (r) {
       say(head + ": " + what);
@@ -85,7 +97,7 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
         say("kept: " + describe(*it) + " (an undo of tier \"" + it->tier + "\" failed)");
         continue;
       }
-      if (auto ur = run(*u); !ur) {
+      if (auto ur = run(*u, opts); !ur) {
         undo_errors += "; undo of \"" + describe(*it) + "\" failed: " + ur.error().describe();
         if (!it->tier.empty()) {
           stuck.insert(it->tier);

@@ -41,9 +41,10 @@ class Executor {
   Result<void> apply(const Plan& plan, const ApplyOptions& opts = {});
 
  private:
-  // Binds placeholders, has the step's plug-in execute it, records it in
-  // the journal.
-  Result<void> run(Step& s);
+  // Binds placeholders, saves the step in the journal as pending (after its
+  // plug-in's prepare()), has the plug-in execute it, records it in the
+  // journal (saved by the caller).
+  Result<void> run(Step& s, const ApplyOptions& opts);
   void save(const ApplyOptions& opts);
 
   const HostFs& fs_;

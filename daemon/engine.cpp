@@ -253,6 +253,7 @@ Result<void> Engine::start() {
   if (j && !journal_.empty()) {
     auto obs = observe(fs_);
     if (!obs) return std::unexpected(obs.error());
+    for (const auto& line : recover_pending(journal_, *obs, fs_)) opts_.warn("journal: " + line);
     for (const auto& line : reconcile(journal_, *obs, fs_))  // a failed tier is a warning
       (line.find("FAILED") != std::string::npos ? opts_.warn : opts_.info)("journal: " + line);
     if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());

@@ -160,10 +160,10 @@ std::string to_json(const Journal& j) {
     o["algorithm"] = t.algorithm;
     o["size"] = t.size;
     o["mem_limit"] = t.mem_limit;
-    if (t.exporter_pid) {
-      o["exporter_pid"] = t.exporter_pid;
-      o["exporter_start"] = t.exporter_start;
-    }
+    // Each written when set, independently: a journal with exporter_start
+    // but no exporter_pid (invalid) must not turn valid by being written back.
+    if (t.exporter_pid) o["exporter_pid"] = t.exporter_pid;
+    if (t.exporter_start) o["exporter_start"] = t.exporter_start;
     if (!t.store.empty()) o["store"] = t.store;
     if (!t.backend.empty()) o["backend"] = t.backend;
     if (t.connections) o["connections"] = t.connections;
@@ -173,6 +173,21 @@ std::string to_json(const Journal& j) {
   root["values"] = nlohmann::ordered_json::array();
   for (const auto& v : j.values)
     root["values"].push_back({{"path", v.path}, {"original", v.original}, {"current", v.current}});
+  if (j.pending) {
+    const Step& s = *j.pending;
+    nlohmann::ordered_json o;
+    o["kind"] = s.kind;
+    o["op"] = s.op;
+    o["tier"] = s.tier;
+    o["path"] = s.path;
+    o["value"] = s.value;
+    o["previous"] = s.previous ? nlohmann::ordered_json(*s.previous) : nlohmann::ordered_json(nullptr);
+    o["priority"] = s.priority;
+    o["discard"] = s.discard;
+    o["size"] = s.size;
+    o["previous_size"] = s.previous_size;
+    root["pending"] = std::move(o);
+  }
   // Invalid UTF-8 (a hostile name that got this far) is replaced, not thrown.
   return root.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) + "\n";
 }
@@ -215,6 +230,25 @@ Result<Journal> parse_journal(const std::string& text) {
         JOURNAL_READ(v.current, vr.text("current"));
         j.values.push_back(std::move(v));
       }
+    if (const auto it = root.find("pending"); it != root.end() && !it->is_null()) {
+      if (!it->is_object()) return fail(EINVAL, "journal: pending: not a JSON object");
+      const Reader pr{*it, "pending"};
+      Step s;
+      JOURNAL_READ(s.kind, pr.text("kind"));
+      JOURNAL_READ(s.op, pr.text("op"));
+      JOURNAL_READ(s.tier, pr.text("tier"));
+      JOURNAL_READ(s.path, pr.text("path"));
+      JOURNAL_READ(s.value, pr.text("value"));
+      if (const auto prev = it->find("previous"); prev != it->end() && !prev->is_null()) {
+        if (!prev->is_string()) return fail(EINVAL, "journal: pending.previous: is not a string");
+        s.previous = prev->get<std::string>();
+      }
+      JOURNAL_READ(s.priority, pr.integer("priority", -32768, 32767, -1));
+      JOURNAL_READ(s.discard, pr.flag("discard"));
+      JOURNAL_READ(s.size, pr.bytes("size"));
+      JOURNAL_READ(s.previous_size, pr.bytes("previous_size"));
+      j.pending = std::move(s);
+    }
     return j;
   } catch (const json::exception& e) {
     return fail(EINVAL, std::string("journal: ") + e.what());
@@ -367,6 +401,15 @@ Result<void> validate_journal(const Journal& j) {
     if (!t.store.empty() && (t.kind != "vram" || (t.store != "cuda" && t.store != "host")))
       return bad(at + ".store", t.store,
                  t.kind != "vram" ? "is only for a vram tier, not " + t.kind : "is not a store (cuda, host)");
+  }
+  // The pending step only ever reaches the journal's lists through its
+  // plug-in's recover() and record(), and what that adds is validated again
+  // (recover_pending); here only that a plug-in owns it.
+  if (j.pending) {
+    if (!kinds::named(j.pending->kind))
+      return bad("pending.kind", j.pending->kind, "is not a plug-in's name");
+    if (j.pending->op.empty() || control_char(j.pending->op))
+      return bad("pending.op", j.pending->op, "is empty or holds a control character");
   }
   return {};
 }
@@ -556,6 +599,36 @@ Journal rebuild_from_kernel(const Observed& o, const HostFs& fs, const std::vect
       "sysctl and zswap values that tierswap changed cannot be recovered without the journal (their "
       "originals were only there): they stay as they are now");
   return j;
+}
+
+std::vector<std::string> recover_pending(Journal& j, const Observed& o, const HostFs& fs) {
+  std::vector<std::string> log;
+  if (!j.pending) return log;
+  const Step pending = std::move(*j.pending);
+  j.pending.reset();
+  const TierKind* k = kinds::named(pending.kind);
+  if (!k) return log;  // validate_journal refused it already
+  const std::string what = (pending.tier.empty() ? "" : "[" + pending.tier + "] ") + k->describe(pending);
+  std::vector<std::string> why;
+  const auto done = k->recover(pending, fs, o.swaps, why);
+  for (const auto& line : why) log.push_back("interrupted step " + what + ": " + line);
+  if (!done) {
+    log.push_back("interrupted step " + what + ": nothing of it to record");
+    return log;
+  }
+  // What the recovered step adds must pass the same checks as the rest.
+  const auto tiers = j.tiers;
+  const auto values = j.values;
+  Ownership own{j.tiers, j.values};
+  k->record(own, *done);
+  if (auto v = validate_journal(j); !v) {
+    j.tiers = tiers;
+    j.values = values;
+    log.push_back("interrupted step " + what + ": not recorded: " + v.error().message);
+    return log;
+  }
+  log.push_back("interrupted step " + what + ": recorded as done (" + k->describe(*done) + ")");
+  return log;
 }
 
 std::vector<std::string> reconcile(Journal& j, const Observed& o, const HostFs& fs) {

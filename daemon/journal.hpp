@@ -18,7 +18,12 @@
 //               "store": "cuda", "backend": "tierswap-gpu", "connections": 8,
 //               "failed": "<why, when it did>"}],
 //    "values": [{"path": <kernel path of vm.swappiness>, "original": "60",
-//                "current": "150"}]}
+//                "current": "150"}],
+//    "pending": {"kind": "zram", "op": "zram_add", "tier": "fast", "path": "",
+//                "value": "", "previous": "zram0", "priority": -1,
+//                "discard": false, "size": 0, "previous_size": 0}}
+// "pending" (absent when none): the step being run, saved before it changes
+// the kernel (Journal::pending).
 // Version 1 (tierswapd before re-adoption) is the same without "backend"
 // and "failed"; it is read as such and written back as version 2. A key of
 // the wrong type or out of range fails the whole journal (EINVAL naming it);
@@ -30,8 +35,10 @@
 // device (/sys/block/nbdN/backend), empty after an ioctl attach.
 // `failed`: why a tier that tierswapd owns is no longer sound (its exporter
 // died); the next apply tears it down and sets it up afresh.
-// Written atomically (temp file, fsync, rename, fsync of the directory) after
-// every step, so a crash mid-apply leaves a journal that names every change.
+// Written atomically (temp file, fsync, rename, fsync of the directory)
+// before every step (naming it as pending) and after it (recording it), so
+// a crash mid-apply leaves a journal that names every change, or the one
+// step whose outcome the kernel tells.
 //
 // The journal is not trusted: teardown writes to the paths it names, so
 // loading checks every entry against what tierswapd itself produces
@@ -40,6 +47,7 @@
 // swap areas carry tierswap's label in their swap header.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,8 +71,13 @@ struct Journal {
   std::string source;
   std::vector<OwnedTier> tiers;
   std::vector<ValueRecord> values;
+  // The step being run, saved right before its kernel change and cleared by
+  // the save that records it: after a crash in between, recover_pending()
+  // asks its plug-in what the kernel shows of it (a zram device hot-added
+  // but not yet named anywhere is found this way).
+  std::optional<Step> pending;
 
-  [[nodiscard]] bool empty() const { return tiers.empty() && values.empty(); }
+  [[nodiscard]] bool empty() const { return tiers.empty() && values.empty() && !pending; }
   OwnedTier* find_tier(const std::string& name);
   [[nodiscard]] const OwnedTier* find_tier(const std::string& name) const;
   OwnedTier* find_swap(const std::string& swap_path);
@@ -122,6 +135,13 @@ Result<std::string> set_aside_journal(const HostFs& fs);
 Journal rebuild_from_kernel(const Observed& o, const HostFs& fs, const std::vector<config::Tier>& configured,
                             std::vector<std::string>& log);
 
+// After a crash between a step's kernel change and the save that records
+// it: the journal's pending step, as its plug-in finds it in the kernel
+// (TierKind::recover), is recorded as done, or dropped when nothing of it
+// happened; what it would add is validated like the rest of the journal
+// (refused: not recorded). Clears `pending`; one line per decision. Run
+// before reconcile().
+std::vector<std::string> recover_pending(Journal& j, const Observed& o, const HostFs& fs);
 // Brings a journal loaded at start-up in line with the machine: zram devices
 // that are gone are forgotten, swap areas no longer in /proc/swaps are marked
 // inactive, files that are gone are forgotten. Returns one line per change.

@@ -10,7 +10,8 @@
 //                                the change that save would record.
 // The kill -9 tests (tests/kernel/robust_kill_test.cpp) then kill it with
 // SIGKILL, as a crash or the OOM killer would, at that exact point of the
-// apply. The journal is saved after every step (daemon/apply.hpp), so N
+// apply. The journal is saved before every step (naming it as pending) and
+// after it (daemon/apply.hpp), so N
 // walks through every phase of an apply. It is done by interposing
 // renameat(), which the journal's atomic replace ends with.
 // Built only with TIERSWAP_BUILD_TESTS, never installed; the tests that

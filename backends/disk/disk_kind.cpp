@@ -58,6 +58,27 @@ class DiskKind final : public TierKind {
     return swap_step::execute(s, ctx);
   }
 
+  // make_file: a file at the path that carries tierswap's swap label is the
+  // one it created (the create is O_EXCL: no file was there before, and the
+  // header is written before the create returns). A resize or a removal
+  // records nothing: the journalled tier stays, and the next apply or stop
+  // acts on the file as it finds it.
+  std::optional<Step> recover(const Step& s, const HostFs& fs, const std::vector<swap::SwapArea>& swaps,
+                              std::vector<std::string>& log) const override {
+    if (s.op == "make_file") {
+      if (!fs.exists(s.path)) return std::nullopt;
+      const auto first = swap::probe_first_page(fs.resolve(s.path).string(), swap::system_page_size());
+      if (!first || *first != swap::FirstPage::ours) {
+        log.push_back(s.path + " exists but does not carry tierswap's swap label: leaving it alone");
+        return std::nullopt;
+      }
+      log.push_back(s.path + " exists with tierswap's swap label");
+      return s;
+    }
+    if (swap_step::handles(s)) return swap_step::recover(s, fs, swaps, log);
+    return std::nullopt;
+  }
+
   std::optional<Step> undo_of(const Step& s) const override {
     if (s.op == "make_file") return Step{.kind = kName, .op = "remove_file", .tier = s.tier, .path = s.path};
     if (s.op == "resize_file")

@@ -42,6 +42,11 @@ void record_value(Ownership& own, const Step& s) {
     std::erase_if(own.values, [&](const ValueRecord& r) { return r.path == s.path; });
 }
 
+std::optional<Step> recover(const Step& s) {
+  if (s.op != op || !s.previous) return std::nullopt;
+  return s;
+}
+
 std::string describe(const Step& s) {
   return "write " + s.path + " = " + q(s.value) + (s.previous ? " (was " + q(*s.previous) + ")" : "");
 }

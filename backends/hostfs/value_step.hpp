@@ -24,6 +24,9 @@ std::optional<Step> undo_of(const Step& s);
 void record_value(Ownership& own, const Step& s);
 std::string describe(const Step& s);
 std::string describe_undo(const Step& s);
+// TierKind::recover of a write: the step itself when it has an original to
+// restore (a write the crash came before restores what is there anyway).
+std::optional<Step> recover(const Step& s);
 inline StepFields fields() {
   return {.value = true, .previous = true};
 }
@@ -38,6 +41,12 @@ class ValueKind : public TierKind {
   std::string describe(const Step& s) const override { return value_step::describe(s); }
   std::string describe_undo(const Step& s) const override { return value_step::describe_undo(s); }
   StepFields fields(const Step&) const override { return value_step::fields(); }
+  // A write interrupted by a crash is recorded as done: its original is in
+  // the step, and restoring it is harmless if the write never happened.
+  std::optional<Step> recover(const Step& s, const HostFs&, const std::vector<swap::SwapArea>&,
+                              std::vector<std::string>&) const override {
+    return value_step::recover(s);
+  }
 
  protected:
   // Plans `want` at `path` (current value `current`): nothing when equal.

@@ -1,5 +1,6 @@
 #include "backends/swap/swap_step.hpp"
 
+#include "backends/swap/safe_path.hpp"
 #include "backends/swap/swap_header.hpp"
 
 namespace tierswap::swap_step {
@@ -117,6 +118,14 @@ StepFields fields(const Step& s) {
 bool active_at(const std::vector<swap::SwapArea>& swaps, const std::string& path, int prio) {
   auto a = swap::find_area(swaps, path);
   return a && (prio < 0 || a->priority == prio);
+}
+
+std::optional<Step> recover(const Step& s, const HostFs& fs, const std::vector<swap::SwapArea>& swaps,
+                            std::vector<std::string>& log) {
+  if (s.op != "swapon") return std::nullopt;
+  if (!swap::find_area(swaps, swap::resolved_path(fs, s.path))) return std::nullopt;
+  log.push_back(s.path + " is active");
+  return s;
 }
 
 std::optional<Step> release(const std::string& kind, const OwnedTier& o,

@@ -34,6 +34,11 @@ void record(Ownership& own, const Step& s);
 std::string describe(const Step& s);
 std::string describe_undo(const Step& s);
 StepFields fields(const Step& s);
+// TierKind::recover: a swapon when /proc/swaps shows the area; nothing for
+// a swapoff (the tier stays journalled as active, and reconcile() marks it
+// inactive when it is) or a header.
+std::optional<Step> recover(const Step& s, const HostFs& fs, const std::vector<swap::SwapArea>& swaps,
+                            std::vector<std::string>& log);
 
 // Whether `path` is an active swap area (at `prio`, unless prio < 0).
 bool active_at(const std::vector<swap::SwapArea>& swaps, const std::string& path, int prio);

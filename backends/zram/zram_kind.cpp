@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
+#include <sstream>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/hostfs/value_step.hpp"
@@ -163,12 +165,58 @@ class ZramKind final : public TierKind {
       return {};
     }
     if (s.op == "zram_remove") {
-      auto r = reset(ctx.fs, s.path);
-      if (r) r = ctx.kernel.zram_hot_remove(s.path);
-      return r;
+      if (auto r = reset(ctx.fs, s.path); !r) return r;
+      // Halfway: the device is reset (empty, its memory freed) but stays.
+      // The step fails, so the journal keeps naming the device, and the
+      // next stop or start resets (harmless twice) and removes it again.
+      if (auto r = ctx.kernel.zram_hot_remove(s.path); !r) {
+        Error e = r.error();
+        e.message += "; " + s.path + " is reset (empty, its memory freed) but not removed: it stays, and " +
+                     "tierswapd removes it at its next stop or start";
+        return std::unexpected(e);
+      }
+      return {};
     }
     if (s.op == value_step::op) return value_step::execute(ctx.fs, s);
     return swap_step::execute(s, ctx);
+  }
+
+  // A hot_add names its device only once it is done: the devices present
+  // before it go into the pending step, so that recover() can tell the new one.
+  void prepare(Step& s, const HostFs& fs) const override {
+    if (s.op == "zram_add") s.previous = join(list_devices(fs));
+  }
+
+  // zram_add: the one device that exists now, did not before the hot_add,
+  // and is not set up (disksize 0, not swapped on) is the one it created;
+  // with more than one such device (something else hot-added too), none is
+  // taken. Attribute writes record nothing: the tier's journalled settings
+  // then differ from the config, and the next apply sets it up afresh.
+  std::optional<Step> recover(const Step& s, const HostFs& fs, const std::vector<swap::SwapArea>& swaps,
+                              std::vector<std::string>& log) const override {
+    if (s.op == "zram_add") {
+      std::set<std::string> before;
+      std::istringstream in(s.previous.value_or(""));
+      for (std::string d; in >> d;) before.insert(d);
+      std::vector<std::string> fresh;
+      for (const auto& d : list_devices(fs)) {
+        if (before.contains(d) || swap::find_area(swaps, paths::dev_node(d))) continue;
+        if (auto dev = read_device(fs, d); dev && dev->disksize == 0) fresh.push_back(d);
+      }
+      if (fresh.size() == 1) {
+        log.push_back(fresh[0] + " was added since and is not set up: it is the device that hot_add created");
+        Step done = s;
+        done.value = fresh[0];
+        done.previous.reset();
+        return done;
+      }
+      if (fresh.size() > 1)
+        log.push_back("more than one zram device was added since and is not set up (" + join(fresh) +
+                      "): cannot tell which one hot_add created, leaving them alone");
+      return std::nullopt;
+    }
+    if (swap_step::handles(s)) return swap_step::recover(s, fs, swaps, log);
+    return std::nullopt;
   }
 
   std::optional<Step> undo_of(const Step& s) const override {

@@ -11,9 +11,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -143,6 +146,98 @@ TEST_F(TierswapdDbus, PlanForOthersIsCachedBrieflyRootGetsAFreshOne) {
   EXPECT_NE(fresh.find("swappiness"), std::string::npos) << fresh;
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));
   EXPECT_NE(plan(true).find("swappiness"), std::string::npos) << "nobody's plan is fresh after 2 s";
+}
+
+namespace {
+
+// GetStatus round trips as root for `span`, one every 2 ms: each one's
+// latency.
+std::vector<double> get_status_latencies_ms(const std::string& address, std::chrono::milliseconds span) {
+  auto conn = sdbus::createSessionBusConnectionWithAddress(address);
+  auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
+  std::vector<double> out;
+  const auto end = std::chrono::steady_clock::now() + span;
+  while (std::chrono::steady_clock::now() < end) {
+    const auto t0 = std::chrono::steady_clock::now();
+    std::string json;
+    proxy->callMethod("GetStatus").onInterface(dbus::kManagerInterface).storeResultsTo(json);
+    out.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return out;
+}
+
+double p99(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, v.size() * 99 / 100)];
+}
+
+// A process group that calls Plan as nobody, back to back (busctl in a
+// shell loop under runuser), one line appended to `count_file` per answer;
+// returns its pid (= its process group).
+pid_t plan_flooder(const std::string& address, const std::string& count_file) {
+  const std::string loop = "while busctl --address=" + address + " call " + dbus::kBusName + " " +
+                           dbus::kManagerPath + " " + dbus::kManagerInterface +
+                           " Plan >/dev/null; do echo >> " + count_file + "; done";
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::execlp("runuser", "runuser", "-u", "nobody", "--", "sh", "-c", loop.c_str(), nullptr);
+    ::_exit(127);
+  }
+  return pid;
+}
+
+std::size_t lines_in(const std::string& file) {
+  const std::string t = read_file(file);
+  return static_cast<std::size_t>(std::count(t.begin(), t.end(), '\n'));
+}
+
+}  // namespace
+
+// Finding 5: Plan is open to everyone, so a caller other than root that
+// calls it back to back must not hold up the daemon's bus loop for others.
+// Two loops as nobody flood Plan while root calls GetStatus: GetStatus'
+// p99 may grow by at most 20 ms over its p99 on the quiet bus (measured the
+// same way just before: on shared, loaded machines the quiet figure itself
+// varies, and what the bound is about is the delay the flood adds). The
+// bound holds because others' Plan is answered from a 2 s cache
+// (PlanForOthersIsCachedBrieflyRootGetsAFreshOne).
+TEST_F(TierswapdDbus, PlanFloodByNobodyDoesNotDelayGetStatusBeyond20msP99) {
+  const passwd* nobody = getpwnam("nobody");
+  if (nobody == nullptr || geteuid() != 0) GTEST_SKIP() << "needs root and a user nobody (runuser)";
+  constexpr auto kSpan = std::chrono::seconds(4);
+  constexpr int kFlooders = 2;
+  (void)get_status_latencies_ms(bus_.address(), std::chrono::milliseconds(200));  // warm up
+  const double quiet = p99(get_status_latencies_ms(bus_.address(), kSpan));
+
+  const std::string count_file = bus_.dir() + "/plan-answers";
+  spit(count_file, "");
+  ::chmod(count_file.c_str(), 0666);
+  std::vector<pid_t> kids;
+  for (int i = 0; i < kFlooders; ++i) kids.push_back(plan_flooder(bus_.address(), count_file));
+  for (pid_t k : kids) ::setpgid(k, k);  // whichever of parent and child runs first
+  // The flooders have had answers before the measurement starts.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (lines_in(count_file) < 2 * kFlooders && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const std::size_t at_start = lines_in(count_file);
+  std::vector<double> flooded;
+  if (at_start >= 2 * kFlooders) flooded = get_status_latencies_ms(bus_.address(), kSpan);
+  const std::size_t answers = lines_in(count_file) - at_start;  // during the measurement
+  for (pid_t k : kids) ::kill(-k, SIGKILL);
+  for (pid_t k : kids) ::waitpid(k, nullptr, 0);
+  ASSERT_GE(at_start, 2u * kFlooders) << "the flooders got no answers to Plan";
+  const double busy = p99(flooded);
+  RecordProperty("get_status_p99_quiet_us", static_cast<int>(quiet * 1000));
+  RecordProperty("get_status_p99_flooded_us", static_cast<int>(busy * 1000));
+  RecordProperty("plan_answers", static_cast<int>(answers));
+  std::printf("GetStatus p99: %.2f ms quiet, %.2f ms under %d Plan calls by nobody\n", quiet, busy,
+              static_cast<int>(answers));
+  // The flood was one: the flooders were answered all along the measurement.
+  EXPECT_GE(answers, 20u) << "too few Plan calls during the measurement to be a flood";
+  EXPECT_LE(busy, quiet + 20.0) << "GetStatus p99 " << busy << " ms under the flood, " << quiet
+                                << " ms without";
 }
 
 TEST_F(TierswapdDbus, BusctlIntrospectShowsTheApiAndTierObjects) {

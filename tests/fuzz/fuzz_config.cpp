@@ -54,7 +54,7 @@ std::vector<std::size_t> line_lengths(std::string_view text) {
   }
 }
 
-void check_diagnostic(const cfg::Diagnostic& d, const std::vector<std::size_t>& lines, bool has_nul) {
+void check_diagnostic(const cfg::Diagnostic& d, const std::vector<std::size_t>& lines) {
   FUZZ_CHECK(d.loc.file == kSource, "diagnostic names another file");
   FUZZ_CHECK(!d.path.empty() || !d.message.empty(), "diagnostic with neither path nor message");
   FUZZ_CHECK(d.loc.line >= 0 && static_cast<std::size_t>(d.loc.line) <= lines.size(),
@@ -62,12 +62,13 @@ void check_diagnostic(const cfg::Diagnostic& d, const std::vector<std::size_t>& 
   FUZZ_CHECK(d.loc.col >= 0, "negative diagnostic column");
   if (d.loc.line == 0) {
     FUZZ_CHECK(d.loc.col == 0, "diagnostic with a column but no line");
-  } else if (!has_nul) {
-    // A NUL byte makes yaml-cpp read the text as UTF-16 or UTF-32, and its
-    // lines are then not the bytes' lines (corpus seed
-    // regression-nul-reads-as-utf16). Otherwise: yaml-cpp counts columns in its UTF-8 re-encoding of the
-    // input: an invalid byte becomes U+FFFD (3 bytes), UTF-16 text up to 1.5 times longer. Hence 3 bytes of
-    // column per input byte at most.
+  } else {
+    // yaml-cpp counts columns in its UTF-8 re-encoding of the input: an
+    // invalid byte becomes U+FFFD (3 bytes), UTF-16 text (a BOM, no NUL
+    // byte) up to 1.5 times longer. Hence 3 bytes of column per input byte
+    // at most. Text with a NUL byte, which yaml-cpp would read as UTF-16 or
+    // UTF-32 with positions that are not the bytes' (corpus seed
+    // regression-nul-reads-as-utf16), never reaches it.
     FUZZ_CHECK(static_cast<std::size_t>(d.loc.col) <= 3 * lines[d.loc.line - 1] + 1,
                "diagnostic column past the end of its line");
   }
@@ -138,8 +139,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const cfg::HostFacts hosts[] = {{16 * kGiB, 0}, {64 * kGiB, 24 * kGiB}};
   for (const cfg::HostFacts& host : hosts) {
     const cfg::LoadResult r = cfg::load_string(text, kSource, host);
-    for (const cfg::Diagnostic& d : r.diagnostics)
-      check_diagnostic(d, lines, text.find('\0') != std::string_view::npos);
+    for (const cfg::Diagnostic& d : r.diagnostics) check_diagnostic(d, lines);
+    if (const auto nul = text.find('\0'); nul != std::string_view::npos && size <= cfg::kMaxConfigBytes) {
+      FUZZ_CHECK(r.diagnostics.size() == 1 && r.diagnostics[0].message.starts_with(
+                                                  "a NUL byte at byte offset " + std::to_string(nul) + ":"),
+                 "text with a NUL byte not refused as such, naming its offset");
+    }
     FUZZ_CHECK(r.spec.has_value() == r.ok(),
                "spec present although an error was reported, or missing without one");
     if (r.spec) check_spec(*r.spec, host);

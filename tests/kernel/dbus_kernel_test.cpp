@@ -2,7 +2,10 @@
 // holding real pages of a child process and a swap file (priority 10) below
 // it; `tierswapctl demote` drains the zram tier into the file with progress,
 // the child's data still verifies, `tierswapctl promote` puts it back at 100;
-// a demote whose pages do not fit into the other areas is refused.
+// a demote whose pages do not fit into the other areas is refused; SIGTERM
+// during a demote aborts it and restores the machine, and kill -9 during a
+// demote is followed by a restart that reconciles; the child's data
+// verifies throughout.
 //
 // Pages get into swap through a memory cgroup with a small limit (cgroup v1
 // memory.limit_in_bytes, or v2 memory.max); the test skips with the reason
@@ -12,11 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <thread>
 
 #include "backends/swap/proc_swaps.hpp"
+#include "backends/zram/zram.hpp"
 #include "machine_state.hpp"
 #include "tests/dbus/bus_fixture.hpp"
 
@@ -176,6 +181,7 @@ class DbusKernel : public KernelTest {
     if (a->used_kib < 8 * 1024) GTEST_SKIP() << "only " << a->used_kib << " KiB of the child went to swap";
   }
   void TearDown() override {
+    if (demoter_.joinable()) demoter_.join();
     child_.reset();  // its pages first, so that teardown's swapoff has nothing of it to bring back
     svc_.reset();    // SIGTERM: tierswapd tears down
     bus_.reset();
@@ -186,6 +192,41 @@ class DbusKernel : public KernelTest {
     return test::run_process(args, {"DBUS_SYSTEM_BUS_ADDRESS=" + bus_->address()}, 120);
   }
 
+  // Starts `tierswapctl demote zram` on a thread and waits until the
+  // daemon's status says the tier is demoting; false when the demote ended
+  // (or never began) before that was seen.
+  bool demote_in_background() {
+    demoter_ = std::thread([this] { demote_result_ = ctl({"demote", "zram"}); });
+    const auto deadline = std::chrono::steady_clock::now() + 30s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto st = ctl({"status", "--json"});
+      if (st.out.find("\"state\":\"demoting\"") != std::string::npos) return true;
+      if (st.out.find("\"state\":\"drained\"") != std::string::npos) return false;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  // Waits for the daemon (our child) to exit: its wait status, -1 on timeout.
+  int wait_daemon(std::chrono::seconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      int st = 0;
+      if (::waitpid(svc_->pid(), &st, WNOHANG) == svc_->pid()) return st;
+      std::this_thread::sleep_for(20ms);
+    }
+    return -1;
+  }
+  std::string daemon_log() const { return test::read_file(bus_->dir() + "/service.out"); }
+  // zram devices that were not there before the test.
+  std::vector<std::string> new_zram() {
+    std::vector<std::string> out;
+    for (const auto& z : zram::list_devices(HostFs("/")))
+      if (std::find(before_.zram.begin(), before_.zram.end(), z) == before_.zram.end()) out.push_back(z);
+    return out;
+  }
+
+  std::thread demoter_;
+  test::ProcResult demote_result_;
   MemCgroup cg_{"tierswap-kt-" + std::to_string(::getpid())};
   std::unique_ptr<test::TestBus> bus_;
   std::unique_ptr<test::Service> svc_;
@@ -228,6 +269,82 @@ TEST_F(DbusKernel, DemoteRefusedWhenTheOtherAreasLackRoom) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->priority, 100);
   EXPECT_EQ(child_->ask('v'), '1');
+}
+
+// SIGTERM while a demote drains the zram tier: the demote is aborted (its
+// swapoff helper killed: the kernel keeps the area in use), then teardown
+// swaps off what fits; what holds pages of the still running child that no
+// remaining area can take stays, named by the journal, as the room rule
+// (finding 9) says. Nothing of the child's memory is lost; once the child is
+// gone, a restart adopts what stayed and its stop (TearDown) leaves the
+// machine as it was (KernelTest).
+TEST_F(DbusKernel, SigtermDuringADemoteAbortsItAndRestoresTheMachine) {
+  start(256);
+  fill();
+  if (IsSkipped() || HasFatalFailure()) return;
+  if (!demote_in_background()) GTEST_SKIP() << "the demote ended before it could be interrupted";
+  ASSERT_EQ(::kill(svc_->pid(), SIGTERM), 0);
+  const int st = wait_daemon(180s);
+  ASSERT_NE(st, -1) << "tierswapd did not exit within 180 s of SIGTERM\n" << daemon_log();
+  EXPECT_TRUE(WIFEXITED(st)) << "wait status " << st << "\n" << daemon_log();
+  demoter_.join();
+  EXPECT_NE(demote_result_.code, 0) << demote_result_.out << demote_result_.err;
+  const std::string log = daemon_log();
+  EXPECT_NE(log.find("stays active: swapoff of " + zram_dev_ + " aborted (tierswapd is stopping)"),
+            std::string::npos)
+      << log;
+  // Whatever stayed is named by the journal, and the log says so.
+  const bool kept = fs::exists(paths::run_state_file);
+  EXPECT_EQ(kept, log.find("teardown did not restore everything") != std::string::npos) << log;
+  if (kept) {
+    auto j = load_journal(HostFs("/"));
+    ASSERT_TRUE(j) << j.error().message;
+    const HostFs hfs("/");
+    auto areas = swap::parse_proc_swaps(*hfs.read(paths::proc_swaps));
+    ASSERT_TRUE(areas);
+    for (const auto& a : *areas)
+      if (a.path == zram_dev_ || a.path.starts_with(dir_))
+        EXPECT_TRUE(j->find_swap(a.path)) << a.path << " is active but not in the journal\n" << log;
+  }
+  EXPECT_EQ(child_->ask('v'), '1') << "the child's data changed\n" << log;
+  // The child gone, a restart adopts what stayed; TearDown's SIGTERM removes all.
+  child_.reset();
+  svc_.reset();
+  bus_.reset();
+  start(256);
+}
+
+// kill -9 while a demote drains the zram tier: the swapoff helper dies with
+// the daemon (PR_SET_PDEATHSIG), so the kernel keeps the area; a restart
+// adopts what the journal names (no second zram device or swap area), the
+// child's data verifies, and the restart's SIGTERM (TearDown) restores the
+// machine.
+TEST_F(DbusKernel, Kill9DuringADemoteThenARestartReconciles) {
+  start(256);
+  fill();
+  if (IsSkipped() || HasFatalFailure()) return;
+  const std::string zram_before = zram_dev_;
+  if (!demote_in_background()) GTEST_SKIP() << "the demote ended before it could be interrupted";
+  ASSERT_EQ(::kill(svc_->pid(), SIGKILL), 0);
+  ASSERT_NE(wait_daemon(60s), -1);
+  demoter_.join();
+  const std::string first_log = daemon_log();
+  ASSERT_TRUE(fs::exists(paths::run_state_file)) << first_log;
+  ASSERT_TRUE(cg_.limit(1u << 30));  // the final teardown's swapoffs bring the pages back
+  svc_.reset();
+  bus_.reset();
+  start(256);
+  if (HasFatalFailure()) return;
+  const std::string log = daemon_log();
+  EXPECT_EQ(new_zram().size(), 1u) << log;
+  auto z = area(zram_dev_);
+  ASSERT_TRUE(z) << log;
+  EXPECT_EQ(z->priority, 100) << log;
+  EXPECT_TRUE(area(dir_ + "/kt-dbus.swap")) << log;
+  auto st = ctl({"status", "--json"});
+  EXPECT_NE(st.out.find("\"state\":\"active\""), std::string::npos) << st.out;
+  EXPECT_EQ(child_->ask('v'), '1') << "the child's data changed\n" << first_log << log;
+  RecordProperty("zram_device_before_and_after", zram_before + " " + zram_dev_);
 }
 
 }  // namespace

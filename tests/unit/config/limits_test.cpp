@@ -70,6 +70,40 @@ TEST(Limits, TextOverOneMibIsRefused) {
             "bytes; check that this is the right file)");
 }
 
+// yaml-cpp reads text with a NUL byte as UTF-16/UTF-32 and reports
+// positions that are not the bytes' (fuzz seed regression-nul-reads-as-utf16):
+// such a config is refused before parsing, naming the byte's offset.
+TEST(Limits, NulByteIsRefusedNamingItsOffsetLineAndColumn) {
+  using namespace std::string_literals;
+  Diagnostic d = only_error(load("version: 1\ntiers:\n  - na\0me: z\n"s));
+  EXPECT_EQ(d.loc.line, 3);
+  EXPECT_EQ(d.loc.col, 7);
+  EXPECT_EQ(
+      format_diagnostic(d),
+      "test.yaml:3:7: a NUL byte at byte offset 24: a config is UTF-8 text (this is not a text file, or it "
+      "is UTF-16/UTF-32: save it as UTF-8)");
+  // The fuzz seed itself (a NUL among the first bytes) and a lone NUL.
+  d = only_error(load("\0v"s));
+  EXPECT_EQ(format_diagnostic(d).substr(0, 44), "test.yaml:1:1: a NUL byte at byte offset 0: ");
+  d = only_error(load("version: 1\n\0"s));
+  EXPECT_EQ(d.loc.line, 2);
+  EXPECT_EQ(d.loc.col, 1);
+}
+
+TEST(Limits, Utf16ConfigFileIsRefusedAsNotUtf8) {
+  const auto path =
+      std::filesystem::temp_directory_path() / ("tierswap-utf16-" + std::to_string(getpid()) + ".yaml");
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (char c : std::string("version: 1\n")) out << c << '\0';  // UTF-16LE, no BOM
+  }
+  auto r = load_file(path, host());
+  std::filesystem::remove(path);
+  Diagnostic d = only_error(r);
+  EXPECT_EQ(d.loc.file, path.string());
+  EXPECT_THAT(d.message, HasSubstr("a NUL byte at byte offset 1"));
+}
+
 TEST(Limits, FileOverOneMibIsRefusedWithItsName) {
   const auto path =
       std::filesystem::temp_directory_path() / ("tierswap-big-" + std::to_string(getpid()) + ".yaml");

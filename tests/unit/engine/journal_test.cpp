@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "daemon/engine.hpp"
+#include "daemon/kind_registry.hpp"
+#include "daemon/observe.hpp"
 #include "fake_root.hpp"
 #include "tests/support/recording_kernel.hpp"
 
@@ -123,6 +125,36 @@ TEST(JournalValidate, RejectsEachEntryTierswapNeverWritesNamingEntryAndRule) {
     EXPECT_TRUE(loaded.error().message.starts_with("/run/tierswap/state.json: ")) << loaded.error().message;
     EXPECT_NE(loaded.error().message.find(c.message), std::string::npos) << loaded.error().message;
   }
+}
+
+// Writing a journal back never changes whether it validates: an
+// exporter_start without an exporter_pid (fuzz seed
+// regression-exporter-start-without-pid) was once left out by to_json, and
+// the invalid journal turned valid.
+TEST(JournalValidate, ExporterStartWithoutAPidStaysInvalidWhenWrittenBack) {
+  Journal j;
+  j.source = "/etc/tierswap.yaml";
+  j.tiers.push_back(OwnedTier{.name = "gpu",
+                              .kind = "vram",
+                              .device = "nbd0",
+                              .swap_path = "/dev/nbd0",
+                              .active = true,
+                              .priority = 50,
+                              .size = 64 << 20,
+                              .exporter_start = 5678,
+                              .store = "host"});
+  const auto v = validate_journal(j);
+  ASSERT_FALSE(v);
+  EXPECT_NE(v.error().message.find("tiers[0].exporter_start: \"5678\" is set without an exporter_pid"),
+            std::string::npos)
+      << v.error().message;
+  const std::string text = to_json(j);
+  EXPECT_NE(text.find("\"exporter_start\""), std::string::npos) << text;
+  auto again = parse_journal(text);
+  ASSERT_TRUE(again) << again.error().message;
+  EXPECT_EQ(again->tiers.at(0).exporter_start, 5678);
+  EXPECT_FALSE(validate_journal(*again));
+  EXPECT_EQ(to_json(*again), text);
 }
 
 // A hostile journal: set aside with the reason, never used; what it names
@@ -317,4 +349,101 @@ TEST(JournalRebuild, ForeignAreasAndUnlabelledDevicesAreLeftAlone) {
     EXPECT_TRUE(t.name.starts_with("recovered-")) << t.name;
   }
   EXPECT_TRUE(validate_journal(j));
+}
+
+// The step being run is saved as pending before its kernel change; after a
+// crash its plug-in tells from the kernel what became of it.
+TEST(JournalPending, RoundTripsAndAPendingStepOfNoPluginIsRefused) {
+  Journal j = good_journal();
+  j.pending = Step{.kind = "zram", .op = "zram_add", .tier = "fast", .previous = "zram0 zram1"};
+  const std::string text = to_json(j);
+  auto back = parse_journal(text);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->pending);
+  EXPECT_EQ(back->pending->op, "zram_add");
+  EXPECT_EQ(back->pending->previous, "zram0 zram1");
+  EXPECT_EQ(to_json(*back), text);
+  EXPECT_TRUE(validate_journal(*back));
+  back->pending->kind = "script";
+  auto v = validate_journal(*back);
+  ASSERT_FALSE(v);
+  EXPECT_NE(v.error().message.find("pending.kind: \"script\" is not a plug-in's name"), std::string::npos)
+      << v.error().message;
+  EXPECT_FALSE((Journal{.pending = Step{.kind = "zram", .op = "zram_add"}}).empty());
+}
+
+namespace {
+Journal pending_zram_add(const HostFs& fs) {
+  Journal j;
+  j.source = "/etc/tierswap.yaml";
+  j.pending = Step{.kind = "zram", .op = "zram_add", .tier = "fast"};
+  kinds::named("zram")->prepare(*j.pending, fs);
+  return j;
+}
+std::string lines(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& l : v) s += l + "\n";
+  return s;
+}
+}  // namespace
+
+TEST(JournalPending, InterruptedHotAddIsFoundAsTheOneNewDeviceNotSetUp) {
+  test::TempRoot root("02-zram-file-zswap");
+  const HostFs hfs(root.str());
+  Journal j = pending_zram_add(hfs);
+  EXPECT_EQ(j.pending->previous, "zram0");
+  swap::RecordingKernel k(&hfs);
+  auto dev = k.zram_hot_add();  // the kernel step the crash came after
+  ASSERT_TRUE(dev);
+  auto obs = observe(hfs);
+  ASSERT_TRUE(obs) << obs.error().message;
+  const auto log = recover_pending(j, *obs, hfs);
+  EXPECT_FALSE(j.pending);
+  ASSERT_EQ(j.tiers.size(), 1u) << lines(log);
+  EXPECT_EQ(j.tiers[0].device, *dev);
+  EXPECT_EQ(j.tiers[0].name, "fast");
+  EXPECT_TRUE(j.tiers[0].created_device);
+  EXPECT_NE(lines(log).find(*dev + " was added since and is not set up"), std::string::npos) << lines(log);
+}
+
+TEST(JournalPending, InterruptedHotAddWithTwoNewDevicesTakesNeither) {
+  test::TempRoot root("02-zram-file-zswap");
+  const HostFs hfs(root.str());
+  Journal j = pending_zram_add(hfs);
+  swap::RecordingKernel k(&hfs);
+  ASSERT_TRUE(k.zram_hot_add());
+  ASSERT_TRUE(k.zram_hot_add());  // someone else's, at the same moment
+  auto obs = observe(hfs);
+  ASSERT_TRUE(obs);
+  const auto log = recover_pending(j, *obs, hfs);
+  EXPECT_TRUE(j.tiers.empty());
+  EXPECT_NE(lines(log).find("cannot tell which one hot_add created"), std::string::npos) << lines(log);
+}
+
+TEST(JournalPending, InterruptedHotAddThatNeverHappenedRecordsNothing) {
+  test::TempRoot root("02-zram-file-zswap");
+  const HostFs hfs(root.str());
+  Journal j = pending_zram_add(hfs);
+  auto obs = observe(hfs);
+  ASSERT_TRUE(obs);
+  const auto log = recover_pending(j, *obs, hfs);
+  EXPECT_TRUE(j.empty()) << lines(log);
+}
+
+// A hostile pending step cannot smuggle in what validation refuses: what
+// it would record is checked like the rest of the journal.
+TEST(JournalPending, HostilePendingWriteIsNotRecorded) {
+  test::TempRoot root("02-zram-file-zswap");
+  const HostFs hfs(root.str());
+  Journal j = good_journal();
+  j.pending = Step{.kind = "sysctl", .op = "write", .path = "/etc/passwd", .value = "x", .previous = "root"};
+  ASSERT_TRUE(validate_journal(j));  // only its plug-in is checked at load
+  auto obs = observe(hfs);
+  ASSERT_TRUE(obs);
+  const auto before = to_json(good_journal());
+  const auto log = recover_pending(j, *obs, hfs);
+  EXPECT_EQ(to_json(j), before) << lines(log);
+  EXPECT_NE(lines(log).find("not recorded: values[2].path: \"/etc/passwd\" is not a value tierswap changes"),
+            std::string::npos)
+      << lines(log);
 }

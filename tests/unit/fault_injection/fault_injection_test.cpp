@@ -5,14 +5,21 @@
 // before. Checked for the whole apply at start and for a reload from one
 // config to another, for every N the clean run has.
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/swap/kernel.hpp"
@@ -51,10 +58,20 @@ class FaultKernel final : public swap::Kernel {
   [[nodiscard]] int count() const { return n_; }
   [[nodiscard]] const std::vector<std::string>& calls() const { return calls_; }
   [[nodiscard]] bool fired() const { return fired_; }
+  // The next call whose description starts with `prefix` fails with `code`.
+  void fail_next(std::string prefix, int code) {
+    fail_prefix_ = std::move(prefix);
+    code_ = code;
+  }
 
  private:
   Result<void> fault(const std::string& what) {
     calls_.push_back(what);
+    if (!fail_prefix_.empty() && what.starts_with(fail_prefix_)) {
+      fail_prefix_.clear();
+      fired_ = true;
+      return fail(code_, what + ": injected " + std::strerror(code_));
+    }
     if (++n_ != fail_at_) return {};
     fired_ = true;
     return fail(code_, what + ": injected " + std::strerror(code_));
@@ -63,6 +80,7 @@ class FaultKernel final : public swap::Kernel {
   swap::RecordingKernel rec_;
   int fail_at_, n_ = 0, code_;
   bool fired_ = false;
+  std::string fail_prefix_;
   std::vector<std::string> calls_;
 };
 
@@ -399,4 +417,151 @@ TEST(FaultInjection, AFailedUndoIsReported) {
   // What could not be undone stays in the journal, so that a later start
   // or stop still knows it owns the device.
   EXPECT_NE(owned(root).find("tier "), std::string::npos) << r.error().message << "\n" << joined(run.log);
+}
+
+// A crash (kill -9, the OOM killer) at every journal save of a start-up
+// apply, right before the save or right after it, then a restart and a
+// stop. The apply runs in a child process whose renameat() (the journal's
+// atomic replace ends with it; this binary's own definition below) kills
+// the process with SIGKILL at that point, as tierswapd-test's seam stops the
+// real daemon there. The restart must reconcile to the config applied once
+// (no second zram device or swap area: the journal names each step as
+// pending before its kernel change, and recover_pending() tells from the
+// kernel what became of it), and its stop must leave the machine as it
+// began.
+namespace {
+int g_crash_at = 0;
+bool g_crash_before = false;
+int g_saves = 0;
+}  // namespace
+
+extern "C" int renameat(int olddirfd, const char* oldpath, int newdirfd, const char* newpath) {
+  const bool crash = g_crash_at != 0 && std::string_view(newpath) == "state.json" && ++g_saves == g_crash_at;
+  if (crash && g_crash_before) ::raise(SIGKILL);
+  const int r = static_cast<int>(::syscall(SYS_renameat, olddirfd, oldpath, newdirfd, newpath));
+  if (crash) ::raise(SIGKILL);
+  return r;
+}
+
+namespace {
+// zram<N> of devices that were not in `before` become zram#, in paths and
+// contents; paths that then collide keep all their contents, sorted; swap
+// headers are compared by size.
+std::map<std::string, std::string> without_new_zram_numbers(
+    const std::map<std::string, std::string>& m, const std::map<std::string, std::string>& before) {
+  const std::regex dev("zram([0-9]+)");
+  const auto norm = [&](const std::string& s) {
+    std::string out;
+    size_t last = 0;
+    for (auto it = std::sregex_iterator(s.begin(), s.end(), dev); it != std::sregex_iterator(); ++it) {
+      out += s.substr(last, static_cast<size_t>(it->position()) - last);
+      const std::string name = it->str();
+      out += before.contains("sys/block/" + name) ? name : "zram#";
+      last = static_cast<size_t>(it->position() + it->length());
+    }
+    return out + s.substr(last);
+  };
+  // A swap header carries a fresh UUID each time it is written: compared by
+  // the area's size only.
+  const auto header = [](const std::string& v) {
+    if (v.find("SWAPSPACE2") == std::string::npos) return v;
+    return "<swap area" + (v.starts_with("<") ? " " + v.substr(0, v.find('>') + 1) : std::string()) + ">";
+  };
+  std::map<std::string, std::vector<std::string>> grouped;
+  for (const auto& [k, v] : m) grouped[norm(k)].push_back(header(norm(v)));
+  std::map<std::string, std::string> out;
+  for (auto& [k, vs] : grouped) {
+    std::sort(vs.begin(), vs.end());
+    for (const auto& v : vs) out[k] += v + "|";
+  }
+  return out;
+}
+
+// Runs a start-up apply in a child that dies at save `n` (before or right
+// after it): true when it died there, false when the apply ended first.
+bool crash_at_save(const test::TempRoot& root, int n, bool before) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    g_saves = 0;
+    g_crash_before = before;
+    g_crash_at = n;
+    auto run = make_engine(root, 0);
+    ::_exit(run.engine->start() ? 0 : 1);
+  }
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+}  // namespace
+
+TEST(FaultInjection, CrashAtEveryJournalSaveThenRestartReconcilesAndStopRestores) {
+  int cases = 0;
+  for (const char* fixture : kFixtures) {
+    SCOPED_TRACE(fixture);
+    std::map<std::string, std::string> before, applied;
+    {
+      test::TempRoot root(fixture);
+      before = machine(root);
+      auto clean = make_engine(root, 0);
+      ASSERT_TRUE(clean.engine->start()) << joined(clean.log);
+      applied = without_new_zram_numbers(machine(root), before);
+    }
+    for (const bool crash_before : {false, true}) {
+      int n = 1;
+      for (; n <= 200; ++n) {
+        SCOPED_TRACE(std::string(crash_before ? "crash right before" : "crash right after") + " save " +
+                     std::to_string(n));
+        test::TempRoot root(fixture);
+        if (!crash_at_save(root, n, crash_before)) break;
+        auto restart = make_engine(root, 0);
+        ASSERT_TRUE(restart.engine->start()) << joined(restart.log);
+        EXPECT_EQ(diff(applied, without_new_zram_numbers(machine(root), before)), "")
+            << "the restart did not reconcile to the config applied once\n"
+            << joined(restart.log);
+        EXPECT_EQ(journal_vs_machine(root), "") << joined(restart.log);
+        ASSERT_TRUE(restart.engine->stop()) << joined(restart.log);
+        EXPECT_EQ(diff(before, machine(root)), "") << joined(restart.log);
+        EXPECT_FALSE(fs::exists(root.path() / "run/tierswap/state.json")) << joined(restart.log);
+        if (HasFailure()) return;
+        ++cases;
+      }
+      EXPECT_GT(n, 3) << "the apply saved the journal at most twice";
+      EXPECT_LE(n, 200) << "more than 200 saves";
+    }
+  }
+  RecordProperty("cases", cases);
+}
+
+// A zram removal that fails halfway (reset done, hot_remove refused): stop
+// reports what remains, the journal keeps naming the device, and the next
+// start and stop remove it; the machine then ends as it began.
+TEST(FaultInjection, ZramRemovalFailingAfterItsResetIsReportedAndFinishedByTheNextRun) {
+  test::TempRoot root("01-desktop-default");
+  const auto before = machine(root);
+  std::string device;
+  {
+    auto run = make_engine(root, 0);
+    ASSERT_TRUE(run.engine->start()) << joined(run.log);
+    auto j = load_journal(HostFs(root.str()));
+    ASSERT_TRUE(j);
+    for (const auto& t : j->tiers)
+      if (t.created_device) device = t.device;
+    ASSERT_FALSE(device.empty()) << "fixture 01 was to create a zram device";
+    run.kernel->fail_next("zram_hot_remove", EBUSY);
+    auto r = run.engine->stop();
+    ASSERT_FALSE(r) << joined(run.log);
+    ASSERT_TRUE(run.kernel->fired());
+    EXPECT_NE(
+        r.error().message.find(device + " is reset (empty, its memory freed) but not removed: it stays"),
+        std::string::npos)
+        << r.error().message;
+    EXPECT_TRUE(fs::exists(root.path() / "sys/block" / device));
+    EXPECT_EQ(test::slurp(root.path() / "sys/block" / device / "reset"), "1");
+    EXPECT_NE(owned(root).find(" " + device + " "), std::string::npos) << owned(root);
+  }
+  auto next = make_engine(root, 0);
+  ASSERT_TRUE(next.engine->start()) << joined(next.log);
+  ASSERT_TRUE(next.engine->stop()) << joined(next.log);
+  EXPECT_EQ(diff(before, machine(root)), "") << joined(next.log);
+  EXPECT_FALSE(fs::exists(root.path() / "run/tierswap/state.json"));
 }
