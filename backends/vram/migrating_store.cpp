@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::vram {
 
 char state_letter(ChunkState s) {
@@ -252,9 +254,10 @@ MoveProgress MigratingStore::progress() const {
 Result<void> MigratingStore::start(Dir dir) {
   const char* what = dir == Dir::out ? "evacuate" : "promote";
   if (!spill_)
-    return fail(EINVAL, std::string(what) +
-                            ": no spill store configured for this export (give tierswap-nbd --spill lz4 or "
-                            "--spill file:PATH; in tierswap.yaml, spill: under the vram tier)");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   std::string(what) +
+                       ": no spill store configured for this export (give tierswap-nbd --spill lz4 or "
+                       "--spill file:PATH; in tierswap.yaml, spill: under the vram tier)");
   cancel();  // a running job stops where it is; its chunks are in a stable state
   std::vector<std::uint32_t> todo;
   const ChunkState from = dir == Dir::out ? ChunkState::resident : ChunkState::spilled;
@@ -363,10 +366,10 @@ Result<bool> MigratingStore::move_chunk(Dir dir, std::uint32_t i, std::byte* buf
       if (e == 0) c.copied.store(at + n, std::memory_order_relaxed);
     }
     if (e != 0)
-      return abandon(fail(e, std::string(out ? "evacuate" : "promote") + ": chunk " + std::to_string(i) +
-                                 ": " + (reading ? "reading the " : "writing the ") +
-                                 (reading ? src.name() : dst.name()) + " store at offset " +
-                                 std::to_string(base + at)));
+      return abandon(kernel_error(
+          e, std::string(out ? "evacuate" : "promote") + ": chunk " + std::to_string(i) + ": " +
+                 (reading ? "reading the " : "writing the ") + (reading ? src.name() : dst.name()) +
+                 " store at offset " + std::to_string(base + at)));
     at += n;
     moved_.fetch_add(n, std::memory_order_relaxed);
     if (opt_.after_slice) opt_.after_slice(i, at);

@@ -16,6 +16,7 @@
 #include "backends/vram/nbd_protocol.hpp"
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/unix_listener.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::vram {
 
@@ -269,10 +270,12 @@ Server::~Server() {
 }
 
 Result<void> Server::start() {
-  if (opt_.connections == 0) return fail(EINVAL, "--connections must be at least 1");
+  if (opt_.connections == 0)
+    return refusal(ErrorKind::invalid_argument, EINVAL, "--connections must be at least 1");
   if (opt_.fds.size() > opt_.connections)
-    return fail(EINVAL, "--fd given " + std::to_string(opt_.fds.size()) + " times but --connections is " +
-                            std::to_string(opt_.connections));
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--fd given " + std::to_string(opt_.fds.size()) + " times but --connections is " +
+                       std::to_string(opt_.connections));
   if (opt_.queue_depth == 0 || opt_.queue_depth > 512) opt_.queue_depth = 64;
   opt_.buffer_bytes = std::max<std::size_t>(opt_.buffer_bytes, 64U << 10) / 4096 * 4096;
   batching_ = store_.prefers_batching();
@@ -288,9 +291,9 @@ Result<void> Server::start() {
       if (&g != &conn.group[0] && !pipelined()) break;
       g.payload = store_.allocate_buffer(conn.payload_bytes);
       if (g.payload == nullptr)
-        return fail(ENOMEM, "cannot allocate the " + std::to_string(conn.payload_bytes) +
-                                "-byte payload buffers of connection " + std::to_string(i) + " from the " +
-                                store_.name() + " store");
+        return kernel_error(ENOMEM, "cannot allocate the " + std::to_string(conn.payload_bytes) +
+                                        "-byte payload buffers of connection " + std::to_string(i) +
+                                        " from the " + store_.name() + " store");
       g.slots.resize(opt_.queue_depth);
       g.ios.resize(opt_.queue_depth);
       g.io_slot.resize(opt_.queue_depth);
@@ -306,14 +309,17 @@ Result<void> Server::start() {
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
     if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
-      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not an open socket");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) + ": not an open socket");
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
-      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not a stream socket");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) + ": not a stream socket");
     len = sizeof listening;
     if ((::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) ||
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
-      return fail(EINVAL, "--fd " + std::to_string(fd) +
-                              ": not a connected socket (give a listening socket's path with --socket)");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) +
+                         ": not a connected socket (give a listening socket's path with --socket)");
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   // Every page of every buffer resident before serving (see the header).
@@ -336,20 +342,21 @@ Result<void> Server::start() {
     pthread_t t{};
     if (!spawn(t, [this, conn = c.get()] { worker_loop(*conn); })) {
       stop();
-      return fail(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
+      return kernel_error(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
     }
     workers_.push_back(t);
     if (!pipelined()) continue;
     if (!spawn(t, [this, conn = c.get()] { completer_loop(*conn); })) {
       stop();
-      return fail(EAGAIN, "cannot start the completion thread of connection " + std::to_string(c->index));
+      return kernel_error(EAGAIN,
+                          "cannot start the completion thread of connection " + std::to_string(c->index));
     }
     completers_.push_back(t);
   }
   if (batching_) {
     if (!spawn(batcher_thread_, [this] { batcher_loop(); })) {
       stop();
-      return fail(EAGAIN, "cannot start the batching thread");
+      return kernel_error(EAGAIN, "cannot start the batching thread");
     }
     batcher_running_ = true;
   }
@@ -370,7 +377,7 @@ Result<void> Server::start() {
   if (listen_fd_ >= 0) {
     if (!spawn(accept_thread_, [this] { accept_loop(); })) {
       stop();
-      return fail(EAGAIN, "cannot start the accept thread");
+      return kernel_error(EAGAIN, "cannot start the accept thread");
     }
     accept_running_ = true;
   }
