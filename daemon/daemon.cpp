@@ -216,10 +216,11 @@ void Daemon::reload() {
 
 // Observe tick (and PSI trigger): one observation, PressureAlert when PSI
 // rises, the policy's decision on it; properties follow the kernel (usage,
-// pressure) without anyone polling.
+// pressure) without anyone polling. The properties come from the tick's
+// own observation: one read of the machine per tick.
 void Daemon::tick() {
-  manager.tick();
-  if (svc) svc->refresh();
+  const Status s = manager.tick();
+  if (svc) svc->refresh(s);
 }
 
 // Teardown, in this order: no new D-Bus mutation can start (a Demote

@@ -125,6 +125,32 @@ TEST_F(ManagerTest, StatusFromFakeProcSwapsMmStatPsiMeminfoVmstat) {
   EXPECT_EQ(s.config_source, (root_->path() / "etc/tierswap.yaml").string());
 }
 
+// tick() observes once (the signal providers are asked once per
+// observation) and returns that observation's Status, completed like
+// status(): the daemon publishes it on D-Bus without a second read.
+TEST_F(ManagerTest, TickObservesOnceAndReturnsThatStatus) {
+  manager_.reset();
+  auto observations = std::make_shared<int>(0);  // outlives the test body with the Manager
+  ManagerOptions mo;
+  mo.version = "9.9";
+  mo.now = [this] { return now_; };
+  mo.providers.on_battery = [observations] {
+    ++*observations;
+    return std::optional<bool>{};
+  };
+  manager_ = std::make_unique<Manager>(*engine_, mo);
+  manager_->set_state("running");
+  set_used(*root_, "/var/swap/tier.swap", 1024);
+  const Status s = manager_->tick();
+  EXPECT_EQ(*observations, 1);
+  EXPECT_EQ(s.version, "9.9");
+  EXPECT_EQ(s.state, "running");
+  ASSERT_EQ(s.tiers.size(), 2u);
+  EXPECT_EQ(s.tiers[1].used_bytes, 1024u * 1024);
+  (void)manager_->status();
+  EXPECT_EQ(*observations, 2);
+}
+
 TEST_F(ManagerTest, PressureAlertOncePerRiseFromTheFakePsi) {
   const auto psi = [&](const char* res, double some, double full) {
     char b[160];
