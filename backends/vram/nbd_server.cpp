@@ -79,19 +79,21 @@ void set_timeout(int fd, int option, int ms) {
   ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
 }
 
+// One recv() result against what is left to receive: data moves p and n on,
+// EINTR retries; false on EOF, error or timeout.
+bool received(ssize_t r, std::byte*& p, std::size_t& n) {
+  if (r > 0) {
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    return true;
+  }
+  return r < 0 && errno == EINTR;
+}
+
 // Blocking; false on EOF, error or timeout.
 bool recv_exact(int fd, std::byte* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, MSG_WAITALL);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<std::size_t>(r);
-    } else if (r < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return false;
-    }
-  }
+  while (n > 0)
+    if (!received(::recv(fd, p, n, MSG_WAITALL), p, n)) return false;
   return true;
 }
 
@@ -104,15 +106,7 @@ bool recv_until(int fd, std::byte* p, std::size_t n, std::int64_t deadline_ms) {
     const std::int64_t left = deadline_ms - now_ms();
     if (left <= 0) return false;
     set_timeout(fd, SO_RCVTIMEO, static_cast<int>(left));
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<std::size_t>(r);
-    } else if (r < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return false;
-    }
+    if (!received(::recv(fd, p, n, 0), p, n)) return false;
   }
   return true;
 }
