@@ -39,4 +39,12 @@ inline std::string format_bytes_short(std::uint64_t b) {
   return detail::format_bytes(b, units, "", 100);
 }
 
+// Whole MiB, rounded down, for the policy engine's reasons and traces:
+// 1073741824 -> "1024 MiB", 1572864 -> "1 MiB". Decisions compare against
+// thresholds given in MiB, so the reason says the number the way the
+// threshold is written (and the goldens keep it stable).
+inline std::string format_mib(std::uint64_t b) {
+  return std::to_string(b >> 20) + " MiB";
+}
+
 }  // namespace tierswap

@@ -54,12 +54,8 @@ Result<void> Executor::apply(const Plan& plan, const ApplyOptions& opts) {
   for (size_t i = 0; i < total; ++i) {
     Step s = plan.steps[i];
     const std::string head = "step " + std::to_string(i + 1) + " of " + std::to_string(total);
-    Result<void> r;
-    if (opts.fail_step == static_cast<int>(i + 1))
-      r = kernel_error(
-          EIO, "injected fault (tierswapd-test --test-fail-step " + std::to_string(opts.fail_step) + ")");
-    else
-      r = run(s, opts);
+    Result<void> r = opts.before_step ? opts.before_step(i + 1, s) : Result<void>{};
+    if (r) r = run(s, opts);
     const std::string what = (s.tier.empty() ? "" : "[" + s.tier + "] ") + describe(s);
     if (r) {
       say(head + ": " + what);

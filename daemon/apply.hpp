@@ -23,9 +23,11 @@
 namespace tierswap {
 
 struct ApplyOptions {
-  // Test hook: step N (1-based) fails before it runs, as if the kernel had
-  // said EIO. tierswapd-test sets it from --test-fail-step.
-  int fail_step = 0;
+  // Called before each step runs, with its number (1-based); an error
+  // fails that step as if the step itself had (the completed ones are
+  // undone). Unset in the daemon; the tests' fault injection sets it
+  // (tests/support/fault_injection.hpp, tierswapd-test --test-fail-step).
+  std::function<Result<void>(std::size_t number, const Step& step)> before_step;
   // Keep going after a failure instead of undoing (teardown on exit: undo
   // as much as possible). The first error is still returned.
   bool best_effort = false;

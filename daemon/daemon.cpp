@@ -40,7 +40,7 @@ constexpr const char* kLogLevels[] = {"trace", "debug", "info", "warning", "erro
 
 }  // namespace
 
-std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out, bool test_hooks) {
+std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out) {
   CLI::App app{"Applies the tier spec and stays in the foreground.", "tierswapd"};
   app.allow_extras();  // unknown arguments are reported below, by name
   app.get_formatter()->column_width(26);
@@ -66,14 +66,6 @@ std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out,
                  "replay with tierswapctl simulate FILE)")
       ->type_name("FILE");
   app.add_flag("--version", version, "print the version and the features compiled in");
-  int fail_step = 0;
-  bool fake_kernel = false;
-  if (test_hooks) {
-    app.add_option("--test-fail-step", fail_step, "test: step N of every apply fails with EIO")
-        ->type_name("N");
-    app.add_flag("--test-fake-kernel", fake_kernel,
-                 "test: the recording kernel acts on --root (which must not be /) instead of syscalls");
-  }
   app.footer(
       "Signals: SIGHUP re-reads the config and applies the difference; SIGTERM/SIGINT\n"
       "stop accepting D-Bus changes, abort a running demote, undo everything tierswapd\n"
@@ -128,14 +120,6 @@ std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out,
   out.engine.keep_on_exit = keep;
   out.use_dbus = !no_dbus;
   out.bus_address = bus_address;
-  if (test_hooks) {
-    if (fail_step < 0)
-      return usage_error("--test-fail-step: " + std::to_string(fail_step) + " is not a step number");
-    if (fake_kernel && out.engine.root == "/")
-      return usage_error("--test-fake-kernel needs a --root other than /");
-    out.engine.fail_step = fail_step;
-    out.engine.fake_kernel = fake_kernel;
-  }
   return std::nullopt;
 }
 
@@ -232,10 +216,11 @@ void Daemon::reload() {
 
 // Observe tick (and PSI trigger): one observation, PressureAlert when PSI
 // rises, the policy's decision on it; properties follow the kernel (usage,
-// pressure) without anyone polling.
+// pressure) without anyone polling. The properties come from the tick's
+// own observation: one read of the machine per tick.
 void Daemon::tick() {
-  manager.tick();
-  if (svc) svc->refresh();
+  const Status s = manager.tick();
+  if (svc) svc->refresh(s);
 }
 
 // Teardown, in this order: no new D-Bus mutation can start (a Demote
@@ -254,7 +239,8 @@ int Daemon::stop() {
     return 1;
   }
   if (options.engine.keep_on_exit)
-    spdlog::info("stopped; the tiers stay in place (--keep-on-exit), the journal lists them for the next start");
+    spdlog::info(
+        "stopped; the tiers stay in place (--keep-on-exit), the journal lists them for the next start");
   else
     spdlog::info("stopped; everything tierswapd changed is restored");
   return 0;
@@ -290,9 +276,7 @@ int run_daemon(const DaemonOptions& options) {
   EngineOptions opts = options.engine;
   opts.info = [](const std::string& m) { spdlog::info("{}", m); };
   opts.warn = [](const std::string& m) { spdlog::warn("{}", m); };
-  if (opts.fail_step) spdlog::warn("test hook: step {} of every apply will fail", opts.fail_step);
-  if (opts.fake_kernel && opts.root != "/")
-    spdlog::warn("test hook: recording kernel on the fake root, no syscalls");
+  for (const auto& w : options.start_warnings) spdlog::warn("{}", w);
 
   // Signals are blocked before anything else, so that none is lost while
   // the first apply runs; the loop reads them (signalfd) once it runs.

@@ -14,6 +14,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "daemon/engine.hpp"
 #include "daemon/signal_providers.hpp"
@@ -34,14 +35,17 @@ struct DaemonOptions {
   // without, `providers` as given (tests; defaults: none, unknown).
   bool signal_readers = true;
   SignalProviders providers;
+  // Logged as warnings once logging is set up (tierswapd-test names the
+  // test seams it set).
+  std::vector<std::string> start_warnings;
 };
 
 // Parses tierswapd's options into `out`. Returns nullopt to go on, or the
 // exit status when the command line is done: 0 after --help or --version,
 // 2 after a usage error (printed to stderr, naming the option).
-// `test_hooks` adds --test-fail-step and --test-fake-kernel (tierswapd-test
-// only; the installed tierswapd has no test seams).
-std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out, bool test_hooks = false);
+// It has no test options: tierswapd-test (daemon/test_main.cpp) takes its
+// own out of the command line before calling it.
+std::optional<int> parse_command_line(int argc, char** argv, DaemonOptions& out);
 
 // Applies the config and serves until SIGTERM/SIGINT; the exit status.
 int run_daemon(const DaemonOptions& options);

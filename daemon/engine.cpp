@@ -172,7 +172,7 @@ Result<std::size_t> Engine::apply_locked() {
   journal_.source = cfg->spec.source;
   Executor ex(fs_, *kernel_, journal_);
   ApplyOptions ao;
-  ao.fail_step = opts_.fail_step;
+  ao.before_step = opts_.before_step;
   ao.log = opts_.info;
   if (auto r = ex.apply(*plan, ao); !r) return std::unexpected(r.error());
   remember();

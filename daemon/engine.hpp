@@ -28,11 +28,9 @@ struct EngineOptions {
   std::string root = "/";
   std::optional<std::string> config;  // --config; unset: /etc/tierswap.yaml, else the embedded default
   bool keep_on_exit = false;
-  int fail_step = 0;  // test hook (tierswapd-test --test-fail-step)
-  // Test hook: tierswapd-test's --test-fake-kernel sets it; its main (test
-  // code, daemon/test_main.cpp) then sets make_kernel. The engine itself
-  // knows no fake kernel.
-  bool fake_kernel = false;
+  // Every apply's ApplyOptions::before_step (unset: none). The tests' fault
+  // injection sets it; the daemon never does.
+  std::function<Result<void>(std::size_t number, const Step& step)> before_step;
   // Builds the kernel on the engine's HostFs; unset, or returning null: the
   // real kernel. Tests set it to the recording kernel (tests/support/).
   std::function<std::unique_ptr<swap::Kernel>(const HostFs&)> make_kernel;

@@ -62,7 +62,10 @@ Observation Manager::observe() {
 }
 
 Status Manager::status() {
-  Status s = observe().status;
+  return completed(observe().status);
+}
+
+Status Manager::completed(Status s) {
   s.version = opts_.version;
   {
     std::lock_guard lk(mu_);
@@ -96,10 +99,11 @@ void Manager::check_pressure() {
   alert_pressure(observe().status);
 }
 
-void Manager::tick() {
-  const Observation o = observe();
+Status Manager::tick() {
+  Observation o = observe();
   alert_pressure(o.status);
   policy_.decide(o, to_policy_spec(engine_.policy_settings()));
+  return completed(std::move(o.status));
 }
 
 Result<void> Manager::reload() {

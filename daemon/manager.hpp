@@ -8,7 +8,8 @@
 //   EventSink        ManagerEvents (D-Bus signals) and the action log
 //
 // The daemon's loop calls tick() every 2 s and on each PSI trigger: one
-// observation, the PressureAlert check and one decision on it.
+// observation, the PressureAlert check and one decision on it; the Status
+// it returns is that observation's (the D-Bus service publishes it).
 //
 // Thread-safety: every method may be called from the D-Bus thread and the
 // main loop at once. Events are sent while the parts' locks are held; the
@@ -78,13 +79,17 @@ class Manager final : public ManagerApi {
   // The loop's tick (and PSI trigger): one observation; PressureAlert when
   // "some avg10" of memory or io rises past the threshold (once per rise;
   // re-armed below the clear level, see policy/pressure_alert.hpp); then
-  // policy::decide() on it, with the config's policy: settings.
-  void tick();
+  // policy::decide() on it, with the config's policy: settings. Returns the
+  // Status of that same observation (with the decision's counters), for the
+  // D-Bus properties: a tick reads the machine once.
+  Status tick();
   // The PressureAlert check alone, on a fresh observation.
   void check_pressure();
 
  private:
   Observation observe();
+  // `s` with what the observation does not hold: version, state, counters.
+  Status completed(Status s);
   void alert_pressure(const Status& s);
 
   Engine& engine_;

@@ -1,18 +1,17 @@
 #include "daemon/operation_runner.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
 #include "common/byte_format.hpp"
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 
 namespace tierswap {
 
 namespace {
-
-using U = unsigned long long;
 
 std::optional<std::uint64_t> used_bytes(const HostFs& fs, const std::string& swap_path) {
   auto text = fs.read(paths::proc_swaps);
@@ -93,11 +92,9 @@ Result<std::size_t> OperationRunner::reload(const Caller& caller) {
   opts_.reloading(false);
   release();
   if (r && *r > 0) {
-    JsonWriter w;
-    w.begin_object().key("steps").value(static_cast<U>(*r)).end_object();
     events_.action("reload",
                    "reload requested by " + caller.who + ": applied " + std::to_string(*r) + " steps",
-                   w.str());
+                   dump_json(Json{{"steps", *r}}, false));
   }
   return r;
 }
@@ -129,24 +126,17 @@ Result<void> OperationRunner::drain(const std::string& what, const std::string& 
                                 ": nothing to " + what},
                    true);
   if (!verdict->fits) return give_up(no_room(tier, *verdict), true);
-  JsonWriter nums;
-  nums.begin_object()
-      .key("tier_used_bytes")
-      .value(static_cast<U>(verdict->need))
-      .key("other_free_bytes")
-      .value(static_cast<U>(verdict->room))
-      .key("margin_bytes")
-      .value(static_cast<U>(verdict->margin))
-      .key("other_areas")
-      .value(verdict->areas)
-      .end_object();
+  const Json nums = {{"tier_used_bytes", verdict->need},
+                     {"other_free_bytes", verdict->room},
+                     {"margin_bytes", verdict->margin},
+                     {"other_areas", verdict->areas}};
   std::lock_guard lk(mu_);
   // Announced before the worker starts, so that "demoting" comes first.
   events_.action(what,
                  "tier " + tier + " (" + rec->swap_path + "): " + what + " requested by " +
                      caller.describe() + "; moving " + format_bytes(verdict->need) +
                      " into the other swap areas (" + format_bytes(verdict->room) + " free)",
-                 nums.str());
+                 dump_json(nums, false));
   events_.state(tier, TierState::demoting);
   worker_ = std::thread([this, op = *op_, r = *rec, used = verdict->need] { run_drain(op, r, used); });
   return {};
@@ -194,15 +184,11 @@ void OperationRunner::run_drain(Running op, OwnedTier rec, std::uint64_t total) 
   }
   char secs_text[32];
   std::snprintf(secs_text, sizeof secs_text, "%.1f s", secs);
-  JsonWriter w;
-  w.begin_object()
-      .key("moved_bytes")
-      .value(static_cast<U>(r ? total : last))
-      .key("total_bytes")
-      .value(static_cast<U>(total))
-      .key("seconds")
-      .value(secs)
-      .end_object();
+  // Seconds to the millisecond: the event carries what the log line says.
+  const std::string nums = dump_json(Json{{"moved_bytes", r ? total : last},
+                                          {"total_bytes", total},
+                                          {"seconds", std::round(secs * 1000) / 1000}},
+                                     false);
   const std::string by = " (" + op.what + " requested by " + op.caller.who + ")";
   if (r) {
     events_.progress(op.tier, total, total);
@@ -210,14 +196,14 @@ void OperationRunner::run_drain(Running op, OwnedTier rec, std::uint64_t total) 
                    "tier " + op.tier + " drained: " + format_bytes(total) +
                        " moved to the other swap areas in " + secs_text + "; it stays off until promoted" +
                        by,
-                   w.str());
+                   nums);
     events_.state(op.tier, TierState::drained);
   } else {
     const std::string why = !abort_why.empty() ? "aborted (" + abort_why + ")" : r.error().describe();
     events_.action(op.what,
                    "tier " + op.tier + " stays active: swapoff of " + rec.swap_path + " " +
                        (abort_why.empty() ? "failed: " : "") + why + "; the kernel kept the area in use" + by,
-                   w.str());
+                   nums);
     events_.state(op.tier, TierState::active);
   }
   release();  // last: wait_idle() returns after the events are out
@@ -232,12 +218,10 @@ Result<void> OperationRunner::promote(const std::string& tier, const Caller& cal
   auto rec = engine_.promote(tier);
   release();
   if (!rec) return std::unexpected(rec.error());
-  JsonWriter w;
-  w.begin_object().key("priority").value(rec->priority).key("discard").value(rec->discard).end_object();
   events_.action("promote",
                  "tier " + tier + " (" + rec->swap_path + "): promote requested by " + caller.describe() +
                      "; back in use at priority " + std::to_string(rec->priority),
-                 w.str());
+                 dump_json(Json{{"priority", rec->priority}, {"discard", rec->discard}}, false));
   events_.state(tier, TierState::active);
   return {};
 }

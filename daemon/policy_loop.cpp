@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "common/json_writer.hpp"
+#include "common/json.hpp"
 #include "policy/trace.hpp"
 
 namespace tierswap {
@@ -105,9 +105,8 @@ bool PolicyLoop::act(const policy::Action& a) {
                           " was refused: " + r.error().message + "; trying again in " +
                           std::to_string(opts_.retry_ms / 1000) + " s while the rule holds";
   opts_.warn(kind + ": " + why);
-  JsonWriter w;
-  w.begin_object().key("refused").value(true).key("errno").value(r.error().code).end_object();
-  events_.action(kind, why, w.str(), /*log=*/false);
+  events_.action(kind, why, dump_json(Json{{"refused", true}, {"errno", r.error().code}}, false),
+                 /*log=*/false);
   return false;
 }
 

@@ -1,5 +1,9 @@
-// tierswapd-test: tierswapd with its test seams set from its own options
-// (--test-fail-step N, --test-fake-kernel), plus
+// tierswapd-test: tierswapd with its test seams set from its own options,
+// taken out of the command line before tierswapd's parser sees it:
+//   --test-fail-step N           step N of every apply fails with EIO
+//                                (tests/support/fault_injection.hpp)
+//   --test-fake-kernel           the recording kernel acts on --root (which
+//                                must not be /) instead of syscalls
 //   --test-vram-samples FILE   the VRAM samples the policy engine sees come
 //                              from FILE, read on every snapshot: one trace
 //                              line (policy/trace.hpp) whose "vram" list is
@@ -33,6 +37,7 @@
 
 #include "daemon/daemon.hpp"
 #include "policy/trace.hpp"
+#include "tests/support/fault_injection.hpp"
 #include "tests/support/recording_kernel.hpp"
 
 namespace {
@@ -65,14 +70,34 @@ extern "C" int renameat(int olddirfd, const char* oldpath, int newdirfd, const c
   return r;
 }
 
+namespace {
+int usage_error(const std::string& msg) {
+  std::fprintf(stderr, "tierswapd-test: %s\n", msg.c_str());
+  return 2;
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string vram_file;
+  int fail_step = 0;
+  bool fake_kernel = false;
   // Takes this file's own options out before the daemon's parser sees them.
   std::vector<char*> args;
   for (int i = 0; i < argc; ++i) {
     const std::string_view a = argv[i];
     if (a == "--test-vram-samples" && i + 1 < argc) {
       vram_file = argv[++i];
+      continue;
+    }
+    if (a == "--test-fake-kernel") {
+      fake_kernel = true;
+      continue;
+    }
+    if (a == "--test-fail-step" && i + 1 < argc) {
+      fail_step = std::atoi(argv[i + 1]);
+      if (fail_step <= 0)
+        return usage_error(std::string("--test-fail-step: ") + argv[i + 1] + " is not a step number");
+      ++i;
       continue;
     }
     if ((a == "--test-stop-at-save" || a == "--test-stop-before-save") && i + 1 < argc) {
@@ -90,10 +115,19 @@ int main(int argc, char** argv) {
   }
   args.push_back(nullptr);
   tierswap::DaemonOptions options;
-  if (auto exit_status = tierswap::parse_command_line(static_cast<int>(args.size()) - 1, args.data(), options,
-                                                      /*test_hooks=*/true))
+  if (auto exit_status =
+          tierswap::parse_command_line(static_cast<int>(args.size()) - 1, args.data(), options))
     return *exit_status;
-  if (options.engine.fake_kernel) options.engine.make_kernel = tierswap::swap::recording_kernel_on;
+  if (fake_kernel) {
+    if (options.engine.root == "/") return usage_error("--test-fake-kernel needs a --root other than /");
+    options.engine.make_kernel = tierswap::swap::recording_kernel_on;
+    options.start_warnings.push_back("test hook: recording kernel on the fake root, no syscalls");
+  }
+  if (fail_step > 0) {
+    options.engine.before_step = tierswap::test::fail_step(fail_step);
+    options.start_warnings.push_back("test hook: step " + std::to_string(fail_step) +
+                                     " of every apply will fail");
+  }
   if (!vram_file.empty()) {
     options.signal_readers = false;
     options.providers.vram = [vram_file] { return samples_from(vram_file); };

@@ -533,6 +533,10 @@ void DbusService::refresh() {
   impl_->inbox->post([p] { p->apply(p->manager.status(), true); });
 }
 
+void DbusService::refresh(const Status& status) {
+  impl_->apply(status, true);
+}
+
 Result<std::unique_ptr<DbusService>> DbusService::attach(ManagerApi& manager, sd_event* loop,
                                                          DbusOptions options) {
   auto impl = std::make_unique<Impl>(manager, loop, std::move(options));

@@ -2,7 +2,8 @@
 //
 //   auto svc = tierswap::dbus::DbusService::attach(manager, loop, opts);   // never blocks
 //   ... sd_event_loop(loop) ...
-//   ... after the daemon's state changed (apply, observe tick): (*svc)->refresh();
+//   ... after the daemon's state changed (apply): (*svc)->refresh();
+//   ... with a Status already read (the observe tick): (*svc)->refresh(status);
 //   before teardown: (*svc)->stop_mutations("tierswapd is stopping");
 //   svc->reset() (on the loop's thread) before the manager is destroyed.
 //
@@ -12,8 +13,9 @@
 // org.freedesktop.DBus.ObjectManager; one object per tier under
 // /org/tierswap/Tier/<name> (org.tierswap.Tier1) is added and removed as
 // tiers come and go. Properties are served from the last Status read;
-// refresh() re-reads ManagerApi::status() and sends PropertiesChanged for
-// exactly what changed (so tools never poll). ManagerEvents become signals.
+// refresh() re-reads ManagerApi::status() (refresh(Status) takes one the
+// caller read) and sends PropertiesChanged for exactly what changed (so
+// tools never poll). ManagerEvents become signals.
 //
 // The bus may not be there yet (tierswapd starts before dbus.socket at
 // boot) or may go away (dbus-daemon restarts): the connection is opened on
@@ -71,6 +73,12 @@ class DbusService {
 
   // Thread-safe, never blocks: schedules a re-read of status() on the loop.
   void refresh();
+  // Loop thread only: publishes a Status the caller has already read (the
+  // daemon's tick observes the machine once and publishes that); status()
+  // is not called. Applied at once rather than queued: work already queued
+  // (events from an operation's thread) runs after it and reads status()
+  // afresh, so nothing older than `status` can overwrite it.
+  void refresh(const Status& status);
 
   // Loop thread. From now on Reload, Demote and Promote are refused with
   // org.tierswap.Error.Busy ("<method> refused: <why>"); reads still work.

@@ -3,12 +3,10 @@
 #include <cstdio>
 #include <string>
 
+#include "common/byte_format.hpp"
+
 namespace tierswap::policy {
 namespace {
-
-std::string mib(std::uint64_t bytes) {
-  return std::to_string(bytes >> 20) + " MiB";
-}
 
 std::string percent(double p) {
   char buf[32];
@@ -33,11 +31,11 @@ struct Verdict {
 // The first evacuation rule that holds for an active tier, if any.
 std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
   if (g.vram_free_bytes < spec.reserve_bytes)
-    return Verdict{"reserve", "free VRAM " + mib(g.vram_free_bytes) + " is below the reserve " +
-                                  mib(spec.reserve_bytes)};
+    return Verdict{"reserve", "free VRAM " + format_mib(g.vram_free_bytes) + " is below the reserve " +
+                                  format_mib(spec.reserve_bytes)};
   if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > spec.foreign_vram_bytes)
-    return Verdict{"foreign", "other processes use " + mib(g.foreign_vram_bytes) + " of VRAM, past " +
-                                  mib(spec.foreign_vram_bytes)};
+    return Verdict{"foreign", "other processes use " + format_mib(g.foreign_vram_bytes) + " of VRAM, past " +
+                                  format_mib(spec.foreign_vram_bytes)};
   if (spec.latency_p99_us != 0 && g.p99_latency_us > spec.latency_p99_us &&
       s.io.some_avg10 >= spec.io_pressure_percent)
     return Verdict{"latency", "p99 latency " + std::to_string(g.p99_latency_us) + " us is over the budget " +
@@ -66,8 +64,9 @@ bool calm(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
 
 std::string calm_why(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
   std::string why = "every rule clear for " + seconds(spec.cooldown_ms) + " (hysteresis " +
-                    std::to_string(spec.hysteresis_percent) + "%): free VRAM " + mib(g.vram_free_bytes) +
-                    ", others " + mib(g.foreign_vram_bytes) + ", io pressure " + percent(s.io.some_avg10);
+                    std::to_string(spec.hysteresis_percent) + "%): free VRAM " +
+                    format_mib(g.vram_free_bytes) + ", others " + format_mib(g.foreign_vram_bytes) +
+                    ", io pressure " + percent(s.io.some_avg10);
   if (spec.on_battery) why += ", on AC";
   return why;
 }

@@ -10,6 +10,7 @@
 #include "backends/hostfs/paths.hpp"
 #include "backends/hostfs/value_step.hpp"
 #include "common/cgroup_name.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::cgroup {
 
@@ -122,13 +123,15 @@ class CgroupKind final : public value_step::ValueKind {
   }
 
   Result<void> execute(Step& s, ExecContext& ctx) const override {
-    if (s.op != value_step::op) return fail(EINVAL, "cgroup: no step op \"" + s.op + "\"");
+    if (s.op != value_step::op)
+      return refusal(ErrorKind::invalid_argument, EINVAL, "cgroup: no step op \"" + s.op + "\"");
     if (!owns_value(s.path))
-      return fail(EINVAL, "cgroup: " + s.path + " is not a memory limit of a cgroup below " + kRoot);
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "cgroup: " + s.path + " is not a memory limit of a cgroup below " + kRoot);
     const std::string dir = parent_of(s.path);
     auto r = reach(ctx.fs, dir.substr(kRoot.size() + 1));
     if (r.how == Reach::missing) return {};  // the cgroup is gone: nothing left to limit or restore
-    if (r.how == Reach::refused) return fail(EPERM, r.message);
+    if (r.how == Reach::refused) return refusal(ErrorKind::invalid_config, EPERM, r.message);
     return value_step::execute(ctx.fs, s);
   }
 

@@ -14,6 +14,7 @@
 #include "backends/hostfs/paths.hpp"
 #include "backends/hostfs/seq_escape.hpp"
 #include "backends/swap/safe_path.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::disk {
 
@@ -102,7 +103,8 @@ Result<std::string> resolve_partition(const HostFs& fs, const std::string& devic
     return swap::resolved_path(fs, device);
   std::error_code ec;
   const auto real = fs.resolve(link);
-  if (!fsys::is_symlink(real, ec) && !fsys::exists(real, ec)) return fail(ENOENT, device + ": no " + link);
+  if (!fsys::is_symlink(real, ec) && !fsys::exists(real, ec))
+    return kernel_error(ENOENT, device + ": no " + link);
   return swap::resolved_path(fs, link);
 }
 
@@ -120,11 +122,11 @@ Result<void> allocate(int fd, const std::string& path, std::uint64_t size) {
     if (::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0) {
       flags |= FS_NOCOW_FL;
       if (::ioctl(fd, FS_IOC_SETFLAGS, &flags) != 0)
-        return fail(errno, path + ": setting No-CoW (chattr +C)");
+        return kernel_error(errno, path + ": setting No-CoW (chattr +C)");
     }
   }
   if (::fallocate(fd, 0, 0, static_cast<off_t>(size)) != 0)
-    return fail(errno, path + ": fallocate " + std::to_string(size) + " bytes");
+    return kernel_error(errno, path + ": fallocate " + std::to_string(size) + " bytes");
   return {};
 }
 }  // namespace
@@ -140,10 +142,10 @@ Result<void> create_swap_file(const HostFs& fs, const std::string& path, std::ui
   if (!fd) {
     const int e = errno;
     swap::remove_created_dirs(*dir);
-    return fail(e, path);
+    return kernel_error(e, path);
   }
   Result<void> r;
-  if (::fchmod(fd.get(), 0600) != 0) r = fail(errno, path + ": chmod 0600");
+  if (::fchmod(fd.get(), 0600) != 0) r = kernel_error(errno, path + ": chmod 0600");
   if (r) r = allocate(fd.get(), path, size);
   if (r) r = swap::write_swap_header(fd.get(), path, size, swap::system_page_size());
   if (!r) {
@@ -162,7 +164,8 @@ Result<swap::UniqueFd> open_ours(const swap::SafeDir& dir, const std::string& pa
   auto kind = swap::probe_first_page(fd->get(), path, swap::system_page_size());
   if (!kind) return std::unexpected(kind.error());
   if (*kind != swap::FirstPage::ours)
-    return fail(EEXIST, path + " holds " + swap::to_string(*kind) + ": refusing to " + what + " it");
+    return refusal(ErrorKind::invalid_config, EEXIST,
+                   path + " holds " + swap::to_string(*kind) + ": refusing to " + what + " it");
   return fd;
 }
 }  // namespace
@@ -170,11 +173,11 @@ Result<swap::UniqueFd> open_ours(const swap::SafeDir& dir, const std::string& pa
 Result<void> resize_swap_file(const HostFs& fs, const std::string& path, std::uint64_t size) {
   auto dir = swap::open_safe_dir(fs, parent_of(path));
   if (!dir) return std::unexpected(dir.error());
-  if (!dir->missing.empty()) return fail(ENOENT, path);
+  if (!dir->missing.empty()) return kernel_error(ENOENT, path);
   // Checked on the descriptor before anything is changed through it.
   auto fd = open_ours(*dir, path, O_RDWR, "resize");
   if (!fd) return std::unexpected(fd.error());
-  if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) return fail(errno, path + ": truncate");
+  if (::ftruncate(fd->get(), static_cast<off_t>(size)) != 0) return kernel_error(errno, path + ": truncate");
   if (auto r = allocate(fd->get(), path, size); !r) return r;
   return swap::write_swap_header(fd->get(), path, size, swap::system_page_size());
 }
@@ -186,19 +189,21 @@ Result<void> remove_swap_file(const HostFs& fs, const std::string& path) {
   const auto name = swap::file_name(path);
   struct stat st {};
   if (::fstatat(dir->fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno != ENOENT) return fail(errno, path);
+    if (errno != ENOENT) return kernel_error(errno, path);
   } else {
     if (S_ISLNK(st.st_mode))
-      return fail(EPERM, path + " is a symlink: tierswap removes only the swap file it made");
+      return refusal(ErrorKind::invalid_config, EPERM,
+                     path + " is a symlink: tierswap removes only the swap file it made");
     // The first page says whether it is ours (who owns it or its mode does
     // not matter for removing it: it sits in a directory only root can change).
     swap::UniqueFd fd{::openat(dir->fd(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
-    if (!fd) return fail(errno, path);
+    if (!fd) return kernel_error(errno, path);
     auto kind = swap::probe_first_page(fd.get(), path, swap::system_page_size());
     if (!kind) return std::unexpected(kind.error());
     if (*kind != swap::FirstPage::ours)
-      return fail(EEXIST, path + " holds " + swap::to_string(*kind) + ": refusing to remove it");
-    if (::unlinkat(dir->fd(), name.c_str(), 0) != 0) return fail(errno, path);
+      return refusal(ErrorKind::invalid_config, EEXIST,
+                     path + " holds " + swap::to_string(*kind) + ": refusing to remove it");
+    if (::unlinkat(dir->fd(), name.c_str(), 0) != 0) return kernel_error(errno, path);
   }
   swap::remove_created_dirs(*dir);
   return {};

@@ -5,6 +5,7 @@
 #include <cerrno>
 
 #include "common/byte_format.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::gpu {
 
@@ -30,7 +31,8 @@ Result<const GpuReading*> select_gpu(const std::vector<GpuReading>& gpus, std::s
     for (const auto& g : gpus) {
       if (!g.uuid.starts_with(key)) continue;
       if (found)
-        return fail(EINVAL, "gpu: \"" + k + "\" matches more than one GPU (" + list_gpus(gpus) + ")");
+        return refusal(ErrorKind::invalid_config, EINVAL,
+                       "gpu: \"" + k + "\" matches more than one GPU (" + list_gpus(gpus) + ")");
       found = &g;
     }
     if (!found)
@@ -38,8 +40,8 @@ Result<const GpuReading*> select_gpu(const std::vector<GpuReading>& gpus, std::s
     return found;
   }
   if (!std::all_of(key.begin(), key.end(), [](unsigned char c) { return std::isdigit(c); }) || key.size() > 9)
-    return fail(EINVAL,
-                "gpu: \"" + k + "\" is not a GPU index or UUID (try 0, or GPU-... from nvidia-smi -L)");
+    return refusal(ErrorKind::invalid_config, EINVAL,
+                   "gpu: \"" + k + "\" is not a GPU index or UUID (try 0, or GPU-... from nvidia-smi -L)");
   const unsigned idx = static_cast<unsigned>(std::stoul(k));
   for (const auto& g : gpus)
     if (g.index == idx) return &g;

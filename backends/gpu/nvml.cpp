@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "backends/gpu/nvml_abi.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::gpu {
 
@@ -58,8 +59,9 @@ Result<std::unique_ptr<Nvml>> Nvml::load(const std::string& library) {
   void* h = dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!h) {
     const char* why = dlerror();
-    return fail(ENOENT, library + " not found (" + std::string(why ? why : "dlopen failed") +
-                            "): no NVIDIA driver here, or its NVML is not installed");
+    return refusal(ErrorKind::not_found, ENOENT,
+                   library + " not found (" + std::string(why ? why : "dlopen failed") +
+                       "): no NVIDIA driver here, or its NVML is not installed");
   }
   auto api = std::make_unique<Api>();
   api->init = sym_any<nvmlInit_fn>(h, {"nvmlInit_v2", "nvmlInit"});
@@ -77,8 +79,8 @@ Result<std::unique_ptr<Nvml>> Nvml::load(const std::string& library) {
                           {api->memory != nullptr, "nvmlDeviceGetMemoryInfo"}}) {
     if (!fn) {
       dlclose(h);
-      return fail(ENOSYS,
-                  library + " has no " + name + ": the NVIDIA driver is too old (or this is not NVML)");
+      return refusal(ErrorKind::unsupported, ENOSYS,
+                     library + " has no " + name + ": the NVIDIA driver is too old (or this is not NVML)");
     }
   }
   api->uuid = sym<nvmlDeviceGetUUID_fn>(h, "nvmlDeviceGetUUID");
@@ -101,7 +103,7 @@ Result<std::unique_ptr<Nvml>> Nvml::load(const std::string& library) {
     std::string msg =
         path + ": nvmlInit_v2: " + (s ? s : "unknown error") + " (NVML error " + std::to_string(r) + ")";
     dlclose(h);
-    return fail(EIO, std::move(msg));
+    return refusal(ErrorKind::failed, EIO, std::move(msg));
   }
   return std::unique_ptr<Nvml>(new Nvml(h, std::move(api), std::move(path)));
 }
@@ -126,7 +128,7 @@ std::string Nvml::error_text(int code) const {
 Result<unsigned> Nvml::device_count() const {
   unsigned n = 0;
   if (const nvmlReturn_t r = api_->count(&n); r != NVML_SUCCESS)
-    return fail(EIO, "nvmlDeviceGetCount_v2: " + error_text(r));
+    return refusal(ErrorKind::failed, EIO, "nvmlDeviceGetCount_v2: " + error_text(r));
   return n;
 }
 
@@ -162,12 +164,12 @@ Result<GpuReading> Nvml::read(unsigned index, std::span<const pid_t> exclude) co
   const std::string gpu = " (GPU " + std::to_string(index) + ")";
   nvmlDevice_t dev = nullptr;
   if (const nvmlReturn_t r = api_->handle(index, &dev); r != NVML_SUCCESS)
-    return fail(EIO, "nvmlDeviceGetHandleByIndex_v2" + gpu + ": " + error_text(r));
+    return refusal(ErrorKind::failed, EIO, "nvmlDeviceGetHandleByIndex_v2" + gpu + ": " + error_text(r));
   GpuReading g;
   g.index = index;
   nvmlMemory_t mem{};
   if (const nvmlReturn_t r = api_->memory(dev, &mem); r != NVML_SUCCESS)
-    return fail(EIO, "nvmlDeviceGetMemoryInfo" + gpu + ": " + error_text(r));
+    return refusal(ErrorKind::failed, EIO, "nvmlDeviceGetMemoryInfo" + gpu + ": " + error_text(r));
   g.total_bytes = mem.total;
   g.free_bytes = mem.free;
   g.used_bytes = mem.used;

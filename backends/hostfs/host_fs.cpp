@@ -8,6 +8,8 @@
 #include <charconv>
 #include <system_error>
 
+#include "common/refusal.hpp"
+
 namespace tierswap {
 
 HostFs::HostFs(std::filesystem::path root) : root_(std::move(root)) {
@@ -24,7 +26,7 @@ std::filesystem::path HostFs::resolve(std::string_view kernel_path) const {
 Result<std::string> HostFs::read(std::string_view kernel_path) const {
   const auto p = resolve(kernel_path);
   const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return fail(errno, std::string(kernel_path));
+  if (fd < 0) return kernel_error(errno, std::string(kernel_path));
   std::string out;
   char buf[4096];
   for (;;) {
@@ -33,7 +35,7 @@ Result<std::string> HostFs::read(std::string_view kernel_path) const {
       if (errno == EINTR) continue;
       const int e = errno;
       ::close(fd);
-      return fail(e, std::string(kernel_path));
+      return kernel_error(e, std::string(kernel_path));
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
@@ -60,7 +62,8 @@ Result<long long> HostFs::read_int(std::string_view kernel_path) const {
   const auto* e = r->data() + r->size();
   const auto [ptr, ec] = std::from_chars(b, e, v);
   if (ec != std::errc() || ptr != e)
-    return fail(EINVAL, std::string(kernel_path) + ": \"" + *r + "\" is not an integer");
+    return refusal(ErrorKind::protocol, EINVAL,
+                   std::string(kernel_path) + ": \"" + *r + "\" is not an integer");
   return v;
 }
 
@@ -68,15 +71,15 @@ Result<void> HostFs::write(std::string_view kernel_path, std::string_view value)
   const auto p = resolve(kernel_path);
   const auto what = std::string(kernel_path) + ": \"" + std::string(value) + "\"";
   const int fd = ::open(p.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
-  if (fd < 0) return fail(errno, what);
+  if (fd < 0) return kernel_error(errno, what);
   ssize_t n;
   do {
     n = ::write(fd, value.data(), value.size());
   } while (n < 0 && errno == EINTR);
   const int e = errno;
   ::close(fd);
-  if (n < 0) return fail(e, what);
-  if (static_cast<size_t>(n) != value.size()) return fail(EIO, what + " (short write)");
+  if (n < 0) return kernel_error(e, what);
+  if (static_cast<size_t>(n) != value.size()) return kernel_error(EIO, what + " (short write)");
   return {};
 }
 
@@ -89,7 +92,7 @@ Result<std::vector<std::string>> HostFs::list(std::string_view kernel_dir) const
   std::error_code ec;
   std::vector<std::string> names;
   std::filesystem::directory_iterator it(resolve(kernel_dir), ec);
-  if (ec) return fail(ec.value(), std::string(kernel_dir));
+  if (ec) return kernel_error(ec.value(), std::string(kernel_dir));
   for (const auto& entry : it) names.push_back(entry.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;

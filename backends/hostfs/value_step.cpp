@@ -1,5 +1,7 @@
 #include "backends/hostfs/value_step.hpp"
 
+#include "common/refusal.hpp"
+
 namespace tierswap::value_step {
 
 namespace {
@@ -57,7 +59,9 @@ std::string describe_undo(const Step& s) {
 }
 
 Result<void> ValueKind::execute(Step& s, ExecContext& ctx) const {
-  if (s.op != op) return fail(EINVAL, std::string(name()) + ": no step op \"" + s.op + "\"");
+  if (s.op != op)
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   std::string(name()) + ": no step op \"" + s.op + "\"");
   return value_step::execute(ctx.fs, s);
 }
 

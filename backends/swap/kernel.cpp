@@ -24,7 +24,7 @@ Result<void> RealKernel::swapon(const std::string& path, int priority, bool disc
   const auto real = fs_.resolve(path);
   struct stat st {};
   if (::stat(real.c_str(), &st) != 0 || S_ISBLK(st.st_mode)) {  // a device (zram, partition), or nothing
-    if (::swapon(real.c_str(), flags) != 0) return fail(errno, "swapon " + path);
+    if (::swapon(real.c_str(), flags) != 0) return kernel_error(errno, "swapon " + path);
     return {};
   }
   // A swap file: opened through verified directories with O_NOFOLLOW and
@@ -34,11 +34,11 @@ Result<void> RealKernel::swapon(const std::string& path, int priority, bool disc
   // since; /proc/swaps still prints the file's own path (checked on 6.18).
   auto dir = open_safe_dir(fs_, parent_path(path));
   if (!dir) return wrap(dir.error(), "swapon " + path);
-  if (!dir->missing.empty()) return fail(ENOENT, "swapon " + path);
+  if (!dir->missing.empty()) return kernel_error(ENOENT, "swapon " + path);
   auto fd = open_swap_file(*dir, file_name(path), O_RDONLY);
   if (!fd) return wrap(fd.error(), "swapon " + path);
   const auto self_fd = fs_.resolve(std::string(paths::proc_dir) + "/self/fd/" + std::to_string(fd->get()));
-  if (::swapon(self_fd.c_str(), flags) != 0) return fail(errno, "swapon " + path);
+  if (::swapon(self_fd.c_str(), flags) != 0) return kernel_error(errno, "swapon " + path);
   return {};
 }
 
@@ -46,7 +46,7 @@ Result<void> RealKernel::swapoff(const std::string& path) {
   const auto real = fs_.resolve(path).string();
   const pid_t parent = ::getpid();
   const pid_t pid = ::fork();
-  if (pid < 0) return fail(errno, "swapoff " + path + ": fork");
+  if (pid < 0) return kernel_error(errno, "swapoff " + path + ": fork");
   if (pid == 0) {
     // Helper: only async-signal-safe calls from here on.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -66,11 +66,12 @@ Result<void> RealKernel::swapoff(const std::string& path) {
     r = ::waitpid(pid, &status, 0);
   } while (r < 0 && errno == EINTR);
   helper_.store(0);
-  if (r < 0) return fail(errno, "swapoff " + path + ": waitpid");
+  if (r < 0) return kernel_error(errno, "swapoff " + path + ": waitpid");
   if (WIFSIGNALED(status))
-    return fail(EINTR, "swapoff " + path + ": aborted (helper killed by signal " +
-                           std::to_string(WTERMSIG(status)) + "); the area stays active");
-  if (WIFEXITED(status) && WEXITSTATUS(status) != 0) return fail(WEXITSTATUS(status), "swapoff " + path);
+    return kernel_error(EINTR, "swapoff " + path + ": aborted (helper killed by signal " +
+                                   std::to_string(WTERMSIG(status)) + "); the area stays active");
+  if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+    return kernel_error(WEXITSTATUS(status), "swapoff " + path);
   return {};
 }
 

@@ -5,6 +5,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/hostfs/seq_escape.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::swap {
 
@@ -30,14 +31,16 @@ Result<std::vector<SwapArea>> parse_proc_swaps(std::string_view text) {
     std::istringstream ls(line);
     std::string path, type, size, used, prio;
     if (!(ls >> path >> type >> size >> used >> prio))
-      return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
-                              "\" has fewer than 5 fields");
+      return refusal(ErrorKind::protocol, EINVAL,
+                     std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
+                         "\" has fewer than 5 fields");
     SwapArea a;
     a.path = unescape_seq_path(path);
     a.type = type;
     if (!to_num(size, a.size_kib) || !to_num(used, a.used_kib) || !to_num(prio, a.priority))
-      return fail(EINVAL, std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
-                              "\": size, used or priority is not a number");
+      return refusal(ErrorKind::protocol, EINVAL,
+                     std::string(paths::proc_swaps) + " line " + std::to_string(n) + ": \"" + line +
+                         "\": size, used or priority is not a number");
     out.push_back(std::move(a));
   }
   return out;

@@ -9,6 +9,8 @@
 #include <deque>
 #include <filesystem>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::swap {
 
 namespace {
@@ -40,12 +42,14 @@ std::deque<std::string> split(std::string_view p) {
 
 Result<void> check_dir_stat(const struct stat& st, const std::string& display) {
   if (st.st_uid != 0)
-    return fail(EPERM, "directory " + display + " is owned by uid " + std::to_string(st.st_uid) +
-                           ", not root: its owner could replace the swap file (chown root " + display + ")");
+    return refusal(ErrorKind::invalid_config, EPERM,
+                   "directory " + display + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not root: its owner could replace the swap file (chown root " + display + ")");
   if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0)
-    return fail(EPERM, "directory " + display + " is writable by group or others (mode " +
-                           octal_mode(st.st_mode) + "): they could replace the swap file (chmod go-w " +
-                           display + ")");
+    return refusal(ErrorKind::invalid_config, EPERM,
+                   "directory " + display + " is writable by group or others (mode " +
+                       octal_mode(st.st_mode) + "): they could replace the swap file (chmod go-w " + display +
+                       ")");
   return {};
 }
 
@@ -76,12 +80,12 @@ struct WalkEnd {
 };
 
 Result<UniqueFd> make_dir(int at, const std::string& name, const std::string& display) {
-  if (::mkdirat(at, name.c_str(), 0700) != 0) return fail(errno, "creating directory " + display);
+  if (::mkdirat(at, name.c_str(), 0700) != 0) return kernel_error(errno, "creating directory " + display);
   UniqueFd d{::openat(at, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
-  if (!d) return fail(errno, display);
+  if (!d) return kernel_error(errno, display);
   // 0700 whatever the umask; the mark is best effort: a file system without
   // extended attributes keeps the directory after teardown.
-  if (::fchmod(d.get(), 0700) != 0) return fail(errno, "chmod 0700 " + display);
+  if (::fchmod(d.get(), 0700) != 0) return kernel_error(errno, "chmod 0700 " + display);
   (void)::fsetxattr(d.get(), kCreatedMark, "1", 1, 0);
   return d;
 }
@@ -103,7 +107,7 @@ Result<WalkEnd> walk(Cursor& c, std::deque<std::string> comps, const WalkOptions
     const std::string here = c.display(name);
     struct stat st {};
     if (::fstatat(at, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno != ENOENT) return fail(errno, here);
+      if (errno != ENOENT) return kernel_error(errno, here);
       if (!o.create || (o.leaf && comps.empty())) {
         comps.push_front(std::move(name));
         return WalkEnd{.missing = std::move(comps)};
@@ -116,12 +120,13 @@ Result<WalkEnd> walk(Cursor& c, std::deque<std::string> comps, const WalkOptions
     }
     if (S_ISLNK(st.st_mode)) {
       if (o.verify && st.st_uid != 0)
-        return fail(EPERM, here + " is a symlink owned by uid " + std::to_string(st.st_uid) +
-                               ", not root: its owner could point it elsewhere");
-      if (++links > kMaxLinks) return fail(ELOOP, here);
+        return refusal(ErrorKind::invalid_config, EPERM,
+                       here + " is a symlink owned by uid " + std::to_string(st.st_uid) +
+                           ", not root: its owner could point it elsewhere");
+      if (++links > kMaxLinks) return kernel_error(ELOOP, here);
       std::string target(PATH_MAX, '\0');
       const ssize_t n = ::readlinkat(at, name.c_str(), target.data(), target.size());
-      if (n < 0) return fail(errno, here);
+      if (n < 0) return kernel_error(errno, here);
       target.resize(static_cast<size_t>(n));
       auto more = split(target);
       comps.insert(comps.begin(), more.begin(), more.end());
@@ -133,11 +138,11 @@ Result<WalkEnd> walk(Cursor& c, std::deque<std::string> comps, const WalkOptions
     }
     if (!S_ISDIR(st.st_mode)) {
       if (o.leaf && comps.empty()) return WalkEnd{.leaf = name};
-      return fail(ENOTDIR, here + " is not a directory");
+      return kernel_error(ENOTDIR, here + " is not a directory");
     }
     UniqueFd d{::openat(at, name.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)};
-    if (!d) return fail(errno, here);
-    if (::fstat(d.get(), &st) != 0) return fail(errno, here);
+    if (!d) return kernel_error(errno, here);
+    if (::fstat(d.get(), &st) != 0) return kernel_error(errno, here);
     if (o.verify)
       if (auto r = check_dir_stat(st, here); !r) return std::unexpected(r.error());
     c.chain.push_back(std::move(d));
@@ -151,18 +156,18 @@ Result<WalkEnd> walk(Cursor& c, std::deque<std::string> comps, const WalkOptions
 Result<Cursor> open_root(const HostFs& fs, bool verify) {
   Cursor real;
   real.chain.emplace_back(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!real.chain[0]) return fail(errno, "/");
+  if (!real.chain[0]) return kernel_error(errno, "/");
   struct stat st {};
-  if (::fstat(real.chain[0].get(), &st) != 0) return fail(errno, "/");
+  if (::fstat(real.chain[0].get(), &st) != 0) return kernel_error(errno, "/");
   if (verify)
     if (auto r = check_dir_stat(st, "/"); !r) return std::unexpected(r.error());
   if (fs.is_real_root()) return real;
   std::error_code ec;
   const auto root = std::filesystem::absolute(fs.root(), ec);  // --root may be relative to the cwd
-  if (ec) return fail(ec.value(), fs.root().string());
+  if (ec) return kernel_error(ec.value(), fs.root().string());
   auto end = walk(real, split(root.string()), WalkOptions{.verify = verify});
   if (!end) return std::unexpected(end.error());
-  if (!end->missing.empty()) return fail(ENOENT, real.display(end->missing.front()));
+  if (!end->missing.empty()) return kernel_error(ENOENT, real.display(end->missing.front()));
   Cursor c;
   c.prefix = "";
   c.chain.push_back(std::move(real.chain.back()));
@@ -208,32 +213,37 @@ Result<SafeDir> open_safe_dir(const HostFs& fs, const std::string& dir, bool cre
 
 Result<void> check_swap_file_stat(const struct stat& st, const std::string& display) {
   if (S_ISLNK(st.st_mode))
-    return fail(EPERM, display + " is a symlink: a swap file must be a regular file (name the file itself)");
-  if (!S_ISREG(st.st_mode)) return fail(EPERM, display + " is not a regular file");
+    return refusal(ErrorKind::invalid_config, EPERM,
+                   display + " is a symlink: a swap file must be a regular file (name the file itself)");
+  if (!S_ISREG(st.st_mode))
+    return refusal(ErrorKind::invalid_config, EPERM, display + " is not a regular file");
   if (st.st_uid != 0)
-    return fail(EPERM, display + " is owned by uid " + std::to_string(st.st_uid) +
-                           ", not root: its owner could read every page swapped to it (chown root " +
-                           display + ")");
+    return refusal(ErrorKind::invalid_config, EPERM,
+                   display + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not root: its owner could read every page swapped to it (chown root " + display +
+                       ")");
   if ((st.st_mode & 07077) != 0)
-    return fail(EPERM, display + " has mode " + octal_mode(st.st_mode) +
-                           ": a swap file must be 0600, or others could read every page swapped to it "
-                           "(chmod 0600 " +
-                           display + ")");
+    return refusal(ErrorKind::invalid_config, EPERM,
+                   display + " has mode " + octal_mode(st.st_mode) +
+                       ": a swap file must be 0600, or others could read every page swapped to it "
+                       "(chmod 0600 " +
+                       display + ")");
   return {};
 }
 
 Result<UniqueFd> open_swap_file(const SafeDir& dir, const std::string& name, int flags) {
   const std::string display = (dir.path == "/" ? "" : dir.path) + "/" + name;
   struct stat st {};
-  if (::fstatat(dir.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return fail(errno, display);
+  if (::fstatat(dir.fd(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return kernel_error(errno, display);
   if (auto r = check_swap_file_stat(st, display); !r) return std::unexpected(r.error());
   UniqueFd f{::openat(dir.fd(), name.c_str(), flags | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC)};
   if (!f) {
     const int e = errno;
-    return e == ELOOP ? fail(EPERM, display + " is a symlink") : fail(e, display);
+    return e == ELOOP ? refusal(ErrorKind::invalid_config, EPERM, display + " is a symlink")
+                      : kernel_error(e, display);
   }
   // What was opened is what is checked (the entry may have changed since fstatat).
-  if (::fstat(f.get(), &st) != 0) return fail(errno, display);
+  if (::fstat(f.get(), &st) != 0) return kernel_error(errno, display);
   if (auto r = check_swap_file_stat(st, display); !r) return std::unexpected(r.error());
   return f;
 }

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <random>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::swap {
 
 namespace {
@@ -48,11 +50,13 @@ Result<std::vector<std::uint8_t>> make_swap_header(std::uint64_t size_bytes, std
                                                    const Uuid& uuid, std::string_view label) {
   const std::uint64_t pages = size_bytes / page_size;
   if (pages < kMinSwapPages)
-    return fail(EINVAL, "swap area of " + std::to_string(size_bytes) + " bytes is smaller than " +
-                            std::to_string(kMinSwapPages) + " pages");
+    return refusal(ErrorKind::invalid_config, EINVAL,
+                   "swap area of " + std::to_string(size_bytes) + " bytes is smaller than " +
+                       std::to_string(kMinSwapPages) + " pages");
   if (pages - 1 > 0xffffffffULL)
-    return fail(EINVAL,
-                "swap area of " + std::to_string(size_bytes) + " bytes has too many pages for a v1 header");
+    return refusal(
+        ErrorKind::invalid_config, EINVAL,
+        "swap area of " + std::to_string(size_bytes) + " bytes has too many pages for a v1 header");
   std::vector<std::uint8_t> p(page_size, 0);
   put_u32(p, kVersionOff, 1);
   put_u32(p, kLastPageOff, static_cast<std::uint32_t>(pages - 1));
@@ -78,7 +82,7 @@ FirstPage classify_first_page(std::span<const std::uint8_t> page) {
 Result<FirstPage> probe_first_page(int fd, const std::string& display, std::size_t page_size) {
   std::vector<std::uint8_t> page(page_size, 0);
   const ssize_t n = ::pread(fd, page.data(), page_size, 0);
-  if (n < 0) return fail(errno, display);
+  if (n < 0) return kernel_error(errno, display);
   if (n == 0) return FirstPage::empty;
   if (static_cast<std::size_t>(n) < page_size) {
     page.resize(static_cast<std::size_t>(n));
@@ -90,7 +94,7 @@ Result<FirstPage> probe_first_page(int fd, const std::string& display, std::size
 
 Result<FirstPage> probe_first_page(const std::string& path, std::size_t page_size) {
   Fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, path);
+  if (f.fd < 0) return kernel_error(errno, path);
   return probe_first_page(f.fd, path, page_size);
 }
 
@@ -100,13 +104,14 @@ Result<void> write_swap_header(int fd, const std::string& display, std::uint64_t
   if (!header) return wrap(header.error(), display);
   std::vector<std::uint8_t> page(page_size, 0);
   const ssize_t n = ::pread(fd, page.data(), page_size, 0);
-  if (n < 0) return fail(errno, display + ": reading the first page");
+  if (n < 0) return kernel_error(errno, display + ": reading the first page");
   const auto kind = classify_first_page(page);
   if (kind != FirstPage::empty && kind != FirstPage::ours)
-    return fail(EEXIST, display + " holds " + to_string(kind) + ": refusing to overwrite it");
+    return refusal(ErrorKind::invalid_config, EEXIST,
+                   display + " holds " + to_string(kind) + ": refusing to overwrite it");
   if (::pwrite(fd, header->data(), header->size(), 0) != static_cast<ssize_t>(header->size()))
-    return fail(errno ? errno : EIO, display + ": writing the swap header");
-  if (::fsync(fd) != 0) return fail(errno, display + ": fsync");
+    return kernel_error(errno ? errno : EIO, display + ": writing the swap header");
+  if (::fsync(fd) != 0) return kernel_error(errno, display + ": fsync");
   return {};
 }
 
@@ -115,7 +120,7 @@ Result<void> write_swap_header(const std::string& path, const std::string& displ
   if (auto header = make_swap_header(size_bytes, page_size, {}); !header)
     return wrap(header.error(), display);
   Fd f{::open(path.c_str(), O_RDWR | O_CLOEXEC)};
-  if (f.fd < 0) return fail(errno, display);
+  if (f.fd < 0) return kernel_error(errno, display);
   return write_swap_header(f.fd, display, size_bytes, page_size);
 }
 

@@ -2,6 +2,7 @@
 
 #include "backends/swap/safe_path.hpp"
 #include "backends/swap/swap_header.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::swap_step {
 
@@ -45,7 +46,7 @@ Result<void> execute(const Step& s, ExecContext& ctx) {
   if (s.op == "swapoff") return ctx.kernel.swapoff(s.path);
   if (s.op == "swap_header")
     return swap::write_swap_header(ctx.fs.resolve(s.path).string(), s.path, s.size, swap::system_page_size());
-  return fail(EINVAL, s.kind + ": no step op \"" + s.op + "\"");
+  return refusal(ErrorKind::invalid_argument, EINVAL, s.kind + ": no step op \"" + s.op + "\"");
 }
 
 std::optional<Step> undo_of(const Step& s) {

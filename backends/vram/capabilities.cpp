@@ -24,7 +24,7 @@ struct Sets {
 Result<Sets> get_caps() {
   __user_cap_header_struct h{_LINUX_CAPABILITY_VERSION_3, 0};
   __user_cap_data_struct d[2]{};
-  if (::syscall(SYS_capget, &h, d) != 0) return fail(errno, "capget");
+  if (::syscall(SYS_capget, &h, d) != 0) return kernel_error(errno, "capget");
   const auto join = [](std::uint32_t lo, std::uint32_t hi) { return lo | (std::uint64_t{hi} << 32); };
   return Sets{join(d[0].effective, d[1].effective), join(d[0].permitted, d[1].permitted),
               join(d[0].inheritable, d[1].inheritable)};
@@ -37,7 +37,7 @@ Result<void> set_caps(const Sets& s) {
           static_cast<std::uint32_t>(s.inheritable)};
   d[1] = {static_cast<std::uint32_t>(s.effective >> 32), static_cast<std::uint32_t>(s.permitted >> 32),
           static_cast<std::uint32_t>(s.inheritable >> 32)};
-  if (::syscall(SYS_capset, &h, d) != 0) return fail(errno, "capset");
+  if (::syscall(SYS_capset, &h, d) != 0) return kernel_error(errno, "capset");
   return {};
 }
 

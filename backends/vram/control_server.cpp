@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <nlohmann/json.hpp>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::vram {
 
 using nlohmann::json;
@@ -120,7 +122,8 @@ Result<void> ControlServer::start() {
   socklen_t len = sizeof type;
   if (::fstat(fd_, &st) != 0 || !S_ISSOCK(st.st_mode) ||
       ::getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
-    return fail(EINVAL, "--control-fd " + std::to_string(fd_) + ": not an open stream socket");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--control-fd " + std::to_string(fd_) + ": not an open stream socket");
   ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -133,7 +136,7 @@ Result<void> ControlServer::start() {
       },
       this);
   pthread_attr_destroy(&attr);
-  if (rc != 0) return fail(rc, "cannot start the control thread");
+  if (rc != 0) return kernel_error(rc, "cannot start the control thread");
   running_ = true;
   return {};
 }

@@ -7,17 +7,20 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <limits>
 #include <memory>
 #include <thread>
 
+#include "backends/vram/capabilities.hpp"
 #include "backends/vram/control_server.hpp"
 #include "backends/vram/migrating_store.hpp"
 #include "backends/vram/nbd_server.hpp"
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/store_factory.hpp"
+#include "common/refusal.hpp"
 
 #ifndef TIERSWAP_VERSION
 #define TIERSWAP_VERSION "0.0.0"
@@ -27,7 +30,8 @@ namespace tierswap::vram {
 
 Result<std::uint64_t> parse_size(std::string_view text) {
   auto not_a_size = [&] {
-    return fail(EINVAL, "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "\"" + std::string(text) + "\" is not a size (try 4096, 512M, 8G)");
   };
   std::string_view t = text;
   if (t.empty() || t[0] < '0' || t[0] > '9') return not_a_size();
@@ -35,7 +39,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
   std::size_t i = 0;
   for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
     if (v > (std::numeric_limits<std::uint64_t>::max() - 9) / 10)
-      return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
+      return refusal(ErrorKind::invalid_argument, ERANGE, "\"" + std::string(text) + "\" is too large");
     v = v * 10 + static_cast<unsigned>(t[i] - '0');
   }
   std::string_view suffix = t.substr(i);
@@ -70,7 +74,7 @@ Result<std::uint64_t> parse_size(std::string_view text) {
     if (shift == 0 && !rest.empty()) return not_a_size();
   }
   if (shift != 0 && v > (std::numeric_limits<std::uint64_t>::max() >> shift))
-    return fail(ERANGE, "\"" + std::string(text) + "\" is too large");
+    return refusal(ErrorKind::invalid_argument, ERANGE, "\"" + std::string(text) + "\" is too large");
   return v << shift;
 }
 
@@ -103,7 +107,7 @@ std::uint64_t size_value(const std::string& option, const std::string& value) {
 }
 
 // Everything tierswap-nbd accepts. `o` receives the values.
-void describe(CLI::App& app, ExporterOptions& o, bool test_hooks) {
+void describe(CLI::App& app, ExporterOptions& o) {
   app.set_help_flag("-h,--help", "print this help and exit");
   app.add_flag("--version", o.version, "print the version and the features built in, and exit");
   app.add_option("--socket", o.socket, "listen on PATH (mode 0600; its directory must be 0700, not a link)")
@@ -200,14 +204,6 @@ void describe(CLI::App& app, ExporterOptions& o, bool test_hooks) {
       ->type_name("N")
       ->check(CLI::Range(1, 64));
   app.add_flag("--force", o.force, "exit on SIGTERM/SIGINT even while clients are attached");
-  if (test_hooks) {
-    app.add_option_function<std::string>(
-           "--test-fail-offset",
-           [&o](const std::string& v) { o.fail_offset = size_value("--test-fail-offset", v); },
-           "host stores: requests touching [OFFSET, OFFSET + 512) fail with EIO and the store "
-           "stays failed (test builds only)")
-        ->type_name("OFFSET");
-  }
   app.footer(
       "Usage: tierswap-nbd --socket PATH --size SIZE --store host|cuda [options]\n"
       "       tierswap-nbd --fd N [--fd N ...] --size SIZE --store host|cuda [options]\n"
@@ -217,10 +213,11 @@ void describe(CLI::App& app, ExporterOptions& o, bool test_hooks) {
 
 }  // namespace
 
-std::string usage_text(bool test_hooks) {
+std::string usage_text(const ExtraOptions& extra) {
   CLI::App app{"Serve one NBD export (the tierswap VRAM tier) over Unix sockets.", "tierswap-nbd"};
   ExporterOptions o;
-  describe(app, o, test_hooks);
+  describe(app, o);
+  if (extra) extra(app);
   return app.help();
 }
 
@@ -229,12 +226,14 @@ std::string version_text(bool test_hooks) {
                      have_cuda_store() ? "yes" : "no", test_hooks ? "yes" : "no");
 }
 
-Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args, bool test_hooks) {
+Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args,
+                                           const ExtraOptions& extra) {
   ExporterOptions o;
   o.pipeline_bytes = auto_pipeline_bytes();
   o.connections = 0;  // not given
   CLI::App app{"Serve one NBD export (the tierswap VRAM tier) over Unix sockets.", "tierswap-nbd"};
-  describe(app, o, test_hooks);
+  describe(app, o);
+  if (extra) extra(app);
   // CLI11 takes the arguments last first.
   std::vector<std::string> rev(args.rbegin(), args.rend());
   try {
@@ -243,22 +242,27 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     o.help = true;
     return o;
   } catch (const CLI::ParseError& e) {
-    return fail(EINVAL, std::string(e.what()) + " (see --help)");
+    return refusal(ErrorKind::invalid_argument, EINVAL, std::string(e.what()) + " (see --help)");
   }
   if (o.help || o.version) return o;
-  if (o.socket.empty() && o.fds.empty()) return fail(EINVAL, "give --socket PATH or --fd N (see --help)");
-  if (o.size == 0) return fail(EINVAL, "you must give --size SIZE (e.g. --size 8G)");
-  if (o.store.empty()) return fail(EINVAL, "you must give --store host or --store cuda");
-  if (!o.device.empty() && o.store != "cuda") return fail(EINVAL, "--device applies only to --store cuda");
+  if (o.socket.empty() && o.fds.empty())
+    return refusal(ErrorKind::invalid_argument, EINVAL, "give --socket PATH or --fd N (see --help)");
+  if (o.size == 0)
+    return refusal(ErrorKind::invalid_argument, EINVAL, "you must give --size SIZE (e.g. --size 8G)");
+  if (o.store.empty())
+    return refusal(ErrorKind::invalid_argument, EINVAL, "you must give --store host or --store cuda");
+  if (!o.device.empty() && o.store != "cuda")
+    return refusal(ErrorKind::invalid_argument, EINVAL, "--device applies only to --store cuda");
   if (o.connections == 0)
     o.connections = std::max<unsigned>(default_connections(), static_cast<unsigned>(o.fds.size()));
   if (o.fds.size() > o.connections)
-    return fail(EINVAL, "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " +
-                            std::to_string(o.connections));
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--fd given " + std::to_string(o.fds.size()) + " times but --connections is " +
+                       std::to_string(o.connections));
   return o;
 }
 
-int run_exporter(const ExporterOptions& o) {
+int run_exporter(const ExporterOptions& o, const StoreWrapper& wrap) {
   // Signals are taken synchronously by this thread; block them before any
   // other thread exists so that every thread inherits the mask.
   sigset_t set;
@@ -285,7 +289,6 @@ int run_exporter(const ExporterOptions& o) {
   so.size = o.size;
   so.device = o.device;
   so.lock = o.mlock;
-  so.fail_offset = o.fail_offset;
   so.chunk_bytes = o.chunk_bytes;
   std::string report;
   auto store = make_store(so, report);
@@ -294,6 +297,7 @@ int run_exporter(const ExporterOptions& o) {
     return kExitFailure;
   }
   if (!report.empty()) spdlog::info("{}", report);
+  if (wrap) *store = wrap(std::move(*store));
 
   // With a spill store the export is served through a MigratingStore, which
   // can move its chunks out and back while serving.
@@ -371,6 +375,37 @@ int run_exporter(const ExporterOptions& o) {
     return kExitFailure;
   }
   return kExitOk;
+}
+
+int exporter_main(int argc, char** argv, const ExporterBuild& build) {
+  std::vector<std::string_view> args(argv + 1, argv + argc);
+  auto opts = parse_command_line(args, build.options);
+  if (!opts) {
+    std::fprintf(stderr, "tierswap-nbd: %s\n", opts.error().message.c_str());
+    return kExitUsage;
+  }
+  if (opts->help) {
+    std::fputs(usage_text(build.options).c_str(), stdout);
+    return kExitOk;
+  }
+  if (opts->version) {
+    std::fputs(version_text(build.test_hooks).c_str(), stdout);
+    return kExitOk;
+  }
+  spdlog::set_pattern("tierswap-nbd[%P] %l: %v");
+  // Before the store is opened or a byte served: only CAP_IPC_LOCK and
+  // CAP_SYS_RESOURCE stay (capabilities.hpp).
+  auto caps = keep_only_needed_capabilities();
+  if (!caps) {
+    spdlog::error("{}", caps.error().message);
+    return kExitFailure;
+  }
+  for (std::string_view rest = caps->warnings; !rest.empty();) {
+    const auto nl = rest.find('\n');
+    spdlog::warn("{}", rest.substr(0, nl));
+    rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
+  }
+  return run_exporter(*opts, build.wrap_store);
 }
 
 }  // namespace tierswap::vram

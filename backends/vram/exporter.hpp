@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -10,7 +12,13 @@
 
 #include "common/result.hpp"
 
+namespace CLI {
+class App;
+}
+
 namespace tierswap::vram {
+
+class BlockStore;
 
 struct ExporterOptions {
   std::string socket;
@@ -25,7 +33,6 @@ struct ExporterOptions {
   std::size_t pipeline_bytes = SIZE_MAX;  // --pipeline; SIZE_MAX: off (command line default: auto)
   int reply_timeout_ms = 30000;
   int handshake_timeout_ms = 10000;
-  std::uint64_t fail_offset = UINT64_MAX;   // --test-fail-offset (test builds only)
   std::uint64_t chunk_bytes = 64ULL << 20;  // --chunk: allocation unit of the export
   std::string spill;                        // --spill: "", "lz4", "file:PATH"
   int control_fd = -1;                      // --control-fd
@@ -42,17 +49,39 @@ inline constexpr int kExitUsage = 2;    // bad command line
 // "4096", "512K", "1M", "8G", "1GiB", "2T": binary multiples.
 Result<std::uint64_t> parse_size(std::string_view text);
 
-// The command line (CLI11). test_hooks: also accept the fault injection of
-// test builds (--test-fail-offset); the installed tierswap-nbd leaves it
-// off, tests run tierswap-nbd-testhooks. Errors (EINVAL) name the option.
-Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args, bool test_hooks = false);
-std::string usage_text(bool test_hooks = false);
+// Options a build adds to the command line, on the CLI11 app after the
+// exporter's own: the test exporter's fault injection
+// (tests/nbd/exporter_test_hooks.*, built into tierswap-nbd-testhooks). The
+// installed tierswap-nbd adds none.
+using ExtraOptions = std::function<void(CLI::App&)>;
+
+// The command line (CLI11). Errors (invalid_argument) name the option.
+Result<ExporterOptions> parse_command_line(std::span<const std::string_view> args,
+                                           const ExtraOptions& extra = {});
+std::string usage_text(const ExtraOptions& extra = {});
 // "tierswap-nbd VERSION cuda=yes|no test-hooks=yes|no": what this build has.
 std::string version_text(bool test_hooks = false);
+
+// Wraps the store before it is served (the test exporter's failure
+// injection); unset: the store is served as made.
+using StoreWrapper = std::function<std::unique_ptr<BlockStore>(std::unique_ptr<BlockStore>)>;
 
 // Locks memory, protects from the OOM killer, creates the store, serves
 // until SIGTERM/SIGINT (refused while a client is attached, unless --force)
 // or until every --fd connection ended when there is no --socket.
-int run_exporter(const ExporterOptions& options);
+int run_exporter(const ExporterOptions& options, const StoreWrapper& wrap = {});
+
+// What a build of tierswap-nbd adds to the program: options and a store
+// wrapper (the test exporter's fault injection); the installed binary adds
+// nothing.
+struct ExporterBuild {
+  ExtraOptions options;
+  StoreWrapper wrap_store;
+  bool test_hooks = false;  // --version says test-hooks=yes
+};
+
+// The whole program (main): the command line, --help and --version, the
+// capabilities dropped, then run_exporter(). Returns the exit status.
+int exporter_main(int argc, char** argv, const ExporterBuild& build = {});
 
 }  // namespace tierswap::vram

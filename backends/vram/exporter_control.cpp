@@ -14,7 +14,7 @@ Result<nlohmann::json> ExporterControl::call(std::string_view cmd, int timeout_m
   for (std::size_t done = 0; done < line.size();) {
     const ssize_t w = ::send(fd_, line.data() + done, line.size() - done, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return fail(w < 0 ? errno : EPIPE, what);
+    if (w <= 0) return kernel_error(w < 0 ? errno : EPIPE, what);
     done += static_cast<std::size_t>(w);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
@@ -27,12 +27,12 @@ Result<nlohmann::json> ExporterControl::call(std::string_view cmd, int timeout_m
     pollfd p{fd_, POLLIN, 0};
     const int r = ::poll(&p, 1, static_cast<int>(left));
     if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return fail(errno, what);
+    if (r < 0) return kernel_error(errno, what);
     if (r == 0) continue;
     char buf[4096];
     const ssize_t got = ::recv(fd_, buf, sizeof buf, 0);
     if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return fail(errno, what);
+    if (got < 0) return kernel_error(errno, what);
     if (got == 0) return fail(EPIPE, what + ": the exporter closed the channel");
     pending_.append(buf, static_cast<std::size_t>(got));
   }

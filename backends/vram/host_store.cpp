@@ -8,6 +8,8 @@
 #include <cstring>
 #include <string>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::vram {
 
 namespace {
@@ -20,13 +22,13 @@ Result<std::byte*> map_chunk(std::uint64_t bytes, bool lock) {
   void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE,
                    MAP_PRIVATE | MAP_ANONYMOUS | (lock ? MAP_POPULATE : MAP_NORESERVE), -1, 0);
   if (p == MAP_FAILED)
-    return fail(errno, "host store: cannot map " + std::to_string(bytes) + " bytes of RAM");
+    return kernel_error(errno, "host store: cannot map " + std::to_string(bytes) + " bytes of RAM");
   if (lock && ::mlock(p, bytes) != 0) {
     const int err = errno;
     ::munmap(p, bytes);
-    return fail(err, "host store: cannot lock " + std::to_string(bytes) +
-                         " bytes in RAM (needs CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; "
-                         "--no-mlock for tests)");
+    return kernel_error(err, "host store: cannot lock " + std::to_string(bytes) +
+                                 " bytes in RAM (needs CAP_IPC_LOCK or a higher RLIMIT_MEMLOCK; "
+                                 "--no-mlock for tests)");
   }
   return static_cast<std::byte*>(p);
 }
@@ -35,17 +37,18 @@ Result<std::byte*> map_chunk(std::uint64_t bytes, bool lock) {
 
 Result<std::unique_ptr<HostStore>> HostStore::create(const HostStoreOptions& options) {
   if (options.size == 0 || options.size % 512 != 0)
-    return fail(EINVAL, "host store: size " + std::to_string(options.size) +
-                            " must be a non-zero multiple of 512 bytes");
+    return refusal(
+        ErrorKind::invalid_argument, EINVAL,
+        "host store: size " + std::to_string(options.size) + " must be a non-zero multiple of 512 bytes");
   if (options.chunk_bytes == 0 || options.chunk_bytes % 4096 != 0)
-    return fail(EINVAL, "host store: chunk size " + std::to_string(options.chunk_bytes) +
-                            " must be a non-zero multiple of 4096 bytes");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "host store: chunk size " + std::to_string(options.chunk_bytes) +
+                       " must be a non-zero multiple of 4096 bytes");
   std::unique_ptr<HostStore> s(new HostStore());
   s->size_ = options.size;
   s->chunk_bytes_ = options.chunk_bytes;
   s->lock_ = options.lock;
   s->prefer_batching_ = options.prefer_batching;
-  s->fail_offset_ = options.fail_offset;
   s->chunks_.assign(s->chunk_count(), nullptr);
   for (std::uint32_t i = 0; i < s->chunk_count(); ++i)
     if (auto r = s->restore_chunk(i); !r) return std::unexpected(r.error());  // ~HostStore unmaps the rest
@@ -63,7 +66,8 @@ std::uint64_t HostStore::mapped_length(std::uint32_t i) const {
 }
 
 Result<void> HostStore::release_chunk(std::uint32_t i) {
-  if (i >= chunks_.size()) return fail(EINVAL, "host store: no chunk " + std::to_string(i));
+  if (i >= chunks_.size())
+    return refusal(ErrorKind::invalid_argument, EINVAL, "host store: no chunk " + std::to_string(i));
   if (chunks_[i] == nullptr) return {};
   ::munmap(chunks_[i], mapped_length(i));
   chunks_[i] = nullptr;
@@ -72,7 +76,8 @@ Result<void> HostStore::release_chunk(std::uint32_t i) {
 }
 
 Result<void> HostStore::restore_chunk(std::uint32_t i) {
-  if (i >= chunks_.size()) return fail(EINVAL, "host store: no chunk " + std::to_string(i));
+  if (i >= chunks_.size())
+    return refusal(ErrorKind::invalid_argument, EINVAL, "host store: no chunk " + std::to_string(i));
   if (chunks_[i] != nullptr) return {};
   auto p = map_chunk(mapped_length(i), lock_);
   if (!p) return wrap(p.error(), "chunk " + std::to_string(i));
@@ -95,40 +100,29 @@ int HostStore::each_piece(std::uint64_t offset, std::uint64_t length, F&& f) {
   return 0;
 }
 
-// Failure injection only; the protocol layer has already checked bounds.
-bool HostStore::check(std::uint64_t offset, std::uint64_t length) {
-  if (fail_offset_ != UINT64_MAX && offset < fail_offset_ + 512 && fail_offset_ < offset + length)
-    failed_ = true;
-  return !failed_;
-}
-
 int HostStore::read(std::uint64_t offset, std::span<std::byte> out) {
-  if (!check(offset, out.size())) return EIO;
   return each_piece(offset, out.size(), [&](std::byte* p, std::uint64_t n, std::uint64_t at) {
     std::memcpy(out.data() + at, p, n);
   });
 }
 
 int HostStore::write(std::uint64_t offset, std::span<const std::byte> in) {
-  if (!check(offset, in.size())) return EIO;
   return each_piece(offset, in.size(), [&](std::byte* p, std::uint64_t n, std::uint64_t at) {
     std::memcpy(p, in.data() + at, n);
   });
 }
 
 int HostStore::zero(std::uint64_t offset, std::uint64_t length) {
-  if (!check(offset, length)) return EIO;
   return each_piece(offset, length,
                     [](std::byte* p, std::uint64_t n, std::uint64_t) { std::memset(p, 0, n); });
 }
 
-int HostStore::trim(std::uint64_t offset, std::uint64_t length) {
-  if (!check(offset, length)) return EIO;
+int HostStore::trim(std::uint64_t, std::uint64_t) {
   return 0;
 }
 
 int HostStore::flush() {
-  return failed_ ? EIO : 0;
+  return 0;
 }
 
 void HostStore::submit(std::span<IoRequest> batch) {

@@ -29,9 +29,6 @@ struct HostStoreOptions {
   // Test knob: report prefers_batching() so the server takes its gather path
   // (the one CudaStore uses) with a store that runs anywhere.
   bool prefer_batching = false;
-  // Test knob: requests touching [fail_offset, fail_offset + 512) fail with
-  // EIO and mark the store failed (the CudaStore failure contract).
-  std::uint64_t fail_offset = UINT64_MAX;
 };
 
 class HostStore final : public ChunkedStore {
@@ -41,7 +38,9 @@ class HostStore final : public ChunkedStore {
 
   [[nodiscard]] std::uint64_t size() const override { return size_; }
   [[nodiscard]] const char* name() const override { return "host"; }
-  [[nodiscard]] bool failed() const override { return failed_; }
+  // RAM does not fail; the test exporter injects failures by wrapping the
+  // store (tests/nbd/exporter_test_hooks.hpp).
+  [[nodiscard]] bool failed() const override { return false; }
   [[nodiscard]] bool prefers_batching() const override { return prefer_batching_; }
 
   int read(std::uint64_t offset, std::span<std::byte> out) override;
@@ -62,7 +61,6 @@ class HostStore final : public ChunkedStore {
 
  private:
   HostStore() = default;
-  bool check(std::uint64_t offset, std::uint64_t length);
   [[nodiscard]] std::uint64_t mapped_length(std::uint32_t i) const;
   // f(chunk memory, length, bytes of the request before it) for each chunk
   // piece of [offset, offset + length); EIO for a released chunk.
@@ -75,8 +73,6 @@ class HostStore final : public ChunkedStore {
   bool lock_ = true;
   std::atomic<std::uint64_t> resident_{0};
   bool prefer_batching_ = false;
-  std::uint64_t fail_offset_ = UINT64_MAX;
-  std::atomic<bool> failed_{false};
   std::atomic<std::uint64_t> batches_{0};
 };
 

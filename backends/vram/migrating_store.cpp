@@ -7,6 +7,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::vram {
 
 char state_letter(ChunkState s) {
@@ -276,9 +278,10 @@ MoveProgress MigratingStore::progress() const {
 Result<void> MigratingStore::start(Dir dir) {
   const char* what = dir == Dir::out ? "evacuate" : "promote";
   if (!spill_)
-    return fail(EINVAL, std::string(what) +
-                            ": no spill store configured for this export (give tierswap-nbd --spill lz4 or "
-                            "--spill file:PATH; in tierswap.yaml, spill: under the vram tier)");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   std::string(what) +
+                       ": no spill store configured for this export (give tierswap-nbd --spill lz4 or "
+                       "--spill file:PATH; in tierswap.yaml, spill: under the vram tier)");
   cancel();  // a running job stops where it is; its chunks are in a stable state
   std::vector<std::uint32_t> todo;
   const ChunkState from = dir == Dir::out ? ChunkState::resident : ChunkState::spilled;

@@ -27,6 +27,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/vram/nbd_protocol.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::vram::attach {
 
@@ -52,7 +53,7 @@ Result<void> wait_fd(int fd, short events, std::chrono::milliseconds timeout) {
     if (n == 0)
       return fail(ETIMEDOUT, "NBD handshake: the server did not answer within " +
                                  std::to_string(timeout.count()) + " ms");
-    if (errno != EINTR) return fail(errno, "NBD handshake: poll");
+    if (errno != EINTR) return kernel_error(errno, "NBD handshake: poll");
   }
 }
 
@@ -64,7 +65,7 @@ Result<void> read_all(int fd, void* buf, std::size_t n, std::chrono::millisecond
     if (r == 0) return fail(EPROTO, "NBD handshake: the server closed the connection");
     if (r < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
-      return fail(errno, "NBD handshake: read");
+      return kernel_error(errno, "NBD handshake: read");
     }
     p += r;
     n -= static_cast<std::size_t>(r);
@@ -79,7 +80,7 @@ Result<void> write_all(int fd, const void* buf, std::size_t n, std::chrono::mill
     const ssize_t r = ::send(fd, p, n, MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EINTR || errno == EAGAIN) continue;
-      return fail(errno, "NBD handshake: write");
+      return kernel_error(errno, "NBD handshake: write");
     }
     p += r;
     n -= static_cast<std::size_t>(r);
@@ -143,11 +144,12 @@ struct Family {
 // ENOENT when the family is not registered (no driver, or no netlink in it).
 Result<Family> open_family() {
   NlSock s(nl_socket_alloc());
-  if (!s) return fail(ENOMEM, "netlink: cannot allocate a socket");
+  if (!s) return kernel_error(ENOMEM, "netlink: cannot allocate a socket");
   if (const int e = genl_connect(s.get()); e < 0)
-    return fail(EIO, std::string("netlink: cannot connect a generic netlink socket: ") + nl_geterror(e));
+    return kernel_error(EIO,
+                        std::string("netlink: cannot connect a generic netlink socket: ") + nl_geterror(e));
   const int id = genl_ctrl_resolve(s.get(), NBD_GENL_FAMILY_NAME);
-  if (id < 0) return fail(ENOENT, "the kernel has no \"nbd\" generic netlink family");
+  if (id < 0) return kernel_error(ENOENT, "the kernel has no \"nbd\" generic netlink family");
   return Family{std::move(s), id};
 }
 
@@ -195,15 +197,15 @@ Result<Reply> transact(Family& fam, std::uint8_t cmd, const char* what, const Fi
   nl_socket_modify_cb(fam.sock.get(), NL_CB_VALID, NL_CB_CUSTOM, on_valid, &reply);
   nl_socket_modify_err_cb(fam.sock.get(), NL_CB_CUSTOM, on_error, &reply);
   nl_msg* msg = nlmsg_alloc();
-  if (msg == nullptr) return fail(ENOMEM, std::string("netlink: ") + what);
+  if (msg == nullptr) return kernel_error(ENOMEM, std::string("netlink: ") + what);
   if (genlmsg_put(msg, NL_AUTO_PORT, NL_AUTO_SEQ, fam.id, 0, 0, cmd, NBD_GENL_VERSION) == nullptr ||
       fill(msg) < 0) {
     nlmsg_free(msg);
-    return fail(EMSGSIZE, std::string("netlink: cannot build ") + what);
+    return refusal(ErrorKind::failed, EMSGSIZE, std::string("netlink: cannot build ") + what);
   }
   const int rc = nl_send_sync(fam.sock.get(), msg);  // frees msg
-  if (reply.error != 0) return fail(reply.error, what);
-  if (rc < 0) return fail(EIO, std::string(what) + ": " + nl_geterror(rc));
+  if (reply.error != 0) return kernel_error(reply.error, what);
+  if (rc < 0) return kernel_error(EIO, std::string(what) + ": " + nl_geterror(rc));
   return reply;
 }
 
@@ -282,7 +284,7 @@ bool have_driver_files(const HostFs& fs) {
 
 Result<void> nbd_ioctl(int fd, unsigned long req, unsigned long arg, const std::string& dev,
                        const char* name) {
-  if (::ioctl(fd, req, arg) < 0) return fail(errno, dev + ": ioctl " + name);
+  if (::ioctl(fd, req, arg) < 0) return kernel_error(errno, dev + ": ioctl " + name);
   return {};
 }
 
@@ -290,7 +292,7 @@ Result<void> nbd_ioctl(int fd, unsigned long req, unsigned long arg, const std::
 Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock, const ConnectOptions& o) {
   const std::string dev = paths::dev_node(nbd_name(index));
   Fd d(::open(fs.resolve(dev).c_str(), O_RDWR | O_CLOEXEC));
-  if (d.fd < 0) return fail(errno, dev + ": open");
+  if (d.fd < 0) return kernel_error(errno, dev + ": open");
   if (auto r = nbd_ioctl(d.fd, NBD_SET_BLKSIZE, o.block_size, dev, "NBD_SET_BLKSIZE"); !r)
     return std::unexpected(r.error());
   if (auto r = nbd_ioctl(d.fd, NBD_SET_SIZE_BLOCKS, o.size / o.block_size, dev, "NBD_SET_SIZE_BLOCKS"); !r)
@@ -303,7 +305,7 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
   if (auto r = nbd_ioctl(d.fd, NBD_SET_FLAGS, o.transmission_flags, dev, "NBD_SET_FLAGS"); !r)
     return std::unexpected(r.error());
   if (auto r = nbd_ioctl(d.fd, NBD_SET_SOCK, static_cast<unsigned long>(sock), dev, "NBD_SET_SOCK"); !r) {
-    if (r.error().code == EBUSY) return fail(EBUSY, dev + " is in use");
+    if (r.error().code == EBUSY) return kernel_error(EBUSY, dev + " is in use");
     return std::unexpected(r.error());
   }
   // The helper keeps only the device: stdin and stdout on /dev/null (a
@@ -314,7 +316,7 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
   if (pid < 0) {
     const int e = errno;
     ::ioctl(d.fd, NBD_CLEAR_SOCK);
-    return fail(e, dev + ": fork for NBD_DO_IT");
+    return kernel_error(e, dev + ": fork for NBD_DO_IT");
   }
   if (pid == 0) {
     // Only async-signal-safe calls from here: the parent may have threads.
@@ -339,7 +341,8 @@ Result<Attachment> connect_ioctl_one(const HostFs& fs, unsigned index, int sock,
     }
     int status = 0;
     if (::waitpid(pid, &status, WNOHANG) == pid)
-      return fail(EIO, dev + ": NBD_DO_IT ended at once (exit " + std::to_string(WEXITSTATUS(status)) + ")");
+      return kernel_error(
+          EIO, dev + ": NBD_DO_IT ended at once (exit " + std::to_string(WEXITSTATUS(status)) + ")");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   ::ioctl(d.fd, NBD_DISCONNECT);
@@ -416,7 +419,8 @@ Result<ExportInfo> client_handshake(int fd, std::string_view export_name, std::c
   const bool no_zeroes = (hflags & nbd::kFlagNoZeroes) != 0;
 
   // Client flags, then NBD_OPT_GO: u32 name length, name, u16 1, u16 BLOCK_SIZE.
-  if (export_name.size() > 4096) return fail(EINVAL, "NBD handshake: export name longer than 4096 bytes");
+  if (export_name.size() > 4096)
+    return refusal(ErrorKind::invalid_argument, EINVAL, "NBD handshake: export name longer than 4096 bytes");
   std::vector<std::byte> out(4 + nbd::kOptionHeaderSize + 4 + export_name.size() + 4);
   std::byte* p = out.data();
   nbd::store_be32(p, nbd::kClientFlagFixedNewstyle | (no_zeroes ? nbd::kClientFlagNoZeroes : 0U));
@@ -478,16 +482,19 @@ bool have_netlink_family() {
 }
 
 Result<Attachment> connect(const HostFs& fs, std::span<const int> sockets, const ConnectOptions& o) {
-  if (sockets.empty()) return fail(EINVAL, "nbd connect: no sockets given");
+  if (sockets.empty()) return refusal(ErrorKind::invalid_argument, EINVAL, "nbd connect: no sockets given");
   if (o.block_size < 512 || o.block_size > 65536 || (o.block_size & (o.block_size - 1)) != 0)
-    return fail(EINVAL, "nbd connect: block size " + std::to_string(o.block_size) +
-                            " is not a power of two from 512 to 65536");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "nbd connect: block size " + std::to_string(o.block_size) +
+                       " is not a power of two from 512 to 65536");
   if (o.size == 0 || o.size % o.block_size != 0)
-    return fail(EINVAL, "nbd connect: export size " + std::to_string(o.size) +
-                            " is not a non-zero multiple of the block size " + std::to_string(o.block_size));
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "nbd connect: export size " + std::to_string(o.size) +
+                       " is not a non-zero multiple of the block size " + std::to_string(o.block_size));
   if (sockets.size() > 1 && (o.transmission_flags & nbd::kTxCanMultiConn) == 0)
-    return fail(EINVAL, "nbd connect: " + std::to_string(sockets.size()) +
-                            " sockets, but the server does not advertise NBD_FLAG_CAN_MULTI_CONN");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "nbd connect: " + std::to_string(sockets.size()) +
+                       " sockets, but the server does not advertise NBD_FLAG_CAN_MULTI_CONN");
   if (!o.force_ioctl) {
     auto fam = open_family();
     if (fam) return connect_netlink(*fam, sockets, o);
@@ -495,9 +502,9 @@ Result<Attachment> connect(const HostFs& fs, std::span<const int> sockets, const
   }
   if (!have_driver_files(fs)) return fail(ENODEV, std::string(kNoDriver));
   if (sockets.size() > 1)
-    return fail(EINVAL, "nbd connect: the ioctl interface takes one socket, " +
-                            std::to_string(sockets.size()) +
-                            " given (this kernel's nbd driver has no netlink family)");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "nbd connect: the ioctl interface takes one socket, " + std::to_string(sockets.size()) +
+                       " given (this kernel's nbd driver has no netlink family)");
   return connect_ioctl(fs, sockets[0], o);
 }
 
@@ -540,7 +547,7 @@ Result<void> disconnect(const HostFs& fs, unsigned index, Via via) {
     return {};
   }
   Fd d(::open(fs.resolve(dev).c_str(), O_RDWR | O_CLOEXEC));
-  if (d.fd < 0) return fail(errno, dev + ": open");
+  if (d.fd < 0) return kernel_error(errno, dev + ": open");
   if (auto r = nbd_ioctl(d.fd, NBD_DISCONNECT, 0, dev, "NBD_DISCONNECT"); !r) return r;
   ::ioctl(d.fd, NBD_CLEAR_SOCK);
   // The helper leaves NBD_DO_IT once the kernel let go of the device.

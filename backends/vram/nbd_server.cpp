@@ -16,6 +16,7 @@
 #include "backends/vram/nbd_protocol.hpp"
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/unix_listener.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::vram {
 
@@ -78,19 +79,21 @@ void set_timeout(int fd, int option, int ms) {
   ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
 }
 
+// One recv() result against what is left to receive: data moves p and n on,
+// EINTR retries; false on EOF, error or timeout.
+bool received(ssize_t r, std::byte*& p, std::size_t& n) {
+  if (r > 0) {
+    p += r;
+    n -= static_cast<std::size_t>(r);
+    return true;
+  }
+  return r < 0 && errno == EINTR;
+}
+
 // Blocking; false on EOF, error or timeout.
 bool recv_exact(int fd, std::byte* p, std::size_t n) {
-  while (n > 0) {
-    const ssize_t r = ::recv(fd, p, n, MSG_WAITALL);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<std::size_t>(r);
-    } else if (r < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return false;
-    }
-  }
+  while (n > 0)
+    if (!received(::recv(fd, p, n, MSG_WAITALL), p, n)) return false;
   return true;
 }
 
@@ -103,15 +106,7 @@ bool recv_until(int fd, std::byte* p, std::size_t n, std::int64_t deadline_ms) {
     const std::int64_t left = deadline_ms - now_ms();
     if (left <= 0) return false;
     set_timeout(fd, SO_RCVTIMEO, static_cast<int>(left));
-    const ssize_t r = ::recv(fd, p, n, 0);
-    if (r > 0) {
-      p += r;
-      n -= static_cast<std::size_t>(r);
-    } else if (r < 0 && errno == EINTR) {
-      continue;
-    } else {
-      return false;
-    }
+    if (!received(::recv(fd, p, n, 0), p, n)) return false;
   }
   return true;
 }
@@ -270,10 +265,12 @@ Server::~Server() {
 }
 
 Result<void> Server::start() {
-  if (opt_.connections == 0) return fail(EINVAL, "--connections must be at least 1");
+  if (opt_.connections == 0)
+    return refusal(ErrorKind::invalid_argument, EINVAL, "--connections must be at least 1");
   if (opt_.fds.size() > opt_.connections)
-    return fail(EINVAL, "--fd given " + std::to_string(opt_.fds.size()) + " times but --connections is " +
-                            std::to_string(opt_.connections));
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--fd given " + std::to_string(opt_.fds.size()) + " times but --connections is " +
+                       std::to_string(opt_.connections));
   if (opt_.queue_depth == 0 || opt_.queue_depth > 512) opt_.queue_depth = 64;
   opt_.buffer_bytes = std::max<std::size_t>(opt_.buffer_bytes, 64U << 10) / 4096 * 4096;
   batching_ = store_.prefers_batching();
@@ -296,14 +293,17 @@ Result<void> Server::start() {
     sockaddr_storage peer{};
     socklen_t plen = sizeof peer;
     if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode))
-      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not an open socket");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) + ": not an open socket");
     if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
-      return fail(EINVAL, "--fd " + std::to_string(fd) + ": not a stream socket");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) + ": not a stream socket");
     len = sizeof listening;
     if ((::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening != 0) ||
         ::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &plen) != 0)
-      return fail(EINVAL, "--fd " + std::to_string(fd) +
-                              ": not a connected socket (give a listening socket's path with --socket)");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--fd " + std::to_string(fd) +
+                         ": not a connected socket (give a listening socket's path with --socket)");
     ::fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   warm_up();
@@ -323,20 +323,21 @@ Result<void> Server::start() {
     pthread_t t{};
     if (!spawn(t, [this, conn = c.get()] { worker_loop(*conn); })) {
       stop();
-      return fail(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
+      return kernel_error(EAGAIN, "cannot start the I/O thread of connection " + std::to_string(c->index));
     }
     workers_.push_back(t);
     if (!pipelined()) continue;
     if (!spawn(t, [this, conn = c.get()] { completer_loop(*conn); })) {
       stop();
-      return fail(EAGAIN, "cannot start the completion thread of connection " + std::to_string(c->index));
+      return kernel_error(EAGAIN,
+                          "cannot start the completion thread of connection " + std::to_string(c->index));
     }
     completers_.push_back(t);
   }
   if (batching_) {
     if (!spawn(batcher_thread_, [this] { batcher_loop(); })) {
       stop();
-      return fail(EAGAIN, "cannot start the batching thread");
+      return kernel_error(EAGAIN, "cannot start the batching thread");
     }
     batcher_running_ = true;
   }
@@ -357,7 +358,7 @@ Result<void> Server::start() {
   if (listen_fd_ >= 0) {
     if (!spawn(accept_thread_, [this] { accept_loop(); })) {
       stop();
-      return fail(EAGAIN, "cannot start the accept thread");
+      return kernel_error(EAGAIN, "cannot start the accept thread");
     }
     accept_running_ = true;
   }

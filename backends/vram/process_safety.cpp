@@ -24,9 +24,9 @@ namespace tierswap::vram {
 
 Result<void> lock_all_memory() {
   if (::mlockall(MCL_CURRENT | MCL_FUTURE | MCL_ONFAULT) != 0)
-    return fail(errno,
-                "mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) (needs CAP_IPC_LOCK or a higher "
-                "RLIMIT_MEMLOCK; --no-mlock only for tests)");
+    return kernel_error(errno,
+                        "mlockall(MCL_CURRENT|MCL_FUTURE|MCL_ONFAULT) (needs CAP_IPC_LOCK or a higher "
+                        "RLIMIT_MEMLOCK; --no-mlock only for tests)");
   const std::size_t code = lock_loaded_code();
   spdlog::debug("locked {} KiB of loaded code and data", code >> 10);
   return {};
@@ -105,12 +105,12 @@ void touch_pages(void* p, std::size_t n) {
 Result<void> protect_from_oom() {
   const std::string path(paths::proc_self_oom_score_adj);
   const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd < 0) return fail(errno, path);
+  if (fd < 0) return kernel_error(errno, path);
   const char value[] = "-1000\n";
   const ssize_t n = ::write(fd, value, sizeof value - 1);
   const int err = errno;
   ::close(fd);
-  if (n != static_cast<ssize_t>(sizeof value - 1)) return fail(err, path + ": writing -1000");
+  if (n != static_cast<ssize_t>(sizeof value - 1)) return kernel_error(err, path + ": writing -1000");
   return {};
 }
 

@@ -13,6 +13,7 @@
 
 #include "backends/hostfs/host_fs.hpp"
 #include "backends/swap/safe_path.hpp"
+#include "common/refusal.hpp"
 
 namespace tierswap::vram {
 
@@ -319,15 +320,18 @@ class Lz4SpillStore final : public SpillStore {
 
 Result<std::unique_ptr<SpillStore>> make_lz4_spill(std::uint64_t size, int acceleration) {
   if (size == 0 || size % 512 != 0)
-    return fail(EINVAL, "lz4 spill: size " + std::to_string(size) + " must be a non-zero multiple of 512");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "lz4 spill: size " + std::to_string(size) + " must be a non-zero multiple of 512");
   if (acceleration < 1 || acceleration > 65537)
-    return fail(EINVAL, "lz4 spill: acceleration " + std::to_string(acceleration) + " is not in 1..65537");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "lz4 spill: acceleration " + std::to_string(acceleration) + " is not in 1..65537");
   return std::unique_ptr<SpillStore>(new Lz4SpillStore(size, acceleration));
 }
 
 Result<std::unique_ptr<SpillStore>> make_file_spill(const std::string& path, std::uint64_t size) {
   if (path.empty() || path[0] != '/' || path.back() == '/')
-    return fail(EINVAL, "spill file \"" + path + "\": give an absolute path to a file");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "spill file \"" + path + "\": give an absolute path to a file");
   const auto slash = path.rfind('/');
   const std::string dir_path = slash == 0 ? "/" : path.substr(0, slash);
   const std::string name = path.substr(slash + 1);
@@ -335,26 +339,28 @@ Result<std::unique_ptr<SpillStore>> make_file_spill(const std::string& path, std
   auto dir = swap::open_safe_dir(fs, dir_path);
   if (!dir) return wrap(dir.error(), "spill file " + path);
   if (!dir->missing.empty())
-    return fail(ENOENT,
-                "spill file " + path + ": directory " + dir_path + " does not exist (create it, mode 0700)");
+    return refusal(
+        ErrorKind::not_found, ENOENT,
+        "spill file " + path + ": directory " + dir_path + " does not exist (create it, mode 0700)");
   // O_PATH descriptors from the walk: a real one for the directory.
   swap::UniqueFd d{::openat(dir->fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
-  if (!d) return fail(errno, "spill file " + path + ": opening " + dir_path);
+  if (!d) return kernel_error(errno, "spill file " + path + ": opening " + dir_path);
   swap::UniqueFd fd{
       ::openat(d.get(), name.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC, 0600)};
   if (!fd) {
     const int e = errno;
     if (e == EEXIST)
-      return fail(EEXIST, "spill file " + path +
-                              ": something is already there (a file or a link); tierswap-nbd creates its "
-                              "spill file itself and never reuses one: remove it or pick another path");
-    return fail(e, "spill file " + path + ": cannot create it");
+      return refusal(ErrorKind::invalid_argument, EEXIST,
+                     "spill file " + path +
+                         ": something is already there (a file or a link); tierswap-nbd creates its "
+                         "spill file itself and never reuses one: remove it or pick another path");
+    return kernel_error(e, "spill file " + path + ": cannot create it");
   }
   // From here on the name is ours: the data lives in the unnamed file.
   ::unlinkat(d.get(), name.c_str(), 0);
-  if (::fchmod(fd.get(), 0600) != 0) return fail(errno, "spill file " + path + ": chmod 0600");
+  if (::fchmod(fd.get(), 0600) != 0) return kernel_error(errno, "spill file " + path + ": chmod 0600");
   if (::fallocate(fd.get(), 0, 0, static_cast<off_t>(size)) != 0)
-    return fail(errno, "spill file " + path + ": fallocate " + std::to_string(size) + " bytes");
+    return kernel_error(errno, "spill file " + path + ": fallocate " + std::to_string(size) + " bytes");
   // A second open file description of the same inode, for O_DIRECT.
   const std::string self = "/proc/self/fd/" + std::to_string(fd.get());
   int direct = ::open(self.c_str(), O_RDWR | O_DIRECT | O_CLOEXEC);
@@ -373,11 +379,13 @@ Result<std::unique_ptr<SpillStore>> make_spill(const std::string& spec, std::uin
     char* end = nullptr;
     const long v = std::strtol(a.c_str(), &end, 10);
     if (a.empty() || *end != '\0' || v < 1 || v > 65537)
-      return fail(EINVAL, "--spill " + spec + ": lz4:N takes an acceleration N from 1 (best ratio) to 65537");
+      return refusal(ErrorKind::invalid_argument, EINVAL,
+                     "--spill " + spec + ": lz4:N takes an acceleration N from 1 (best ratio) to 65537");
     return make_lz4_spill(size, static_cast<int>(v));
   }
   if (spec.starts_with("file:")) return make_file_spill(spec.substr(5), size);
-  return fail(EINVAL, "--spill " + spec + ": unknown spill store (use lz4, lz4:ACCELERATION or file:/PATH)");
+  return refusal(ErrorKind::invalid_argument, EINVAL,
+                 "--spill " + spec + ": unknown spill store (use lz4, lz4:ACCELERATION or file:/PATH)");
 }
 
 }  // namespace tierswap::vram

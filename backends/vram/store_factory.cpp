@@ -1,6 +1,7 @@
 #include "backends/vram/store_factory.hpp"
 
 #include "backends/vram/host_store.hpp"
+#include "common/refusal.hpp"
 
 #ifdef TIERSWAP_HAVE_CUDA_STORE
 #include "backends/vram/cuda_store.hpp"
@@ -22,7 +23,6 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     h.size = options.size;
     h.lock = options.lock;
     h.prefer_batching = options.kind == "host-batch";
-    h.fail_offset = options.fail_offset;
     h.chunk_bytes = options.chunk_bytes;
     auto s = HostStore::create(h);
     if (!s) return std::unexpected(s.error());
@@ -41,12 +41,13 @@ Result<std::unique_ptr<BlockStore>> make_store(const StoreOptions& options, std:
     return std::unique_ptr<BlockStore>(std::move(*r));
 #else
     // Code 0: the message is complete; strerror(ENOTSUP) would only repeat it.
-    return fail(0,
+    return fail(ErrorKind::unsupported,
                 "--store cuda: this tierswap-nbd was built without CUDA support "
                 "(rebuild with -DTIERSWAP_WITH_CUDA=ON, or use --store host)");
 #endif
   }
-  return fail(EINVAL, "--store " + options.kind + ": unknown store (use host or cuda)");
+  return refusal(ErrorKind::invalid_argument, EINVAL,
+                 "--store " + options.kind + ": unknown store (use host or cuda)");
 }
 
 }  // namespace tierswap::vram

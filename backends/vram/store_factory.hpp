@@ -19,7 +19,6 @@ struct StoreOptions {
   std::uint64_t size = 0;
   std::string device;                       // cuda: "" first GPU, index or UUID
   bool lock = true;                         // host: mlock the export
-  std::uint64_t fail_offset = UINT64_MAX;   // host stores: test failure injection
   std::uint64_t chunk_bytes = 64ULL << 20;  // allocation unit (ChunkedStore)
 };
 

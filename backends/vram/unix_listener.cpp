@@ -12,6 +12,8 @@
 #include <ctime>
 #include <string>
 
+#include "common/refusal.hpp"
+
 namespace tierswap::vram {
 
 namespace {
@@ -48,8 +50,14 @@ Result<int> listen_private_unix(const std::string& path, int backlog) {
   const std::string dir = parent_of(path);
   const std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
   if (base.empty() || base == "." || base == "..")
-    return fail(EINVAL, "--socket " + path + ": needs a file name after the directory");
-  auto bad = [&](int err, const std::string& what) { return fail(err, "--socket " + path + ": " + what); };
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--socket " + path + ": needs a file name after the directory");
+  auto bad = [&](int err, const std::string& what) {
+    return kernel_error(err, "--socket " + path + ": " + what);
+  };
+  auto refuse = [&](const std::string& what) {
+    return refusal(ErrorKind::invalid_argument, EPERM, "--socket " + path + ": " + what);
+  };
 
   // The directory is opened once, without following a link in its last
   // component, and everything after goes through that descriptor: a link or
@@ -77,10 +85,9 @@ Result<int> listen_private_unix(const std::string& path, int backlog) {
   struct stat st {};
   if (::fstat(dfd, &st) != 0) return bad(errno, "fstat " + dir);
   if (st.st_uid != ::geteuid())
-    return bad(EPERM,
-               "directory " + dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user");
+    return refuse("directory " + dir + " belongs to uid " + std::to_string(st.st_uid) + ", not to this user");
   if ((st.st_mode & 077) != 0)
-    return bad(EPERM, "directory " + dir + " is open to other users (chmod 0700 " + dir + ")");
+    return refuse("directory " + dir + " is open to other users (chmod 0700 " + dir + ")");
 
   sockaddr_un addr;
   if (!fill_addr(path, addr)) return bad(ENAMETOOLONG, "path too long for a Unix socket");
@@ -155,10 +162,11 @@ Result<int> listen_private_unix(const std::string& path, int backlog) {
 Result<void> check_peer(int fd, unsigned own_uid) {
   ucred cred{};
   socklen_t len = sizeof cred;
-  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return fail(errno, "SO_PEERCRED");
+  if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return kernel_error(errno, "SO_PEERCRED");
   if (cred.uid == 0 || cred.uid == own_uid) return {};
-  return fail(EPERM, "peer pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
-                         " is neither root nor uid " + std::to_string(own_uid));
+  return refusal(ErrorKind::permission_denied, EPERM,
+                 "peer pid " + std::to_string(cred.pid) + " uid " + std::to_string(cred.uid) +
+                     " is neither root nor uid " + std::to_string(own_uid));
 }
 
 }  // namespace tierswap::vram

@@ -17,6 +17,7 @@
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/swap_step.hpp"
 #include "backends/vram/nbd_attach.hpp"
+#include "common/refusal.hpp"
 
 #ifndef TIERSWAP_NBD_INSTALLED
 #define TIERSWAP_NBD_INSTALLED "/usr/sbin/tierswap-nbd"
@@ -134,7 +135,8 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   const int n = std::max(1, std::atoi(option(s.value, "connections").c_str()));
   const std::string exe = exporter_path();
   if (::access(exe.c_str(), X_OK) != 0)
-    return fail(errno, "vram tier \"" + s.tier + "\": " + exe + ": cannot run the exporter " + kExporter);
+    return kernel_error(errno,
+                        "vram tier \"" + s.tier + "\": " + exe + ": cannot run the exporter " + kExporter);
 
   std::vector<int> ours, theirs;
   const auto close_all = [&] {
@@ -146,7 +148,7 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
       const int e = errno;
       close_all();
-      return fail(e, "vram tier \"" + s.tier + "\": socketpair for the exporter");
+      return kernel_error(e, "vram tier \"" + s.tier + "\": socketpair for the exporter");
     }
     ours.push_back(sv[0]);
     theirs.push_back(sv[1]);
@@ -156,7 +158,7 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0) {
     const int e = errno;
     close_all();
-    return fail(e, "vram tier \"" + s.tier + "\": socketpair for the exporter's control channel");
+    return kernel_error(e, "vram tier \"" + s.tier + "\": socketpair for the exporter's control channel");
   }
   ours.push_back(ctl[0]);
   theirs.push_back(ctl[1]);
@@ -165,7 +167,7 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   if (::pipe2(report, O_CLOEXEC) != 0) {
     const int e = errno;
     close_all();
-    return fail(e, "vram tier \"" + s.tier + "\": pipe for the exporter");
+    return kernel_error(e, "vram tier \"" + s.tier + "\": pipe for the exporter");
   }
   std::vector<std::string> args = {exe, "--store", store, "--size", std::to_string(s.size)};
   if (!device.empty()) args.insert(args.end(), {"--device", device});
@@ -183,7 +185,7 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
     close_all();
     ::close(report[0]);
     ::close(report[1]);
-    return fail(e, "vram tier \"" + s.tier + "\": fork for the exporter");
+    return kernel_error(e, "vram tier \"" + s.tier + "\": fork for the exporter");
   }
   if (pid == 0) {
     // Only async-signal-safe calls until exec: its own session, so that the
@@ -203,7 +205,7 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   if (got == sizeof exec_errno) {
     ::waitpid(pid, nullptr, 0);
     for (int fd : ours) ::close(fd);
-    return fail(exec_errno, "vram tier \"" + s.tier + "\": " + exe + ": exec failed");
+    return kernel_error(exec_errno, "vram tier \"" + s.tier + "\": " + exe + ": exec failed");
   }
   const auto info = proc_info(ctx.fs, pid);
   const std::string id = process_id(pid, info ? info->start : 0);
@@ -220,7 +222,8 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
 Result<void> attach(Step& s, ExecContext& ctx) {
   const auto it = ctx.bindings.find(fds_placeholder(s.tier));
   if (it == ctx.bindings.end())
-    return fail(EINVAL, "vram tier \"" + s.tier + "\": no exporter was started for it in this apply");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "vram tier \"" + s.tier + "\": no exporter was started for it in this apply");
   const std::string list = it->second;
   ctx.bindings.erase(it);
   std::vector<int> fds;
@@ -252,12 +255,13 @@ Result<void> attach(Step& s, ExecContext& ctx) {
 }
 
 Result<void> detach(const Step& s, ExecContext& ctx) {
-  if (!s.path.starts_with("nbd")) return fail(EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
+  if (!s.path.starts_with("nbd"))
+    return refusal(ErrorKind::invalid_argument, EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
   unsigned index = 0;
   try {
     index = static_cast<unsigned>(std::stoul(s.path.substr(3)));
   } catch (...) {
-    return fail(EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
+    return refusal(ErrorKind::invalid_argument, EINVAL, "vram: \"" + s.path + "\" is not an nbd device");
   }
   if (!ctx.fs.exists(paths::block_attr(s.path))) return {};  // the device is gone: nothing to disconnect
   const auto via = attach::have_netlink_family() ? attach::Via::kNetlink : attach::Via::kIoctl;
@@ -288,16 +292,18 @@ Result<void> stop_exporter(const Step& s, ExecContext& ctx) {
   pid_t pid = 0;
   std::uint64_t start = 0;
   if (!parse_process_id(s.path, pid, start))
-    return fail(EINVAL, "vram: \"" + s.path + "\" does not name an exporter (PID:START)");
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "vram: \"" + s.path + "\" does not name an exporter (PID:START)");
   // Once its connections end (detach, or the daemon's socket ends closed)
   // the exporter exits by itself.
   if (wait_exit(ctx.fs, pid, start, kExitGrace)) return {};
   if (::kill(pid, SIGTERM) != 0 && errno != ESRCH)
-    return fail(errno,
-                "vram tier \"" + s.tier + "\": SIGTERM to " + kExporter + " pid " + std::to_string(pid));
+    return kernel_error(
+        errno, "vram tier \"" + s.tier + "\": SIGTERM to " + kExporter + " pid " + std::to_string(pid));
   if (wait_exit(ctx.fs, pid, start, kExitGrace)) return {};
-  return fail(EBUSY, "vram tier \"" + s.tier + "\": " + kExporter + " pid " + std::to_string(pid) +
-                         " does not exit (is a device still attached to it?)");
+  return refusal(ErrorKind::busy, EBUSY,
+                 "vram tier \"" + s.tier + "\": " + kExporter + " pid " + std::to_string(pid) +
+                     " does not exit (is a device still attached to it?)");
 }
 
 // --- re-adoption after a restart (TierKind::readopt) ------------------------

@@ -3,11 +3,13 @@
 // (tierswapd-test --test-fake-kernel): tierswapctl status and --json, busctl
 // introspect, nobody gets AccessDenied, malformed arguments get named errors,
 // demote/promote with progress, a refused demote with the numbers; D-Bus at
-// boot (the bus appears after the daemon) and a bus that never answers.
+// boot (the bus appears after the daemon) and a bus that never answers; a
+// tick reads the machine once with D-Bus serving.
 #include <gtest/gtest.h>
 #include <pwd.h>
 #include <sdbus-c++/sdbus-c++.h>
 #include <signal.h>
+#include <sys/inotify.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -23,6 +25,7 @@
 #include <functional>
 #include <mutex>
 #include <sstream>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -116,6 +119,54 @@ TEST_F(TierswapdDbus, StatusHumanAndJson) {
   EXPECT_EQ(s.tiers[1].kind, "file");
   EXPECT_EQ(s.tiers[1].priority, 10);
   EXPECT_EQ(s.tiers[1].size_bytes, 65532ull * 1024);
+}
+
+// With D-Bus, the properties come from the tick's own observation: one
+// read of the machine per tick, not the policy's read and then the
+// service's. Ticks are counted by --record (one line per decision), reads
+// by inotify's IN_OPEN on the fake root's /proc/meminfo (read once per
+// observation, and by nothing else on an idle daemon).
+TEST_F(TierswapdDbus, ATickReadsTheMachineOnce) {
+  svc_.reset();
+  const fs::path record = fs::path(bus_.dir()) / "ticks.jsonl";
+  std::string cmd;
+  for (const auto& w : daemon_argv(root_)) cmd += w + " ";
+  cmd += "--bus-address {address} {args}";
+  ::setenv("TIERSWAP_DBUS_SERVER", cmd.c_str(), 1);
+  svc_ = std::make_unique<Service>(bus_, std::vector<std::string>{"--record", record.string()});
+  ::unsetenv("TIERSWAP_DBUS_SERVER");
+  ASSERT_TRUE(svc_->ready()) << read_file(bus_.dir() + "/service.out");
+  const auto ticks = [&] {
+    const std::string t = fs::exists(record) ? read_file(record.string()) : std::string();
+    return static_cast<int>(std::count(t.begin(), t.end(), '\n'));
+  };
+  const auto wait_ticks = [&](int n) {
+    const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (ticks() < n && std::chrono::steady_clock::now() < end)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    return ticks() >= n;
+  };
+  // Right after a tick's decision: the next tick is 2 s away.
+  ASSERT_TRUE(wait_ticks(1)) << read_file(bus_.dir() + "/service.out");
+  const int fd = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  ASSERT_GE(::inotify_add_watch(fd, (root_ / "proc").c_str(), IN_OPEN), 0) << std::strerror(errno);
+  const int first = ticks();
+  ASSERT_TRUE(wait_ticks(first + 3)) << read_file(bus_.dir() + "/service.out");
+  // What a tick queued after its decision (the old second read) has run.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const int seen = ticks() - first;
+  int opens = 0;
+  alignas(inotify_event) char buf[8192];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
+    for (char* p = buf; p < buf + n;) {
+      const auto* ev = reinterpret_cast<const inotify_event*>(p);
+      opens += ev->len > 0 && std::string_view(ev->name) == "meminfo";
+      p += sizeof(inotify_event) + ev->len;
+    }
+  ::close(fd);
+  EXPECT_GE(seen, 3);
+  EXPECT_EQ(opens, seen) << seen << " ticks opened /proc/meminfo " << opens << " times";
 }
 
 // Plan is open to everyone but costs a whole plan on the daemon's loop:

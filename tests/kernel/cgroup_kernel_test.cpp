@@ -111,7 +111,6 @@ class ScratchCgroup {
     EngineOptions eo;
     eo.root = root_.string();
     eo.config = (root_ / "etc/tierswap.yaml").string();
-    eo.fake_kernel = true;  // no swapon/swapoff: the config has no tiers
     eo.info = eo.warn = [](const std::string&) {};
     return std::make_unique<Engine>(eo);
   }

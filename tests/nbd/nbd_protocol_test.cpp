@@ -11,6 +11,7 @@
 
 #include "backends/vram/exporter.hpp"
 #include "backends/vram/nbd_handshake.hpp"
+#include "tests/nbd/exporter_test_hooks.hpp"
 
 using namespace tierswap::vram;
 using namespace tierswap::vram::nbd;
@@ -234,7 +235,6 @@ TEST(ExporterCommandLine, DefaultsAndTestHooks) {
   CPU_ZERO(&set);
   ASSERT_EQ(::sched_getaffinity(0, sizeof set, &set), 0);
   EXPECT_EQ(o->connections, std::min(static_cast<unsigned>(CPU_COUNT(&set)), 16U));
-  EXPECT_EQ(o->fail_offset, UINT64_MAX);
   EXPECT_EQ(o->handshake_timeout_ms, 10000);
   // More --fd than CPUs: a slot each.
   std::vector<std::string_view> many = {"--size", "1M", "--store", "host"};
@@ -250,13 +250,17 @@ TEST(ExporterCommandLine, DefaultsAndTestHooks) {
   EXPECT_EQ(m->connections, fds.size());
   std::vector<std::string_view> t = {"--socket",           "s", "--size", "1M", "--store", "host",
                                      "--test-fail-offset", "1M"};
-  auto h = parse_command_line(t, true);
+  // The test exporter's hooks come from the test library, not the exporter.
+  tierswap::vram::test::TestHooks hooks;
+  EXPECT_EQ(hooks.fail_offset, UINT64_MAX);
+  const ExporterBuild build = tierswap::vram::test::test_build(hooks);
+  auto h = parse_command_line(t, build.options);
   ASSERT_TRUE(h) << h.error().message;
-  EXPECT_EQ(h->fail_offset, 1U << 20);
+  EXPECT_EQ(hooks.fail_offset, 1U << 20);
   EXPECT_NE(version_text(true).find("test-hooks=yes"), std::string::npos);
   EXPECT_NE(version_text(false).find("test-hooks=no"), std::string::npos);
-  EXPECT_EQ(usage_text(false).find("--test-fail-offset"), std::string::npos);
-  EXPECT_NE(usage_text(true).find("--test-fail-offset"), std::string::npos);
+  EXPECT_EQ(usage_text().find("--test-fail-offset"), std::string::npos);
+  EXPECT_NE(usage_text(build.options).find("--test-fail-offset"), std::string::npos);
 }
 
 TEST(ExporterCommandLine, Sizes) {

@@ -73,6 +73,37 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
+// --- installed binaries ------------------------------------------------------
+
+// What `make install` puts on a machine carries no test seam: no test
+// option, no TIERSWAP_TEST_* variable, no fault injection, no fake kernel.
+// Each needle is first found in the test builds (tierswapd-test,
+// tierswap-nbd-testhooks), so a scan that could not see it fails rather
+// than passes.
+TEST(InstalledBinaries, CarryNoTestSeams) {
+  const auto bytes = [](const fs::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  const std::string daemon_test = bytes(TIERSWAPD_TEST), nbd_test = bytes(TIERSWAP_NBD_TESTHOOKS);
+  ASSERT_THAT(daemon_test, HasSubstr("--test-fail-step"));
+  ASSERT_THAT(daemon_test, HasSubstr("--test-fake-kernel"));
+  ASSERT_THAT(daemon_test, HasSubstr("injected fault"));
+  ASSERT_THAT(daemon_test, HasSubstr("recording kernel"));
+  ASSERT_THAT(nbd_test, HasSubstr("--test-fail-offset"));
+  for (const char* bin : {TIERSWAPD, TIERSWAPCTL, TIERSWAP_NBD}) {
+    SCOPED_TRACE(bin);
+    const std::string b = bytes(bin);
+    ASSERT_GT(b.size(), 4096u);
+    for (const char* needle :
+         {"--test-", "TIERSWAP_TEST_", "injected fault", "recording kernel", "test hook"})
+      EXPECT_THAT(b, Not(HasSubstr(needle)));
+    const Output help = run(quote(bin) + " --help");
+    EXPECT_EQ(help.rc, 0) << help.out;
+    EXPECT_THAT(help.out, Not(HasSubstr("--test-")));
+  }
+}
+
 // --- example configs -------------------------------------------------------
 
 const fs::path kExamples = kSource / "packaging/examples";

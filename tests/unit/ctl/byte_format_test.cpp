@@ -28,6 +28,14 @@ TEST(ByteFormat, Tables) {
   EXPECT_EQ(format_bytes_short(200 * MiB), "200M");
 }
 
+// The policy engine's whole-MiB form (its reasons and goldens).
+TEST(ByteFormat, WholeMiB) {
+  EXPECT_EQ(format_mib(0), "0 MiB");
+  EXPECT_EQ(format_mib(MiB - 1), "0 MiB");
+  EXPECT_EQ(format_mib(MiB + MiB / 2), "1 MiB");
+  EXPECT_EQ(format_mib(1024 * MiB), "1024 MiB");
+}
+
 TEST(TierName, OneRule) {
   EXPECT_TRUE(check_tier_name("a-b_C9"));
   EXPECT_TRUE(check_tier_name(std::string(32, 'a')));

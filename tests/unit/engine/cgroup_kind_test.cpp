@@ -51,7 +51,6 @@ class CgroupKind : public ::testing::Test {
     EngineOptions eo;
     eo.root = root_.str();
     eo.config = (root_.path() / "etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
     eo.info = eo.warn = [](const std::string&) {};
     return std::make_unique<Engine>(eo);
   }

@@ -10,11 +10,8 @@
 #include <mutex>
 #include <regex>
 
-#include "daemon/engine.hpp"
 #include "daemon/journal.hpp"
-#include "fake_root.hpp"
-#include "tests/support/recording_kernel.hpp"
-#include "gate_kernel.hpp"
+#include "engine_fixture.hpp"
 
 using namespace tierswap;
 using namespace std::chrono_literals;
@@ -22,7 +19,6 @@ using namespace std::chrono_literals;
 namespace {
 
 using test::Events;
-using test::GateKernel;
 
 void set_used(const test::TempRoot& root, const std::string& path, std::uint64_t kib) {
   test::set_swap_used(root.path() / "proc/swaps", path, kib);
@@ -32,18 +28,11 @@ bool contains(const std::vector<std::string>& v, const std::string& s) {
   return std::find(v.begin(), v.end(), s) != v.end();
 }
 
-class ManagerTest : public ::testing::Test {
+class ManagerTest : public test::EngineTest {
  protected:
   void SetUp() override {
-    root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    const HostFs hfs(root_->str());
-    auto k = std::make_unique<GateKernel>(hfs);
-    kernel_ = k.get();
-    EngineOptions eo;
-    eo.root = root_->str();
-    eo.config = (root_->path() / "etc/tierswap.yaml").string();
-    engine_ = std::make_unique<Engine>(eo, std::move(k));
-    ASSERT_TRUE(engine_->start());
+    EngineTest::SetUp();
+    if (HasFatalFailure()) return;
     ManagerOptions mo;
     mo.version = "9.9";
     mo.poll_interval = 10ms;
@@ -52,16 +41,7 @@ class ManagerTest : public ::testing::Test {
     manager_->set_state("running");
     manager_->set_events(events_.make());
   }
-  void TearDown() override {
-    if (kernel_) kernel_->open_gate();
-    manager_.reset();
-    if (engine_) {
-      // Pages a test left in the areas would (rightly) keep a tier at
-      // teardown (teardown_test.cpp covers that): these tests stop clean.
-      test::clear_swap_used(root_->path() / "proc/swaps");
-      EXPECT_TRUE(engine_->stop());
-    }
-  }
+  void drop() override { manager_.reset(); }
   std::vector<std::string> calls() { return kernel_->rec().calls(); }
   const TierStatus* tier(const Status& s, const std::string& name) {
     for (const auto& t : s.tiers)
@@ -69,9 +49,6 @@ class ManagerTest : public ::testing::Test {
     return nullptr;
   }
 
-  std::unique_ptr<test::TempRoot> root_;
-  GateKernel* kernel_ = nullptr;
-  std::unique_ptr<Engine> engine_;
   std::unique_ptr<Manager> manager_;
   Events events_;
   std::chrono::steady_clock::time_point now_{std::chrono::seconds(1000)};
@@ -123,6 +100,32 @@ TEST_F(ManagerTest, StatusFromFakeProcSwapsMmStatPsiMeminfoVmstat) {
   EXPECT_DOUBLE_EQ(s.swap_in_pages_per_s, 100.0);
   EXPECT_DOUBLE_EQ(s.swap_out_pages_per_s, 500.0);
   EXPECT_EQ(s.config_source, (root_->path() / "etc/tierswap.yaml").string());
+}
+
+// tick() observes once (the signal providers are asked once per
+// observation) and returns that observation's Status, completed like
+// status(): the daemon publishes it on D-Bus without a second read.
+TEST_F(ManagerTest, TickObservesOnceAndReturnsThatStatus) {
+  manager_.reset();
+  auto observations = std::make_shared<int>(0);  // outlives the test body with the Manager
+  ManagerOptions mo;
+  mo.version = "9.9";
+  mo.now = [this] { return now_; };
+  mo.providers.on_battery = [observations] {
+    ++*observations;
+    return std::optional<bool>{};
+  };
+  manager_ = std::make_unique<Manager>(*engine_, mo);
+  manager_->set_state("running");
+  set_used(*root_, "/var/swap/tier.swap", 1024);
+  const Status s = manager_->tick();
+  EXPECT_EQ(*observations, 1);
+  EXPECT_EQ(s.version, "9.9");
+  EXPECT_EQ(s.state, "running");
+  ASSERT_EQ(s.tiers.size(), 2u);
+  EXPECT_EQ(s.tiers[1].used_bytes, 1024u * 1024);
+  (void)manager_->status();
+  EXPECT_EQ(*observations, 2);
 }
 
 TEST_F(ManagerTest, PressureAlertOncePerRiseFromTheFakePsi) {

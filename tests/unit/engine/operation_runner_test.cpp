@@ -8,41 +8,25 @@
 #include <atomic>
 #include <future>
 
-#include "daemon/engine.hpp"
-#include "fake_root.hpp"
-#include "gate_kernel.hpp"
+#include "engine_fixture.hpp"
 
 namespace tierswap {
 namespace {
 
 using namespace std::chrono_literals;
 
-class RunnerTest : public ::testing::Test {
+class RunnerTest : public test::EngineTest {
  protected:
   void SetUp() override {
-    root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    auto k = std::make_unique<test::GateKernel>(HostFs(root_->str()));
-    kernel_ = k.get();
-    EngineOptions eo;
-    eo.root = root_->str();
-    eo.config = (root_->path() / "etc/tierswap.yaml").string();
-    engine_ = std::make_unique<Engine>(eo, std::move(k));
-    ASSERT_TRUE(engine_->start());
+    EngineTest::SetUp();
+    if (HasFatalFailure()) return;
     sink_.set(events_.make());
     runner_ = std::make_unique<OperationRunner>(
         *engine_, sink_, RunnerOptions{10ms, {}, [this](bool on) { reloading_ = on; }});
   }
-  void TearDown() override {
-    if (kernel_) kernel_->open_gate();
-    runner_.reset();
-    test::clear_swap_used(root_->path() / "proc/swaps");
-    EXPECT_TRUE(engine_->stop());
-  }
+  void drop() override { runner_.reset(); }
   std::string error_of(const Result<void>& r) { return r ? "ok" : r.error().message; }
 
-  std::unique_ptr<test::TempRoot> root_;
-  test::GateKernel* kernel_ = nullptr;
-  std::unique_ptr<Engine> engine_;
   test::Events events_;
   EventSink sink_;
   std::unique_ptr<OperationRunner> runner_;

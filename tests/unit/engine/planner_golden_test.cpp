@@ -13,6 +13,7 @@
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
 #include "fake_root.hpp"
+#include "tests/support/fault_injection.hpp"
 #include "tests/support/recording_kernel.hpp"
 
 using namespace tierswap;
@@ -152,7 +153,7 @@ TEST_P(Golden, FaultAtEveryStepRollsBack) {
     swap::RecordingKernel kernel(&hfs);
     auto p = plan_root(root.str());
     Executor ex(hfs, kernel, *journal);
-    auto r = ex.apply(p.result.plan, ApplyOptions{.fail_step = static_cast<int>(fail)});
+    auto r = ex.apply(p.result.plan, ApplyOptions{.before_step = test::fail_step(static_cast<int>(fail))});
     ASSERT_FALSE(r);
     EXPECT_NE(r.error().message.find("step " + std::to_string(fail) + " of"), std::string::npos)
         << r.error().message;

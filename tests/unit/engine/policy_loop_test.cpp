@@ -6,8 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "daemon/manager.hpp"
-#include "fake_root.hpp"
-#include "gate_kernel.hpp"
+#include "engine_fixture.hpp"
 #include "policy/trace.hpp"
 
 namespace tierswap {
@@ -15,17 +14,11 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class PolicyLoopTest : public ::testing::Test {
+class PolicyLoopTest : public test::EngineTest {
  protected:
   void SetUp() override {
-    root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    auto k = std::make_unique<test::GateKernel>(HostFs(root_->str()));
-    kernel_ = k.get();
-    EngineOptions eo;
-    eo.root = root_->str();
-    eo.config = (root_->path() / "etc/tierswap.yaml").string();
-    engine_ = std::make_unique<Engine>(eo, std::move(k));
-    ASSERT_TRUE(engine_->start());
+    EngineTest::SetUp();
+    if (HasFatalFailure()) return;
     ManagerOptions mo;
     mo.poll_interval = 10ms;
     mo.now = [this] { return now_; };
@@ -36,12 +29,7 @@ class PolicyLoopTest : public ::testing::Test {
     manager_->set_state("running");
     manager_->set_events(events_.make());
   }
-  void TearDown() override {
-    if (kernel_) kernel_->open_gate();
-    manager_.reset();
-    test::clear_swap_used(root_->path() / "proc/swaps");
-    EXPECT_TRUE(engine_->stop());
-  }
+  void drop() override { manager_.reset(); }
   // One GPU sample for tier "fast" with `free` bytes free.
   void gpu_free(std::uint64_t free) { vram_ = {{"fast", free, 24ULL << 30, 0, 0, 0}}; }
   TierState state_of(const std::string& name) {
@@ -65,9 +53,6 @@ class PolicyLoopTest : public ::testing::Test {
     return n;
   }
 
-  std::unique_ptr<test::TempRoot> root_;
-  test::GateKernel* kernel_ = nullptr;
-  std::unique_ptr<Engine> engine_;
   std::unique_ptr<Manager> manager_;
   test::Events events_;
   std::vector<policy::VramTierSample> vram_;

@@ -10,53 +10,26 @@
 #include <filesystem>
 
 #include "backends/hostfs/paths.hpp"
-#include "config/loader.hpp"
-#include "daemon/journal.hpp"
 #include "daemon/kind_registry.hpp"
-#include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
-#include "daemon/planner.hpp"
-#include "fake_root.hpp"
+#include "vram_fixture.hpp"
 
 using namespace tierswap;
 namespace fsys = std::filesystem;
 
 namespace {
 
-constexpr const char* kConfig =
-    "tiers:\n"
-    "  - name: fast\n"
-    "    kind: zram\n"
-    "    size: 1G\n"
-    "    priority: 100\n"
-    "  - name: gpu\n"
-    "    kind: vram\n"
-    "    size: 64M\n"
-    "    store: host\n"
-    "    connections: 2\n"
-    "    priority: 50\n";
+using test::dump;
+constexpr const char* kConfig = test::kVramConfig;
 
 config::LoadResult load(const std::string& yaml) {
-  return config::load_string(yaml, "test.yaml", config::HostFacts{16ULL << 30, 0});
-}
-
-std::string dump(const std::vector<config::Diagnostic>& ds) {
-  std::string out;
-  for (const auto& d : ds) out += config::format_diagnostic(d) + "\n";
-  return out;
+  return test::load_config(yaml);
 }
 
 class VramPlan : public ::testing::Test {
  protected:
   void SetUp() override { root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap"); }
-  PlanResult plan(const std::string& yaml, const Journal& j = {}) {
-    auto l = load(yaml);
-    EXPECT_TRUE(l.spec) << dump(l.diagnostics);
-    const HostFs fs(root_->str());
-    auto obs = observe(fs);
-    EXPECT_TRUE(obs);
-    return make_plan(*l.spec, *obs, j, fs);
-  }
+  PlanResult plan(const std::string& yaml, const Journal& j = {}) { return test::plan_on(*root_, yaml, j); }
   void add_nbd_driver() { fsys::create_directories(root_->path() / "sys/module/nbd"); }
   static std::vector<std::string> ops_of(const Plan& p, const std::string& tier) {
     std::vector<std::string> out;

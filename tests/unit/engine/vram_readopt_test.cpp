@@ -9,33 +9,20 @@
 #include <filesystem>
 
 #include "backends/swap/kernel.hpp"
-#include "config/loader.hpp"
 #include "daemon/engine.hpp"
-#include "daemon/journal.hpp"
-#include "daemon/observe.hpp"
 #include "daemon/plan_ops.hpp"
 #include "daemon/planner.hpp"
 #include "daemon/status_observer.hpp"
 #include "fake_root.hpp"
 #include "tests/support/recording_kernel.hpp"
+#include "vram_fixture.hpp"
 
 using namespace tierswap;
 namespace fsys = std::filesystem;
 
 namespace {
 
-constexpr const char* kConfig =
-    "tiers:\n"
-    "  - name: fast\n"
-    "    kind: zram\n"
-    "    size: 1G\n"
-    "    priority: 100\n"
-    "  - name: gpu\n"
-    "    kind: vram\n"
-    "    size: 64M\n"
-    "    store: host\n"
-    "    connections: 2\n"
-    "    priority: 50\n";
+constexpr const char* kConfig = test::kVramConfig;
 
 constexpr std::uint64_t kSize = 64ULL << 20;
 
@@ -97,12 +84,7 @@ class Readopt : public ::testing::Test {
     return reconcile(j, *obs, fs);
   }
   std::vector<std::string> gpu_steps(const Journal& j) {
-    auto l = config::load_string(kConfig, "test.yaml", config::HostFacts{16ULL << 30, 0});
-    EXPECT_TRUE(l.spec);
-    const HostFs fs(root_->str());
-    auto obs = observe(fs);
-    EXPECT_TRUE(obs);
-    auto r = make_plan(*l.spec, *obs, j, fs);
+    auto r = test::plan_on(*root_, kConfig, j);
     EXPECT_TRUE(r.ok());
     std::vector<std::string> out;
     for (const auto& s : r.plan.steps)
@@ -229,7 +211,6 @@ TEST_F(Readopt, ARestartedDaemonReadoptsWithoutTouchingAPage) {
   EngineOptions eo;
   eo.root = root_->str();
   eo.config = path("etc/tierswap.yaml").string();
-  eo.fake_kernel = true;
   eo.make_kernel = swap::recording_kernel_on;
   eo.info = [&](const std::string& l) { log.push_back(l); };
   eo.warn = [&](const std::string& l) { log.push_back(l); };

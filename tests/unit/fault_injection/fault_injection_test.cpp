@@ -4,6 +4,8 @@
 // the machine as it was before and a journal that owns nothing more than
 // before. Checked for the whole apply at start and for a reload from one
 // config to another, for every N the clean run has.
+#include "tests/support/fault_injection.hpp"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -97,7 +99,7 @@ Run make_engine(const test::TempRoot& root, int fail_step, int fail_call = 0, in
   EngineOptions eo;
   eo.root = root.str();
   eo.config = (root.path() / "etc/tierswap.yaml").string();
-  eo.fail_step = fail_step;
+  eo.before_step = test::fail_step(fail_step);
   auto* log = &r.log;
   eo.info = [log](const std::string& l) { log->push_back(l); };
   eo.warn = [log](const std::string& l) { log->push_back("warn: " + l); };
