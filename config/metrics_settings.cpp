@@ -10,7 +10,10 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
   const std::string shown = "\"" + std::string(text.substr(0, 80)) + "\"";
   ListenAddress a;
   std::string_view host, port;
-  if (text.starts_with("[")) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos) {
+    host = "127.0.0.1";  // a bare port: loopback
+    port = text;
+  } else if (text.starts_with("[")) {
     const auto close = text.find(']');
     if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':')
       return fail(EINVAL, shown + " is not HOST:PORT (an IPv6 address is written [::1]:9109)");
@@ -34,9 +37,7 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
     in6_addr addr{};
     if (::inet_pton(AF_INET6, a.host.c_str(), &addr) != 1)
       return fail(EINVAL, shown + ": \"" + a.host + "\" is not an IPv6 address");
-    if (!IN6_IS_ADDR_LOOPBACK(&addr))
-      return fail(EINVAL,
-                  shown + " is not a loopback address: the metrics endpoint listens on loopback only");
+    a.loopback = IN6_IS_ADDR_LOOPBACK(&addr);
     return a;
   }
   in_addr addr{};
@@ -44,8 +45,7 @@ Result<ListenAddress> parse_listen_address(std::string_view text) {
     return fail(EINVAL, shown + ": \"" + a.host +
                             "\" is not an IPv4 address (names other than localhost "
                             "are not looked up)");
-  if ((ntohl(addr.s_addr) >> 24) != 127)
-    return fail(EINVAL, shown + " is not a loopback address: the metrics endpoint listens on loopback only");
+  a.loopback = (ntohl(addr.s_addr) >> 24) == 127;
   return a;
 }
 

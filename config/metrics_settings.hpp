@@ -12,18 +12,23 @@
 
 namespace tierswap::config {
 
-// A loopback TCP address to listen on.
+// A TCP address to listen on.
 struct ListenAddress {
   bool ipv6 = false;
-  std::string host;  // "127.0.0.1", "::1" (numeric, as inet_pton reads it)
+  bool loopback = true;  // 127.0.0.0/8 or ::1
+  std::string host;      // "127.0.0.1", "::1", "0.0.0.0" (numeric, as inet_pton reads it)
   std::uint16_t port = 0;
 };
 
 // "127.0.0.1:9109", "127.1.2.3:9109", "[::1]:9109", "localhost:9109"
-// (= 127.0.0.1). Anything that is not a loopback address is refused
-// (EINVAL, naming it): the endpoint has no authentication, and the machine's
-// memory picture is nobody else's business; node_exporter or a proxy
-// publishes it. Port 1..65535.
+// (= 127.0.0.1), "9109" (a bare port = 127.0.0.1): loopback, the normal case. A numeric address that is not
+// loopback ("0.0.0.0:9466", "[::]:9466", "10.0.0.5:9466") is taken too, with
+// `loopback` false: it must be written out in the config (no name is looked
+// up, nothing listens beyond loopback by default), the schema warns about it
+// and the daemon says so in its log, because the endpoint has no
+// authentication. Its use is a pod's own network namespace (Kubernetes),
+// where a ServiceMonitor scrapes the pod's address. Port 1..65535. Errors:
+// EINVAL naming the text.
 Result<ListenAddress> parse_listen_address(std::string_view text);
 
 // Why `path` cannot be the textfile (nullopt: it can): it must be absolute,

@@ -552,12 +552,22 @@ class Reader {
                        m.textfile = *s;
                    }
                    if (key == "listen") {
-                     if (auto a = parse_listen_address(*s); !a)
+                     auto a = parse_listen_address(*s);
+                     if (!a) {
                        error(val_at, path, a.error().message,
-                             "only loopback: 127.0.0.1:9109 or [::1]:9109; let a proxy or node_exporter "
-                             "publish it");
-                     else
+                             "e.g. 127.0.0.1:9109 or [::1]:9109 (loopback); a numeric address such as "
+                             "0.0.0.0:9466 only where the network is the pod's own");
+                     } else {
                        m.listen = *s;
+                       if (!a->loopback)
+                         out_.push_back(Diagnostic{
+                             Severity::warning, val_at, path,
+                             fmt::format("{} is not a loopback address: anyone who reaches it reads the "
+                                         "machine's memory figures (the endpoint has no authentication)",
+                                         *s),
+                             "keep 127.0.0.1:9109 unless this is a pod's own network namespace or a "
+                             "firewall closes the port"});
+                     }
                    }
                  });
   }

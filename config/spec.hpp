@@ -138,9 +138,15 @@ struct MetricsSettings {
   // node_exporter textfile collector: the file tierswapd rewrites (atomically)
   // on every observe tick; absolute, ending in ".prom".
   std::optional<std::string> textfile;
-  // Loopback HTTP endpoint "127.0.0.1:9109" / "[::1]:9109" serving GET /metrics.
+  // HTTP endpoint serving GET /metrics: loopback "127.0.0.1:9109" /
+  // "[::1]:9109"; a non-loopback address only as written (a warning; see
+  // config/metrics_settings.hpp).
   std::optional<std::string> listen;
   std::map<std::string, SourceLoc> locs;
+  // What the daemon acts on (where each key was written does not matter).
+  [[nodiscard]] bool same_outputs(const MetricsSettings& o) const {
+    return textfile == o.textfile && listen == o.listen;
+  }
 };
 
 struct Spec {

@@ -258,11 +258,12 @@ Result<int> open_record(const std::string& path) {
 }
 
 // Metrics (`metrics:`, daemon/metrics_service.hpp): the textfile and the
-// loopback endpoint, on the loop. nullptr when off or when they could not
-// start (logged: metrics never stop tierswapd).
+// endpoint, on the loop; it follows `metrics:` across reloads. nullptr when
+// it could not start (logged: metrics never stop tierswapd).
 std::unique_ptr<MetricsService> start_metrics(sd_event* loop, Engine& engine, Manager& manager,
                                               const EngineOptions& opts) {
-  MetricsOptions mo{engine.metrics_settings(), [&manager] { return manager.status(); }, opts.info, opts.warn};
+  MetricsOptions mo{[&engine] { return engine.metrics_settings(); }, [&manager] { return manager.status(); },
+                    opts.info, opts.warn};
   auto m = MetricsService::attach(loop, engine.fs(), std::move(mo));
   if (m) return std::move(*m);
   spdlog::warn("{} (metrics disabled; tierswapd keeps working without them)", m.error().describe());

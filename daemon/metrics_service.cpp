@@ -41,75 +41,149 @@ std::string http(int code, const char* reason, std::string_view type, const std:
   return r;
 }
 
+// The textfile's directory (kernel path `dir`, under the HostFs root),
+// opened one component at a time from "/" with O_NOFOLLOW: no symbolic link
+// on the way is followed. The directory itself must be owned by root and
+// writable by nobody else; its ancestors may belong to anyone (Debian's
+// /var/lib/prometheus belongs to the prometheus user): a descriptor walk
+// cannot be redirected by them, and the check is made on the descriptor
+// that is then written through. ENOENT names what is missing.
+Result<swap::UniqueFd> open_textfile_dir(const HostFs& fs, const std::string& dir) {
+  const std::string full = fs.resolve(dir).lexically_normal().string();
+  swap::UniqueFd at{::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC)};
+  if (!at) return fail(errno, "/");
+  std::string here;
+  for (std::size_t i = 1; i < full.size();) {
+    const std::size_t j = std::min(full.find('/', i), full.size());
+    const std::string part = full.substr(i, j - i);
+    i = j + 1;
+    if (part.empty()) continue;
+    here += "/" + part;
+    const int fd = ::openat(at.get(), part.c_str(), O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      const int e = errno;
+      struct stat st {};
+      if (e == ENOENT)
+        return fail(ENOENT, "directory " + dir + " does not exist (tierswapd does not create it; " +
+                                "node_exporter's --collector.textfile.directory)");
+      if (::fstatat(at.get(), part.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+        return fail(EPERM, here + " is a symbolic link: write the textfile path without links");
+      return fail(e, here);
+    }
+    at = swap::UniqueFd{fd};
+  }
+  struct stat st {};
+  if (::fstat(at.get(), &st) != 0) return fail(errno, dir);
+  if (st.st_uid != 0)
+    return fail(EPERM, "directory " + dir + " is owned by uid " + std::to_string(st.st_uid) +
+                           ", not root: its owner could put a link where tierswapd writes (chown root " +
+                           dir + ")");
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0)
+    return fail(EPERM, "directory " + dir + " is writable by group or others: they could put a link " +
+                           "where tierswapd writes (chmod go-w " + dir + ")");
+  return at;
+}
+
 }  // namespace
 
 MetricsService::MetricsService(sd_event* loop, const HostFs& fs, MetricsOptions opts)
     : loop_(sd_event_ref(loop)), fs_(fs), opts_(std::move(opts)) {}
 
 MetricsService::~MetricsService() {
-  while (!conns_.empty()) close(*conns_.back());
-  if (listen_src_) sd_event_source_disable_unref(listen_src_);
+  stop_listening();
   if (timer_src_) sd_event_source_disable_unref(timer_src_);
-  if (listen_fd_ >= 0) ::close(listen_fd_);
-  if (opts_.settings.textfile) {
-    const std::string& path = *opts_.settings.textfile;
-    if (auto d = swap::open_safe_dir(fs_, swap::parent_path(path)); d && d->missing.empty())
-      ::unlinkat(d->fd(), swap::file_name(path).c_str(), 0);
-  }
+  if (current_.textfile) remove_textfile(*current_.textfile);
   sd_event_unref(loop_);
 }
 
 Result<std::unique_ptr<MetricsService>> MetricsService::attach(sd_event* loop, const HostFs& fs,
                                                                MetricsOptions opts) {
-  if (!opts.settings.textfile && !opts.settings.listen) return std::unique_ptr<MetricsService>();
   std::unique_ptr<MetricsService> m(new MetricsService(loop, fs, std::move(opts)));
-  if (m->opts_.settings.listen) {
-    if (auto r = m->listen(); !r) {
-      if (!m->opts_.settings.textfile) return std::unexpected(r.error());
-      m->opts_.warn(r.error().describe() + " (no HTTP endpoint; the textfile is still written)");
-    }
-  }
-  if (m->opts_.settings.textfile) {
-    if (auto r = m->write_textfile(); !r) {
-      m->last_textfile_error_ = r.error().describe();
-      m->opts_.warn("metrics: " + m->last_textfile_error_ + " (trying again every tick)");
-    }
-    auto on_timer = [](sd_event_source* s, std::uint64_t t, void* u) {
-      auto* self = static_cast<MetricsService*>(u);
-      if (auto r = self->write_textfile(); !r) {
-        if (r.error().describe() != self->last_textfile_error_) {
-          self->last_textfile_error_ = r.error().describe();
-          self->opts_.warn("metrics: " + self->last_textfile_error_);
-        }
-      } else if (!self->last_textfile_error_.empty()) {
-        self->last_textfile_error_.clear();
-        self->opts_.info("metrics: " + *self->opts_.settings.textfile + " written again");
-      }
-      sd_event_source_set_time(s, t + usec(kTextfileInterval));
-      return sd_event_source_set_enabled(s, SD_EVENT_ON);
-    };
-    if (int r = sd_event_add_time_relative(loop, &m->timer_src_, CLOCK_MONOTONIC, usec(kTextfileInterval), 0,
-                                           on_timer, m.get());
-        r < 0)
-      return fail(-r, "metrics: cannot add the textfile timer");
-    m->opts_.info("metrics: writing " + *m->opts_.settings.textfile + " every " +
-                  std::to_string(kTextfileInterval.count()) + " s");
-  }
+  auto on_timer = [](sd_event_source* s, std::uint64_t t, void* u) {
+    static_cast<MetricsService*>(u)->on_timer();
+    sd_event_source_set_time(s, t + usec(kTextfileInterval));
+    return sd_event_source_set_enabled(s, SD_EVENT_ON);
+  };
+  if (int r = sd_event_add_time_relative(loop, &m->timer_src_, CLOCK_MONOTONIC, usec(kTextfileInterval), 0,
+                                         on_timer, m.get());
+      r < 0)
+    return fail(-r, "metrics: cannot add the timer");
+  m->apply(m->opts_.settings());
   return m;
 }
 
+void MetricsService::apply(const config::MetricsSettings& want) {
+  if (want.same_outputs(current_)) return;
+  const bool first = !current_.listen && !current_.textfile && listen_fd_ < 0;
+  if (want.listen != current_.listen) {
+    if (current_.listen) {
+      stop_listening();
+      opts_.info("metrics: no longer serving http://" + *current_.listen + "/metrics");
+    }
+    current_.listen = want.listen;
+    if (want.listen) {
+      if (auto r = listen(*want.listen); !r) {
+        stop_listening();
+        opts_.warn(r.error().describe() + " (no HTTP endpoint until `metrics.listen` changes)");
+      }
+    }
+  }
+  if (want.textfile != current_.textfile) {
+    if (current_.textfile) {
+      remove_textfile(*current_.textfile);
+      opts_.info("metrics: no longer writing " + *current_.textfile);
+    }
+    current_.textfile = want.textfile;
+    last_textfile_error_.clear();
+    if (want.textfile) {
+      opts_.info("metrics: writing " + *want.textfile + " every " +
+                 std::to_string(kTextfileInterval.count()) + " s");
+      if (auto r = write_textfile(); !r) {
+        last_textfile_error_ = r.error().describe();
+        opts_.warn("metrics: " + last_textfile_error_ + " (trying again every tick)");
+      }
+    }
+  }
+  if (!first && !current_.listen && !current_.textfile) opts_.info("metrics: off");
+}
+
+void MetricsService::on_timer() {
+  apply(opts_.settings());
+  if (!current_.textfile) return;
+  if (auto r = write_textfile(); !r) {
+    if (r.error().describe() != last_textfile_error_) {
+      last_textfile_error_ = r.error().describe();
+      opts_.warn("metrics: " + last_textfile_error_);
+    }
+  } else if (!last_textfile_error_.empty()) {
+    last_textfile_error_.clear();
+    opts_.info("metrics: " + *current_.textfile + " written again");
+  }
+}
+
+void MetricsService::remove_textfile(const std::string& path) {
+  if (auto d = open_textfile_dir(fs_, swap::parent_path(path)))
+    ::unlinkat(d->get(), swap::file_name(path).c_str(), 0);
+}
+
+void MetricsService::stop_listening() {
+  while (!conns_.empty()) close(*conns_.back());
+  if (listen_src_) sd_event_source_disable_unref(listen_src_);
+  listen_src_ = nullptr;
+  if (listen_fd_ >= 0) ::close(listen_fd_);
+  listen_fd_ = -1;
+  port_ = 0;
+}
+
 Result<void> MetricsService::write_textfile() {
-  const std::string& path = *opts_.settings.textfile;
+  if (!current_.textfile) return {};
+  const std::string path = *current_.textfile;
   const std::string dir = swap::parent_path(path), name = swap::file_name(path);
-  auto d = swap::open_safe_dir(fs_, dir);
+  auto d = open_textfile_dir(fs_, dir);
   if (!d) return wrap(d.error(), "textfile " + path);
-  if (!d->missing.empty())
-    return fail(ENOENT, "textfile " + path + ": directory " + dir +
-                            " does not exist (tierswapd does not create "
-                            "it; node_exporter's textfile directory)");
   const std::string tmp = "." + name + ".tmp";
   const std::string text = metrics::prometheus_text(opts_.status());
-  int fd = ::openat(d->fd(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  int fd = ::openat(d->get(), tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return fail(errno, "textfile " + path + ": cannot create " + dir + "/" + tmp);
   bool ok = ::fchmod(fd, 0644) == 0;  // the unit's UMask=0077 would leave it unreadable to node_exporter
   for (std::size_t off = 0; ok && off < text.size();) {
@@ -120,16 +194,16 @@ Result<void> MetricsService::write_textfile() {
   }
   const int err = errno;
   if (::close(fd) != 0 && ok) ok = false;
-  if (!ok || ::renameat(d->fd(), tmp.c_str(), d->fd(), name.c_str()) != 0) {
+  if (!ok || ::renameat(d->get(), tmp.c_str(), d->get(), name.c_str()) != 0) {
     const int e = ok ? errno : err;
-    ::unlinkat(d->fd(), tmp.c_str(), 0);
+    ::unlinkat(d->get(), tmp.c_str(), 0);
     return fail(e ? e : EIO, "textfile " + path + ": cannot write it");
   }
   return {};
 }
 
-Result<void> MetricsService::listen() {
-  auto a = config::parse_listen_address(*opts_.settings.listen);
+Result<void> MetricsService::listen(const std::string& text) {
+  auto a = config::parse_listen_address(text);
   if (!a) return wrap(a.error(), "metrics.listen");
   sockaddr_storage ss{};
   socklen_t len = 0;
@@ -151,7 +225,7 @@ Result<void> MetricsService::listen() {
   const int one = 1;
   ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0)
-    return fail(errno, "metrics.listen: cannot bind " + *opts_.settings.listen);
+    return fail(errno, "metrics.listen: cannot bind " + text);
   if (::listen(listen_fd_, 16) != 0) return fail(errno, "metrics.listen: listen");
   port_ = a->port;
   auto on_accept = [](sd_event_source*, int, std::uint32_t, void* u) {
@@ -160,7 +234,13 @@ Result<void> MetricsService::listen() {
   };
   if (int r = sd_event_add_io(loop_, &listen_src_, listen_fd_, EPOLLIN, on_accept, this); r < 0)
     return fail(-r, "metrics.listen: cannot watch the socket");
-  opts_.info("metrics: serving http://" + *opts_.settings.listen + "/metrics");
+  const std::string url =
+      "http://" + (a->ipv6 ? "[" + a->host + "]" : a->host) + ":" + std::to_string(a->port) + "/metrics";
+  if (a->loopback)
+    opts_.info("metrics: serving " + url);
+  else
+    opts_.warn("metrics: serving " + url + " on a non-loopback address, as `metrics.listen` says: " +
+               "whoever reaches it reads this machine's memory figures (no authentication)");
   return {};
 }
 

@@ -15,6 +15,24 @@ namespace tierswap {
 enum class TierState { active, demoting, evacuating, drained, unavailable, failed };
 const char* to_string(TierState s);
 
+// A vram tier's exporter as it counts itself (tierswap-nbd's control
+// channel, `stats`: backends/vram/control_server.hpp), since it started.
+struct ExporterOpCount {
+  std::string op;  // "read", "write", "zero", "trim", "flush"
+  std::uint64_t requests = 0, bytes = 0;
+};
+// One bucket of the exporter's request latency histogram: requests whose
+// latency was at most upper_ns and above the previous bucket's bound (not
+// cumulative; ascending; empty buckets may be left out).
+struct LatencyBucket {
+  std::uint64_t upper_ns = 0;
+  std::uint64_t count = 0;
+};
+struct ExporterCounters {
+  std::vector<ExporterOpCount> ops;
+  std::vector<LatencyBucket> latency;
+};
+
 struct TierStatus {
   std::string name;
   std::string kind;    // "zram", "file", "partition", "vram"
@@ -35,6 +53,10 @@ struct TierStatus {
   std::string store;
   std::uint32_t connections = 0;
   std::string failure;
+  // The exporter's counters; nullopt until read from it. metrics/ emits the
+  // tierswap_exporter_* families from them; status_json does not carry them
+  // (yet), so they are not part of GetStatus().
+  std::optional<ExporterCounters> exporter;
 };
 
 // One PSI resource line pair (/proc/pressure/memory, io): percent stalled.

@@ -9,7 +9,7 @@ namespace tierswap::metrics {
 
 namespace {
 
-enum class Type { gauge, counter };
+enum class Type { gauge, counter, histogram };
 
 struct Family {
   const char* name;
@@ -43,7 +43,19 @@ const Family kFamilies[] = {
     {"tierswap_gpu_memory_total_bytes", Type::gauge, "GPU memory of a GPU a vram tier uses."},
     {"tierswap_gpu_memory_free_bytes", Type::gauge, "Free GPU memory."},
     {"tierswap_gpu_tier_used_bytes", Type::gauge, "GPU memory used by tierswap's vram tier."},
+    {"tierswap_policy_actions_total", Type::counter,
+     "Actions the policy engine decided since tierswapd started, by action and rule."},
+    {"tierswap_exporter_requests_total", Type::counter,
+     "NBD requests the vram tier's exporter served since it started, by operation."},
+    {"tierswap_exporter_bytes_total", Type::counter,
+     "Bytes the vram tier's exporter moved since it started, by operation."},
+    {"tierswap_exporter_request_duration_seconds", Type::histogram,
+     "Latency of the exporter's NBD requests, from received to answered."},
 };
+
+// The histogram's bucket bounds (seconds): 10 us .. 1 s, 1-2.5-5 steps.
+constexpr double kLatencyBounds[] = {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3,
+                                     5e-3,  10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0};
 
 constexpr TierState kStates[] = {TierState::active,  TierState::demoting,    TierState::evacuating,
                                  TierState::drained, TierState::unavailable, TierState::failed};
@@ -66,8 +78,11 @@ using Labels = std::vector<std::pair<std::string_view, std::string_view>>;
 // (every sample of a family together, as the format requires).
 class Writer {
  public:
-  void add(std::string_view family, const Labels& labels, const std::string& value) {
+  // `suffix`: "_bucket", "_count" of a histogram family.
+  void add(std::string_view family, const Labels& labels, const std::string& value,
+           std::string_view suffix = {}) {
     std::string line(family);
+    line += suffix;
     if (!labels.empty()) {
       line += '{';
       bool first = true;
@@ -95,7 +110,10 @@ class Writer {
         if (name != f.name) continue;
         if (!header) {
           out += "# HELP " + std::string(f.name) + " " + f.help + "\n";
-          out += "# TYPE " + std::string(f.name) + (f.type == Type::counter ? " counter\n" : " gauge\n");
+          out += "# TYPE " + std::string(f.name) +
+                 (f.type == Type::counter     ? " counter\n"
+                  : f.type == Type::histogram ? " histogram\n"
+                                              : " gauge\n");
           header = true;
         }
         out += line;
@@ -117,6 +135,27 @@ void pressure(Writer& w, std::string_view resource, const Pressure& p) {
       w.add("tierswap_psi_stall_ratio", {{"resource", resource}, {"kind", kind}, {"window", window}},
             number(avg / 100.0));
   }
+}
+
+// The exporter's own buckets (exact to a quarter of their bound) folded
+// into kLatencyBounds: a bucket counts under the first bound at or above its
+// upper end, so no request is counted below its real latency. Sum: the
+// exporter keeps none, so the family has _bucket and _count only.
+void latency_histogram(Writer& w, const std::string& tier, const std::vector<LatencyBucket>& buckets) {
+  std::uint64_t under[std::size(kLatencyBounds)] = {}, total = 0;
+  for (const auto& b : buckets) {
+    total += b.count;
+    const double secs = static_cast<double>(b.upper_ns) / 1e9;
+    for (std::size_t i = 0; i < std::size(kLatencyBounds); ++i)
+      if (secs <= kLatencyBounds[i]) under[i] += b.count;
+  }
+  const std::string family = "tierswap_exporter_request_duration_seconds";
+  for (std::size_t i = 0; i < std::size(kLatencyBounds); ++i) {
+    const std::string le = number(kLatencyBounds[i]);
+    w.add(family, {{"tier", tier}, {"le", le}}, number(under[i]), "_bucket");
+  }
+  w.add(family, {{"tier", tier}, {"le", "+Inf"}}, number(total), "_bucket");
+  w.add(family, {{"tier", tier}}, number(total), "_count");
 }
 
 }  // namespace
@@ -168,7 +207,16 @@ std::string prometheus_text(const Status& s) {
       w.add("tierswap_tier_state", {{"tier", t.name}, {"state", to_string(st)}}, st == t.state ? "1" : "0");
     if (t.latency_p99_us > 0)
       w.add("tierswap_tier_latency_p99_seconds", l, number(static_cast<double>(t.latency_p99_us) / 1e6));
+    if (t.exporter) {
+      for (const auto& op : t.exporter->ops) {
+        w.add("tierswap_exporter_requests_total", {{"tier", t.name}, {"op", op.op}}, number(op.requests));
+        w.add("tierswap_exporter_bytes_total", {{"tier", t.name}, {"op", op.op}}, number(op.bytes));
+      }
+      if (!t.exporter->latency.empty()) latency_histogram(w, t.name, t.exporter->latency);
+    }
   }
+  for (const auto& p : s.policy_actions)
+    w.add("tierswap_policy_actions_total", {{"action", p.action}, {"rule", p.rule}}, number(p.count));
   for (const auto& g : s.gpus) {
     const Labels l = {{"gpu", g.name}};
     w.add("tierswap_gpu_memory_total_bytes", l, number(g.total_bytes));

@@ -15,6 +15,7 @@
 #include <sys/mount.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -122,6 +123,41 @@ class ScratchCgroup {
   bool mounted_ = false, made_ = false;
 };
 
+// Why cgroup v2 lacks the memory controller here, from the kernel's own
+// tables: /proc/cgroups gives the controller's hierarchy (0 = cgroup v2 or
+// none) and /proc/self/mountinfo where a cgroup v1 hierarchy with it is
+// mounted. A controller is in one hierarchy at a time, and the kernel moves
+// it to v2 only once its v1 hierarchy is unmounted and has no child cgroup,
+// which a test must not do to the machine.
+std::string memory_controller_whereabouts() {
+  std::istringstream cg(slurp("/proc/cgroups"));
+  std::string line, where;
+  while (std::getline(cg, line)) {
+    std::istringstream f(line);
+    std::string name;
+    int hierarchy = 0, cgroups = 0, enabled = 0;
+    if (f >> name >> hierarchy >> cgroups >> enabled && name == "memory")
+      where = enabled == 0     ? "the memory controller is disabled (cgroup_disable=memory)"
+              : hierarchy == 0 ? "the memory controller is in no cgroup v1 hierarchy, yet not offered in v2"
+                               : "the memory controller is bound to cgroup v1 hierarchy " +
+                                     std::to_string(hierarchy) + " (" + std::to_string(cgroups) + " cgroups)";
+  }
+  std::istringstream mi(slurp("/proc/self/mountinfo"));
+  while (std::getline(mi, line)) {
+    std::istringstream f(line);
+    std::string w, mount_point;
+    for (int i = 0; i < 5 && f >> w; ++i)
+      if (i == 4) mount_point = w;
+    while (f >> w && w != "-") {
+    }
+    std::string type, source, options;
+    if (!(f >> type >> source >> options) || type != "cgroup") continue;
+    std::replace(options.begin(), options.end(), ',', ' ');
+    if (has_word(options, "memory")) where += ", mounted at " + mount_point;
+  }
+  return where.empty() ? "/proc/cgroups has no memory line" : where;
+}
+
 std::string limits_yaml(const std::string& name) {
   return "tiers: []\ncgroups:\n  " + name +
          ":\n    memory.high: 64M\n    memory.max: 128M\n    memory.swap.max: 0\n";
@@ -135,7 +171,9 @@ TEST(CgroupKernel, LimitsAppliedAndRestored) {
   if (!has_word(cg.controllers(), "memory"))
     GTEST_SKIP() << "the memory controller is not available in cgroup v2 here ("
                  << cg.dir() / "cgroup.controllers"
-                 << " offers: \"" << cg.controllers() << "\"; cgroup v1 holds it on a hybrid host)";
+                 << " offers: \"" << cg.controllers() << "\"): " << memory_controller_whereabouts()
+                 << "; the kernel gives a controller to cgroup v2 only once its v1 hierarchy is unmounted "
+                    "and empty";
   const std::string high0 = slurp(cg.dir() / "memory.high"), max0 = slurp(cg.dir() / "memory.max");
   const bool has_swap = fs::exists(cg.dir() / "memory.swap.max");
   if (!has_swap) GTEST_SKIP() << "no memory.swap.max here (swap accounting is off)";

@@ -109,17 +109,42 @@ TEST(Metrics, LoopbackListenAndTextfileAreTaken) {
   EXPECT_EQ(v6->port, 9109);
 }
 
-TEST(Metrics, NonLoopbackAndBadValuesAreRefusedByName) {
+// A non-loopback address is taken only as written, numeric, with a warning
+// that names it (the Kubernetes pod case); loopback ones warn about nothing.
+TEST(Metrics, NonLoopbackListenIsTakenWithAWarning) {
+  for (const char* value : {"0.0.0.0:9466", "192.168.1.5:9109", "[::]:9466", "[2001:db8::1]:9109"}) {
+    auto r = load(std::string("metrics:\n  listen: \"") + value + "\"\n");
+    ASSERT_TRUE(r.ok()) << value << dump(r);
+    EXPECT_EQ(*r.spec->metrics.listen, value);
+    ASSERT_EQ(r.diagnostics.size(), 1u) << value << dump(r);
+    EXPECT_EQ(r.diagnostics[0].severity, Severity::warning);
+    EXPECT_EQ(r.diagnostics[0].path, "metrics.listen");
+    EXPECT_THAT(r.diagnostics[0].message, HasSubstr(std::string(value) + " is not a loopback address"));
+    auto a = parse_listen_address(value);
+    ASSERT_TRUE(a) << value;
+    EXPECT_FALSE(a->loopback) << value;
+  }
+  for (const char* value : {"127.0.0.1:9109", "[::1]:9109", "localhost:9109", "9109"}) {
+    auto r = load(std::string("metrics:\n  listen: \"") + value + "\"\n");
+    ASSERT_TRUE(r.ok()) << value << dump(r);
+    EXPECT_TRUE(r.diagnostics.empty()) << value << dump(r);
+    EXPECT_TRUE(parse_listen_address(value)->loopback) << value;
+  }
+  auto bare = parse_listen_address("9109");
+  ASSERT_TRUE(bare);
+  EXPECT_EQ(bare->host, "127.0.0.1");
+  EXPECT_EQ(bare->port, 9109);
+}
+
+TEST(Metrics, BadValuesAreRefusedByName) {
   struct Case {
     const char* value;
     const char* message;
   };
   const Case listen[] = {
-      {"0.0.0.0:9109", "is not a loopback address"},
-      {"192.168.1.5:9109", "is not a loopback address"},
-      {"[::]:9109", "is not a loopback address"},
-      {"[2001:db8::1]:9109", "is not a loopback address"},
       {"example.com:9109", "is not an IPv4 address"},
+      {"[localhost]:9109", "is not an IPv6 address"},
+      {"127.0.0.1:", "is not a port"},
       {"127.0.0.1", "is not HOST:PORT"},
       {"127.0.0.1:0", "is not a port"},
       {"127.0.0.1:70000", "is not a port"},

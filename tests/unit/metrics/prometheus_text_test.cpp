@@ -56,7 +56,12 @@ Status sample() {
                .stored_bytes = 0,
                .compression_ratio = 1.0,
                .latency_p99_us = 250};
+  // The exporter's own counters: 3 reads of 12 KiB, 1 write; latencies
+  // 20 us (2 requests, bucket bound 20479 ns), 3 ms (1), 2 s (1).
+  g.exporter = ExporterCounters{.ops = {{"read", 3, 12288}, {"write", 1, 4096}, {"flush", 0, 0}},
+                                .latency = {{20479, 2}, {3'145'727, 1}, {2'147'483'647, 1}}};
   s.tiers = {z, g};
+  s.policy_actions = {{"evacuate", "reserve", 2}, {"promote", "cooldown", 1}};
   s.gpus = {{"NVIDIA H200", 141ULL << 30, 100ULL << 30, 4ULL << 30}};
   return s;
 }
@@ -66,6 +71,17 @@ std::string slurp(const std::filesystem::path& p) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+// A sample's family: a histogram's _bucket/_count/_sum series belong to it.
+std::string family_of(const std::string& series) {
+  const auto& names = metrics::metric_family_names();
+  for (const char* suffix : {"_bucket", "_count", "_sum"}) {
+    if (!series.ends_with(suffix)) continue;
+    const std::string base = series.substr(0, series.size() - std::string(suffix).size());
+    if (std::find(names.begin(), names.end(), base) != names.end()) return base;
+  }
+  return series;
 }
 
 }  // namespace
@@ -97,7 +113,7 @@ TEST(PrometheusText, FamiliesLabelsAndBaseUnits) {
   while (std::getline(in, line)) {
     if (line.starts_with("# TYPE ")) ++types[line.substr(7, line.find(' ', 7) - 7)];
     if (line.starts_with("#")) continue;
-    const std::string fam = line.substr(0, line.find_first_of("{ "));
+    const std::string fam = family_of(line.substr(0, line.find_first_of("{ ")));
     if (fam != last) {
       EXPECT_FALSE(closed.contains(fam)) << fam << " is split";
       closed.insert(last);
@@ -108,6 +124,37 @@ TEST(PrometheusText, FamiliesLabelsAndBaseUnits) {
         << fam;
   }
   for (const auto& [f, n] : types) EXPECT_EQ(n, 1) << f;
+}
+
+// Status::policy_actions as a counter per (action, rule).
+TEST(PrometheusText, PolicyActionsAreCountersByActionAndRule) {
+  const std::string t = metrics::prometheus_text(sample());
+  EXPECT_THAT(t, HasSubstr("# TYPE tierswap_policy_actions_total counter\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_policy_actions_total{action=\"evacuate\",rule=\"reserve\"} 2\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_policy_actions_total{action=\"promote\",rule=\"cooldown\"} 1\n"));
+  EXPECT_THAT(metrics::prometheus_text(Status{}), Not(HasSubstr("tierswap_policy_actions_total")));
+}
+
+// The exporter's counters per op, and its latency buckets folded into the
+// histogram's fixed bounds: cumulative, never counting a request below its
+// bucket's bound, +Inf = _count = every request.
+TEST(PrometheusText, ExporterCountersAndLatencyHistogram) {
+  const std::string t = metrics::prometheus_text(sample());
+  EXPECT_THAT(t, HasSubstr("tierswap_exporter_requests_total{tier=\"gpu\",op=\"read\"} 3\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_exporter_bytes_total{tier=\"gpu\",op=\"read\"} 12288\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_exporter_requests_total{tier=\"gpu\",op=\"write\"} 1\n"));
+  EXPECT_THAT(t, HasSubstr("# TYPE tierswap_exporter_request_duration_seconds histogram\n"));
+  const std::string b = "tierswap_exporter_request_duration_seconds_bucket{tier=\"gpu\",le=";
+  EXPECT_THAT(t, HasSubstr(b + "\"1e-05\"} 0\n"));  // 20 us is above 10 us
+  EXPECT_THAT(t, HasSubstr(b + "\"2.5e-05\"} 2\n"));
+  EXPECT_THAT(t, HasSubstr(b + "\"0.0025\"} 2\n"));  // 3 ms is above 2.5 ms
+  EXPECT_THAT(t, HasSubstr(b + "\"0.005\"} 3\n"));
+  EXPECT_THAT(t, HasSubstr(b + "\"1\"} 3\n"));  // 2 s only under +Inf
+  EXPECT_THAT(t, HasSubstr(b + "\"+Inf\"} 4\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_exporter_request_duration_seconds_count{tier=\"gpu\"} 4\n"));
+  // A tier without exporter counters (zram) has none of these lines.
+  EXPECT_THAT(t, Not(HasSubstr("tier=\"zram\",op=")));
+  EXPECT_THAT(t, Not(HasSubstr("_bucket{tier=\"zram\"")));
 }
 
 TEST(PrometheusText, EmptyStatusHasNoTierLines) {
@@ -166,14 +213,16 @@ TEST(GrafanaDashboard, IsJsonAndQueriesOnlyEmittedFamilies) {
       const std::string expr = target.at("expr");
       ++exprs;
       for (std::sregex_iterator it(expr.begin(), expr.end(), metric), end; it != end; ++it) {
-        used.insert(it->str());
-        EXPECT_NE(std::find(names.begin(), names.end(), it->str()), names.end())
+        const std::string fam = family_of(it->str());
+        used.insert(fam);
+        EXPECT_NE(std::find(names.begin(), names.end(), fam), names.end())
             << panel["title"] << ": " << it->str() << " is not a family prometheus_text() emits";
       }
     }
   }
   EXPECT_GE(exprs, 6);
   for (const char* core : {"tierswap_tier_used_bytes", "tierswap_tier_size_bytes", "tierswap_tier_state",
-                           "tierswap_psi_stall_seconds_total"})
+                           "tierswap_psi_stall_seconds_total", "tierswap_policy_actions_total",
+                           "tierswap_exporter_requests_total", "tierswap_exporter_request_duration_seconds"})
     EXPECT_TRUE(used.contains(core)) << "the dashboard does not show " << core;
 }
