@@ -221,6 +221,9 @@ TEST(TraceWriter, LineReadsBackToTheSameSnapshot) {
 }  // namespace
 }  // namespace tierswap::policy
 
+namespace tierswap::policy {
+namespace {
+
 // Per-cgroup memory pressure (cgroups: in the config) is recorded and read
 // back; a trace without it reads as before.
 TEST(TraceWriter, CgroupMemoryPressureRoundTrips) {
@@ -241,3 +244,6 @@ TEST(TraceWriter, CgroupMemoryPressureRoundTrips) {
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("cgroup_memory.x.slice"), std::string::npos) << bad.error().message;
 }
+
+}  // namespace
+}  // namespace tierswap::policy
