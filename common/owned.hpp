@@ -38,6 +38,16 @@ struct OwnedTier {
   // empty when the attach went through the ioctl interface.
   std::string backend;
   int connections = 0;  // vram: sockets handed to the kernel
+  // vram: the spill store the exporter was started with ("lz4",
+  // "file:/PATH"; empty: none, so no evacuation), and its control socket
+  // (a kernel-style path under the daemon's root,
+  // /run/tierswap/exporter-<tier>/control), which a restarted daemon
+  // reconnects to.
+  std::string spill;
+  std::string control_socket;
+  // vram: its blocks were moved to the spill store by an evacuation (the
+  // swap area stays up; the VRAM is given back) and not promoted since.
+  bool evacuated = false;
   // Why the tier failed (its exporter died, its device vanished); empty
   // while it is sound. A failed tier is torn down and set up afresh.
   std::string failed;

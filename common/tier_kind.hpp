@@ -34,6 +34,7 @@
 #include "common/owned.hpp"
 #include "common/result.hpp"
 #include "common/step.hpp"
+#include "common/tier_control.hpp"
 #include "common/tier_spec.hpp"
 
 namespace tierswap {
@@ -210,6 +211,13 @@ class TierKind {
   // Adds what the planned step `s` says about its tier's swap area to
   // `area` (disksize, mem_limit, a swap file's size); most steps say nothing.
   virtual void plan_area(const Step&, PlannedArea&) const {}
+
+  // The run-time channel to what serves a tier it owns (vram: its
+  // exporter's control socket), or null when it has none. Cheap: connects on
+  // first use. The daemon keeps one per tier while the tier's record stays.
+  [[nodiscard]] virtual std::shared_ptr<TierControl> control(const OwnedTier&, const HostFs&) const {
+    return nullptr;
+  }
 
   // Status figures of a tier it owns; nullopt when it has none to give.
   [[nodiscard]] virtual std::optional<TierStats> stats(const OwnedTier&, const HostFs&) const {

@@ -104,7 +104,12 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
 
   Follow f;
   f.t0 = std::chrono::steady_clock::now();
+  // A vram tier with a spill store ends evacuated (swap area up, VRAM
+  // given back); any other tier ends drained.
   const std::string ok_state = demote ? "drained" : "active";
+  auto ok_end = [&](const std::string& state) {
+    return state == ok_state || (demote && state == "evacuated");
+  };
   if (wait) {
     dbus::ManagerSignals sig;
     sig.progress = [&](const std::string& t, std::uint64_t moved, std::uint64_t total) {
@@ -127,7 +132,7 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
       std::lock_guard lock(f.mu);
       if (f.done) return;
       f.done = true;
-      f.ok = state == ok_state;
+      f.ok = ok_end(state);
       f.end_state = state;
       f.cv.notify_all();
     };
@@ -197,10 +202,10 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
     }
     if (auto st = dbus::status_from_json(*js)) {
       for (const auto& t : st->tiers) {
-        if (t.name == tier && (to_string(t.state) == ok_state || t.state == TierState::failed)) {
+        if (t.name == tier && (ok_end(to_string(t.state)) || t.state == TierState::failed)) {
           f.done = true;
           f.end_state = to_string(t.state);
-          f.ok = f.end_state == ok_state;
+          f.ok = ok_end(f.end_state);
         }
       }
     }
@@ -216,7 +221,10 @@ int run_move(const char* op, const CLI::App& sub, bool help, const MoveArgs& arg
   }
   if (f.ok) {
     if (!json)
-      std::printf("%s: %s, %s in %s (%s moved)\n", tier.c_str(), demote ? "demoted" : "promoted",
+      std::printf("%s: %s, %s in %s (%s moved)\n", tier.c_str(),
+                  f.end_state == "evacuated" ? "evacuated to its spill store"
+                  : demote                   ? "demoted"
+                                             : "promoted",
                   f.end_state.c_str(), format_duration(secs).c_str(), format_bytes_short(f.moved).c_str());
     return finish(f.end_state.c_str(), kExitOk);
   }

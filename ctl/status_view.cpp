@@ -73,6 +73,23 @@ std::string render_status(const Status& s, int width) {
                width) +
            '\n';
     if (!t.failure.empty()) out += "          FAILED: " + t.failure + '\n';
+    if (t.exporter_live) {
+      const std::string spill =
+          t.spill.empty() ? std::string("no spill store")
+                          : fmt::format("{} spilled to {} (ratio {:.2f})",
+                                        format_bytes_short(t.spilled_bytes), t.spill, t.spill_ratio);
+      out += shorten_left(
+                 fmt::format("          VRAM {} resident, {}", format_bytes_short(t.resident_bytes), spill),
+                 width) +
+             '\n';
+      out += shorten_left(fmt::format("          {} requests, read {}, written {}, queue {}, p50 {:.0f} us, "
+                                      "p99 {:.0f} us",
+                                      t.exporter_requests, format_bytes_short(t.exporter_read_bytes),
+                                      format_bytes_short(t.exporter_write_bytes), t.exporter_queue_depth,
+                                      t.exporter_latency_p50_us, t.exporter_latency_p99_us),
+                          width) +
+             '\n';
+    }
   }
 
   out += '\n';
@@ -82,6 +99,11 @@ std::string render_status(const Status& s, int width) {
                      psi_triple(s.memory_pressure.some), psi_triple(s.memory_pressure.full));
   out += fmt::format("          io     some {}  full {}\n", psi_triple(s.io_pressure.some),
                      psi_triple(s.io_pressure.full));
+  for (const auto& c : s.cgroup_pressure)
+    out += shorten_left(fmt::format("cgroup    {} memory some {}  full {}", c.cgroup,
+                                    psi_triple(c.memory.some), psi_triple(c.memory.full)),
+                        width) +
+           '\n';
   out +=
       fmt::format("swap      in {:.0f} pages/s, out {:.0f} pages/s, swappiness {}\n", s.swap_in_pages_per_s,
                   s.swap_out_pages_per_s, s.swappiness < 0 ? std::string("?") : std::to_string(s.swappiness));

@@ -163,6 +163,8 @@ Result<std::size_t> Engine::apply_locked() {
     source_ = cfg->spec.source;
     policy_ = config::effective_policy(cfg->spec);
     metrics_ = cfg->spec.metrics;
+    cgroups_.clear();
+    for (const auto& [name, limits] : cfg->spec.cgroups) cgroups_.push_back(name);
   };
   if (plan->empty()) {
     remember();
@@ -324,6 +326,15 @@ Result<OwnedTier> Engine::promote(const std::string& tier) {
   return *t;
 }
 
+Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
+  std::lock_guard lk(mu_);
+  auto* t = journal_.find_tier(tier);
+  if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
+  if (t->evacuated == evacuated) return {};
+  t->evacuated = evacuated;
+  return save_journal(fs_, journal_);
+}
+
 std::optional<std::string> Engine::busy_tier() const {
   std::lock_guard lk(mu_);
   return busy_;
@@ -332,6 +343,11 @@ std::optional<std::string> Engine::busy_tier() const {
 std::vector<Engine::ConfiguredTier> Engine::configured_tiers() const {
   std::lock_guard lk(mu_);
   return configured_;
+}
+
+std::vector<std::string> Engine::configured_cgroups() const {
+  std::lock_guard lk(mu_);
+  return cgroups_;
 }
 
 config::PolicySettings Engine::policy_settings() const {

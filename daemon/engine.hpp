@@ -94,6 +94,10 @@ class Engine {
   Result<void> end_demote(const std::string& tier, bool drained);
   Result<OwnedTier> promote(const std::string& tier);
   [[nodiscard]] std::optional<std::string> busy_tier() const;
+  // A vram tier's evacuation to its spill store ended: records whether its
+  // blocks are now in the spill store (saved at once). not_found when the
+  // tier left the journal meanwhile.
+  Result<void> mark_evacuated(const std::string& tier, bool evacuated);
 
   // The tiers of the config last applied (for status: a configured tier
   // that is not in the journal is "unavailable").
@@ -104,6 +108,8 @@ class Engine {
     std::string gpu;               // kind vram: the `gpu:` key as written (index, UUID or name; empty: first)
   };
   [[nodiscard]] std::vector<ConfiguredTier> configured_tiers() const;
+  // The `cgroups:` names of the config last applied, as written.
+  [[nodiscard]] std::vector<std::string> configured_cgroups() const;
   // The `policy:` settings of the config last applied (over its profile's defaults).
   [[nodiscard]] config::PolicySettings policy_settings() const;
 
@@ -134,6 +140,7 @@ class Engine {
   std::vector<ConfiguredTier> configured_;
   config::PolicySettings policy_;
   config::MetricsSettings metrics_;
+  std::vector<std::string> cgroups_;
   std::optional<std::string> busy_;  // tier whose demote is running
 };
 

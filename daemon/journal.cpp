@@ -133,6 +133,9 @@ Result<OwnedTier> read_tier(const json& n, const std::string& at, int version) {
     JOURNAL_READ(t.backend, r.text("backend"));
     JOURNAL_READ(t.connections, r.integer("connections", 0, 1024, 0));
     JOURNAL_READ(t.failed, r.text("failed"));
+    JOURNAL_READ(t.spill, r.text("spill"));
+    JOURNAL_READ(t.control_socket, r.text("control_socket"));
+    JOURNAL_READ(t.evacuated, r.flag("evacuated"));
   }
   return t;
 }
@@ -168,6 +171,9 @@ std::string to_json(const Journal& j) {
     if (!t.backend.empty()) o["backend"] = t.backend;
     if (t.connections) o["connections"] = t.connections;
     if (!t.failed.empty()) o["failed"] = t.failed;
+    if (!t.spill.empty()) o["spill"] = t.spill;
+    if (!t.control_socket.empty()) o["control_socket"] = t.control_socket;
+    if (t.evacuated) o["evacuated"] = true;
     root["tiers"].push_back(std::move(o));
   }
   root["values"] = nlohmann::ordered_json::array();
@@ -398,6 +404,22 @@ Result<void> validate_journal(const Journal& j) {
                  "is not a vram tier's number of connections (0 to 1024)");
     if (control_char(t.failed) || t.failed.size() > 4096)
       return bad(at + ".failed", t.failed.substr(0, 64), "holds a control character or is over 4096 bytes");
+    if (!t.spill.empty() &&
+        (t.kind != "vram" || control_char(t.spill) || t.spill.size() > 4096 ||
+         !(t.spill == "lz4" || (t.spill.starts_with("file:/") && t.spill.size() > 6))))
+      return bad(at + ".spill", t.spill.substr(0, 64),
+                 t.kind != "vram" ? "is only for a vram tier, not " + t.kind
+                                  : "is not a spill store (lz4, file:/PATH)");
+    // The socket the daemon connects to: only the one tierswap gives this
+    // tier, never a path the journal chooses.
+    if (!t.control_socket.empty() &&
+        (t.kind != "vram" || t.control_socket != paths::exporter_control_socket(t.name)))
+      return bad(at + ".control_socket", t.control_socket.substr(0, 128),
+                 t.kind != "vram" ? "is only for a vram tier, not " + t.kind
+                                  : "is not the control socket tierswap gives this tier (" +
+                                        paths::exporter_control_socket(t.name) + ")");
+    if (t.evacuated && (t.kind != "vram" || t.spill.empty()))
+      return bad(at + ".evacuated", "true", "is only for a vram tier with a spill store");
     if (!t.store.empty() && (t.kind != "vram" || (t.store != "cuda" && t.store != "host")))
       return bad(at + ".store", t.store,
                  t.kind != "vram" ? "is only for a vram tier, not " + t.kind : "is not a store (cuda, host)");

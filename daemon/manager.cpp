@@ -9,8 +9,10 @@ namespace tierswap {
 
 namespace {
 
-ObserverOptions observer_options(const ManagerOptions& o) {
+ObserverOptions observer_options(const ManagerOptions& o, TierControls& controls) {
   ObserverOptions out;
+  out.control_for = [&controls](const OwnedTier& t) { return controls.get(t); };
+  out.warn = o.warn;
   if (o.now) out.now = o.now;
   out.providers = o.providers;
   if (!out.providers.vram) out.providers.vram = SignalProviders{}.vram;
@@ -28,10 +30,12 @@ Manager::Manager(Engine& engine, ManagerOptions opts)
         return std::move(opts);
       }()),
       events_(opts_.info),
+      controls_(engine_.fs(), opts_.control_factory),
       runner_(engine_, events_,
               RunnerOptions{opts_.poll_interval, opts_.warn,
-                            [this](bool on) { set_state(on ? "reloading" : "running"); }}),
-      observer_(engine_, observer_options(opts_)),
+                            [this](bool on) { set_state(on ? "reloading" : "running"); },
+                            [this](const OwnedTier& t) { return controls_.get(t); }}),
+      observer_(engine_, observer_options(opts_, controls_)),
       policy_(runner_, events_, PolicyLoopOptions{opts_.warn, opts_.record}) {}
 
 Manager::~Manager() {
@@ -54,7 +58,10 @@ bool Manager::busy() const {
 Observation Manager::observe() {
   Activity a;
   if (const auto r = runner_.running()) {
-    if (r->what == "demote" || r->what == "evacuate") a.draining_tier = r->tier;
+    if (r->spill)
+      a.moving_tier = r->tier;
+    else if (r->what == "demote" || r->what == "evacuate")
+      a.draining_tier = r->tier;
     a.reload_running = r->what == "reload";
     a.user_operation_running = r->caller.user && r->what != "reload";
   }

@@ -2,6 +2,7 @@
 // from its parts:
 //
 //   StatusObserver   one read of the machine -> Status + policy::Snapshot
+//   TierControls     the tiers' exporters' control channels (runner, observer)
 //   OperationRunner  reload, demote, promote, evacuate; one busy state;
 //                    every line says who asked
 //   PolicyLoop       policy::decide() on each observation -> the runner
@@ -28,6 +29,7 @@
 #include "daemon/policy_loop.hpp"
 #include "daemon/signal_providers.hpp"
 #include "daemon/status_observer.hpp"
+#include "daemon/tier_controls.hpp"
 #include "dbus/manager_api.hpp"
 #include "policy/pressure_alert.hpp"
 
@@ -45,6 +47,9 @@ struct ManagerOptions {
   SignalProviders providers;                           // GPU, power
   // tierswapd --record: gets every snapshot decided on as a trace line.
   std::function<void(const std::string&)> record;
+  // Test hook: the control channels of the tiers (unset: each tier's
+  // plug-in, TierKind::control).
+  TierControls::Factory control_factory;
 };
 
 class Manager final : public ManagerApi {
@@ -95,6 +100,7 @@ class Manager final : public ManagerApi {
   Engine& engine_;
   ManagerOptions opts_;
   EventSink events_;
+  TierControls controls_;
   OperationRunner runner_;
   StatusObserver observer_;
   PolicyLoop policy_;

@@ -64,6 +64,7 @@ Result<void> OperationRunner::claim(Running r) {
   if (op_) return fail(EBUSY, busy_message(*op_));
   op_ = std::move(r);
   abort_why_.clear();
+  abort_requested_ = false;
   if (worker_.joinable()) worker_.join();  // the previous one has finished (op_ was empty)
   return {};
 }
@@ -100,13 +101,172 @@ Result<std::size_t> OperationRunner::reload(const Caller& caller) {
 }
 
 Result<void> OperationRunner::demote(const std::string& tier, const Caller& caller) {
+  if (auto route = spill_route(tier)) return spill_move("demote", true, std::move(*route), caller);
   return drain("demote", tier, caller);
 }
 
-// Today's evacuation is the demote path; the exporter's spill store will
-// take over here (evacuate while the swap area stays up).
+// A tier with a spill store is evacuated there (the swap area stays up);
+// any other is drained by swapoff.
 Result<void> OperationRunner::evacuate(const std::string& tier, const Caller& caller) {
+  if (auto route = spill_route(tier)) return spill_move("evacuate", true, std::move(*route), caller);
   return drain("evacuate", tier, caller);
+}
+
+std::optional<OperationRunner::SpillRoute> OperationRunner::spill_route(const std::string& tier) {
+  if (!opts_.control_for) return std::nullopt;
+  const Journal j = engine_.journal();
+  const OwnedTier* rec = j.find_tier(tier);
+  // A drained tier (swapped off) comes back by swapon, whatever it has.
+  if (!rec || rec->spill.empty() || rec->drained) return std::nullopt;
+  auto control = opts_.control_for(*rec);
+  if (!control) return std::nullopt;
+  return SpillRoute{*rec, std::move(control)};
+}
+
+Result<void> OperationRunner::spill_move(const std::string& what, bool out, SpillRoute route,
+                                         const Caller& caller) {
+  const std::string& tier = route.rec.name;
+  if (auto ok = claim({what, tier, caller, true}); !ok) return std::unexpected(ok.error());
+  auto give_up = [&](std::unexpected<Error> e) -> Result<void> {
+    release();
+    return e;
+  };
+  if (auto ok = known_tier(tier); !ok) return give_up(std::unexpected(ok.error()));
+  const OwnedTier& rec = route.rec;
+  const std::string name = "tier \"" + tier + "\"";
+  if (!rec.active)
+    return give_up(
+        fail(ErrorKind::invalid_config, name + " is not active (its swap area is off): nothing to " + what));
+  auto f = route.control->figures(2000);
+  if (!f) return give_up(wrap(f.error(), name + ": cannot read where its blocks are, so not moving them"));
+  const std::string spill = f->spill.empty() ? rec.spill : f->spill;
+  if (out && f->evacuated())
+    return give_up(fail(ErrorKind::busy, name + " is evacuated already: its blocks are in its " + spill +
+                                             " spill store (tierswapctl promote " + tier +
+                                             " brings them back into VRAM)"));
+  if (!out && f->chunks_spilled + f->chunks_moving == 0)
+    return give_up(fail(ErrorKind::busy, name + " is in VRAM already: nothing to promote"));
+  const std::uint64_t total =
+      out ? f->resident_bytes : (f->size_bytes > f->resident_bytes ? f->size_bytes - f->resident_bytes : 0);
+  auto started = out ? route.control->evacuate() : route.control->promote();
+  if (!started) return give_up(wrap(started.error(), name + ": " + what));
+  JsonWriter nums;
+  nums.begin_object()
+      .key("bytes")
+      .value(static_cast<U>(total))
+      .key("spill")
+      .value(spill)
+      .key("resident_bytes")
+      .value(static_cast<U>(f->resident_bytes))
+      .end_object();
+  std::lock_guard lk(mu_);
+  events_.action(
+      what,
+      "tier " + tier + " (" + rec.swap_path + "): " + what + " requested by " + caller.describe() +
+          (out ? "; moving " + format_bytes(total) + " of VRAM to its " + spill +
+                     " spill store while the swap area stays up"
+               : "; moving " + format_bytes(total) + " from its " + spill + " spill store back into VRAM"),
+      nums.str());
+  events_.state(tier, TierState::evacuating);
+  worker_ = std::thread([this, op = *op_, out, r = std::move(route), total]() mutable {
+    run_spill_move(op, out, std::move(r), total);
+  });
+  return {};
+}
+
+void OperationRunner::run_spill_move(Running op, bool out, SpillRoute route, std::uint64_t total) {
+  const auto t0 = std::chrono::steady_clock::now();
+  events_.progress(op.tier, 0, total);
+  MoveStatus last;
+  std::string channel_error;
+  bool cancel_sent = false;
+  for (int errors = 0;;) {
+    bool cancel_now = false;
+    {
+      std::unique_lock lk(mu_);
+      cv_.wait_for(lk, opts_.poll_interval, [&] { return abort_requested_ && !cancel_sent; });
+      cancel_now = abort_requested_ && !cancel_sent;
+    }
+    if (cancel_now) {
+      cancel_sent = true;
+      if (auto c = route.control->cancel(); !c) opts_.warn("cancel: " + c.error().describe());
+    }
+    auto p = route.control->progress();
+    if (!p) {
+      // The exporter keeps moving without us; after a few failed polls the
+      // outcome is read from where the blocks are.
+      if (++errors >= 5) {
+        channel_error = p.error().describe();
+        break;
+      }
+      continue;
+    }
+    errors = 0;
+    if (p->bytes_moved != last.bytes_moved)
+      events_.progress(op.tier, std::min<std::uint64_t>(p->bytes_moved, total), total);
+    last = *p;
+    if (!p->running) break;
+  }
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const bool done = channel_error.empty() && !last.cancelled && last.error.empty() &&
+                    last.job == (out ? "evacuate" : "promote");
+  auto f = route.control->figures(2000);
+  const bool evacuated = f ? f->evacuated() : (done ? out : route.rec.evacuated);
+  if (auto m = engine_.mark_evacuated(op.tier, evacuated); !m) opts_.warn("journal: " + m.error().describe());
+  std::string abort_why;
+  {
+    std::lock_guard lk(mu_);
+    abort_why = abort_why_;
+  }
+  const std::string spill = f && !f->spill.empty() ? f->spill : route.rec.spill;
+  char rate[64];
+  std::snprintf(rate, sizeof rate, "%.1f s (%.2f GB/s)", secs,
+                last.seconds > 0 ? double(last.bytes_moved) / last.seconds / 1e9 : 0.0);
+  JsonWriter w;
+  w.begin_object()
+      .key("moved_bytes")
+      .value(static_cast<U>(last.bytes_moved))
+      .key("total_bytes")
+      .value(static_cast<U>(total))
+      .key("seconds")
+      .value(secs)
+      .key("chunks_done")
+      .value(static_cast<U>(last.chunks_done))
+      .key("chunks_total")
+      .value(static_cast<U>(last.chunks_total))
+      .key("spill")
+      .value(spill)
+      .end_object();
+  const std::string by = " (" + op.what + " requested by " + op.caller.who + ")";
+  if (done) {
+    events_.progress(op.tier, total, total);
+    events_.action(op.what,
+                   out ? "tier " + op.tier + " evacuated: " + format_bytes(last.bytes_moved) +
+                             " moved to its " + spill + " spill store in " + rate +
+                             "; its VRAM is given back and the swap area stays up" + by
+                       : "tier " + op.tier + " promoted: " + format_bytes(last.bytes_moved) +
+                             " moved back into VRAM from its " + spill + " spill store in " + rate + by,
+                   w.str());
+  } else {
+    const std::string why = !abort_why.empty()       ? "aborted (" + abort_why + ")"
+                            : !channel_error.empty() ? "its exporter stopped answering: " + channel_error
+                            : !last.error.empty()    ? last.error
+                            : last.cancelled         ? "cancelled"
+                                                     : "the exporter ran another move (" + last.job + ")";
+    const std::string where = f ? "; " + std::to_string(f->chunks_spilled) + " of " +
+                                      std::to_string(f->chunks_total) +
+                                      " chunks are in the spill store, the rest in VRAM"
+                                : "";
+    events_.action(
+        op.what,
+        "tier " + op.tier +
+            (out ? " stays in VRAM: its evacuation to the " : " stays evacuated: moving it back from the ") +
+            spill + " spill store stopped: " + why + where +
+            "; the swap area stayed up and no page was lost" + by,
+        w.str());
+  }
+  events_.state(op.tier, evacuated ? TierState::evacuated : TierState::active);
+  release();  // last: wait_idle() returns after the events are out
 }
 
 Result<void> OperationRunner::drain(const std::string& what, const std::string& tier, const Caller& caller) {
@@ -210,6 +370,8 @@ void OperationRunner::run_drain(Running op, OwnedTier rec, std::uint64_t total) 
 }
 
 Result<void> OperationRunner::promote(const std::string& tier, const Caller& caller) {
+  if (auto route = spill_route(tier); route && route->rec.active)
+    return spill_move("promote", false, std::move(*route), caller);
   if (auto ok = claim({"promote", tier, caller}); !ok) return std::unexpected(ok.error());
   if (auto ok = known_tier(tier); !ok) {
     release();
@@ -230,11 +392,17 @@ bool OperationRunner::abort(const std::string& why) {
   bool was = false;
   auto* real = dynamic_cast<swap::RealKernel*>(&engine_.kernel());
   std::unique_lock lk(mu_);
-  while (op_ && (op_->what == "demote" || op_->what == "evacuate")) {
+  while (op_ && (op_->spill || op_->what == "demote" || op_->what == "evacuate")) {
     was = true;
     abort_why_ = why;
-    // The helper may not exist yet (fork pending): try again until it ends.
-    if (real) real->abort_swapoff();
+    if (op_->spill) {
+      // The worker asks the exporter to cancel; the move ends at a chunk.
+      abort_requested_ = true;
+      cv_.notify_all();
+    } else if (real) {
+      // The helper may not exist yet (fork pending): try again until it ends.
+      real->abort_swapoff();
+    }
     cv_.wait_for(lk, std::chrono::milliseconds(50));
   }
   if (worker_.joinable() && !op_) worker_.join();

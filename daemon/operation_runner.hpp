@@ -21,9 +21,17 @@
 //                            started.
 //   promote(tier, caller)    swapon of a drained tier at its priority (+discard).
 //   evacuate(tier, caller)   the policy engine's way to free a VRAM tier's
-//                            GPU memory: today the demote path (swapoff);
-//                            the one place to switch to the exporter's
-//                            spill store.
+//                            GPU memory.
+//
+// A tier whose record names a spill store and whose plug-in hands out a
+// control channel (TierControl: a vram tier with `spill:`) is moved there
+// instead: evacuate and demote ask its exporter to move every block to the
+// spill store while the swap area stays up (no room rule: nothing comes
+// through RAM), its progress polled every poll_interval -> progress events;
+// active -> evacuating -> evacuated (recorded in the journal), or back to
+// active with a PolicyAction that says why. promote of an evacuated tier
+// moves the blocks back: evacuated -> evacuating -> active. A tier without a
+// spill store keeps the swapoff path.
 //
 // Thread-safety: every method may be called from any thread.
 #pragma once
@@ -36,6 +44,7 @@
 #include <string>
 #include <thread>
 
+#include "common/tier_control.hpp"
 #include "daemon/caller.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/event_sink.hpp"
@@ -49,6 +58,9 @@ struct RunnerOptions {
   // Called with true once a reload has the busy state, false when it ends
   // (the daemon's "reloading" state); never for a refused reload.
   std::function<void(bool)> reloading;
+  // The control channel of a tier (TierControls::get); unset or null: the
+  // tier has none, and only the swapoff path applies.
+  std::function<std::shared_ptr<TierControl>(const OwnedTier&)> control_for;
 };
 
 class OperationRunner {
@@ -67,11 +79,16 @@ class OperationRunner {
     std::string what;  // "reload", "demote", "evacuate", "promote"
     std::string tier;  // empty for reload
     Caller caller;
+    // Moved through the tier's exporter to or from its spill store (the
+    // swap area stays up), not by swapoff.
+    bool spill = false;
   };
   [[nodiscard]] std::optional<Running> running() const;
 
   // Aborts a running demote (kills RealKernel's swapoff helper: the kernel
-  // re-inserts the area). Returns whether one was running.
+  // re-inserts the area) or a move to or from a spill store (the exporter
+  // cancels it: chunks moved stay where they are). Returns whether one was
+  // running.
   bool abort(const std::string& why);
   // Blocks until nothing runs.
   void wait_idle();
@@ -83,6 +100,14 @@ class OperationRunner {
   Result<void> drain(const std::string& what, const std::string& tier, const Caller& caller);
   void run_drain(Running op, OwnedTier rec, std::uint64_t total);
   Result<void> known_tier(const std::string& tier);
+  // The tier's record and channel when it moves through a spill store.
+  struct SpillRoute {
+    OwnedTier rec;
+    std::shared_ptr<TierControl> control;
+  };
+  std::optional<SpillRoute> spill_route(const std::string& tier);
+  Result<void> spill_move(const std::string& what, bool out, SpillRoute route, const Caller& caller);
+  void run_spill_move(Running op, bool out, SpillRoute route, std::uint64_t total);
 
   Engine& engine_;
   EventSink& events_;
@@ -92,6 +117,7 @@ class OperationRunner {
   std::condition_variable cv_;
   std::optional<Running> op_;
   std::string abort_why_;
+  bool abort_requested_ = false;
   std::thread worker_;
 };
 

@@ -43,7 +43,8 @@ policy::Snapshot PolicyLoop::reconcile(const Observation& o) {
       case TierState::evacuating:
         return false;
       case TierState::drained:
-        return !ours;  // a person drained it: theirs to bring back
+      case TierState::evacuated:
+        return !ours;  // a person drained or evacuated it: theirs to bring back
       default:
         return true;  // unavailable, failed: nothing to decide
     }

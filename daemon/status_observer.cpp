@@ -4,6 +4,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "common/cgroup_name.hpp"
 #include "daemon/kind_registry.hpp"
 #include "policy/meminfo.hpp"
 #include "policy/psi.hpp"
@@ -89,12 +90,13 @@ StatusObserver::StatusObserver(Engine& engine, ObserverOptions opts)
 
 Observation StatusObserver::observe(const Activity& activity) {
   Observation o;
-  o.status = read_status(activity.draining_tier);
+  o.status = read_status(activity);
   o.snapshot = snapshot_of(o.status, activity);
   return o;
 }
 
-Status StatusObserver::read_status(const std::optional<std::string>& draining) {
+Status StatusObserver::read_status(const Activity& activity) {
+  const std::optional<std::string>& draining = activity.draining_tier;
   Status s;
   s.config_source = engine_.config_source();
   const HostFs& fs = engine_.fs();
@@ -108,7 +110,10 @@ Status StatusObserver::read_status(const std::optional<std::string>& draining) {
     ts.priority = c.priority;
     ts.device = c.path;
     ts.state = TierState::unavailable;
-    if (const auto* o = j.find_tier(c.name)) fill_owned(ts, *o, swaps, fs, draining == c.name);
+    if (const auto* o = j.find_tier(c.name)) {
+      fill_owned(ts, *o, swaps, fs, draining == c.name);
+      read_figures(ts, *o, activity.moving_tier == c.name);
+    }
     s.tiers.push_back(std::move(ts));
   }
   for (const auto& o : j.tiers) {  // owned but no longer configured (a teardown failed, or mid-reload)
@@ -119,6 +124,7 @@ Status StatusObserver::read_status(const std::optional<std::string>& draining) {
     ts.kind = o.kind;
     ts.priority = o.priority;
     fill_owned(ts, o, swaps, fs, draining == o.name);
+    read_figures(ts, o, activity.moving_tier == o.name);
     s.tiers.push_back(std::move(ts));
   }
   std::stable_sort(s.tiers.begin(), s.tiers.end(), [](const TierStatus& a, const TierStatus& b) {
@@ -135,7 +141,51 @@ Status StatusObserver::read_status(const std::optional<std::string>& draining) {
       s.mem_available_bytes = m->mem_available();
     }
   read_rates(s);
+  read_cgroup_pressure(s);
   return s;
+}
+
+void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool moving) {
+  if (moving && ts.state == TierState::active) ts.state = TierState::evacuating;
+  std::shared_ptr<TierControl> control = opts_.control_for ? opts_.control_for(o) : nullptr;
+  std::optional<TierFigures> f;
+  if (control) {
+    auto r = control->figures(kFiguresTimeoutMs);
+    std::lock_guard lk(figures_mu_);
+    if (r) {
+      f = *r;
+      silent_.erase(o.name);
+    } else if (r.error().kind != ErrorKind::busy && silent_.insert(o.name).second && opts_.warn) {
+      opts_.warn("tier \"" + o.name + "\": no figures from its exporter (" + r.error().describe() +
+                 "): its latency and where its blocks are stay unknown until it answers again");
+    }
+  }
+  // Where its blocks are: the exporter's word, else the journal's.
+  const bool evacuated = f ? f->evacuated() : o.evacuated;
+  if (!moving && evacuated && ts.state == TierState::active) ts.state = TierState::evacuated;
+  if (!f) return;
+  ts.exporter_live = true;
+  ts.exporter_requests = f->requests;
+  ts.exporter_read_bytes = f->read_bytes;
+  ts.exporter_write_bytes = f->write_bytes;
+  ts.exporter_queue_depth = f->queue_depth;
+  ts.exporter_latency_p50_us = f->latency_p50_us;
+  ts.exporter_latency_p99_us = f->latency_p99_us;
+  ts.latency_p99_us = static_cast<std::uint32_t>(std::min(f->latency_p99_us + 0.5, 4e9));
+  ts.resident_bytes = f->resident_bytes;
+  ts.spilled_bytes = f->size_bytes > f->resident_bytes ? f->size_bytes - f->resident_bytes : 0;
+  ts.spill = f->spill;
+  ts.spill_ratio = f->spill_ratio;
+  ts.spill_stored_bytes = f->spill_stored_bytes;
+}
+
+void StatusObserver::read_cgroup_pressure(Status& s) {
+  for (const auto& name : engine_.configured_cgroups()) {
+    auto rel = cgroup_relative_path(name);
+    if (!rel) continue;
+    const std::string path = std::string(paths::sys_fs_cgroup) + "/" + *rel + "/memory.pressure";
+    if (auto p = read_pressure(engine_.fs(), path)) s.cgroup_pressure.push_back({name, *p});
+  }
 }
 
 void StatusObserver::read_rates(Status& s) {
@@ -186,7 +236,17 @@ policy::Snapshot make_snapshot(const Status& s, std::uint64_t time_ms,
     if (g.tier_size_bytes == 0)
       if (auto it = sizes.find(g.tier); it != sizes.end()) g.tier_size_bytes = it->second;
   }
+  for (auto& g : vram) {
+    // The exporter's own p99 (the latency rule); a sample with a p99 of
+    // its own (a trace, a test) keeps it.
+    const auto t =
+        std::find_if(s.tiers.begin(), s.tiers.end(), [&](const TierStatus& ts) { return ts.name == g.tier; });
+    if (t != s.tiers.end() && t->exporter_live && g.p99_latency_us == 0)
+      g.p99_latency_us = static_cast<std::uint64_t>(t->exporter_latency_p99_us + 0.5);
+  }
   snap.vram = std::move(vram);
+  for (const auto& c : s.cgroup_pressure)
+    snap.cgroup_memory[c.cgroup] = {c.memory.some.avg10, c.memory.full.avg10};
   snap.on_battery = on_battery.value_or(false);
   snap.reload_running = activity.reload_running;
   snap.user_demote_running = activity.user_operation_running;

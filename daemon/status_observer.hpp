@@ -6,9 +6,13 @@
 //   device, priority) + /proc/swaps (size, used) + zram mm_stat (stored,
 //   ratio); PSI, meminfo, swappiness, swap rates from two /proc/vmstat
 //   samples (the previous one is kept; rates are over at least 1 s).
+//   vram tiers with a control channel: the exporter's figures (stats, each
+//   reading, bounded by kFiguresTimeoutMs), and evacuating/evacuated from
+//   where its blocks are. memory.pressure of each cgroup the config names.
 //   Snapshot: PSI memory/io avg10, meminfo, each tier's swap used, the VRAM
 //   samples and on_battery from the SignalProviders (tier sizes from the
-//   config), and whether a reload or a user's demote runs.
+//   config; p99 latency from the exporter's figures), per-cgroup memory
+//   pressure, and whether a reload or a user's demote runs.
 //
 // Thread-safety: observe() may be called from several threads (the vmstat
 // sample it keeps is under a lock); the Engine serialises the rest.
@@ -18,8 +22,10 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
+#include "common/tier_control.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/signal_providers.hpp"
 #include "dbus/status.hpp"
@@ -37,6 +43,8 @@ struct Observation {
 // demoting, and the policy engine holds off.
 struct Activity {
   std::optional<std::string> draining_tier;
+  // A tier moving to or from its spill store (the swap area stays up).
+  std::optional<std::string> moving_tier;
   bool reload_running = false;
   bool user_operation_running = false;
 };
@@ -47,7 +55,15 @@ struct ObserverOptions {
     return std::chrono::steady_clock::now();
   };
   SignalProviders providers;
+  // The control channel of an owned tier (TierControls::get); unset: none.
+  std::function<std::shared_ptr<TierControl>(const OwnedTier&)> control_for;
+  std::function<void(const std::string&)> warn;  // log sink: a channel that stops answering, once
 };
+
+// How long one reading waits for a tier's exporter to answer `stats`
+// (and for another caller of the same channel to finish): the tick stays
+// bounded by this per vram tier.
+inline constexpr int kFiguresTimeoutMs = 100;
 
 class StatusObserver {
  public:
@@ -56,7 +72,9 @@ class StatusObserver {
   [[nodiscard]] Observation observe(const Activity& activity);
 
  private:
-  Status read_status(const std::optional<std::string>& draining);
+  Status read_status(const Activity& activity);
+  void read_figures(TierStatus& ts, const OwnedTier& o, bool moving);
+  void read_cgroup_pressure(Status& s);
   void read_rates(Status& s);
   policy::Snapshot snapshot_of(const Status& s, const Activity& activity);
 
@@ -68,6 +86,9 @@ class StatusObserver {
   std::optional<policy::Vmstat> prev_vmstat_;
   std::chrono::steady_clock::time_point prev_time_{};
   policy::SwapRates rates_{};
+
+  std::mutex figures_mu_;
+  std::set<std::string> silent_;  // tiers whose channel failure was said (until it answers again)
 };
 
 // The snapshot of one status reading (pure): `vram` samples get the size

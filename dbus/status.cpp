@@ -19,13 +19,15 @@ const char* to_string(TierState s) {
       return "unavailable";
     case TierState::failed:
       return "failed";
+    case TierState::evacuated:
+      return "evacuated";
   }
   return "unavailable";
 }
 
 std::optional<TierState> tier_state_from_string(std::string_view s) {
   for (auto st : {TierState::active, TierState::demoting, TierState::evacuating, TierState::drained,
-                  TierState::unavailable, TierState::failed}) {
+                  TierState::unavailable, TierState::failed, TierState::evacuated}) {
     if (s == to_string(st)) return st;
   }
   return std::nullopt;

@@ -11,8 +11,11 @@
 
 namespace tierswap {
 
-// State of one tier, as on D-Bus (org.tierswap.Tier1.State).
-enum class TierState { active, demoting, evacuating, drained, unavailable, failed };
+// State of one tier, as on D-Bus (org.tierswap.Tier1.State). `evacuating`
+// and `evacuated` are a VRAM tier's moves to its spill store: the swap area
+// stays up all along; evacuated means every block is in the spill store and
+// the VRAM is given back (promote moves them back: active again).
+enum class TierState { active, demoting, evacuating, drained, unavailable, failed, evacuated };
 const char* to_string(TierState s);
 
 // A vram tier's exporter as it counts itself (tierswap-nbd's control
@@ -57,6 +60,21 @@ struct TierStatus {
   // tierswap_exporter_* families from them; status_json does not carry them
   // (yet), so they are not part of GetStatus().
   std::optional<ExporterCounters> exporter;
+  // vram tiers whose exporter answered on its control channel this reading
+  // (exporter_live false: not read, the figures below are 0): its request
+  // count, bytes read and written, queue depth, latency percentiles (p99
+  // also in latency_p99_us above), where its blocks are (resident_bytes in
+  // VRAM, spilled_bytes in the spill store), and the spill store's kind
+  // ("lz4", "file"; empty: none), compression ratio and the bytes it holds.
+  bool exporter_live = false;
+  std::uint64_t exporter_requests = 0;
+  std::uint64_t exporter_read_bytes = 0, exporter_write_bytes = 0;
+  std::uint64_t exporter_queue_depth = 0;
+  double exporter_latency_p50_us = 0, exporter_latency_p99_us = 0;
+  std::uint64_t resident_bytes = 0, spilled_bytes = 0;
+  std::string spill;
+  double spill_ratio = 0;
+  std::uint64_t spill_stored_bytes = 0;
 };
 
 // One PSI resource line pair (/proc/pressure/memory, io): percent stalled.
@@ -84,6 +102,13 @@ struct PolicyCounter {
   std::uint64_t count = 0;
 };
 
+// memory.pressure of a cgroup the config names (`cgroups:`), as PSI avg10
+// percent; `cgroup` is the name as written ("postgresql.service").
+struct CgroupPressure {
+  std::string cgroup;
+  Pressure memory;
+};
+
 struct Status {
   std::string version;
   std::string state;          // "starting", "running", "reloading", "stopping", "failed"
@@ -92,9 +117,10 @@ struct Status {
   Pressure memory_pressure, io_pressure;
   double swap_in_pages_per_s = 0, swap_out_pages_per_s = 0;  // from /proc/vmstat pswpin/pswpout
   std::uint64_t mem_total_bytes = 0, mem_available_bytes = 0;
-  std::vector<TierStatus> tiers;              // in priority order, highest first
-  std::vector<GpuStatus> gpus;                // empty until the VRAM tier lands
-  std::vector<PolicyCounter> policy_actions;  // by (action, rule); empty until the policy acts
+  std::vector<TierStatus> tiers;                // in priority order, highest first
+  std::vector<GpuStatus> gpus;                  // empty until the VRAM tier lands
+  std::vector<PolicyCounter> policy_actions;    // by (action, rule); empty until the policy acts
+  std::vector<CgroupPressure> cgroup_pressure;  // the config's cgroups that have memory.pressure
 };
 
 }  // namespace tierswap

@@ -36,6 +36,18 @@ std::string status_to_json(const Status& s, bool pretty) {
                       {"store", t.store},
                       {"connections", t.connections},
                       {"failure", t.failure}};
+    if (t.kind == "vram" && t.exporter_live)  // only when the exporter answered this reading
+      tier["vram"]["exporter"] = {{"requests", t.exporter_requests},
+                                  {"read_bytes", t.exporter_read_bytes},
+                                  {"write_bytes", t.exporter_write_bytes},
+                                  {"queue_depth", t.exporter_queue_depth},
+                                  {"latency_p50_us", t.exporter_latency_p50_us},
+                                  {"latency_p99_us", t.exporter_latency_p99_us},
+                                  {"resident_bytes", t.resident_bytes},
+                                  {"spilled_bytes", t.spilled_bytes},
+                                  {"spill", t.spill},
+                                  {"spill_ratio", t.spill_ratio},
+                                  {"spill_stored_bytes", t.spill_stored_bytes}};
     tiers.push_back(std::move(tier));
   }
   Json gpus = Json::array();
@@ -48,7 +60,10 @@ std::string status_to_json(const Status& s, bool pretty) {
   Json actions = Json::array();
   for (const auto& c : s.policy_actions)
     actions.push_back({{"action", c.action}, {"rule", c.rule}, {"count", c.count}});
-  const Json doc = {
+  Json cgroups = Json::array();
+  for (const auto& c : s.cgroup_pressure)
+    cgroups.push_back({{"cgroup", c.cgroup}, {"memory", pressure_json(c.memory)}});
+  Json doc = {
       {"format", kStatusFormat},
       {"version", s.version},
       {"state", s.state},
@@ -61,6 +76,7 @@ std::string status_to_json(const Status& s, bool pretty) {
       {"gpus", std::move(gpus)},
       {"policy", {{"actions", std::move(actions)}}},
   };
+  if (!cgroups.empty()) doc["cgroup_pressure"] = std::move(cgroups);  // older documents have none
   return dump_json(doc, pretty);
 }
 
@@ -150,6 +166,20 @@ Result<Status> status_from_json(std::string_view text) {
           get(*v, "store", t.store);
           get(*v, "connections", t.connections);
           get(*v, "failure", t.failure);
+          if (const Json* e = object_at(*v, "exporter")) {
+            t.exporter_live = true;
+            get(*e, "requests", t.exporter_requests);
+            get(*e, "read_bytes", t.exporter_read_bytes);
+            get(*e, "write_bytes", t.exporter_write_bytes);
+            get(*e, "queue_depth", t.exporter_queue_depth);
+            get(*e, "latency_p50_us", t.exporter_latency_p50_us);
+            get(*e, "latency_p99_us", t.exporter_latency_p99_us);
+            get(*e, "resident_bytes", t.resident_bytes);
+            get(*e, "spilled_bytes", t.spilled_bytes);
+            get(*e, "spill", t.spill);
+            get(*e, "spill_ratio", t.spill_ratio);
+            get(*e, "spill_stored_bytes", t.spill_stored_bytes);
+          }
         }
         s.tiers.push_back(std::move(t));
       }
@@ -165,6 +195,17 @@ Result<Status> status_from_json(std::string_view text) {
         get(n, "free_bytes", g.free_bytes);
         get(n, "used_by_tier_bytes", g.used_by_tier_bytes);
         s.gpus.push_back(std::move(g));
+      }
+    }
+    if (const auto cg = root.find("cgroup_pressure"); cg != root.end() && cg->is_array()) {
+      std::size_t i = 0;
+      for (const auto& n : *cg) {
+        where = "cgroup_pressure[" + std::to_string(i++) + "]";
+        if (!n.is_object()) return fail(ErrorKind::protocol, where + ": not a JSON object");
+        CgroupPressure c;
+        get(n, "cgroup", c.cgroup);
+        get_pressure(object_at(n, "memory"), c.memory);
+        s.cgroup_pressure.push_back(std::move(c));
       }
     }
     if (const Json* policy = object_at(root, "policy")) {

@@ -35,6 +35,11 @@ struct Snapshot {
   std::uint64_t mem_total_bytes = 0;
   std::map<std::string, std::uint64_t> swap_used_bytes;  // per tier name
   std::vector<VramTierSample> vram;                      // one per VRAM tier
+  // memory.pressure of each cgroup the config names under `cgroups:` (by
+  // the name as written, "postgresql.service"), where the kernel has it:
+  // a rule may weigh the stall of the workloads a person cares about, not
+  // only the machine's.
+  std::map<std::string, Pressure> cgroup_memory;
   bool on_battery = false;
   bool reload_running = false;       // a config reload is being applied
   bool user_demote_running = false;  // a demote/promote a user asked for runs

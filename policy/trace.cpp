@@ -138,6 +138,13 @@ std::optional<Bad> snapshot(const json& line, Snapshot& s) {
           b = vram_tier(val[i], k + "[" + std::to_string(i) + "]", s.vram.back());
         }
       }
+    } else if (k == "cgroup_memory") {
+      // Rare (only with cgroups: in the config): read here, not by the
+      // SAX pass, which leaves a line with it to this walk.
+      b = object(val, k);
+      if (!b)
+        for (const auto& [name, p] : val.items())
+          if ((b = pressure(p, k + "." + name, s.cgroup_memory[name]))) break;
     } else if (k == "on_battery") {
       b = flag(val, k, s.on_battery);
     } else if (k == "reload_running") {
@@ -148,7 +155,7 @@ std::optional<Bad> snapshot(const json& line, Snapshot& s) {
       b = Bad{
           k,
           "unknown key (allowed: t_ms, memory, io, mem_available_bytes, mem_total_bytes, swap_used_bytes, "
-          "vram, on_battery, reload_running, user_demote_running)"};
+          "vram, cgroup_memory, on_battery, reload_running, user_demote_running)"};
     }
     if (b) return b;
   }
@@ -349,6 +356,11 @@ std::string format_trace_line(const Snapshot& s) {
                             {"foreign_bytes", g.foreign_vram_bytes},
                             {"p99_us", g.p99_latency_us},
                             {"size_bytes", g.tier_size_bytes}});
+  if (!s.cgroup_memory.empty()) {  // older traces and readers have none
+    line["cgroup_memory"] = json::object();
+    for (const auto& [name, p] : s.cgroup_memory)
+      line["cgroup_memory"][name] = {{"some", p.some_avg10}, {"full", p.full_avg10}};
+  }
   line["on_battery"] = s.on_battery;
   line["reload_running"] = s.reload_running;
   line["user_demote_running"] = s.user_demote_running;

@@ -9,6 +9,10 @@
 //              "foreign_bytes": 536870912, "p99_us": 180, "size_bytes": 4294967296}],
 //    "on_battery": false, "reload_running": false, "user_demote_running": false}
 //
+// With `cgroups:` in the config a line also has
+//    "cgroup_memory": {"postgresql.service": {"some": 12.5, "full": 7.25}}
+// (each named cgroup's memory.pressure avg10; written only when there is one).
+//
 // Every key but "t_ms" may be left out (0, false, empty); an unknown key is
 // an error (a typo must not silently read as 0). "t_ms" never decreases.
 // Empty lines and lines whose first non-blank character is '#' are skipped,

@@ -47,6 +47,15 @@ inline constexpr std::string_view run_state_file = "/run/tierswap/state.json";
 // The config tierswapd reads when --config is not given (under --root).
 inline constexpr std::string_view default_config = "/etc/tierswap.yaml";
 
+// A vram tier's exporter keeps its control socket in a runtime directory of
+// its own (0700): "/run/tierswap/exporter-<tier>/control".
+inline std::string exporter_runtime_dir(std::string_view tier) {
+  return std::string(run_state_dir) + "/exporter-" + std::string(tier);
+}
+inline std::string exporter_control_socket(std::string_view tier) {
+  return exporter_runtime_dir(tier) + "/control";
+}
+
 // "/sys/block/<dev>/<attr>" ("zram0", "disksize"); attr empty: the directory.
 inline std::string block_attr(std::string_view dev, std::string_view attr = {}) {
   std::string p = std::string(sys_block) + "/" + std::string(dev);

@@ -9,7 +9,9 @@
 
 #include <cerrno>
 #include <nlohmann/json.hpp>
+#include <vector>
 
+#include "backends/vram/unix_listener.hpp"
 #include "common/refusal.hpp"
 
 namespace tierswap::vram {
@@ -124,6 +126,9 @@ Result<void> ControlServer::start() {
       ::getsockopt(fd_, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM)
     return refusal(ErrorKind::invalid_argument, EINVAL,
                    "--control-fd " + std::to_string(fd_) + ": not an open stream socket");
+  int accepting = 0;
+  len = sizeof accepting;
+  listening_ = ::getsockopt(fd_, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting != 0;
   ::fcntl(fd_, F_SETFD, FD_CLOEXEC);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -148,55 +153,107 @@ void ControlServer::stop() {
   running_ = false;
 }
 
-void ControlServer::loop() {
+namespace {
+
+// One connection's bytes between requests.
+struct Peer {
+  int fd = -1;
   std::string buf;
   bool dropping = false;  // inside an over-long line: discard to its newline
+};
+
+bool send_line(int fd, const std::string& text) {
+  std::string out = text + "\n";
+  for (std::size_t done = 0; done < out.size();) {
+    const ssize_t w = ::send(fd, out.data() + done, out.size() - done, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    done += static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+}  // namespace
+
+// One thread serves the channel: the one connected socket of --control-fd,
+// or, for a listening socket (--control-socket), up to kMaxControlClients
+// connections of root or the exporter's own user at once (a further one is
+// closed at once).
+void ControlServer::loop() {
+  std::vector<Peer> peers;
+  if (!listening_) peers.push_back({fd_, {}, false});
   char chunk[4096];
   auto too_long = [] {
     return error_line("request line longer than " + std::to_string(kMaxControlLine) + " bytes; dropped");
   };
-  auto answer = [&](const std::string& text) {
-    std::string out = text + "\n";
-    for (std::size_t done = 0; done < out.size();) {
-      const ssize_t w = ::send(fd_, out.data() + done, out.size() - done, MSG_NOSIGNAL);
-      if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) return false;
-      done += static_cast<std::size_t>(w);
-    }
-    return true;
-  };
-  while (!stop_) {
-    pollfd p{fd_, POLLIN, 0};
-    const int r = ::poll(&p, 1, 200);
-    if (r <= 0) continue;
-    const ssize_t got = ::recv(fd_, chunk, sizeof chunk, 0);
-    if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) {
-      spdlog::info("control channel closed by its peer; the export keeps serving");
-      return;
-    }
-    buf.append(chunk, static_cast<std::size_t>(got));
-    for (std::size_t nl; (nl = buf.find('\n')) != std::string::npos;) {
-      std::string line = buf.substr(0, nl);
-      buf.erase(0, nl + 1);
-      if (dropping) {
-        dropping = false;
+  // false: the connection ends.
+  auto serve = [&](Peer& p) {
+    const ssize_t got = ::recv(p.fd, chunk, sizeof chunk, 0);
+    if (got < 0 && errno == EINTR) return true;
+    if (got <= 0) return false;
+    p.buf.append(chunk, static_cast<std::size_t>(got));
+    for (std::size_t nl; (nl = p.buf.find('\n')) != std::string::npos;) {
+      std::string line = p.buf.substr(0, nl);
+      p.buf.erase(0, nl + 1);
+      if (p.dropping) {
+        p.dropping = false;
         continue;
       }
       if (!line.empty() && line.back() == '\r') line.pop_back();
       if (line.empty()) continue;
       if (line.size() > kMaxControlLine) {
-        if (!answer(too_long())) return;
+        if (!send_line(p.fd, too_long())) return false;
         continue;
       }
-      if (!answer(handle_control_line(line, server_, base_, store_))) return;
+      if (!send_line(p.fd, handle_control_line(line, server_, base_, store_))) return false;
     }
-    if (buf.size() > kMaxControlLine) {
-      buf.clear();
-      if (!dropping && !answer(too_long())) return;
-      dropping = true;
+    if (p.buf.size() > kMaxControlLine) {
+      p.buf.clear();
+      if (!p.dropping && !send_line(p.fd, too_long())) return false;
+      p.dropping = true;
+    }
+    return true;
+  };
+  while (!stop_) {
+    std::vector<pollfd> fds;
+    if (listening_) fds.push_back({fd_, POLLIN, 0});
+    for (const auto& p : peers) fds.push_back({p.fd, POLLIN, 0});
+    const int r = ::poll(fds.data(), fds.size(), 200);
+    if (r <= 0) continue;
+    std::size_t i = 0;
+    if (listening_) {
+      if (fds[0].revents & POLLIN) {
+        const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c >= 0) {
+          if (auto ok = check_peer(c, ::geteuid()); !ok) {
+            spdlog::warn("control socket: {}: refused", ok.error().describe());
+            ::close(c);
+          } else if (peers.size() >= kMaxControlClients) {
+            spdlog::warn("control socket: {} connections already; refusing another", peers.size());
+            ::close(c);
+          } else {
+            peers.push_back({c, {}, false});
+          }
+        }
+      }
+      i = 1;
+    }
+    std::vector<std::size_t> ended;
+    for (std::size_t k = 0; k < peers.size(); ++k, ++i) {
+      if (fds[i].revents == 0) continue;
+      if (!serve(peers[k])) ended.push_back(k);
+    }
+    for (auto it = ended.rbegin(); it != ended.rend(); ++it) {
+      if (!listening_) {
+        spdlog::info("control channel closed by its peer; the export keeps serving");
+        return;
+      }
+      ::close(peers[*it].fd);
+      peers.erase(peers.begin() + static_cast<std::ptrdiff_t>(*it));
     }
   }
+  if (listening_)
+    for (const auto& p : peers) ::close(p.fd);
 }
 
 }  // namespace tierswap::vram

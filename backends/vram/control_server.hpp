@@ -1,7 +1,11 @@
-// tierswap-nbd's control channel: line-based JSON over one stream socket
-// (--control-fd N, the end of a socketpair the daemon keeps), served by one
-// thread that is not an I/O thread (it may allocate; it never touches the
-// export's data).
+// tierswap-nbd's control channel: line-based JSON over a stream socket,
+// served by one thread that is not an I/O thread (it may allocate; it never
+// touches the export's data). Either one connected socket (--control-fd N,
+// the end of a socketpair) or a listening one (--control-socket PATH: a
+// 0600 socket in a 0700 directory, unix_listener.hpp), whose connections
+// (root or the exporter's own user, at most kMaxControlClients at once) are
+// each served the same way: a daemon restarted after a crash reconnects
+// there.
 //
 // Each request is one line, a JSON object with "cmd"; each answer is one
 // line, a JSON object with "ok" (true/false) and, when false, "error" (a
@@ -30,6 +34,7 @@
 namespace tierswap::vram {
 
 inline constexpr std::size_t kMaxControlLine = 4096;
+inline constexpr std::size_t kMaxControlClients = 8;
 
 // The answer to one request line (without its newline). `store` is null
 // when the export has no spill store (evacuate/promote answer why).
@@ -47,7 +52,8 @@ class ControlServer {
   ControlServer(const ControlServer&) = delete;
   ControlServer& operator=(const ControlServer&) = delete;
 
-  // Checks that fd is a connected stream socket and starts the thread.
+  // Checks that fd is a stream socket (connected, or listening) and starts
+  // the thread. Does not own fd.
   Result<void> start();
   void stop();
 
@@ -60,6 +66,7 @@ class ControlServer {
   MigratingStore* store_;
   pthread_t thread_{};
   bool running_ = false;
+  bool listening_ = false;
   std::atomic<bool> stop_{false};
 };
 

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <sched.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -20,6 +22,7 @@
 #include "backends/vram/nbd_server.hpp"
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/store_factory.hpp"
+#include "backends/vram/unix_listener.hpp"
 #include "common/refusal.hpp"
 
 #ifndef TIERSWAP_VERSION
@@ -200,6 +203,11 @@ void describe(CLI::App& app, ExporterOptions& o) {
                  "on the connected socket N")
       ->type_name("N")
       ->check(CLI::Range(0, 1 << 20));
+  app.add_option("--control-socket", o.control_socket,
+                 "also serve the control channel on a Unix socket at PATH (mode 0600; its directory "
+                 "must be 0700 and not a link; created 0700 when missing), which a restarted daemon "
+                 "reconnects to; removed when the exporter exits")
+      ->type_name("PATH");
   app.add_option("--movers", o.movers, "chunks moved at once by evacuate/promote (default 2)")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
@@ -249,6 +257,9 @@ Result<ExporterOptions> parse_command_line(std::span<const std::string_view> arg
     return refusal(ErrorKind::invalid_argument, EINVAL, "give --socket PATH or --fd N (see --help)");
   if (o.size == 0)
     return refusal(ErrorKind::invalid_argument, EINVAL, "you must give --size SIZE (e.g. --size 8G)");
+  if (!o.control_socket.empty() && !o.control_socket.starts_with("/"))
+    return refusal(ErrorKind::invalid_argument, EINVAL,
+                   "--control-socket " + o.control_socket + ": give an absolute path");
   if (o.store.empty())
     return refusal(ErrorKind::invalid_argument, EINVAL, "you must give --store host or --store cuda");
   if (!o.device.empty() && o.store != "cuda")
@@ -344,6 +355,39 @@ int run_exporter(const ExporterOptions& o, const StoreWrapper& wrap) {
       return kExitFailure;
     }
   }
+  // The control socket a restarted daemon finds (the socketpair above dies
+  // with the daemon that made it).
+  std::unique_ptr<ControlServer> control_listener;
+  int control_listen_fd = -1;
+  struct stat control_made {};
+  auto remove_control_socket = [&] {
+    struct stat now {};
+    // Only the socket this process made: a later exporter's is left alone.
+    if (::lstat(o.control_socket.c_str(), &now) == 0 && now.st_dev == control_made.st_dev &&
+        now.st_ino == control_made.st_ino)
+      ::unlink(o.control_socket.c_str());
+    if (control_listen_fd >= 0) ::close(control_listen_fd);
+  };
+  if (!o.control_socket.empty()) {
+    auto fd = listen_private_unix(o.control_socket, 8);
+    if (!fd) {
+      spdlog::error("--control-socket: {}", fd.error().describe());
+      if (control) control->stop();
+      server.stop();
+      return kExitFailure;
+    }
+    control_listen_fd = *fd;
+    ::lstat(o.control_socket.c_str(), &control_made);
+    control_listener = std::make_unique<ControlServer>(*fd, server, **store, migrating.get());
+    if (auto r = control_listener->start(); !r) {
+      spdlog::error("{}", r.error().describe());
+      remove_control_socket();
+      if (control) control->stop();
+      server.stop();
+      return kExitFailure;
+    }
+    spdlog::info("control channel on {}", o.control_socket);
+  }
 
   const timespec tick{0, 200 * 1000 * 1000};
   for (;;) {
@@ -368,6 +412,8 @@ int run_exporter(const ExporterOptions& o, const StoreWrapper& wrap) {
     }
   }
   if (control) control->stop();
+  if (control_listener) control_listener->stop();
+  if (!o.control_socket.empty()) remove_control_socket();
   if (migrating) migrating->cancel();
   server.stop();
   if (served.failed()) {

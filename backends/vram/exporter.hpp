@@ -36,6 +36,7 @@ struct ExporterOptions {
   std::uint64_t chunk_bytes = 64ULL << 20;  // --chunk: allocation unit of the export
   std::string spill;                        // --spill: "", "lz4", "file:PATH"
   int control_fd = -1;                      // --control-fd
+  std::string control_socket;               // --control-socket: PATH of a 0600 socket in a 0700 directory
   unsigned movers = 2;                      // --movers: chunks moved at once
   bool help = false;
   bool version = false;

@@ -1,10 +1,15 @@
 #include "backends/vram/exporter_control.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 
 namespace tierswap::vram {
 
@@ -47,6 +52,154 @@ Result<nlohmann::json> ExporterControl::call(std::string_view cmd, int timeout_m
   if (!j.is_object() || !j.value("ok", false))
     return fail(0, what + ": " + (j.is_object() ? j.value("error", std::string("refused")) : answer));
   return j;
+}
+
+}  // namespace tierswap::vram
+
+namespace tierswap::vram {
+
+namespace {
+
+template <class T>
+void take(const nlohmann::json& j, const char* key, T& out) {
+  const auto it = j.find(key);
+  if (it == j.end() || it->is_null()) return;
+  if constexpr (std::is_same_v<T, std::string>) {
+    if (it->is_string()) out = it->get<std::string>();
+  } else if constexpr (std::is_same_v<T, bool>) {
+    if (it->is_boolean()) out = it->get<bool>();
+  } else {
+    if (it->is_number()) out = it->get<T>();
+  }
+}
+
+}  // namespace
+
+MoveStatus move_status_from_json(const nlohmann::json& j) {
+  MoveStatus m;
+  if (!j.is_object()) return m;
+  take(j, "job", m.job);
+  take(j, "running", m.running);
+  take(j, "cancelled", m.cancelled);
+  take(j, "chunks_total", m.chunks_total);
+  take(j, "chunks_done", m.chunks_done);
+  take(j, "bytes_moved", m.bytes_moved);
+  take(j, "seconds", m.seconds);
+  take(j, "error", m.error);
+  return m;
+}
+
+TierFigures figures_from_json(const nlohmann::json& j) {
+  TierFigures f;
+  if (!j.is_object()) return f;
+  take(j, "requests", f.requests);
+  take(j, "queue_depth", f.queue_depth);
+  take(j, "queue_depth_max", f.queue_depth_max);
+  take(j, "size", f.size_bytes);
+  take(j, "chunk_bytes", f.chunk_bytes);
+  if (const auto ops = j.find("ops"); ops != j.end() && ops->is_object()) {
+    if (const auto r = ops->find("read"); r != ops->end()) take(*r, "bytes", f.read_bytes);
+    if (const auto w = ops->find("write"); w != ops->end()) take(*w, "bytes", f.write_bytes);
+  }
+  if (const auto l = j.find("latency_us"); l != j.end() && l->is_object()) {
+    take(*l, "p50", f.latency_p50_us);
+    take(*l, "p99", f.latency_p99_us);
+    take(*l, "samples", f.latency_samples);
+  }
+  f.resident_bytes = f.size_bytes;  // an export without chunks is all resident
+  take(j, "resident_bytes", f.resident_bytes);
+  if (const auto c = j.find("chunks"); c != j.end() && c->is_object()) {
+    take(*c, "total", f.chunks_total);
+    take(*c, "resident", f.chunks_resident);
+    take(*c, "spilled", f.chunks_spilled);
+    std::uint64_t out = 0, in = 0;
+    take(*c, "moving_out", out);
+    take(*c, "moving_in", in);
+    f.chunks_moving = out + in;
+  }
+  if (const auto s = j.find("spill"); s != j.end() && s->is_object()) {
+    take(*s, "kind", f.spill);
+    take(*s, "ratio", f.spill_ratio);
+    take(*s, "stored_bytes", f.spill_stored_bytes);
+    take(*s, "footprint_bytes", f.spill_footprint_bytes);
+  }
+  return f;
+}
+
+Result<int> connect_control_socket(const std::string& path, pid_t expect_pid, int timeout_ms) {
+  const std::string what = "tierswap-nbd control socket " + path;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return fail(ENAMETOOLONG, what + ": path too long");
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return fail(errno, what + ": socket()");
+  auto bad = [&](int err, const std::string& why) {
+    ::close(fd);
+    return fail(err, what + ": " + why);
+  };
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno != EAGAIN && errno != EINPROGRESS) return bad(errno, "connect");
+    pollfd p{fd, POLLOUT, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0)
+      return bad(ETIMEDOUT, "no answer to connect within " + std::to_string(timeout_ms) + " ms");
+    int err = 0;
+    socklen_t len = sizeof err;
+    ::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) return bad(err, "connect");
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  if (expect_pid > 0) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return bad(errno, "SO_PEERCRED");
+    if (cred.pid != expect_pid)
+      return bad(EPERM, "answered by pid " + std::to_string(cred.pid) + ", not by the exporter pid " +
+                            std::to_string(expect_pid) + " the journal records: not using it");
+  }
+  return fd;
+}
+
+ExporterChannel::~ExporterChannel() {
+  std::lock_guard lk(mu_);
+  drop_locked();
+}
+
+void ExporterChannel::drop_locked() {
+  control_.reset();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<nlohmann::json> ExporterChannel::call_locked(std::string_view cmd, int timeout_ms) {
+  if (fd_ < 0) {
+    auto fd = connect_control_socket(path_, pid_, std::min(timeout_ms, 1000));
+    if (!fd) return wrap(fd.error(), what_);
+    fd_ = *fd;
+    control_ = std::make_unique<ExporterControl>(fd_);
+  }
+  auto r = control_->call(cmd, timeout_ms);
+  // A refusal (code 0) leaves the channel sound; anything else ends it, so
+  // that a late answer cannot be taken for the next call's.
+  if (!r && r.error().code != 0) drop_locked();
+  if (!r) return wrap(r.error(), what_);
+  return r;
+}
+
+Result<MoveStatus> ExporterChannel::move(std::string_view cmd, int timeout_ms) {
+  std::lock_guard lk(mu_);
+  auto r = call_locked(cmd, timeout_ms);
+  if (!r) return std::unexpected(r.error());
+  return move_status_from_json(*r);
+}
+
+Result<TierFigures> ExporterChannel::figures(int timeout_ms) {
+  std::unique_lock lk(mu_, std::defer_lock);
+  if (!lk.try_lock_for(std::chrono::milliseconds(timeout_ms)))
+    return fail(ErrorKind::busy, what_ + ": the control channel is in use");
+  auto r = call_locked("stats", timeout_ms);
+  if (!r) return std::unexpected(r.error());
+  return figures_from_json(*r);
 }
 
 }  // namespace tierswap::vram

@@ -1,19 +1,32 @@
 // The daemon's side of tierswap-nbd's control channel (control_server.hpp
 // has the protocol): one JSON line out, one JSON line back.
 //
-// The fd is the daemon's end of the socketpair whose other end it handed to
-// the exporter with --control-fd (vram_kind binds it as
-// "{vram:TIER:control}"). Not thread-safe: one call at a time per fd.
-// Errors: ETIMEDOUT when no answer came within timeout_ms, EPIPE when the
-// exporter closed the channel, EPROTO for an answer that is not JSON, and
-// for {"ok": false, "error": ...} the exporter's sentence with code 0.
+// ExporterControl speaks on a connected stream socket it does not own (a
+// socketpair end, or a connection ExporterChannel made). Not thread-safe:
+// one call at a time per fd. Errors: ETIMEDOUT when no answer came within
+// timeout_ms, EPIPE when the exporter closed the channel, EPROTO for an
+// answer that is not JSON, and for {"ok": false, "error": ...} the
+// exporter's sentence with code 0.
+//
+// ExporterChannel is the TierControl (common/tier_control.hpp) the vram kind
+// hands the daemon for one tier: it connects to the exporter's control
+// socket (`--control-socket`, a 0600 socket in the exporter's 0700 runtime
+// directory; the path the journal records, under the daemon's root), checks
+// with SO_PEERCRED that the process answering is the recorded exporter pid,
+// and reconnects after an error on the next call. Thread-safe: calls are
+// serialised on one connection; figures() waits at most its timeout for a
+// call of another thread to end (ErrorKind::busy after that).
 #pragma once
 
+#include <sys/types.h>
+
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
 
 #include "common/result.hpp"
+#include "common/tier_control.hpp"
 
 namespace tierswap::vram {
 
@@ -33,6 +46,43 @@ class ExporterControl {
  private:
   int fd_;
   std::string pending_;  // bytes after the last answer's newline
+};
+
+// The answers as the daemon's structs (pure; missing keys stay 0).
+MoveStatus move_status_from_json(const nlohmann::json& j);
+TierFigures figures_from_json(const nlohmann::json& j);
+
+// Connects to the Unix socket at `path` (absolute, as the host sees it),
+// without blocking longer than timeout_ms. expect_pid > 0: the peer
+// (SO_PEERCRED) must be that process, else EPERM naming both pids.
+Result<int> connect_control_socket(const std::string& path, pid_t expect_pid, int timeout_ms = 1000);
+
+class ExporterChannel final : public TierControl {
+ public:
+  // `what` names the tier in messages ("vram tier \"gpu\""); `path` is the
+  // socket as the host sees it.
+  ExporterChannel(std::string what, std::string path, pid_t exporter_pid)
+      : what_(std::move(what)), path_(std::move(path)), pid_(exporter_pid) {}
+  ~ExporterChannel() override;
+  ExporterChannel(const ExporterChannel&) = delete;
+  ExporterChannel& operator=(const ExporterChannel&) = delete;
+
+  Result<MoveStatus> evacuate() override { return move("evacuate", 5000); }
+  Result<MoveStatus> promote() override { return move("promote", 5000); }
+  Result<MoveStatus> progress() override { return move("progress", 5000); }
+  Result<MoveStatus> cancel() override { return move("cancel", 30000); }
+  Result<TierFigures> figures(int timeout_ms) override;
+
+ private:
+  Result<nlohmann::json> call_locked(std::string_view cmd, int timeout_ms);
+  Result<MoveStatus> move(std::string_view cmd, int timeout_ms);
+  void drop_locked();
+
+  std::string what_, path_;
+  pid_t pid_;
+  std::timed_mutex mu_;
+  int fd_ = -1;
+  std::unique_ptr<ExporterControl> control_;
 };
 
 }  // namespace tierswap::vram

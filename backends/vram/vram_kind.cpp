@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/swap_step.hpp"
+#include "backends/vram/exporter_control.hpp"
 #include "backends/vram/nbd_attach.hpp"
 #include "common/refusal.hpp"
 
@@ -118,6 +120,19 @@ std::string backend_identifier(const std::string& tier) {
   return "tierswap-" + tier;
 }
 
+std::string spill_text(const std::string& spill) {
+  return spill.empty() ? "none" : spill;
+}
+
+std::string spill_change_note(const std::string& tier, const std::string& was, const std::string& want,
+                              bool evacuated) {
+  return "tier \"" + tier + "\": spill " + spill_text(was) + " -> " + spill_text(want) +
+         ": applies when the tier is next set up (its exporter keeps " + spill_text(was) +
+         (evacuated ? ", which holds its pages now" : "") +
+         " while it serves: it is not restarted for this, since a restart needs the tier drained; remove "
+         "the tier, reload, and add it back to apply it now)";
+}
+
 std::string fds_placeholder(const std::string& tier) {
   return "{vram:" + tier + ":fds}";
 }
@@ -153,15 +168,20 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
     ours.push_back(sv[0]);
     theirs.push_back(sv[1]);
   }
-  // The control channel (exporter_control.hpp): the daemon keeps ctl[0].
-  int ctl[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) != 0) {
+  // The control channel (exporter_control.hpp) is a socket in the
+  // exporter's own runtime directory, which the exporter makes (0700, the
+  // socket 0600, without following links): the daemon connects there now
+  // and after a restart alike. Its parent is tierswapd's state directory.
+  const std::string state_dir = ctx.fs.resolve(paths::run_state_dir).string();
+  std::error_code dir_ec;
+  std::filesystem::create_directories(std::filesystem::path(state_dir).parent_path(), dir_ec);
+  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
     const int e = errno;
     close_all();
-    return kernel_error(e, "vram tier \"" + s.tier + "\": socketpair for the exporter's control channel");
+    return kernel_error(e,
+                        "vram tier \"" + s.tier + "\": cannot create " + std::string(paths::run_state_dir));
   }
-  ours.push_back(ctl[0]);
-  theirs.push_back(ctl[1]);
+  const std::string control = ctx.fs.resolve(paths::exporter_control_socket(s.tier)).string();
   // exec failure comes back through a close-on-exec pipe.
   int report[2];
   if (::pipe2(report, O_CLOEXEC) != 0) {
@@ -171,9 +191,8 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   }
   std::vector<std::string> args = {exe, "--store", store, "--size", std::to_string(s.size)};
   if (!device.empty()) args.insert(args.end(), {"--device", device});
-  for (int fd : theirs)
-    if (fd != ctl[1]) args.insert(args.end(), {"--fd", std::to_string(fd)});
-  args.insert(args.end(), {"--control-fd", std::to_string(ctl[1])});
+  for (int fd : theirs) args.insert(args.end(), {"--fd", std::to_string(fd)});
+  args.insert(args.end(), {"--control-socket", control});
   if (!spill.empty()) args.insert(args.end(), {"--spill", spill});
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
@@ -210,10 +229,8 @@ Result<void> start_exporter(Step& s, ExecContext& ctx) {
   const auto info = proc_info(ctx.fs, pid);
   const std::string id = process_id(pid, info ? info->start : 0);
   std::string fds;
-  for (int fd : ours)
-    if (fd != ctl[0]) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
+  for (int fd : ours) fds += (fds.empty() ? "" : ",") + std::to_string(fd);
   ctx.bind("{vram:" + s.tier + ":exporter}", id);
-  ctx.bind("{vram:" + s.tier + ":control}", std::to_string(ctl[0]));
   ctx.bind(fds_placeholder(s.tier), fds);
   s.path = id;
   return {};
@@ -447,14 +464,17 @@ class VramKind final : public TierKind {
       if (o.name != t.name || o.kind != kName || ctx.is_kept(o.swap_path)) continue;
       if (!o.failed.empty()) continue;  // torn down and set up afresh
       const bool same_setup = o.size == size && o.store == t.store;
-      if (same_setup && o.active && swap_step::active_at(ctx.swaps, o.swap_path, t.priority) &&
-          o.discard == t.discard) {
+      const bool keep_active = same_setup && o.active &&
+                               swap_step::active_at(ctx.swaps, o.swap_path, t.priority) &&
+                               o.discard == t.discard;
+      if (keep_active || (same_setup && o.drained)) {
         ctx.keep(o.swap_path);
-        return;
-      }
-      if (same_setup && o.drained) {
-        ctx.keep(o.swap_path);
-        ctx.note(swap_step::drained_note(t.name));
+        if (o.drained) ctx.note(swap_step::drained_note(t.name));
+        // The spill store is the exporter's: changing it means a new
+        // exporter, and a serving one is never restarted for it (its pages
+        // would have to be drained first). The change waits for the next
+        // set-up of the tier; the journal keeps what the exporter has.
+        if (o.spill != t.spill) ctx.note(spill_change_note(t.name, o.spill, t.spill, o.evacuated));
         return;
       }
     }
@@ -469,7 +489,7 @@ class VramKind final : public TierKind {
                  .op = "nbd_attach",
                  .tier = t.name,
                  .path = "{vram:" + t.name + ":exporter}",
-                 .previous = t.store,
+                 .previous = t.spill.empty() ? t.store : t.store + " spill=" + t.spill,
                  .size = size,
                  .previous_size = static_cast<std::uint64_t>(connections)});
     ctx.add(swap_step::header(kName, t.name, dev, size));
@@ -495,6 +515,13 @@ class VramKind final : public TierKind {
                                  .tier = o.name,
                                  .path = process_id(o.exporter_pid, o.exporter_start)});
     return out;
+  }
+
+  std::shared_ptr<TierControl> control(const OwnedTier& o, const HostFs& fs) const override {
+    if (o.kind != kName || o.control_socket.empty() || o.exporter_pid <= 0 || !o.failed.empty())
+      return nullptr;
+    return std::make_shared<ExporterChannel>("vram tier \"" + o.name + "\"",
+                                             fs.resolve(o.control_socket).string(), o.exporter_pid);
   }
 
   Readoption readopt(OwnedTier& t, const HostFs& fs) const override {
@@ -531,7 +558,11 @@ class VramKind final : public TierKind {
       t.device = s.value;
       t.swap_path = paths::dev_node(s.value);
       t.size = s.size;
-      t.store = s.previous.value_or("");
+      // `previous` is "STORE[ spill=SPILL]" (plan_tier).
+      const std::string setup = s.previous.value_or("");
+      t.store = setup.substr(0, setup.find(' '));
+      t.spill = option(setup, "spill");
+      t.control_socket = paths::exporter_control_socket(s.tier);
       t.backend = backend_identifier(s.tier);
       t.connections = static_cast<int>(s.previous_size);
       pid_t pid = 0;

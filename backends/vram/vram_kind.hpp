@@ -2,14 +2,16 @@
 // of GPU memory (or host RAM, the test store) to the kernel's nbd driver,
 // with a swap area on the /dev/nbdN it attaches. Steps (Step::kind "vram"):
 //   start_exporter  spawn tierswap-nbd (own session, so that it outlives the
-//                   daemon) with `connections` socketpairs; `value` is
-//                   "store=S connections=N[ device=G]", `size` the bytes.
+//                   daemon) with `connections` socketpairs and its control
+//                   socket at /run/tierswap/exporter-TIER/control; `value` is
+//                   "store=S connections=N[ device=G][ spill=SPILL]", `size`
+//                   the bytes.
 //                   Binds "{vram:TIER:exporter}" ("PID:START") and the
 //                   daemon's socket ends for the attach; undo: stop_exporter
 //   nbd_attach      NBD handshake on every socket, then the netlink (or
 //                   ioctl) connect; `path` is "PID:START" of the exporter,
 //                   `value` becomes the device ("nbd0"), bound as
-//                   "{vram:TIER}"; `previous` carries the store and
+//                   "{vram:TIER}"; `previous` carries "STORE[ spill=SPILL]" and
 //                   `previous_size` the number of connections for the
 //                   journal; undo: nbd_detach
 //   swap_header, swapon, swapoff   (backends/swap/swap_step.hpp)
@@ -18,7 +20,9 @@
 //                   once its connections end), SIGTERM after a grace time;
 //                   a pid whose start time differs is never signalled
 // The exporter is found next to the running executable, else in the
-// installed sbin directory.
+// installed sbin directory. control() hands the daemon an ExporterChannel
+// (exporter_control.hpp) to the tier's control socket; a change of `spill:`
+// on a running tier is planned as a note (it applies at the next set-up).
 #pragma once
 
 #include <cstdint>

@@ -109,3 +109,58 @@ TEST(StatusJson, MissingKeysKeepTheirDefaults) {
 
 }  // namespace
 }  // namespace tierswap::dbus
+
+namespace tierswap::dbus {
+namespace {
+
+// A vram tier's exporter figures (only when its exporter answered), the
+// evacuated state and per-cgroup memory pressure round-trip; a document
+// without them reads as before.
+TEST(StatusJson, ExporterFiguresEvacuatedAndCgroupPressureRoundTrip) {
+  Status s;
+  TierStatus t;
+  t.name = "gpu";
+  t.kind = "vram";
+  t.state = TierState::evacuated;
+  t.exporter_live = true;
+  t.exporter_requests = 1234;
+  t.exporter_read_bytes = 4096;
+  t.exporter_write_bytes = 8192;
+  t.exporter_queue_depth = 3;
+  t.exporter_latency_p50_us = 21.5;
+  t.exporter_latency_p99_us = 160.25;
+  t.resident_bytes = 0;
+  t.spilled_bytes = 64ULL << 20;
+  t.spill = "lz4";
+  t.spill_ratio = 2.5;
+  t.spill_stored_bytes = 1 << 20;
+  s.tiers.push_back(t);
+  t.name = "cold";
+  t.exporter_live = false;  // not read this time: no figures written
+  t.state = TierState::active;
+  s.tiers.push_back(t);
+  s.cgroup_pressure.push_back({"postgresql.service", {{12.5, 3, 1, 42}, {7.25, 0, 0, 9}}});
+  const std::string text = status_to_json(s, false);
+  auto back = status_from_json(text);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->tiers.size(), 2u);
+  const auto& b = back->tiers[0];
+  EXPECT_EQ(b.state, TierState::evacuated);
+  EXPECT_TRUE(b.exporter_live);
+  EXPECT_EQ(b.exporter_requests, 1234u);
+  EXPECT_EQ(b.exporter_write_bytes, 8192u);
+  EXPECT_EQ(b.exporter_queue_depth, 3u);
+  EXPECT_DOUBLE_EQ(b.exporter_latency_p99_us, 160.25);
+  EXPECT_EQ(b.spilled_bytes, 64ULL << 20);
+  EXPECT_EQ(b.spill, "lz4");
+  EXPECT_DOUBLE_EQ(b.spill_ratio, 2.5);
+  EXPECT_FALSE(back->tiers[1].exporter_live);
+  EXPECT_EQ(back->tiers[1].spill, "");
+  ASSERT_EQ(back->cgroup_pressure.size(), 1u);
+  EXPECT_EQ(back->cgroup_pressure[0].cgroup, "postgresql.service");
+  EXPECT_DOUBLE_EQ(back->cgroup_pressure[0].memory.full.avg10, 7.25);
+  EXPECT_EQ(status_to_json(Status{}, false).find("cgroup_pressure"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tierswap::dbus

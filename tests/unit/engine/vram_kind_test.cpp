@@ -236,3 +236,128 @@ TEST(VramJournal, ExporterFieldsRoundTripAndAreValidated) {
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message.find("tiers[0].exporter_pid"), std::string::npos) << r.error().message;
 }
+
+// --- the spill store and the control socket --------------------------------
+
+namespace {
+
+OwnedTier spilled_gpu(const std::string& spill) {
+  OwnedTier t;
+  t.name = "gpu";
+  t.kind = "vram";
+  t.device = "nbd0";
+  t.swap_path = "/dev/nbd0";
+  t.active = true;
+  t.priority = 50;
+  t.size = 64ULL << 20;
+  t.store = "host";
+  t.exporter_pid = 4242;
+  t.exporter_start = 777;
+  t.spill = spill;
+  t.control_socket = "/run/tierswap/exporter-gpu/control";
+  return t;
+}
+
+}  // namespace
+
+// A new tier: the spill goes to the exporter and, through the attach step,
+// into the journal with the control socket the exporter makes.
+TEST_F(VramPlan, TheSpillAndTheControlSocketReachTheExporterAndTheJournal) {
+  add_nbd_driver();
+  auto r = plan(std::string(kConfig) + "    spill: {kind: lz4}\n");
+  ASSERT_TRUE(r.ok()) << dump(r.diagnostics);
+  std::vector<Step> gpu;
+  for (const auto& s : r.plan.steps)
+    if (s.tier == "gpu") gpu.push_back(s);
+  ASSERT_EQ(gpu.size(), 4u);
+  EXPECT_EQ(gpu[0].value, "store=host connections=2 spill=lz4");
+  EXPECT_EQ(gpu[1].previous, "host spill=lz4");
+  std::vector<OwnedTier> tiers;
+  std::vector<ValueRecord> values;
+  Ownership own{tiers, values};
+  Step attach = gpu[1];
+  attach.path = "4242:777";
+  attach.value = "nbd0";
+  kinds::named("vram")->record(own, attach);
+  ASSERT_EQ(tiers.size(), 1u);
+  EXPECT_EQ(tiers[0].store, "host");
+  EXPECT_EQ(tiers[0].spill, "lz4");
+  EXPECT_EQ(tiers[0].control_socket, "/run/tierswap/exporter-gpu/control");
+  // The daemon's channel to it: only for a sound tier with a socket.
+  const HostFs fs(root_->str());
+  EXPECT_NE(kinds::named("vram")->control(tiers[0], fs), nullptr);
+  tiers[0].failed = "its exporter failed";
+  EXPECT_EQ(kinds::named("vram")->control(tiers[0], fs), nullptr);
+  tiers[0].failed.clear();
+  tiers[0].control_socket.clear();  // an exporter of an older tierswapd
+  EXPECT_EQ(kinds::named("vram")->control(tiers[0], fs), nullptr);
+}
+
+// Changing spill: on a running tier restarts nothing: the plan keeps the
+// tier and says the change applies at the next set-up.
+TEST_F(VramPlan, ChangingTheSpillOfARunningTierIsANoteNotARestart) {
+  add_nbd_driver();
+  test::spit(root_->path() / "proc/swaps",
+             "Filename\tType\tSize\tUsed\tPriority\n/dev/nbd0\tpartition\t65532\t0\t50\n");
+  Journal j;
+  j.tiers = {spilled_gpu("lz4")};
+  auto r = plan(std::string(kConfig) + "    spill: {kind: file, path: /var/lib/tierswap/spill-gpu}\n", j);
+  ASSERT_TRUE(r.ok()) << dump(r.diagnostics);
+  EXPECT_TRUE(ops_of(r.plan, "gpu").empty()) << plan_to_text(r.plan);
+  const std::string text = plan_to_text(r.plan);
+  EXPECT_NE(text.find("tier \"gpu\": spill lz4 -> file:/var/lib/tierswap/spill-gpu: applies when the tier is "
+                      "next set up (its exporter keeps lz4 while it serves"),
+            std::string::npos)
+      << text;
+
+  // Removed, while its pages are in the spill store: said too.
+  j.tiers[0].evacuated = true;
+  r = plan(kConfig, j);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(ops_of(r.plan, "gpu").empty());
+  EXPECT_NE(plan_to_text(r.plan).find("spill lz4 -> none: applies when the tier is next set up (its exporter "
+                                      "keeps lz4, which holds its pages now"),
+            std::string::npos)
+      << plan_to_text(r.plan);
+  // Unchanged: no note.
+  j.tiers[0].evacuated = false;
+  r = plan(std::string(kConfig) + "    spill: {kind: lz4}\n", j);
+  EXPECT_EQ(plan_to_text(r.plan).find("spill"), std::string::npos) << plan_to_text(r.plan);
+}
+
+TEST(VramJournal, SpillSocketAndEvacuatedRoundTripAndHostileOnesAreRefused) {
+  Journal j;
+  OwnedTier t = spilled_gpu("file:/var/lib/tierswap/spill-gpu");
+  t.evacuated = true;
+  j.tiers = {t};
+  auto back = parse_journal(to_json(j));
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_EQ(back->tiers[0].spill, "file:/var/lib/tierswap/spill-gpu");
+  EXPECT_EQ(back->tiers[0].control_socket, "/run/tierswap/exporter-gpu/control");
+  EXPECT_TRUE(back->tiers[0].evacuated);
+  EXPECT_TRUE(validate_journal(*back));
+  const auto refused = [&](auto change, const std::string& part) {
+    Journal bad = *back;
+    change(bad.tiers[0]);
+    auto r = validate_journal(bad);
+    if (r) return ::testing::AssertionFailure() << "accepted";
+    if (r.error().message.find(part) == std::string::npos)
+      return ::testing::AssertionFailure() << r.error().message << " (wanted " << part << ")";
+    return ::testing::AssertionSuccess();
+  };
+  // The daemon connects only where tierswap puts a tier's socket.
+  EXPECT_TRUE(
+      refused([](OwnedTier& x) { x.control_socket = "/tmp/evil"; },
+              "tiers[0].control_socket: \"/tmp/evil\" is not the control socket tierswap gives this tier "
+              "(/run/tierswap/exporter-gpu/control)"));
+  EXPECT_TRUE(refused([](OwnedTier& x) { x.control_socket = "/run/tierswap/exporter-other/control"; },
+                      "tiers[0].control_socket"));
+  EXPECT_TRUE(refused([](OwnedTier& x) { x.spill = "zstd"; }, "tiers[0].spill"));
+  EXPECT_TRUE(refused([](OwnedTier& x) { x.spill = "file:relative"; }, "tiers[0].spill"));
+  EXPECT_TRUE(refused(
+      [](OwnedTier& x) {
+        x.spill.clear();
+        x.evacuated = true;
+      },
+      "tiers[0].evacuated"));
+}

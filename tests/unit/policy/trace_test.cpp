@@ -220,3 +220,30 @@ TEST(TraceWriter, LineReadsBackToTheSameSnapshot) {
 
 }  // namespace
 }  // namespace tierswap::policy
+
+namespace tierswap::policy {
+namespace {
+
+// Per-cgroup memory pressure (cgroups: in the config) is recorded and read
+// back; a trace without it reads as before.
+TEST(TraceWriter, CgroupMemoryPressureRoundTrips) {
+  Snapshot s;
+  s.time_ms = 2000;
+  s.cgroup_memory = {{"postgresql.service", {12.5, 7.25}}, {"system.slice", {0.1, 0}}};
+  const std::string line = format_trace_line(s);
+  EXPECT_NE(line.find(R"("cgroup_memory":{"postgresql.service":{"full":7.25,"some":12.5})"),
+            std::string::npos)
+      << line;
+  EXPECT_EQ(format_trace_line(Snapshot{}).find("cgroup_memory"), std::string::npos);
+  auto back = parse_trace(line, "recorded");
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_DOUBLE_EQ((*back)[0].cgroup_memory.at("postgresql.service").some_avg10, 12.5);
+  EXPECT_DOUBLE_EQ((*back)[0].cgroup_memory.at("postgresql.service").full_avg10, 7.25);
+  auto bad = parse_trace(R"({"t_ms": 0, "cgroup_memory": {"x.slice": {"some": 101}}})", "t");
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("cgroup_memory.x.slice"), std::string::npos) << bad.error().message;
+}
+
+}  // namespace
+}  // namespace tierswap::policy
