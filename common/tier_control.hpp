@@ -24,6 +24,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -41,8 +43,19 @@ struct MoveStatus {
   std::string error;  // why the move stopped; empty when it did not fail
 };
 
+// Requests and bytes of one operation ("read", "write", "zero", "trim",
+// "flush") since the server started.
+struct OpFigures {
+  std::string op;
+  std::uint64_t requests = 0, bytes = 0;
+};
+
 // The serving process's figures at one instant.
 struct TierFigures {
+  std::vector<OpFigures> ops;
+  // The latency histogram: {bucket's upper bound in ns, requests in it}
+  // (not cumulative, ascending, empty buckets left out).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> latency_buckets;
   std::uint64_t requests = 0;
   std::uint64_t read_bytes = 0, write_bytes = 0;
   std::uint64_t queue_depth = 0, queue_depth_max = 0;

@@ -177,6 +177,10 @@ void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool movin
   ts.spill = f->spill;
   ts.spill_ratio = f->spill_ratio;
   ts.spill_stored_bytes = f->spill_stored_bytes;
+  ExporterCounters counters;
+  for (const OpFigures& op : f->ops) counters.ops.push_back({op.op, op.requests, op.bytes});
+  for (const auto& [upper_ns, count] : f->latency_buckets) counters.latency.push_back({upper_ns, count});
+  ts.exporter = std::move(counters);
 }
 
 void StatusObserver::read_cgroup_pressure(Status& s) {

@@ -57,8 +57,9 @@ const Family kFamilies[] = {
 constexpr double kLatencyBounds[] = {10e-6, 25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3,   2.5e-3,
                                      5e-3,  10e-3, 25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0};
 
-constexpr TierState kStates[] = {TierState::active,  TierState::demoting,    TierState::evacuating,
-                                 TierState::drained, TierState::unavailable, TierState::failed};
+constexpr TierState kStates[] = {TierState::active,   TierState::demoting,    TierState::evacuating,
+                                 TierState::drained,  TierState::unavailable, TierState::failed,
+                                 TierState::evacuated};
 
 std::string number(double v) {
   if (std::isnan(v)) return "NaN";

@@ -58,7 +58,8 @@ std::string control_stats(const Server& server, const BlockStore& base, Migratin
          {"latency_us",
           {{"p50", static_cast<double>(s.latency_p50_ns) / 1000.0},
            {"p99", static_cast<double>(s.latency_p99_ns) / 1000.0},
-           {"samples", s.latency_samples}}}};
+           {"samples", s.latency_samples},
+           {"buckets_ns", s.latency_buckets}}}};
   const auto* chunked = dynamic_cast<const ChunkedStore*>(&base);
   if (chunked != nullptr) {
     j["chunk_bytes"] = chunked->chunk_bytes();

@@ -191,12 +191,14 @@ void describe(CLI::App& app, ExporterOptions& o) {
   app.add_option_function<std::string>(
          "--spill",
          [&o](const std::string& v) {
-           if (v != "lz4" && !(v.starts_with("file:/") && v.size() > 6))
-             throw CLI::ValidationError("--spill",
-                                        v + ": use lz4 (compressed RAM) or file:/PATH (a new file)");
+           if (v != "lz4" && !v.starts_with("lz4:") && !(v.starts_with("file:/") && v.size() > 6))
+             throw CLI::ValidationError(
+                 "--spill", v + ": use lz4 (compressed RAM), lz4:N (N: acceleration, 1 best ratio .. 65537) "
+                                "or file:/PATH (a new file)");
            o.spill = v;
          },
-         "where evacuated chunks go: lz4 (compressed RAM) or file:/PATH (created, must not exist)")
+         "where evacuated chunks go: lz4 (compressed RAM; lz4:N sets lz4's acceleration, e.g. lz4:4 "
+         "moves faster at a slightly lower ratio) or file:/PATH (created, must not exist)")
       ->type_name("lz4|file:PATH");
   app.add_option("--control-fd", o.control_fd,
                  "serve the control channel (line-based JSON: stats, evacuate, promote, progress, cancel) "

@@ -100,11 +100,21 @@ TierFigures figures_from_json(const nlohmann::json& j) {
   if (const auto ops = j.find("ops"); ops != j.end() && ops->is_object()) {
     if (const auto r = ops->find("read"); r != ops->end()) take(*r, "bytes", f.read_bytes);
     if (const auto w = ops->find("write"); w != ops->end()) take(*w, "bytes", f.write_bytes);
+    for (const auto& [name, v] : ops->items()) {
+      OpFigures o{.op = name};
+      take(v, "requests", o.requests);
+      take(v, "bytes", o.bytes);
+      f.ops.push_back(std::move(o));
+    }
   }
   if (const auto l = j.find("latency_us"); l != j.end() && l->is_object()) {
     take(*l, "p50", f.latency_p50_us);
     take(*l, "p99", f.latency_p99_us);
     take(*l, "samples", f.latency_samples);
+    if (const auto b = l->find("buckets_ns"); b != l->end() && b->is_array())
+      for (const auto& e : *b)
+        if (e.is_array() && e.size() == 2 && e[0].is_number_unsigned() && e[1].is_number_unsigned())
+          f.latency_buckets.emplace_back(e[0].get<std::uint64_t>(), e[1].get<std::uint64_t>());
   }
   f.resident_bytes = f.size_bytes;  // an export without chunks is all resident
   take(j, "resident_bytes", f.resident_bytes);

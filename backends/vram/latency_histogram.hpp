@@ -9,6 +9,8 @@
 #include <atomic>
 #include <bit>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace tierswap::vram {
 
@@ -51,6 +53,14 @@ class LatencyHistogram {
       if (seen >= want) return upper(b);
     }
     return upper(kBuckets - 1);
+  }
+  // The non-empty buckets, ascending: {largest value in it, records}.
+  [[nodiscard]] std::vector<std::pair<std::uint64_t, std::uint64_t>> buckets() const {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    for (unsigned b = 0; b < kBuckets; ++b)
+      if (const std::uint64_t n = counts_[b].load(std::memory_order_relaxed); n > 0)
+        out.emplace_back(upper(b), n);
+    return out;
   }
   void reset() {
     for (auto& c : counts_) c.store(0, std::memory_order_relaxed);

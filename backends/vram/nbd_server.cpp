@@ -472,6 +472,7 @@ ServerStats Server::stats() const {
   s.latency_p50_ns = latency_.percentile(0.50);
   s.latency_p99_ns = latency_.percentile(0.99);
   s.latency_samples = latency_.total();
+  s.latency_buckets = latency_.buckets();
   return s;
 }
 

@@ -91,6 +91,8 @@ struct ServerStats {
   std::uint64_t latency_p50_ns = 0;
   std::uint64_t latency_p99_ns = 0;
   std::uint64_t latency_samples = 0;
+  // The histogram behind them: {bucket's upper bound in ns, requests}, non-empty buckets.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> latency_buckets;
 };
 
 class Server {

@@ -93,6 +93,7 @@ TEST(PrometheusText, FamiliesLabelsAndBaseUnits) {
   EXPECT_THAT(t, HasSubstr("tierswap_tier_size_bytes{tier=\"gpu\",kind=\"vram\"} 4294967296\n"));
   EXPECT_THAT(t, HasSubstr("tierswap_tier_state{tier=\"gpu\",state=\"drained\"} 1\n"));
   EXPECT_THAT(t, HasSubstr("tierswap_tier_state{tier=\"gpu\",state=\"active\"} 0\n"));
+  EXPECT_THAT(t, HasSubstr("tierswap_tier_state{tier=\"gpu\",state=\"evacuated\"} 0\n"));
   EXPECT_THAT(t, HasSubstr("tierswap_tier_compression_ratio{tier=\"zram\",kind=\"zram\"} 4\n"));
   EXPECT_THAT(t, HasSubstr("# TYPE tierswap_psi_stall_seconds_total counter\n"));
   EXPECT_THAT(t, HasSubstr("tierswap_psi_stall_seconds_total{resource=\"memory\",kind=\"some\"} 2.5\n"));

@@ -37,6 +37,41 @@ TEST(ControlLine, StatsWithoutSpill) {
   EXPECT_TRUE(j["latency_us"].contains("p99"));
 }
 
+// The daemon reads every operation's counts and the latency histogram out
+// of the stats answer (they feed the tierswap_exporter_* metrics).
+TEST(ExporterControl, FiguresCarryEveryOperationAndTheHistogram) {
+  const json stats = json::parse(R"({"ok":true,"size":8388608,"requests":7,
+    "ops":{"read":{"requests":4,"bytes":16384},"write":{"requests":2,"bytes":8192},
+           "flush":{"requests":1,"bytes":0}},
+    "latency_us":{"p50":10.5,"p99":40.0,"samples":7,"buckets_ns":[[10239,5],[40959,2]]}})");
+  const TierFigures f = figures_from_json(stats);
+  ASSERT_EQ(f.ops.size(), 3U);
+  bool read = false, flush = false;
+  for (const OpFigures& o : f.ops) {
+    if (o.op == "read") read = o.requests == 4 && o.bytes == 16384;
+    if (o.op == "flush") flush = o.requests == 1;
+  }
+  EXPECT_TRUE(read);
+  EXPECT_TRUE(flush);
+  EXPECT_EQ(f.read_bytes, 16384U);
+  EXPECT_EQ(f.write_bytes, 8192U);
+  ASSERT_EQ(f.latency_buckets.size(), 2U);
+  EXPECT_EQ(f.latency_buckets[0], (std::pair<std::uint64_t, std::uint64_t>{10239, 5}));
+  EXPECT_EQ(f.latency_buckets[1].second, 2U);
+}
+
+// The server's answer carries the histogram it computes its percentiles
+// from: every bucket's count adds up to the samples.
+TEST(ControlLine, StatsCarryTheLatencyHistogram) {
+  auto h = host();
+  Server server(*h, {});
+  const json j = json::parse(handle_control_line(R"({"cmd":"stats"})", server, *h, nullptr));
+  ASSERT_TRUE(j["latency_us"].contains("buckets_ns"));
+  std::uint64_t total = 0;
+  for (const auto& b : j["latency_us"]["buckets_ns"]) total += b[1].get<std::uint64_t>();
+  EXPECT_EQ(total, j["latency_us"]["samples"].get<std::uint64_t>());
+}
+
 TEST(ControlLine, EvacuateWithoutSpillIsAClearError) {
   auto h = host();
   Server server(*h, {});

@@ -191,6 +191,20 @@ TEST(MakeSpill, NamesTheBadSpec) {
   EXPECT_NE(s.error().message.find("zstd"), std::string::npos);
 }
 
+TEST(LatencyHistogram, BucketsAreTheNonEmptyOnesAscending) {
+  LatencyHistogram h;
+  EXPECT_TRUE(h.buckets().empty());
+  for (int i = 0; i < 5; ++i) h.record(10000);
+  h.record(2000000, 3);
+  const auto b = h.buckets();
+  ASSERT_EQ(b.size(), 2U);
+  EXPECT_GE(b[0].first, 10000U);
+  EXPECT_EQ(b[0].second, 5U);
+  EXPECT_GE(b[1].first, 2000000U);
+  EXPECT_EQ(b[1].second, 3U);
+  EXPECT_EQ(b[0].second + b[1].second, h.total());
+}
+
 TEST(LatencyHistogram, PercentilesWithinABucket) {
   LatencyHistogram h;
   EXPECT_EQ(h.percentile(0.5), 0U);
