@@ -100,6 +100,7 @@ Status StatusObserver::read_status(const std::optional<std::string>& draining) {
     ts.priority = c.priority;
     ts.device = c.path;
     ts.state = TierState::unavailable;
+    if (c.kind == "vram") ts.gpu = c.gpu;
     if (const auto* o = j.find_tier(c.name)) fill_owned(ts, *o, swaps, fs, draining == c.name);
     s.tiers.push_back(std::move(ts));
   }

@@ -35,7 +35,8 @@ std::string status_to_json(const Status& s, bool pretty) {
                       {"exporter_state", t.exporter_state},
                       {"store", t.store},
                       {"connections", t.connections},
-                      {"failure", t.failure}};
+                      {"failure", t.failure},
+                      {"gpu", t.gpu}};
     tiers.push_back(std::move(tier));
   }
   Json gpus = Json::array();
@@ -48,7 +49,7 @@ std::string status_to_json(const Status& s, bool pretty) {
   Json actions = Json::array();
   for (const auto& c : s.policy_actions)
     actions.push_back({{"action", c.action}, {"rule", c.rule}, {"count", c.count}});
-  const Json doc = {
+  Json doc = {
       {"format", kStatusFormat},
       {"version", s.version},
       {"state", s.state},
@@ -61,6 +62,9 @@ std::string status_to_json(const Status& s, bool pretty) {
       {"gpus", std::move(gpus)},
       {"policy", {{"actions", std::move(actions)}}},
   };
+  // Only while something is held or said: readers of older documents see no new key.
+  if (!s.suspend.inhibitor.empty() || !s.suspend.detail.empty())
+    doc["suspend"] = {{"inhibitor", s.suspend.inhibitor}, {"detail", s.suspend.detail}};
   return dump_json(doc, pretty);
 }
 
@@ -150,6 +154,7 @@ Result<Status> status_from_json(std::string_view text) {
           get(*v, "store", t.store);
           get(*v, "connections", t.connections);
           get(*v, "failure", t.failure);
+          get(*v, "gpu", t.gpu);
         }
         s.tiers.push_back(std::move(t));
       }
@@ -179,6 +184,11 @@ Result<Status> status_from_json(std::string_view text) {
           s.policy_actions.push_back(std::move(c));
         }
       }
+    }
+    if (const Json* sus = object_at(root, "suspend")) {
+      where = "suspend";
+      get(*sus, "inhibitor", s.suspend.inhibitor);
+      get(*sus, "detail", s.suspend.detail);
     }
   } catch (const Json::exception& e) {
     return fail(ErrorKind::protocol, where + ": status document is not valid: " + e.what());
