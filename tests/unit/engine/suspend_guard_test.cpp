@@ -150,8 +150,9 @@ TEST(SleepTiers, AReadoptedVramTierWithItsUseAndTheRoomRule) {
   EngineOptions eo;
   eo.root = root.str();
   eo.config = p("etc/tierswap.yaml").string();
-  eo.keep_on_exit = true;  // the fake exporter's pid is no process of ours
-  Engine engine(eo, swap::recording_kernel_on(HostFs(root.str())));
+  eo.keep_on_exit = true;                      // the fake exporter's pid is no process of ours
+  eo.make_kernel = swap::recording_kernel_on;  // on the engine's own HostFs
+  Engine engine(eo);
   ASSERT_TRUE(engine.start());
   auto tiers = sleep_tiers(engine);
   ASSERT_EQ(tiers.size(), 1u);
