@@ -124,7 +124,8 @@ TEST_F(DoctorDisplay, HostStoreNoGpuOrNoConfigSayWhy) {
       << r.output;
   fs::remove(dir_ / "etc/tierswap.yaml");
   r = doctor();
-  EXPECT_NE(line_of(r.output, "vram-display").find("no readable config at /etc/tierswap.yaml"),
+  EXPECT_NE(line_of(r.output, "vram-display")
+                .find("ok    vram-display     no VRAM tier: no readable /etc/tierswap.yaml"),
             std::string::npos)
       << r.output;
 }
