@@ -9,7 +9,8 @@
 //   teardown()  the steps that undo a tier the journal says it owns;
 //   execute(), undo_of(), reversible(), record(), describe(), describe_undo(),
 //   fields()    its steps (Step::kind == name());
-//   stats()     its status figures for a tier it owns.
+//   stats()     its status figures for a tier it owns;
+//   suspend_loss()  whether a tier it owns loses its pages across suspend.
 // The daemon (daemon/kind_registry.*) finds a plug-in by name, by configured
 // tier kind or by the kernel value a journal entry names; it orders, journals
 // and rolls back, but never switches on a kind.
@@ -221,6 +222,14 @@ class TierKind {
 
   // Status figures of a tier it owns; nullopt when it has none to give.
   [[nodiscard]] virtual std::optional<TierStats> stats(const OwnedTier&, const HostFs&) const {
+    return std::nullopt;
+  }
+
+  // Why the pages on a tier it owns would be lost across suspend (its store
+  // does not survive it), or nullopt when they survive: the daemon then
+  // drains the tier before sleep (logind's PrepareForSleep). RAM, zram and
+  // disks survive; the default says so.
+  [[nodiscard]] virtual std::optional<std::string> suspend_loss(const OwnedTier&, const HostFs&) const {
     return std::nullopt;
   }
 };

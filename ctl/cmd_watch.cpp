@@ -55,19 +55,6 @@ class TerminalGuard {
   bool active_ = false;
 };
 
-std::string frame(const Status& s, const std::deque<double>& mem, const std::deque<double>& io, int width) {
-  std::string out = render_status(s, std::min(width, 80));
-  out += "\n";
-  for (const auto& t : s.tiers) {
-    const double f = t.size_bytes ? double(t.used_bytes) / double(t.size_bytes) : 0.0;
-    out += fmt::format("{:<12.12} {} {:5.1f}%  {}\n", t.name, usage_bar(f, 40), f * 100, to_string(t.state));
-  }
-  out += fmt::format("\nmem some avg10 {:6.2f}% {}\n", mem.empty() ? 0.0 : mem.back(), sparkline(mem, 1.0));
-  out += fmt::format("io  some avg10 {:6.2f}% {}\n", io.empty() ? 0.0 : io.back(), sparkline(io, 1.0));
-  out += "\nq or Ctrl-C quits\n";
-  return out;
-}
-
 struct WatchArgs {
   // Strings, checked here, for messages that say what is allowed.
   std::string interval, count;
@@ -148,7 +135,7 @@ int run_watch(const CLI::App& sub, bool help, const WatchArgs& args) {
       while (io.size() > 40) io.pop_front();
       if (guard) {
         std::fputs("\033[H\033[2J", stdout);
-        std::fputs(frame(*st, mem, io, terminal_columns()).c_str(), stdout);
+        std::fputs(render_watch_frame(*st, mem, io, terminal_columns()).c_str(), stdout);
       } else {
         std::fputs(render_status(*st).c_str(), stdout);
       }

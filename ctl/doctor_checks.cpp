@@ -4,15 +4,22 @@
 #include <sys/types.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <filesystem>
 #include <optional>
 #include <set>
+#include <sstream>
 
 #include "backends/gpu/nvml.hpp"
+#include "backends/hostfs/nvidia_params.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/power/power_supply.hpp"
 #include "backends/swap/proc_swaps.hpp"
+#include "config/loader.hpp"
 #include "ctl/status_view.hpp"
+#include "dbus/logind.hpp"
 #include "dbus/upower.hpp"
 #include "policy/meminfo.hpp"
 
@@ -203,6 +210,201 @@ DoctorFinding check_mem_available(const Machine& m) {
           ""};
 }
 
+// A PCI address as sysfs writes it ("0000:01:00.0"): NVML and the NVIDIA
+// driver may give the domain with eight digits ("00000000:01:00.0").
+std::string pci_address(std::string a) {
+  for (auto& c : a) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const auto colon = a.find(':');
+  if (colon == std::string::npos || a.find(':', colon + 1) == std::string::npos) return a;
+  unsigned domain = 0;
+  if (std::sscanf(a.substr(0, colon).c_str(), "%x", &domain) != 1) return a;
+  char head[16];
+  std::snprintf(head, sizeof head, "%04x", domain);
+  return head + a.substr(colon);
+}
+
+}  // namespace
+
+std::vector<DisplayCard> display_cards(const HostFs& fs) {
+  std::vector<DisplayCard> out;
+  const std::string drm(paths::sys_class_drm);
+  auto entries = fs.list(drm);
+  if (!entries) return out;
+  std::sort(entries->begin(), entries->end());
+  for (const auto& e : *entries) {
+    // "card0-HDMI-A-1": a connector of card0.
+    const auto dash = e.find('-');
+    if (!e.starts_with("card") || dash == std::string::npos) continue;
+    if (fs.read_value(drm + "/" + e + "/status").value_or("") != "connected") continue;
+    const std::string card = e.substr(0, dash);
+    std::string pci;
+    // cardN/device links to the PCI device; its uevent names it too.
+    std::error_code ec;
+    const auto link = std::filesystem::read_symlink(fs.resolve(drm + "/" + card + "/device"), ec);
+    if (!ec) pci = link.filename().string();
+    if (pci.empty())
+      if (auto u = fs.read(drm + "/" + card + "/device/uevent")) {
+        const auto at = u->find("PCI_SLOT_NAME=");
+        if (at != std::string::npos) pci = u->substr(at + 14, u->find('\n', at) - at - 14);
+      }
+    if (pci.empty()) continue;
+    pci = pci_address(pci);
+    auto it = std::find_if(out.begin(), out.end(), [&](const DisplayCard& c) { return c.pci == pci; });
+    if (it == out.end()) {
+      out.push_back({card, pci, {}});
+      it = out.end() - 1;
+    }
+    it->connectors.push_back(e.substr(dash + 1));
+  }
+  return out;
+}
+
+std::vector<NvidiaGpu> nvidia_gpus(const HostFs& fs) {
+  std::vector<NvidiaGpu> out;
+  auto dirs = fs.list(paths::proc_nvidia_gpus);
+  if (!dirs) return out;
+  std::sort(dirs->begin(), dirs->end());  // PCI order: NVML's index order
+  for (const auto& d : *dirs) {
+    NvidiaGpu g;
+    g.pci = pci_address(d);
+    if (auto info = fs.read(std::string(paths::proc_nvidia_gpus) + "/" + d + "/information")) {
+      std::istringstream in(*info);
+      for (std::string line; std::getline(in, line);) {
+        const auto colon = line.find(':');
+        if (colon == std::string::npos) continue;
+        std::string key = line.substr(0, colon), value = line.substr(colon + 1);
+        value.erase(0, value.find_first_not_of(" \t"));
+        value.erase(value.find_last_not_of(" \t") + 1);
+        if (key == "Model") g.model = value;
+        if (key == "GPU UUID") g.uuid = value;
+      }
+    }
+    out.push_back(std::move(g));
+  }
+  return out;
+}
+
+namespace {
+
+// The GPU a `gpu:` key names, as the exporter and the GPU reader read it:
+// "" the first, digits an index (PCI order), "GPU-..." a UUID or a unique
+// prefix of one.
+const NvidiaGpu* gpu_for_key(const std::vector<NvidiaGpu>& gpus, const std::string& key) {
+  if (gpus.empty()) return nullptr;
+  if (key.empty()) return &gpus.front();
+  if (std::all_of(key.begin(), key.end(), ::isdigit)) {
+    const auto i = std::strtoul(key.c_str(), nullptr, 10);
+    return i < gpus.size() ? &gpus[i] : nullptr;
+  }
+  const NvidiaGpu* found = nullptr;
+  for (const auto& g : gpus)
+    if (!g.uuid.empty() && g.uuid.starts_with(key)) {
+      if (found) return nullptr;  // ambiguous
+      found = &g;
+    }
+  return found;
+}
+
+// The config's VRAM tiers that keep pages on a GPU (store: host keeps them
+// in RAM): name and `gpu:` key. nullopt when there is no config to read.
+std::optional<std::vector<std::pair<std::string, std::string>>> gpu_tiers(const HostFs& fs,
+                                                                          std::string& source) {
+  source = std::string(paths::default_config);
+  auto text = fs.read(paths::default_config);
+  if (!text) return std::nullopt;
+  auto l = config::load_string(*text, source, config::HostFacts{1ULL << 40, 0});
+  if (!l.spec) return std::nullopt;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& t : l.spec->tiers)
+    if (std::string(config::to_string(t.kind)) == "vram" && t.store != "host")
+      out.emplace_back(t.name, t.gpu);
+  return out;
+}
+
+// A VRAM tier on the card a display hangs on: the desktop's memory and the
+// tier's compete (and the tier's reserve must leave the compositor room).
+DoctorFinding check_vram_display(const HostFs& fs) {
+  std::string source;
+  const auto tiers = gpu_tiers(fs, source);
+  if (!tiers)
+    return {"vram-display", "ok", "no VRAM tier: no readable " + source + " (the embedded default has none)",
+            ""};
+  if (tiers->empty()) return {"vram-display", "ok", "no VRAM tier on a GPU in " + source, ""};
+  const auto gpus = nvidia_gpus(fs);
+  if (gpus.empty())
+    return {"vram-display", "skip",
+            "no NVIDIA GPU (" + std::string(paths::proc_nvidia_gpus) +
+                " lists none): the VRAM tier is unavailable",
+            ""};
+  const auto displays = display_cards(fs);
+  std::vector<std::string> warn, fine;
+  for (const auto& [name, key] : *tiers) {
+    const NvidiaGpu* g = gpu_for_key(gpus, key);
+    if (!g) {
+      fine.push_back("tier " + name + ": gpu: \"" + key + "\" names no GPU here");
+      continue;
+    }
+    const std::string what = g->pci + (g->model.empty() ? "" : " (" + g->model + ")");
+    const auto d =
+        std::find_if(displays.begin(), displays.end(), [&](const DisplayCard& c) { return c.pci == g->pci; });
+    if (d == displays.end()) {
+      fine.push_back("tier " + name + " on " + what + ", which drives no display");
+      continue;
+    }
+    std::string conns;
+    for (const auto& c : d->connectors) conns += (conns.empty() ? "" : ", ") + c;
+    warn.push_back("tier " + name + " is on " + what + ", which drives a display (" + d->card + ": " + conns +
+                   " connected)");
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : "; ") + x;
+    return s;
+  };
+  if (!warn.empty())
+    return {"vram-display", "warn",
+            join(warn) +
+                ": the desktop's own VRAM use competes with the tier, and freeing VRAM for it means "
+                "evacuating the tier",
+            "put the tier on a GPU without a display (gpu: its index or UUID), or set reserve: to what the "
+            "desktop needs (e.g. reserve: 2G)"};
+  return {"vram-display", "ok", join(fine), ""};
+}
+
+// Suspend: a VRAM tier's pages do not survive it unless the driver keeps
+// video memory; tierswapd then drains the tier before sleep (a logind
+// delay lock), or blocks suspend while it cannot (a block lock). The locks
+// are logind's, not files: logind is asked on the system bus
+// ($DBUS_SYSTEM_BUS_ADDRESS) even under --root.
+DoctorFinding check_suspend(const HostFs& fs) {
+  std::string source;
+  const auto tiers = gpu_tiers(fs, source);
+  if (!tiers || tiers->empty())
+    return {"suspend", "ok", "no VRAM tier on a GPU: every tier survives suspend", ""};
+  const auto preserve = read_nvidia_preserve(fs);
+  if (preserve.preserve) return {"suspend", "ok", "VRAM survives suspend: " + preserve.evidence, ""};
+  auto locks = dbus::list_inhibitors({"", std::chrono::milliseconds(2000)});
+  if (!locks)
+    return {"suspend", "skip",
+            "VRAM does not survive suspend (" + preserve.evidence +
+                ") and logind cannot be asked whether "
+                "tierswapd guards it: " +
+                locks.error().message,
+            ""};
+  for (const auto& l : *locks)
+    if (l.who == "tierswap" && l.mode == "block")
+      return {
+          "suspend", "warn", "tierswapd blocks suspend: " + l.why,
+          "add swap space below the VRAM tier (or wait until it holds less), or keep VRAM across suspend: "
+          "NVreg_PreserveVideoMemoryAllocations=1 with nvidia-suspend.service"};
+  for (const auto& l : *locks)
+    if (l.who == "tierswap" && l.mode == "delay") return {"suspend", "ok", "tierswapd " + l.why, ""};
+  return {"suspend", "ok",
+          "VRAM does not survive suspend (" + preserve.evidence +
+              "); tierswapd holds no lock: no VRAM tier is up",
+          ""};
+}
+
 // What the policy engine would see of the GPUs. NVML cannot be pointed at
 // a fake tree, so under --root it is not asked.
 DoctorFinding check_gpu_signals(const HostFs& fs, const Machine& m) {
@@ -241,15 +443,9 @@ DoctorFinding check_power(const HostFs& fs) {
 
 std::vector<DoctorFinding> run_doctor(const HostFs& fs) {
   const Machine m = observe(fs);
-  return {check_zswap_zram(m),
-          check_swappiness(m),
-          check_oom_killer(fs, m),
-          check_kubelet(fs, m),
-          check_container(fs, m),
-          check_mem_available(m),
-          {"vram-display", "skip", "not checked: the VRAM tier does not exist yet", ""},
-          check_gpu_signals(fs, m),
-          check_power(fs)};
+  return {check_zswap_zram(m),    check_swappiness(m),    check_oom_killer(fs, m), check_kubelet(fs, m),
+          check_container(fs, m), check_mem_available(m), check_vram_display(fs),  check_gpu_signals(fs, m),
+          check_power(fs),        check_suspend(fs)};
 }
 
 }  // namespace tierswap::ctl

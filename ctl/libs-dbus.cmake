@@ -6,4 +6,4 @@ target_sources(tierswapctl PRIVATE
   ${CMAKE_CURRENT_LIST_DIR}/doctor_checks.cpp)
 target_link_libraries(tierswapctl PRIVATE tierswap_dbus_client tierswap_hostfs tierswap_policy tierswap_swap)
 # doctor: the policy engine's GPU (NVML) and power (UPower, sysfs) readers.
-target_link_libraries(tierswapctl PRIVATE tierswap_gpu_signals tierswap_power tierswap_upower)
+target_link_libraries(tierswapctl PRIVATE tierswap_gpu_signals tierswap_power tierswap_upower tierswap_logind)

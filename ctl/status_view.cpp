@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cctype>
 #include <vector>
 
 namespace tierswap::ctl {
@@ -13,6 +14,28 @@ std::string shorten_left(const std::string& s, std::size_t w) {
   if (s.size() <= w) return s;
   if (w <= 3) return s.substr(s.size() - w);
   return "..." + s.substr(s.size() - (w - 3));
+}
+
+// `text` in lines of at most `width` columns, broken at spaces; lines after
+// the first are indented to the value column (10).
+std::string wrap_lines(const std::string& text, int width) {
+  const std::size_t w = static_cast<std::size_t>(std::max(width, 20));
+  std::string out, rest = text;
+  bool first = true;
+  while (!rest.empty()) {
+    const std::string indent = first ? "" : std::string(10, ' ');
+    const std::size_t room = w - indent.size();
+    std::size_t cut = rest.size();
+    if (cut > room) {
+      cut = rest.rfind(' ', room);
+      if (cut == std::string::npos || cut == 0) cut = room;
+    }
+    out += indent + rest.substr(0, cut) + '\n';
+    rest = rest.substr(cut);
+    while (!rest.empty() && rest.front() == ' ') rest.erase(0, 1);
+    first = false;
+  }
+  return out;
 }
 
 std::string psi_triple(const PressureLine& l) {
@@ -65,30 +88,31 @@ std::string render_status(const Status& s, int width) {
   if (s.tiers.empty()) out += "(no tiers)\n";
   for (const auto& t : s.tiers) {
     if (t.kind != "vram" || t.device.empty()) continue;
-    out += shorten_left(
-               fmt::format("vram      {}: {}, tierswap-nbd {}, store {}, {} connection{}", t.name, t.device,
-                           t.exporter_pid ? fmt::format("pid {} {}", t.exporter_pid, t.exporter_state)
-                                          : std::string("none"),
-                           t.store.empty() ? "-" : t.store, t.connections, t.connections == 1 ? "" : "s"),
-               width) +
-           '\n';
-    if (!t.failure.empty()) out += "          FAILED: " + t.failure + '\n';
+    // The card: RAM for the host store, else the `gpu:` key (an index or a UUID).
+    const std::string card = t.store == "host"                                    ? "RAM"
+                             : t.gpu.empty()                                      ? "GPU 0"
+                             : std::all_of(t.gpu.begin(), t.gpu.end(), ::isdigit) ? "GPU " + t.gpu
+                                                                                  : t.gpu;
+    out += wrap_lines(
+        fmt::format(
+            "vram      {}: {} on {}, tierswap-nbd {}, store {}, {} connection{}", t.name, t.device, card,
+            t.exporter_pid ? fmt::format("pid {} {}", t.exporter_pid, t.exporter_state) : std::string("none"),
+            t.store.empty() ? "-" : t.store, t.connections, t.connections == 1 ? "" : "s"),
+        width);
+    if (!t.failure.empty()) out += wrap_lines("          FAILED: " + t.failure, width);
     if (t.exporter_live) {
       const std::string spill =
           t.spill.empty() ? std::string("no spill store")
                           : fmt::format("{} spilled to {} (ratio {:.2f})",
                                         format_bytes_short(t.spilled_bytes), t.spill, t.spill_ratio);
-      out += shorten_left(
-                 fmt::format("          VRAM {} resident, {}", format_bytes_short(t.resident_bytes), spill),
-                 width) +
-             '\n';
-      out += shorten_left(fmt::format("          {} requests, read {}, written {}, queue {}, p50 {:.0f} us, "
-                                      "p99 {:.0f} us",
-                                      t.exporter_requests, format_bytes_short(t.exporter_read_bytes),
-                                      format_bytes_short(t.exporter_write_bytes), t.exporter_queue_depth,
-                                      t.exporter_latency_p50_us, t.exporter_latency_p99_us),
-                          width) +
-             '\n';
+      out += wrap_lines(
+          fmt::format("          VRAM {} resident, {}", format_bytes_short(t.resident_bytes), spill), width);
+      out += wrap_lines(fmt::format("          {} requests, read {}, written {}, queue {}, p50 {:.0f} us, "
+                                    "p99 {:.0f} us",
+                                    t.exporter_requests, format_bytes_short(t.exporter_read_bytes),
+                                    format_bytes_short(t.exporter_write_bytes), t.exporter_queue_depth,
+                                    t.exporter_latency_p50_us, t.exporter_latency_p99_us),
+                        width);
     }
   }
 
@@ -118,12 +142,33 @@ std::string render_status(const Status& s, int width) {
              '\n';
     }
   }
+  // Suspend: what the daemon holds against it (only while it holds something).
+  if (!s.suspend.inhibitor.empty() || !s.suspend.detail.empty()) {
+    const std::string what = s.suspend.inhibitor == "block"   ? "BLOCKED"
+                             : s.suspend.inhibitor == "delay" ? "delayed until drained"
+                                                              : "not guarded";
+    out += wrap_lines("suspend   " + what + (s.suspend.detail.empty() ? "" : ": " + s.suspend.detail), width);
+  }
   // The policy engine's decisions, once there are any: "evacuate/reserve 2".
   if (!s.policy_actions.empty()) {
     std::string line = "policy   ";
     for (const auto& c : s.policy_actions) line += fmt::format(" {}/{} {}", c.action, c.rule, c.count);
     out += shorten_left(line, width) + '\n';
   }
+  return out;
+}
+
+std::string render_watch_frame(const Status& s, const std::deque<double>& mem, const std::deque<double>& io,
+                               int width) {
+  std::string out = render_status(s, std::min(width, 80));
+  out += "\n";
+  for (const auto& t : s.tiers) {
+    const double f = t.size_bytes ? double(t.used_bytes) / double(t.size_bytes) : 0.0;
+    out += fmt::format("{:<12.12} {} {:5.1f}%  {}\n", t.name, usage_bar(f, 40), f * 100, to_string(t.state));
+  }
+  out += fmt::format("\nmem some avg10 {:6.2f}% {}\n", mem.empty() ? 0.0 : mem.back(), sparkline(mem, 1.0));
+  out += fmt::format("io  some avg10 {:6.2f}% {}\n", io.empty() ? 0.0 : io.back(), sparkline(io, 1.0));
+  out += "\nq or Ctrl-C quits\n";
   return out;
 }
 

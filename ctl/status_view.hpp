@@ -17,6 +17,12 @@ namespace tierswap::ctl {
 // (at least 60; the device column is shortened from the left).
 std::string render_status(const Status& s, int width = 80);
 
+// One frame of `tierswapctl watch` on a terminal: the status (at most 80
+// columns), a usage bar per tier, memory and io pressure sparklines over
+// the last values (oldest first), and the key that quits.
+std::string render_watch_frame(const Status& s, const std::deque<double>& mem, const std::deque<double>& io,
+                               int width);
+
 // "[#######.............]" with `cells` cells inside the brackets.
 std::string usage_bar(double fraction, int cells);
 

@@ -25,6 +25,7 @@
 #include "daemon/metrics_service.hpp"
 #include "daemon/psi_triggers.hpp"
 #include "daemon/signal_readers.hpp"
+#include "daemon/suspend_guard.hpp"
 #include "dbus/service.hpp"
 
 namespace tierswap {
@@ -192,6 +193,7 @@ struct Daemon {
   sd_event* loop = nullptr;
   std::unique_ptr<dbus::DbusService> svc;
   std::unique_ptr<PsiTriggers> triggers;
+  std::unique_ptr<SuspendGuard> suspend;
 
   void reload();
   void tick();
@@ -220,6 +222,7 @@ void Daemon::reload() {
 // own observation: one read of the machine per tick.
 void Daemon::tick() {
   const Status s = manager.tick();
+  if (suspend) suspend->update();
   if (svc) svc->refresh(s);
 }
 
@@ -233,7 +236,8 @@ int Daemon::stop() {
   if (manager.abort_demote("tierswapd is stopping"))
     spdlog::info("a running demote was aborted; the kernel keeps that area in use");
   triggers.reset();
-  svc.reset();  // before the manager and the engine
+  suspend.reset();  // its locks are released: the teardown drains nothing more before a sleep
+  svc.reset();      // before the manager and the engine
   if (auto r = engine.stop(); !r) {
     spdlog::error("teardown did not restore everything: {}", r.error().message);
     return 1;
@@ -334,7 +338,7 @@ int run_daemon(const DaemonOptions& options) {
   manager.set_state("running");
   spdlog::info("config: {}", engine.config_source());
 
-  Daemon d{options, engine, manager, loop, nullptr, nullptr};
+  Daemon d{options, engine, manager, loop, nullptr, nullptr, nullptr};
   auto on_signal = [](sd_event_source*, const signalfd_siginfo* si, void* u) {
     auto* self = static_cast<Daemon*>(u);
     if (si->ssi_signo == SIGHUP) {
@@ -367,6 +371,20 @@ int run_daemon(const DaemonOptions& options) {
     else
       spdlog::warn("D-Bus: {} (D-Bus API disabled; tierswapd keeps working without it)",
                    s.error().describe());
+  }
+  // Suspend (logind, on the same bus as the API): only where a tier would
+  // lose its pages across it does the guard connect.
+  if (options.use_dbus) {
+    SuspendGuardOptions so;
+    so.bus_address = options.bus_address;
+    so.info = opts.info;
+    so.warn = opts.warn;
+    auto g = SuspendGuard::attach(loop, engine, manager, so);
+    if (g)
+      d.suspend = std::move(*g);
+    else
+      spdlog::warn("suspend: {} (tiers that do not survive suspend are not drained before it)",
+                   g.error().describe());
   }
   auto metrics = start_metrics(loop, engine, manager, opts);
   sd_notify(0, "READY=1\nSTATUS=tiers applied");

@@ -77,6 +77,7 @@ Status Manager::completed(Status s) {
   {
     std::lock_guard lk(mu_);
     s.state = state_;
+    s.suspend = suspend_;
   }
   s.policy_actions = policy_.counters();
   return s;
@@ -147,6 +148,19 @@ Result<void> Manager::promote(const std::string& tier) {
 
 Result<void> Manager::promote_as(const std::string& tier, std::optional<uid_t> uid) {
   return runner_.promote(tier, Caller::dbus(uid));
+}
+
+Result<void> Manager::evacuate_for(const std::string& tier, const Caller& caller) {
+  return runner_.evacuate(tier, caller);
+}
+
+Result<void> Manager::promote_for(const std::string& tier, const Caller& caller) {
+  return runner_.promote(tier, caller);
+}
+
+void Manager::set_suspend(SuspendStatus s) {
+  std::lock_guard lk(mu_);
+  suspend_ = std::move(s);
 }
 
 bool Manager::abort_demote(const std::string& why) {

@@ -91,6 +91,13 @@ class Manager final : public ManagerApi {
   // The PressureAlert check alone, on a fresh observation.
   void check_pressure();
 
+  // For callers that are neither D-Bus nor the policy engine (the suspend
+  // guard, daemon/suspend_guard.hpp): the runner's evacuate and promote,
+  // with their caller; and what the guard holds, for Status::suspend.
+  Result<void> evacuate_for(const std::string& tier, const Caller& caller);
+  Result<void> promote_for(const std::string& tier, const Caller& caller);
+  void set_suspend(SuspendStatus s);
+
  private:
   Observation observe();
   // `s` with what the observation does not hold: version, state, counters.
@@ -107,6 +114,7 @@ class Manager final : public ManagerApi {
 
   mutable std::mutex mu_;
   std::string state_ = "starting";
+  SuspendStatus suspend_;
 
   std::mutex pressure_mu_;
   policy::PressureAlertState memory_alert_, io_alert_;

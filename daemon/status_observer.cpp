@@ -110,6 +110,7 @@ Status StatusObserver::read_status(const Activity& activity) {
     ts.priority = c.priority;
     ts.device = c.path;
     ts.state = TierState::unavailable;
+    if (c.kind == "vram") ts.gpu = c.gpu;
     if (const auto* o = j.find_tier(c.name)) {
       fill_owned(ts, *o, swaps, fs, draining == c.name);
       read_figures(ts, *o, activity.moving_tier == c.name);

@@ -75,6 +75,9 @@ struct TierStatus {
   std::string spill;
   double spill_ratio = 0;
   std::uint64_t spill_stored_bytes = 0;
+  // vram tiers: the card, as the config's `gpu:` key names it (an index or
+  // a UUID; empty: the first GPU).
+  std::string gpu;
 };
 
 // One PSI resource line pair (/proc/pressure/memory, io): percent stalled.
@@ -109,6 +112,17 @@ struct CgroupPressure {
   Pressure memory;
 };
 
+// What the daemon holds against suspend (logind inhibitor locks) for the
+// tiers whose pages would not survive it (a VRAM tier whose driver does not
+// keep video memory across suspend). Both empty: none held.
+struct SuspendStatus {
+  // "delay": it drains those tiers when the machine is about to sleep, and
+  // logind waits for that; "block": a tier holds pages that cannot be
+  // drained (no room elsewhere), so suspend is refused while it does.
+  std::string inhibitor;
+  std::string detail;  // which tiers and why, with the numbers
+};
+
 struct Status {
   std::string version;
   std::string state;          // "starting", "running", "reloading", "stopping", "failed"
@@ -121,6 +135,12 @@ struct Status {
   std::vector<GpuStatus> gpus;                  // empty until the VRAM tier lands
   std::vector<PolicyCounter> policy_actions;    // by (action, rule); empty until the policy acts
   std::vector<CgroupPressure> cgroup_pressure;  // the config's cgroups that have memory.pressure
+};
+
+std::vector<TierStatus> tiers;              // in priority order, highest first
+std::vector<GpuStatus> gpus;                // empty until the VRAM tier lands
+std::vector<PolicyCounter> policy_actions;  // by (action, rule); empty until the policy acts
+SuspendStatus suspend;                      // empty unless a tier would lose pages across suspend
 };
 
 }  // namespace tierswap

@@ -35,7 +35,8 @@ std::string status_to_json(const Status& s, bool pretty) {
                       {"exporter_state", t.exporter_state},
                       {"store", t.store},
                       {"connections", t.connections},
-                      {"failure", t.failure}};
+                      {"failure", t.failure},
+                      {"gpu", t.gpu}};
     if (t.kind == "vram" && t.exporter_live)  // only when the exporter answered this reading
       tier["vram"]["exporter"] = {{"requests", t.exporter_requests},
                                   {"read_bytes", t.exporter_read_bytes},
@@ -77,6 +78,9 @@ std::string status_to_json(const Status& s, bool pretty) {
       {"policy", {{"actions", std::move(actions)}}},
   };
   if (!cgroups.empty()) doc["cgroup_pressure"] = std::move(cgroups);  // older documents have none
+  // Only while something is held or said: readers of older documents see no new key.
+  if (!s.suspend.inhibitor.empty() || !s.suspend.detail.empty())
+    doc["suspend"] = {{"inhibitor", s.suspend.inhibitor}, {"detail", s.suspend.detail}};
   return dump_json(doc, pretty);
 }
 
@@ -166,6 +170,7 @@ Result<Status> status_from_json(std::string_view text) {
           get(*v, "store", t.store);
           get(*v, "connections", t.connections);
           get(*v, "failure", t.failure);
+          get(*v, "gpu", t.gpu);
           if (const Json* e = object_at(*v, "exporter")) {
             t.exporter_live = true;
             get(*e, "requests", t.exporter_requests);
@@ -220,6 +225,11 @@ Result<Status> status_from_json(std::string_view text) {
           s.policy_actions.push_back(std::move(c));
         }
       }
+    }
+    if (const Json* sus = object_at(root, "suspend")) {
+      where = "suspend";
+      get(*sus, "inhibitor", s.suspend.inhibitor);
+      get(*sus, "detail", s.suspend.detail);
     }
   } catch (const Json::exception& e) {
     return fail(ErrorKind::protocol, where + ": status document is not valid: " + e.what());

@@ -34,6 +34,12 @@ inline constexpr std::string_view proc_dir = "/proc";
 // exists when it is loaded or built in. NVIDIA GPUs the driver found.
 inline constexpr std::string_view sys_module_nbd = "/sys/module/nbd";
 inline constexpr std::string_view proc_nvidia_gpus = "/proc/driver/nvidia/gpus";
+// The NVIDIA driver's module parameters ("Name: value" lines):
+// PreserveVideoMemoryAllocations says whether VRAM survives suspend.
+inline constexpr std::string_view proc_nvidia_params = "/proc/driver/nvidia/params";
+// DRM devices: cardN/device links to the PCI device, cardN-CONNECTOR/status
+// says "connected" when a display hangs on it (the GPU drives a display).
+inline constexpr std::string_view sys_class_drm = "/sys/class/drm";
 inline constexpr std::string_view cgroup_memory_max = "/sys/fs/cgroup/memory.max";
 // Power supplies (AC adapters, batteries): AC or battery where UPower is absent.
 inline constexpr std::string_view sys_power_supply = "/sys/class/power_supply";

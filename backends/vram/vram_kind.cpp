@@ -15,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "backends/hostfs/nvidia_params.hpp"
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/swap_step.hpp"
 #include "backends/vram/exporter_control.hpp"
@@ -609,6 +610,17 @@ class VramKind final : public TierKind {
     if (s.op == "start_exporter" || s.op == "nbd_attach") return {.value = true};
     if (s.op == "nbd_detach" || s.op == "stop_exporter" || s.op == "swapoff_lost") return {};
     return swap_step::fields(s);
+  }
+
+  // The host store is RAM, which suspend keeps; every other store is GPU
+  // memory, which survives only where the driver preserves it.
+  std::optional<std::string> suspend_loss(const OwnedTier& o, const HostFs& fs) const override {
+    if (o.kind != kName || o.store == "host") return std::nullopt;
+    const auto p = read_nvidia_preserve(fs);
+    if (p.preserve) return std::nullopt;
+    return "store " + (o.store.empty() ? std::string("cuda") : o.store) +
+           " keeps its pages in VRAM, which the NVIDIA driver does not keep across suspend (" + p.evidence +
+           ")";
   }
 
   std::optional<TierStats> stats(const OwnedTier& o, const HostFs& fs) const override {
