@@ -9,7 +9,9 @@
 // without the tier (SIGHUP) must swap it off (recording kernel), detach and
 // end the exporter; with store: cuda the VRAM it held must be free again
 // (nvidia-smi). Parametrised: host (label nbd) and cuda (label gpu; skips
-// without an NVIDIA driver).
+// without an NVIDIA driver). Away from the build tree (the GPU machine):
+// TIERSWAP_TEST_BIN_DIR holds tierswapd-test and tierswap-nbd,
+// TIERSWAP_FIXTURES_DIR the tests/fixtures folder.
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
@@ -43,6 +45,11 @@ constexpr std::uint32_t kBlock = 4096;
 std::string bin_dir() {
   if (const char* d = std::getenv("TIERSWAP_TEST_BIN_DIR")) return d;
   return fs::path(TIERSWAPD_TEST).parent_path();
+}
+
+fs::path fixtures_dir() {
+  if (const char* d = std::getenv("TIERSWAP_FIXTURES_DIR")) return d;
+  return TIERSWAP_FIXTURES_DIR;
 }
 
 std::string slurp(const fs::path& p) {
@@ -165,7 +172,7 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
     }
     char t[] = "/tmp/tsvramd.XXXXXX";
     root_ = ::mkdtemp(t);
-    fs::copy(fs::path(TIERSWAP_FIXTURES_DIR) / "01-desktop-default", root_, fs::copy_options::recursive);
+    fs::copy(fixtures_dir() / "01-desktop-default", root_, fs::copy_options::recursive);
     // The nbd driver's files as the kernel would show them (one free device),
     // and the GPUs the real driver lists.
     fs::create_directories(root_ / "sys/module/nbd");
