@@ -12,6 +12,20 @@
 //                                after the Nth save of the journal,
 //   --test-stop-before-save N    ... right before it: the kernel already has
 //                                the change that save would record.
+//   --test-nbd-handoff DIR       a stand-in for the kernel's nbd driver (for
+//                                machines without one, --root and
+//                                --test-fake-kernel only): the vram kind's
+//                                attach goes through the ioctl interface on
+//                                <root>/dev/nbdN (a plain file), and here
+//                                NBD_SET_SOCK hands the exporter's socket,
+//                                past its handshake, to whoever listens on
+//                                DIR/nbdN.sock (SCM_RIGHTS), as the kernel
+//                                would take it; NBD_DO_IT writes the helper's
+//                                pid to <root>/sys/block/nbdN/pid and returns
+//                                once NBD_DISCONNECT has removed that file.
+//                                Other nbd ioctls succeed. The
+//                                swap header goes to the plain file and
+//                                swapon/swapoff to the recording kernel.
 // The kill -9 tests (tests/kernel/robust_kill_test.cpp) then kill it with
 // SIGKILL, as a crash or the OOM killer would, at that exact point of the
 // apply. The journal is saved before every step (naming it as pending) and
@@ -23,10 +37,17 @@
 // comes from the test library (tests/support/), which tierswapd does not link.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/nbd.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cstdarg>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -77,6 +98,93 @@ int usage_error(const std::string& msg) {
 }
 }  // namespace
 
+// --- --test-nbd-handoff ------------------------------------------------------
+namespace {
+std::string g_nbd_root;     // <root>/dev/nbd (prefix of the device files we answer for)
+std::string g_nbd_sysfs;    // <root>/sys/block/
+std::string g_nbd_handoff;  // DIR
+
+// "nbdN" when `fd` is one of <root>/dev/nbdN, else "".
+std::string nbd_of(int fd) {
+  if (g_nbd_root.empty()) return {};
+  char link[64], path[4096];
+  std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+  const ssize_t n = ::readlink(link, path, sizeof path - 1);
+  if (n <= 0) return {};
+  const std::string p(path, static_cast<size_t>(n));
+  if (!p.starts_with(g_nbd_root)) return {};
+  return "nbd" + p.substr(g_nbd_root.size());
+}
+
+int hand_off(const std::string& dev, int sock) {
+  const std::string path = g_nbd_handoff + "/" + dev + ".sock";
+  const int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    const int e = errno;
+    std::fprintf(stderr, "--test-nbd-handoff: %s: %s\n", path.c_str(), std::strerror(e));
+    ::close(c);
+    errno = e;
+    return -1;
+  }
+  char byte = 'S';
+  iovec iov{&byte, 1};
+  alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))] = {};
+  msghdr m{};
+  m.msg_iov = &iov;
+  m.msg_iovlen = 1;
+  m.msg_control = buf;
+  m.msg_controllen = sizeof buf;
+  cmsghdr* cm = CMSG_FIRSTHDR(&m);
+  cm->cmsg_level = SOL_SOCKET;
+  cm->cmsg_type = SCM_RIGHTS;
+  cm->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(cm), &sock, sizeof(int));
+  const ssize_t r = ::sendmsg(c, &m, MSG_NOSIGNAL);
+  const int e = errno;
+  ::close(c);
+  errno = e;
+  return r == 1 ? 0 : -1;
+}
+}  // namespace
+
+extern "C" int ioctl(int fd, unsigned long req, ...) {
+  va_list ap;
+  va_start(ap, req);
+  const unsigned long arg = va_arg(ap, unsigned long);
+  va_end(ap);
+  using Fn = int (*)(int, unsigned long, ...);
+  static const Fn real = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, "ioctl"));
+  const std::string dev = nbd_of(fd);
+  if (dev.empty()) return real(fd, req, arg);
+  const std::string pid_file = g_nbd_sysfs + dev + "/pid";
+  switch (req) {
+    case NBD_SET_SOCK:
+      return hand_off(dev, static_cast<int>(arg));
+    case NBD_DO_IT: {  // in the forked helper: only async-signal-safe calls
+      const int f = ::open(pid_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+      if (f < 0) return -1;
+      char text[32];
+      const int len = std::snprintf(text, sizeof text, "%d\n", static_cast<int>(::getpid()));
+      (void)!::write(f, text, static_cast<size_t>(len));
+      ::close(f);
+      // Returns once NBD_DISCONNECT removed the file, as the kernel's
+      // NBD_DO_IT returns once the device is disconnected.
+      const timespec tick{0, 10'000'000};
+      while (::access(pid_file.c_str(), F_OK) == 0) ::nanosleep(&tick, nullptr);
+      return 0;
+    }
+    case NBD_DISCONNECT: {
+      if (::unlink(pid_file.c_str()) != 0 && errno != ENOENT) return -1;
+      return 0;
+    }
+    default:
+      return 0;
+  }
+}
+
 int main(int argc, char** argv) {
   std::string vram_file;
   int fail_step = 0;
@@ -98,6 +206,10 @@ int main(int argc, char** argv) {
       if (fail_step <= 0)
         return usage_error(std::string("--test-fail-step: ") + argv[i + 1] + " is not a step number");
       ++i;
+      continue;
+    }
+    if (a == "--test-nbd-handoff" && i + 1 < argc) {
+      g_nbd_handoff = argv[++i];
       continue;
     }
     if ((a == "--test-stop-at-save" || a == "--test-stop-before-save") && i + 1 < argc) {
@@ -127,6 +239,15 @@ int main(int argc, char** argv) {
     options.engine.before_step = tierswap::test::fail_step(fail_step);
     options.start_warnings.push_back("test hook: step " + std::to_string(fail_step) +
                                      " of every apply will fail");
+  }
+  if (!g_nbd_handoff.empty()) {
+    if (!fake_kernel) {
+      std::fprintf(stderr, "--test-nbd-handoff needs --test-fake-kernel (and a --root other than /)\n");
+      return 2;
+    }
+    const std::string root = options.engine.root;
+    g_nbd_root = root + (root.ends_with('/') ? "" : "/") + "dev/nbd";
+    g_nbd_sysfs = root + (root.ends_with('/') ? "" : "/") + "sys/block/";
   }
   if (!vram_file.empty()) {
     options.signal_readers = false;

@@ -294,6 +294,9 @@ bool exited(const HostFs& fs, pid_t pid, std::uint64_t start) {
   const pid_t w = ::waitpid(pid, nullptr, WNOHANG);
   if (w == pid) return true;
   const auto info = proc_info(fs, pid);
+  // A zombie that is our child but not reapable yet is a thread-group leader
+  // whose other threads still run (CUDA's, releasing the VRAM): not gone.
+  if (info && info->state == 'Z' && ::waitpid(pid, nullptr, WNOHANG) == 0) return false;
   return !info || info->state == 'Z' || (start && info->start != start);
 }
 

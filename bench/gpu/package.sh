@@ -1,7 +1,10 @@
 #!/bin/bash
 # Here, on the Debian build machine, after building BUILD with CUDA:
 #   cmake -S . -B build-gpu -DTIERSWAP_WITH_CUDA=ON && cmake --build build-gpu -j2
-#   bench/gpu/package.sh [BUILD] [CARRY]
+#   bench/gpu/package.sh [BUILD] [CARRY] [DAEMON_BUILD]
+# DAEMON_BUILD (a build without CUDA is enough): also carry tierswapd-test
+# and vram_daemon_test from it, for run-device.sh's daemon mode (they find
+# BUILD's tierswap-nbd beside them in CARRY/bin).
 # Fills CARRY (default .carry/gpu, gitignored) with what the GPU machine
 # (Ubuntu 24.04, glibc 2.39, no packages, no network) needs to run the gpu
 # tests and the benchmarks: BUILD's binaries, nbdkit with its null and memory
@@ -18,6 +21,7 @@ for f in "$B"/bin/*; do
     tierswap-nbd|tierswap_gpu_tests|tierswap-gpu-bench|tierswap-evac-bench|*nbd*bench*|*loadgen*|*nbd-load*) cp "$f" "$C/bin/" ;;
   esac
 done
+if [ -n "${3:-}" ]; then cp "$3/bin/tierswapd-test" "$3/bin/vram_daemon_test" "$C/bin/"; fi
 cp "$(command -v nbdkit)" "$C/bin/"
 cp /usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-{null,memory}-plugin.so "$C/nbdkit-plugins/"
 for f in "$C"/bin/* "$C"/nbdkit-plugins/*; do ldd "$f" 2>/dev/null || true; done |

@@ -1,7 +1,10 @@
 #!/bin/bash
 # On the GPU machine, from the repository root, over what bench/gpu/package.sh
 # put in CARRY (default .carry/gpu):
-#   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final]
+#   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final|evac|daemon]
+#   daemon: only the daemon's VRAM tier on a fake root (vram_daemon_test,
+#          store cuda and host; package.sh with DAEMON_BUILD), VRAM in use
+#          before and after
 #   store: gpu tests, then the store microbenchmark (tierswap-gpu-bench) and
 #          the evacuation benchmark (tierswap-evac-bench --store cuda)
 #   all:   store, then compute-sanitizer memcheck over a few tests
@@ -22,6 +25,19 @@ SECONDS_PER_CASE=${SECONDS_PER_CASE:-2}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ "$WHAT" = daemon ]; then
+  echo "== vram_daemon_test (tierswapd-test, store cuda and host)"
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tee "$OUT/apps-before.txt"
+  TIERSWAP_TEST_BIN_DIR="$PWD/$C/bin" TIERSWAP_FIXTURES_DIR="$PWD/tests/fixtures" \
+    timeout 240 "$C/bin/vram_daemon_test" > "$OUT/vram-daemon.log" 2>&1
+  echo "vram_daemon_test rc=$?"
+  grep -E '^\[ *(OK|FAILED|SKIPPED|PASSED|RUN) |Failure|vram:|blocks written|Expected|Actual|Which is' "$OUT/vram-daemon.log"
+  echo "== after"
+  nvidia-smi --query-gpu=memory.used --format=csv,noheader
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
+  pgrep -a tierswap || echo "no tierswap process left"
+  exit 0
+fi
 echo "== gpu tests"
 timeout 260 "$C/bin/tierswap_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
 echo "gpu tests rc=$?"
