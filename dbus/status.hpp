@@ -135,12 +135,7 @@ struct Status {
   std::vector<GpuStatus> gpus;                  // empty until the VRAM tier lands
   std::vector<PolicyCounter> policy_actions;    // by (action, rule); empty until the policy acts
   std::vector<CgroupPressure> cgroup_pressure;  // the config's cgroups that have memory.pressure
-};
-
-std::vector<TierStatus> tiers;              // in priority order, highest first
-std::vector<GpuStatus> gpus;                // empty until the VRAM tier lands
-std::vector<PolicyCounter> policy_actions;  // by (action, rule); empty until the policy acts
-SuspendStatus suspend;                      // empty unless a tier would lose pages across suspend
+  SuspendStatus suspend;                        // empty unless a tier would lose pages across suspend
 };
 
 }  // namespace tierswap
