@@ -150,15 +150,8 @@ Result<void> OperationRunner::spill_move(const std::string& what, bool out, Spil
       out ? f->resident_bytes : (f->size_bytes > f->resident_bytes ? f->size_bytes - f->resident_bytes : 0);
   auto started = out ? route.control->evacuate() : route.control->promote();
   if (!started) return give_up(wrap(started.error(), name + ": " + what));
-  JsonWriter nums;
-  nums.begin_object()
-      .key("bytes")
-      .value(static_cast<U>(total))
-      .key("spill")
-      .value(spill)
-      .key("resident_bytes")
-      .value(static_cast<U>(f->resident_bytes))
-      .end_object();
+  const std::string nums =
+      dump_json(Json{{"bytes", total}, {"spill", spill}, {"resident_bytes", f->resident_bytes}}, false);
   std::lock_guard lk(mu_);
   events_.action(
       what,
@@ -166,7 +159,7 @@ Result<void> OperationRunner::spill_move(const std::string& what, bool out, Spil
           (out ? "; moving " + format_bytes(total) + " of VRAM to its " + spill +
                      " spill store while the swap area stays up"
                : "; moving " + format_bytes(total) + " from its " + spill + " spill store back into VRAM"),
-      nums.str());
+      nums);
   events_.state(tier, TierState::evacuating);
   worker_ = std::thread([this, op = *op_, out, r = std::move(route), total]() mutable {
     run_spill_move(op, out, std::move(r), total);
@@ -222,21 +215,13 @@ void OperationRunner::run_spill_move(Running op, bool out, SpillRoute route, std
   char rate[64];
   std::snprintf(rate, sizeof rate, "%.1f s (%.2f GB/s)", secs,
                 last.seconds > 0 ? double(last.bytes_moved) / last.seconds / 1e9 : 0.0);
-  JsonWriter w;
-  w.begin_object()
-      .key("moved_bytes")
-      .value(static_cast<U>(last.bytes_moved))
-      .key("total_bytes")
-      .value(static_cast<U>(total))
-      .key("seconds")
-      .value(secs)
-      .key("chunks_done")
-      .value(static_cast<U>(last.chunks_done))
-      .key("chunks_total")
-      .value(static_cast<U>(last.chunks_total))
-      .key("spill")
-      .value(spill)
-      .end_object();
+  const std::string w = dump_json(Json{{"moved_bytes", last.bytes_moved},
+                                       {"total_bytes", total},
+                                       {"seconds", secs},
+                                       {"chunks_done", last.chunks_done},
+                                       {"chunks_total", last.chunks_total},
+                                       {"spill", spill}},
+                                  false);
   const std::string by = " (" + op.what + " requested by " + op.caller.who + ")";
   if (done) {
     events_.progress(op.tier, total, total);
@@ -246,7 +231,7 @@ void OperationRunner::run_spill_move(Running op, bool out, SpillRoute route, std
                              "; its VRAM is given back and the swap area stays up" + by
                        : "tier " + op.tier + " promoted: " + format_bytes(last.bytes_moved) +
                              " moved back into VRAM from its " + spill + " spill store in " + rate + by,
-                   w.str());
+                   w);
   } else {
     const std::string why = !abort_why.empty()       ? "aborted (" + abort_why + ")"
                             : !channel_error.empty() ? "its exporter stopped answering: " + channel_error
@@ -263,7 +248,7 @@ void OperationRunner::run_spill_move(Running op, bool out, SpillRoute route, std
             (out ? " stays in VRAM: its evacuation to the " : " stays evacuated: moving it back from the ") +
             spill + " spill store stopped: " + why + where +
             "; the swap area stayed up and no page was lost" + by,
-        w.str());
+        w);
   }
   events_.state(op.tier, evacuated ? TierState::evacuated : TierState::active);
   release();  // last: wait_idle() returns after the events are out

@@ -180,7 +180,6 @@ struct Machine {
     EngineOptions eo;
     eo.root = root.str();
     eo.config = path("etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
     eo.make_kernel = swap::recording_kernel_on;
     eo.info = eo.warn = [this](const std::string& l) { log.push_back(l); };
     return eo;

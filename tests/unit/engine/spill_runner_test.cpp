@@ -143,7 +143,6 @@ class SpillRunner : public ::testing::Test {
     EngineOptions eo;
     eo.root = root_->str();
     eo.config = path("etc/tierswap.yaml").string();
-    eo.fake_kernel = true;
     eo.make_kernel = swap::recording_kernel_on;
     eo.warn = [&](const std::string& l) { log_.push_back(l); };
     engine_ = std::make_unique<Engine>(eo);
@@ -441,7 +440,6 @@ TEST(CgroupPressure, TheConfigsCgroupsReachTheStatusAndTheSnapshot) {
   EngineOptions eo;
   eo.root = root.str();
   eo.config = (root.path() / "etc/tierswap.yaml").string();
-  eo.fake_kernel = true;
   eo.make_kernel = swap::recording_kernel_on;
   Engine engine(eo);
   ASSERT_TRUE(engine.start());

@@ -240,7 +240,6 @@ TEST_F(Readopt, ARunningDaemonReportsADeadExporterAsAFailedTier) {
   EngineOptions eo;
   eo.root = root_->str();
   eo.config = path("etc/tierswap.yaml").string();
-  eo.fake_kernel = true;
   eo.make_kernel = swap::recording_kernel_on;
   eo.info = [&](const std::string& l) { log.push_back(l); };
   eo.warn = [&](const std::string& l) { log.push_back(l); };
