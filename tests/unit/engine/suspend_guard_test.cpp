@@ -167,3 +167,56 @@ TEST(SleepTiers, AReadoptedVramTierWithItsUseAndTheRoomRule) {
   EXPECT_TRUE(sleep_tiers(engine).empty());
   EXPECT_TRUE(engine.stop());
 }
+
+// A vram tier with a spill store evacuates into it (no other area needs
+// room, so its use never blocks sleep); once evacuated, its blocks are in
+// the spill store, which survives sleep: nothing to drain.
+TEST(SleepTiers, ATierWithASpillNeedsNoRoomAndAnEvacuatedOneIsNotUp) {
+  for (const bool evacuated : {false, true}) {
+    SCOPED_TRACE(evacuated ? "evacuated" : "resident");
+    test::TempRoot root("02-zram-file-zswap");
+    const auto p = [&](const std::string& rel) { return root.path() / rel; };
+    fsys::create_directories(p("sys/module/nbd"));
+    fsys::create_directories(p("proc/driver/nvidia/gpus/0000:01:00.0"));
+    test::spit(p("proc/4194303/stat"),
+               "4194303 (tierswap-nbd) S 1 1 1 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 777 1000 200\n");
+    test::spit(p("sys/block/nbd0/pid"), "4194303\n");
+    test::spit(p("sys/block/nbd0/size"), std::to_string((64ULL << 20) / 512) + "\n");
+    test::spit(p("sys/block/nbd0/backend"), "tierswap-gpu\n");
+    test::spit(p("dev/nbd0"), "");
+    test::spit(p("proc/swaps"),
+               "Filename\tType\tSize\tUsed\tPriority\n/dev/nbd0\tpartition\t65532\t2048\t50\n");
+    test::spit(
+        p("etc/tierswap.yaml"),
+        "tiers:\n  - name: gpu\n    kind: vram\n    size: 64M\n    store: cuda\n    connections: 2\n    "
+        "spill: { kind: lz4 }\n"
+        "    priority: 50\n  - name: disk\n    kind: file\n    path: /var/swap/tier.swap\n    size: 64M\n"
+        "    priority: 10\n");
+    test::spit(p("run/tierswap/state.json"),
+               R"({"version": 2, "source": "", "tiers": [{"name": "gpu", "kind": "vram", "device": "nbd0",
+  "swap_path": "/dev/nbd0", "created_device": false, "created_file": false, "active": true, "drained": false,
+  "priority": 50, "discard": false, "algorithm": "", "size": 67108864, "mem_limit": 0,
+  "exporter_pid": 4194303, "exporter_start": 777, "store": "cuda", "backend": "tierswap-gpu",
+  "connections": 2, "spill": "lz4", "evacuated": )" +
+                   std::string(evacuated ? "true" : "false") + R"(}], "values": []}
+)");
+    fsys::permissions(p("run/tierswap/state.json"), fsys::perms::owner_read | fsys::perms::owner_write);
+    EngineOptions eo;
+    eo.root = root.str();
+    eo.config = p("etc/tierswap.yaml").string();
+    eo.keep_on_exit = true;                      // the fake exporter's pid is no process of ours
+    eo.make_kernel = swap::recording_kernel_on;  // on the engine's own HostFs
+    std::vector<std::string> log;
+    eo.info = eo.warn = [&](const std::string& l) { log.push_back(l); };
+    Engine engine(eo);
+    auto started = engine.start();
+    ASSERT_TRUE(started) << started.error().describe();
+    auto tiers = sleep_tiers(engine);
+    ASSERT_EQ(tiers.size(), 1u);
+    EXPECT_EQ(tiers[0].up, !evacuated);
+    EXPECT_FALSE(tiers[0].room) << "a spill tier is drained into its spill store, not into other swap areas";
+    EXPECT_TRUE(sleep_needs(tiers).block.empty());
+    EXPECT_EQ(sleep_needs(tiers).drain.empty(), evacuated);
+    EXPECT_TRUE(engine.stop());
+  }
+}
