@@ -144,7 +144,8 @@ void draw_psi(Canvas& c, const Report& r, int width, int height) {
   legend(c, f, groups, false);
 }
 
-Result<std::vector<std::string>> write_plots(const Report& r, const std::string& dir) {
+Result<std::vector<std::string>> write_plots(const Report& r, const std::string& dir,
+                                             std::string* png_skipped) {
   std::vector<std::string> out;
   using Draw = void (*)(Canvas&, const Report&, int, int);
   for (auto [name, draw] :
@@ -160,7 +161,14 @@ Result<std::vector<std::string>> write_plots(const Report& r, const std::string&
     CairoCanvas png(kPlotWidth, kPlotHeight);
     draw(png, r, kPlotWidth, kPlotHeight);
     const std::string png_path = dir + "/" + name + ".png";
-    if (auto w = png.write_png(png_path); !w) return std::unexpected(w.error());
+    if (auto w = png.write_png(png_path); !w) {
+      // No libcairo on this machine: the SVG above holds the same drawing.
+      if (w.error().kind == ErrorKind::unsupported) {
+        if (png_skipped) *png_skipped = w.error().message;
+        continue;
+      }
+      return std::unexpected(w.error());
+    }
     out.push_back(png_path);
   }
   return out;

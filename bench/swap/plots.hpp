@@ -22,7 +22,10 @@ void draw_latency_cdf(Canvas& c, const Report& r, int width = kPlotWidth, int he
 void draw_psi(Canvas& c, const Report& r, int width = kPlotWidth, int height = kPlotHeight);
 
 // Writes latency-cdf.{svg,png} and psi.{svg,png} into `dir`; returns their
-// paths. EIO naming the file that could not be written.
-Result<std::vector<std::string>> write_plots(const Report& r, const std::string& dir);
+// paths. EIO naming the file that could not be written. Where libcairo
+// cannot be loaded, only the SVG pictures are written and `png_skipped`
+// (when given) says why.
+Result<std::vector<std::string>> write_plots(const Report& r, const std::string& dir,
+                                             std::string* png_skipped = nullptr);
 
 }  // namespace tierswap::bench
