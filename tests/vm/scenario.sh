@@ -488,7 +488,10 @@ swaps_key() { awk 'NR > 1 { print $1, $3, $5 }' /proc/swaps; }
 area_peak() {
   echo 0 > "$2"
   while [ ! -e "$2.stop" ]; do
-    u=$(awk -v a="$1" '$1 == a { print $4 }' /proc/swaps)
+    # The first line only: a read of /proc/swaps that races a swapon or
+    # swapoff can show an area twice (seq_file restarts), which made the
+    # comparison below fail with "bad number" in long soaks.
+    u=$(awk -v a="$1" '$1 == a { print $4; exit }' /proc/swaps)
     [ "${u:-0}" -gt "$(cat "$2")" ] && echo "$u" > "$2"
     sleep 0.5
   done
