@@ -89,19 +89,25 @@ Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
 }
 
+void Engine::publish_locked() {
+  View v{journal_, source_, configured_, policy_, metrics_, cgroups_, busy_};
+  std::lock_guard lk(view_mu_);
+  view_ = std::move(v);
+}
+
 std::string Engine::config_source() const {
-  std::lock_guard lk(mu_);
-  return source_;
+  std::lock_guard lk(view_mu_);
+  return view_.source;
 }
 
 config::MetricsSettings Engine::metrics_settings() const {
-  std::lock_guard lk(mu_);
-  return metrics_;
+  std::lock_guard lk(view_mu_);
+  return view_.metrics;
 }
 
 Journal Engine::journal() const {
-  std::lock_guard lk(mu_);
-  return journal_;
+  std::lock_guard lk(view_mu_);
+  return view_.journal;
 }
 
 Result<LoadedConfig> Engine::load() {
@@ -133,9 +139,13 @@ Result<LoadedConfig> Engine::load() {
 }
 
 Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
+  return plan_against(cfg, journal_);
+}
+
+Result<Plan> Engine::plan_against(const LoadedConfig& cfg, const Journal& journal) const {
   auto obs = observe(fs_);
   if (!obs) return std::unexpected(obs.error());
-  auto pr = make_plan(cfg.spec, *obs, journal_, fs_);
+  auto pr = make_plan(cfg.spec, *obs, journal, fs_);
   std::string errors;
   for (const auto& d : cfg.warnings) opts_.warn(config::format_diagnostic(d));
   for (const auto& d : pr.diagnostics) {
@@ -246,6 +256,7 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
 
 Result<void> Engine::start() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto j = load_journal(fs_);
   if (!j) {
     adopt_from_kernel(j.error());
@@ -268,6 +279,7 @@ Result<void> Engine::start() {
 
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (busy_)
     return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
   return apply_locked();
@@ -287,6 +299,7 @@ Result<OwnedTier*> Engine::journalled_tier_locked(const std::string& tier, const
 
 Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto found = journalled_tier_locked(tier, "demote");
   if (!found) return std::unexpected(found.error());
   OwnedTier* t = *found;
@@ -301,6 +314,7 @@ Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
 
 Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (busy_ == tier) busy_.reset();
   if (!drained) return {};
   auto* t = journal_.find_tier(tier);
@@ -312,6 +326,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto found = journalled_tier_locked(tier, "promote");
   if (!found) return std::unexpected(found.error());
   OwnedTier* t = *found;
@@ -328,6 +343,7 @@ Result<OwnedTier> Engine::promote(const std::string& tier) {
 
 Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto* t = journal_.find_tier(tier);
   if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   if (t->evacuated == evacuated) return {};
@@ -336,34 +352,37 @@ Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
 }
 
 std::optional<std::string> Engine::busy_tier() const {
-  std::lock_guard lk(mu_);
-  return busy_;
+  std::lock_guard lk(view_mu_);
+  return view_.busy;
 }
 
 std::vector<Engine::ConfiguredTier> Engine::configured_tiers() const {
-  std::lock_guard lk(mu_);
-  return configured_;
+  std::lock_guard lk(view_mu_);
+  return view_.configured;
 }
 
 std::vector<std::string> Engine::configured_cgroups() const {
-  std::lock_guard lk(mu_);
-  return cgroups_;
+  std::lock_guard lk(view_mu_);
+  return view_.cgroups;
 }
 
 config::PolicySettings Engine::policy_settings() const {
-  std::lock_guard lk(mu_);
-  return policy_;
+  std::lock_guard lk(view_mu_);
+  return view_.policy;
 }
 
+// Without the engine's lock: a plan asked for while an apply runs is made
+// against the journal as the last finished change left it, rather than
+// waiting for the apply (Plan is open to every user over D-Bus).
 Result<Plan> Engine::plan() {
-  std::lock_guard lk(mu_);
   auto cfg = load();
   if (!cfg) return std::unexpected(cfg.error());
-  return plan_locked(*cfg);
+  return plan_against(*cfg, journal());
 }
 
 Result<void> Engine::stop() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (opts_.keep_on_exit) {
     opts_.info("--keep-on-exit: leaving the tiers in place; the journal stays for the next start");
     return {};

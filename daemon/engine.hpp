@@ -1,9 +1,11 @@
 // Engine: the daemon's core, shared by the signal loop (daemon.cpp) and the
 // D-Bus Manager: load the config, observe, plan, apply, journal, teardown.
 //
-// Thread-safety: every public method takes the engine's lock, so the D-Bus
-// thread and the main loop may call concurrently; an apply holds the lock
-// for its whole duration (a second caller waits).
+// Thread-safety: every public method may be called from any thread. The
+// changing ones take the engine's lock (an apply holds it for its whole
+// duration: a second caller waits); the const readers (journal(),
+// configured_tiers(), config_source(), ...) never wait for it: they read
+// a copy published at the end of each change.
 #pragma once
 
 #include <functional>
@@ -79,7 +81,8 @@ class Engine {
   // the journal (the next start adopts it), everything else is undone, and
   // the result is not_enough_memory naming each kept tier with the numbers.
   Result<void> stop();
-  // The plan reload() would apply now.
+  // The plan reload() would apply now (never waits for a running apply:
+  // made against the journal the last finished change left).
   Result<Plan> plan();
 
   // Demote/promote (the D-Bus Manager): the swapoff itself runs outside the
@@ -124,6 +127,7 @@ class Engine {
  private:
   Result<LoadedConfig> load();
   Result<Plan> plan_locked(const LoadedConfig& cfg);
+  Result<Plan> plan_against(const LoadedConfig& cfg, const Journal& journal) const;
   Result<std::size_t> apply_locked();
   Result<void> check_plan_room(const Plan& plan);
   // The journalled tier that a demote or promote (`op`) acts on: busy while
@@ -142,6 +146,29 @@ class Engine {
   config::MetricsSettings metrics_;
   std::vector<std::string> cgroups_;
   std::optional<std::string> busy_;  // tier whose demote is running
+
+  // What the const accessors return, copied from the fields above at the
+  // end of every change (publish_locked), under its own lock: an apply
+  // holds mu_ for its whole length (swapoffs included), and status readers
+  // (GetStatus, the tick, metrics) must not wait for it. They see the state
+  // as the last finished change left it.
+  struct View {
+    Journal journal;
+    std::string source;
+    std::vector<ConfiguredTier> configured;
+    config::PolicySettings policy;
+    config::MetricsSettings metrics;
+    std::vector<std::string> cgroups;
+    std::optional<std::string> busy;
+  };
+  void publish_locked();
+  // Publishes when the enclosing mutator returns, on every path.
+  struct Publish {
+    Engine& e;
+    ~Publish() { e.publish_locked(); }
+  };
+  mutable std::mutex view_mu_;
+  View view_;
 };
 
 }  // namespace tierswap

@@ -88,6 +88,18 @@ Result<void> OperationRunner::known_tier(const std::string& tier) {
 
 Result<std::size_t> OperationRunner::reload(const Caller& caller) {
   if (auto ok = claim({"reload", "", caller}); !ok) return std::unexpected(ok.error());
+  return run_reload(caller);
+}
+
+Result<void> OperationRunner::start_reload(const Caller& caller,
+                                           std::function<void(Result<std::size_t>)> done) {
+  if (auto ok = claim({"reload", "", caller}); !ok) return std::unexpected(ok.error());
+  std::lock_guard lk(mu_);
+  worker_ = std::thread([this, caller, done = std::move(done)] { done(run_reload(caller)); });
+  return {};
+}
+
+Result<std::size_t> OperationRunner::run_reload(const Caller& caller) {
   opts_.reloading(true);
   auto r = engine_.reload();
   opts_.reloading(false);
