@@ -46,12 +46,32 @@ struct LoadedConfig {
 };
 
 // The swap areas as the room rule sees them: /proc/swaps, each zram
-// area's mm_stat (mem_limit, mem_used_total, ratio), MemAvailable.
+// area's mm_stat (mem_limit, mem_used_total, ratio), MemAvailable; and RAM
+// as room (policy::RamRoom): MemTotal, vm.min_free_kbytes and the memory
+// cgroups that hold swap (read_ram_room).
 struct RoomFacts {
   std::vector<policy::RoomArea> areas;
   std::uint64_t mem_available = 0;
+  policy::RamRoom ram;
 };
 Result<RoomFacts> read_room_facts(const HostFs& fs);
+
+// RAM as room: the reserve from MemTotal and vm.min_free_kbytes, and the
+// memory cgroups that hold swapped-out pages with their limits, read from
+// the cgroup v2 hierarchy at /sys/fs/cgroup when it has the memory
+// controller, else from the v1 memory hierarchy (total_swap,
+// hierarchical_memory_limit, memory.usage_in_bytes). Only cgroups that hold
+// swap are visited (swap counts are hierarchical). No memory controller at
+// all (/proc/cgroups): no cgroup caps anything. Anything that cannot be
+// read (no swap accounting, files missing, more than 20000 cgroups): RAM is
+// not counted, and the reason is kept for the verdict's message.
+policy::RamRoom read_ram_room(const HostFs& fs, std::uint64_t mem_total);
+
+// The RAM part of a room verdict for messages: "; RAM can take 18.2 GiB
+// (MemAvailable less a reserve of 1.5 GiB)" (and what its cgroups' limits
+// keep out of RAM), or "; RAM is not counted: <why>"; empty when the
+// verdict has neither.
+std::string ram_room_text(const policy::RoomVerdict& v);
 
 // The room verdict for swapping off `swap_path` now, against every other
 // active area. not_found when it is not in /proc/swaps.
