@@ -1,8 +1,10 @@
 #include "daemon/engine.hpp"
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "backends/hostfs/paths.hpp"
 #include "backends/swap/proc_swaps.hpp"
@@ -17,6 +19,165 @@
 
 namespace tierswap {
 
+namespace {
+
+constexpr std::size_t kMaxCgroups = 20000;
+// v1 writes "no limit" as PAGE_COUNTER_MAX pages (9223372036854771712 with 4 KiB pages).
+constexpr std::uint64_t kV1Unlimited = 1ull << 62;
+
+std::optional<std::uint64_t> stat_field(const std::string& text, std::string_view key) {
+  std::size_t pos = 0;
+  while (pos < text.size()) {
+    const std::size_t end = std::min(text.find('\n', pos), text.size());
+    const std::string_view line(text.data() + pos, end - pos);
+    if (line.size() > key.size() && line.starts_with(key) && line[key.size()] == ' ') {
+      try {
+        return std::stoull(std::string(line.substr(key.size() + 1)));
+      } catch (const std::exception&) {
+        return std::nullopt;
+      }
+    }
+    pos = end + 1;
+  }
+  return std::nullopt;
+}
+
+// The memory cgroups below `root` that hold swap; `read` fills one cgroup's
+// figures (nullopt: this cgroup is not the memory controller's, skip it;
+// an error: the facts are incomplete). Children are visited only under a
+// cgroup that holds swap (or the root, which has no figures of its own).
+using ReadCgroup = std::function<Result<std::optional<policy::CgroupSwap>>(const std::string& dir)>;
+Result<std::vector<policy::CgroupSwap>> walk_cgroups(const HostFs& fs, const std::string& root,
+                                                     const ReadCgroup& read) {
+  std::vector<policy::CgroupSwap> out;
+  std::vector<std::string> todo{root};
+  std::size_t seen = 0;
+  while (!todo.empty()) {
+    const std::string dir = std::move(todo.back());
+    todo.pop_back();
+    if (dir != root) {
+      if (++seen > kMaxCgroups)
+        return fail(ErrorKind::failed, "more than " + std::to_string(kMaxCgroups) + " cgroups under " + root);
+      auto c = read(dir);
+      if (!c) return std::unexpected(c.error());
+      if (!*c) continue;
+      if ((*c)->swap_bytes == 0) continue;
+      out.push_back(std::move(**c));
+    }
+    auto names = fs.list(dir);
+    if (!names) return wrap(names.error(), "cannot list the cgroups in " + dir);
+    for (const auto& n : *names)
+      if (fs.exists(dir + "/" + n + "/cgroup.procs")) todo.push_back(dir + "/" + n);
+  }
+  return out;
+}
+
+Result<std::uint64_t> read_u64(const HostFs& fs, const std::string& path) {
+  auto v = fs.read_int(path);
+  if (!v) return std::unexpected(v.error());
+  return static_cast<std::uint64_t>(std::max(0LL, *v));
+}
+
+Result<std::vector<policy::CgroupSwap>> cgroups_v2(const HostFs& fs, const std::string& root) {
+  return walk_cgroups(fs, root, [&fs](const std::string& dir) -> Result<std::optional<policy::CgroupSwap>> {
+    if (!fs.exists(dir + "/memory.max")) return std::nullopt;  // memory controller not enabled here
+    if (!fs.exists(dir + "/memory.swap.current"))
+      return fail(ErrorKind::failed, dir + " has no memory.swap.current (swap accounting is off)");
+    policy::CgroupSwap c{.path = dir};
+    auto swap = read_u64(fs, dir + "/memory.swap.current");
+    if (!swap) return std::unexpected(swap.error());
+    c.swap_bytes = *swap;
+    if (c.swap_bytes == 0) return c;
+    auto cur = read_u64(fs, dir + "/memory.current");
+    if (!cur) return std::unexpected(cur.error());
+    c.current_bytes = *cur;
+    auto max = fs.read_value(dir + "/memory.max");
+    if (!max) return std::unexpected(max.error());
+    if (*max != "max") {
+      try {
+        c.max_bytes = std::stoull(*max);
+      } catch (const std::exception&) {
+        return fail(ErrorKind::failed, dir + "/memory.max: \"" + *max + "\" is not a number of bytes");
+      }
+    }
+    return c;
+  });
+}
+
+Result<std::vector<policy::CgroupSwap>> cgroups_v1(const HostFs& fs, const std::string& root) {
+  auto top = fs.read(root + "/memory.stat");
+  if (!top) return std::unexpected(top.error());
+  if (!stat_field(*top, "total_swap"))
+    return fail(ErrorKind::failed, root + "/memory.stat has no total_swap (swap accounting is off)");
+  return walk_cgroups(fs, root, [&fs](const std::string& dir) -> Result<std::optional<policy::CgroupSwap>> {
+    auto stat = fs.read(dir + "/memory.stat");
+    if (!stat) return std::unexpected(stat.error());
+    policy::CgroupSwap c{.path = dir};
+    const auto swap = stat_field(*stat, "total_swap");
+    const auto limit = stat_field(*stat, "hierarchical_memory_limit");
+    if (!swap || !limit) return fail(ErrorKind::failed, dir + "/memory.stat lacks total_swap or its limit");
+    c.swap_bytes = *swap;
+    if (c.swap_bytes == 0) return c;
+    auto cur = read_u64(fs, dir + "/memory.usage_in_bytes");
+    if (!cur) return std::unexpected(cur.error());
+    c.current_bytes = *cur;
+    if (*limit < kV1Unlimited) c.max_bytes = *limit;
+    return c;
+  });
+}
+
+// Whether /proc/cgroups lists the memory controller as enabled; nullopt
+// when it cannot be read.
+std::optional<bool> memory_controller_enabled(const HostFs& fs) {
+  auto text = fs.read(paths::proc_cgroups);
+  if (!text) return std::nullopt;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream words(line);
+    std::string name, hierarchy, count, enabled;
+    if (words >> name >> hierarchy >> count >> enabled && name == "memory") return enabled == "1";
+  }
+  return false;
+}
+
+}  // namespace
+
+policy::RamRoom read_ram_room(const HostFs& fs, std::uint64_t mem_total) {
+  const auto not_counted = [](const std::string& why) {
+    return policy::ram_not_counted(why + "; counting the other swap areas only");
+  };
+  auto min_free = fs.read_int(paths::sysctl("vm.min_free_kbytes"));
+  if (!min_free)
+    return not_counted("vm.min_free_kbytes cannot be read (" + min_free.error().describe() + ")");
+  if (mem_total == 0) return not_counted("MemTotal is not in /proc/meminfo");
+  const std::uint64_t min_free_bytes = static_cast<std::uint64_t>(std::max(0LL, *min_free)) * 1024;
+  const std::string v2(paths::sys_fs_cgroup), v1(paths::sys_fs_cgroup_memory_v1);
+  Result<std::vector<policy::CgroupSwap>> cgroups = std::vector<policy::CgroupSwap>{};
+  auto controllers = fs.read_value(v2 + "/cgroup.controllers");
+  if (controllers && (" " + *controllers + " ").find(" memory ") != std::string::npos) {
+    cgroups = cgroups_v2(fs, v2);
+  } else if (fs.exists(v1 + "/memory.stat")) {
+    cgroups = cgroups_v1(fs, v1);
+  } else if (memory_controller_enabled(fs) != false) {
+    return not_counted(
+        "the memory cgroups that hold swap cannot be read (no cgroup v2 memory controller at " + v2 +
+        ", no v1 memory hierarchy at " + v1 + ")");
+  }
+  if (!cgroups)
+    return not_counted("the memory cgroups that hold swap cannot be read: " + cgroups.error().describe());
+  return policy::ram_room(mem_total, min_free_bytes, *cgroups);
+}
+
+std::string ram_room_text(const policy::RoomVerdict& v) {
+  if (!v.ram_counted) return v.ram_not_counted.empty() ? "" : "; RAM is not counted: " + v.ram_not_counted;
+  std::string t = "; RAM can take " + format_bytes(v.ram) + " (MemAvailable less a reserve of " +
+                  format_bytes(v.ram_reserve) + ")";
+  if (v.capped)
+    t += ", but " + format_bytes(v.capped) +
+         " of the pages belong to memory cgroups at their limit, which cannot take them back into RAM";
+  return t;
+}
+
 Result<RoomFacts> read_room_facts(const HostFs& fs) {
   auto sw = fs.read(paths::proc_swaps);
   if (!sw) return std::unexpected(sw.error());
@@ -28,6 +189,7 @@ Result<RoomFacts> read_room_facts(const HostFs& fs) {
   if (!meminfo) return wrap(meminfo.error(), std::string(paths::proc_meminfo));
   RoomFacts f;
   f.mem_available = meminfo->mem_available();
+  f.ram = read_ram_room(fs, meminfo->mem_total());
   for (const auto& a : *areas) {
     policy::RoomArea r{.path = a.path, .size_bytes = a.size_kib * 1024, .used_bytes = a.used_kib * 1024};
     if (a.path.starts_with(paths::dev_node("zram"))) {
@@ -48,7 +210,7 @@ Result<RoomFacts> read_room_facts(const HostFs& fs) {
 Result<policy::RoomVerdict> swapoff_room_now(const HostFs& fs, const std::string& swap_path) {
   auto facts = read_room_facts(fs);
   if (!facts) return std::unexpected(facts.error());
-  policy::RoomInput in{.mem_available = facts->mem_available};
+  policy::RoomInput in{.mem_available = facts->mem_available, .ram = facts->ram};
   bool found = false;
   for (const auto& a : facts->areas) {
     if (a.path == swap_path) {
@@ -71,8 +233,8 @@ std::string room_numbers(const policy::RoomVerdict& v) {
          " (" + std::to_string(v.areas) + (v.areas == 1 ? " area" : " areas") +
          (v.committed ? ", after the " + format_bytes(v.committed) + " that earlier swapoffs move there"
                       : "") +
-         ") and its swapoff needs " + format_bytes(v.need + v.margin) + " with a margin of " +
-         format_bytes(v.margin);
+         ")" + ram_room_text(v) + "; its swapoff needs " + format_bytes(v.need + v.margin) +
+         " with a margin of " + format_bytes(v.margin);
 }
 
 constexpr const char* kWhyRoom =
@@ -89,19 +251,25 @@ Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
   if (!opts_.warn) opts_.warn = [](const std::string&) {};
 }
 
+void Engine::publish_locked() {
+  View v{journal_, source_, configured_, policy_, metrics_, cgroups_, busy_};
+  std::lock_guard lk(view_mu_);
+  view_ = std::move(v);
+}
+
 std::string Engine::config_source() const {
-  std::lock_guard lk(mu_);
-  return source_;
+  std::lock_guard lk(view_mu_);
+  return view_.source;
 }
 
 config::MetricsSettings Engine::metrics_settings() const {
-  std::lock_guard lk(mu_);
-  return metrics_;
+  std::lock_guard lk(view_mu_);
+  return view_.metrics;
 }
 
 Journal Engine::journal() const {
-  std::lock_guard lk(mu_);
-  return journal_;
+  std::lock_guard lk(view_mu_);
+  return view_.journal;
 }
 
 Result<LoadedConfig> Engine::load() {
@@ -133,9 +301,13 @@ Result<LoadedConfig> Engine::load() {
 }
 
 Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
+  return plan_against(cfg, journal_);
+}
+
+Result<Plan> Engine::plan_against(const LoadedConfig& cfg, const Journal& journal) const {
   auto obs = observe(fs_);
   if (!obs) return std::unexpected(obs.error());
-  auto pr = make_plan(cfg.spec, *obs, journal_, fs_);
+  auto pr = make_plan(cfg.spec, *obs, journal, fs_);
   std::string errors;
   for (const auto& d : cfg.warnings) opts_.warn(config::format_diagnostic(d));
   for (const auto& d : pr.diagnostics) {
@@ -226,8 +398,10 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
     const auto it =
         std::find_if(areas.begin(), areas.end(), [&](const policy::RoomArea& a) { return a.path == s.path; });
     if (it == areas.end()) continue;
-    policy::RoomInput in{
-        .need_bytes = it->used_bytes, .mem_available = facts->mem_available, .committed_bytes = committed};
+    policy::RoomInput in{.need_bytes = it->used_bytes,
+                         .mem_available = facts->mem_available,
+                         .committed_bytes = committed,
+                         .ram = facts->ram};
     for (const auto& a : areas)
       if (a.path != s.path) in.others.push_back(a);
     const auto v = policy::swapoff_room(in);
@@ -246,6 +420,7 @@ Result<void> Engine::check_plan_room(const Plan& plan) {
 
 Result<void> Engine::start() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto j = load_journal(fs_);
   if (!j) {
     adopt_from_kernel(j.error());
@@ -268,6 +443,7 @@ Result<void> Engine::start() {
 
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (busy_)
     return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
   return apply_locked();
@@ -287,6 +463,7 @@ Result<OwnedTier*> Engine::journalled_tier_locked(const std::string& tier, const
 
 Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto found = journalled_tier_locked(tier, "demote");
   if (!found) return std::unexpected(found.error());
   OwnedTier* t = *found;
@@ -301,6 +478,7 @@ Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
 
 Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (busy_ == tier) busy_.reset();
   if (!drained) return {};
   auto* t = journal_.find_tier(tier);
@@ -312,6 +490,7 @@ Result<void> Engine::end_demote(const std::string& tier, bool drained) {
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto found = journalled_tier_locked(tier, "promote");
   if (!found) return std::unexpected(found.error());
   OwnedTier* t = *found;
@@ -328,6 +507,7 @@ Result<OwnedTier> Engine::promote(const std::string& tier) {
 
 Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   auto* t = journal_.find_tier(tier);
   if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   if (t->evacuated == evacuated) return {};
@@ -336,34 +516,37 @@ Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
 }
 
 std::optional<std::string> Engine::busy_tier() const {
-  std::lock_guard lk(mu_);
-  return busy_;
+  std::lock_guard lk(view_mu_);
+  return view_.busy;
 }
 
 std::vector<Engine::ConfiguredTier> Engine::configured_tiers() const {
-  std::lock_guard lk(mu_);
-  return configured_;
+  std::lock_guard lk(view_mu_);
+  return view_.configured;
 }
 
 std::vector<std::string> Engine::configured_cgroups() const {
-  std::lock_guard lk(mu_);
-  return cgroups_;
+  std::lock_guard lk(view_mu_);
+  return view_.cgroups;
 }
 
 config::PolicySettings Engine::policy_settings() const {
-  std::lock_guard lk(mu_);
-  return policy_;
+  std::lock_guard lk(view_mu_);
+  return view_.policy;
 }
 
+// Without the engine's lock: a plan asked for while an apply runs is made
+// against the journal as the last finished change left it, rather than
+// waiting for the apply (Plan is open to every user over D-Bus).
 Result<Plan> Engine::plan() {
-  std::lock_guard lk(mu_);
   auto cfg = load();
   if (!cfg) return std::unexpected(cfg.error());
-  return plan_locked(*cfg);
+  return plan_against(*cfg, journal());
 }
 
 Result<void> Engine::stop() {
   std::lock_guard lk(mu_);
+  const Publish publish{*this};
   if (opts_.keep_on_exit) {
     opts_.info("--keep-on-exit: leaving the tiers in place; the journal stays for the next start");
     return {};
@@ -377,7 +560,7 @@ Result<void> Engine::stop() {
   std::vector<std::string> order;
   for (const auto& s : make_teardown(journal_, *obs).steps)
     if (s.op == "swapoff") order.push_back(s.path);
-  const auto verdicts = policy::swapoff_sequence_room(order, facts->areas, facts->mem_available);
+  const auto verdicts = policy::swapoff_sequence_room(order, facts->areas, facts->mem_available, facts->ram);
   std::set<std::string> kept;
   std::string kept_why;
   for (size_t i = 0; i < order.size(); ++i) {

@@ -1,9 +1,11 @@
 // Engine: the daemon's core, shared by the signal loop (daemon.cpp) and the
 // D-Bus Manager: load the config, observe, plan, apply, journal, teardown.
 //
-// Thread-safety: every public method takes the engine's lock, so the D-Bus
-// thread and the main loop may call concurrently; an apply holds the lock
-// for its whole duration (a second caller waits).
+// Thread-safety: every public method may be called from any thread. The
+// changing ones take the engine's lock (an apply holds it for its whole
+// duration: a second caller waits); the const readers (journal(),
+// configured_tiers(), config_source(), ...) never wait for it: they read
+// a copy published at the end of each change.
 #pragma once
 
 #include <functional>
@@ -44,12 +46,32 @@ struct LoadedConfig {
 };
 
 // The swap areas as the room rule sees them: /proc/swaps, each zram
-// area's mm_stat (mem_limit, mem_used_total, ratio), MemAvailable.
+// area's mm_stat (mem_limit, mem_used_total, ratio), MemAvailable; and RAM
+// as room (policy::RamRoom): MemTotal, vm.min_free_kbytes and the memory
+// cgroups that hold swap (read_ram_room).
 struct RoomFacts {
   std::vector<policy::RoomArea> areas;
   std::uint64_t mem_available = 0;
+  policy::RamRoom ram;
 };
 Result<RoomFacts> read_room_facts(const HostFs& fs);
+
+// RAM as room: the reserve from MemTotal and vm.min_free_kbytes, and the
+// memory cgroups that hold swapped-out pages with their limits, read from
+// the cgroup v2 hierarchy at /sys/fs/cgroup when it has the memory
+// controller, else from the v1 memory hierarchy (total_swap,
+// hierarchical_memory_limit, memory.usage_in_bytes). Only cgroups that hold
+// swap are visited (swap counts are hierarchical). No memory controller at
+// all (/proc/cgroups): no cgroup caps anything. Anything that cannot be
+// read (no swap accounting, files missing, more than 20000 cgroups): RAM is
+// not counted, and the reason is kept for the verdict's message.
+policy::RamRoom read_ram_room(const HostFs& fs, std::uint64_t mem_total);
+
+// The RAM part of a room verdict for messages: "; RAM can take 18.2 GiB
+// (MemAvailable less a reserve of 1.5 GiB)" (and what its cgroups' limits
+// keep out of RAM), or "; RAM is not counted: <why>"; empty when the
+// verdict has neither.
+std::string ram_room_text(const policy::RoomVerdict& v);
 
 // The room verdict for swapping off `swap_path` now, against every other
 // active area. not_found when it is not in /proc/swaps.
@@ -79,7 +101,8 @@ class Engine {
   // the journal (the next start adopts it), everything else is undone, and
   // the result is not_enough_memory naming each kept tier with the numbers.
   Result<void> stop();
-  // The plan reload() would apply now.
+  // The plan reload() would apply now (never waits for a running apply:
+  // made against the journal the last finished change left).
   Result<Plan> plan();
 
   // Demote/promote (the D-Bus Manager): the swapoff itself runs outside the
@@ -124,6 +147,7 @@ class Engine {
  private:
   Result<LoadedConfig> load();
   Result<Plan> plan_locked(const LoadedConfig& cfg);
+  Result<Plan> plan_against(const LoadedConfig& cfg, const Journal& journal) const;
   Result<std::size_t> apply_locked();
   Result<void> check_plan_room(const Plan& plan);
   // The journalled tier that a demote or promote (`op`) acts on: busy while
@@ -142,6 +166,29 @@ class Engine {
   config::MetricsSettings metrics_;
   std::vector<std::string> cgroups_;
   std::optional<std::string> busy_;  // tier whose demote is running
+
+  // What the const accessors return, copied from the fields above at the
+  // end of every change (publish_locked), under its own lock: an apply
+  // holds mu_ for its whole length (swapoffs included), and status readers
+  // (GetStatus, the tick, metrics) must not wait for it. They see the state
+  // as the last finished change left it.
+  struct View {
+    Journal journal;
+    std::string source;
+    std::vector<ConfiguredTier> configured;
+    config::PolicySettings policy;
+    config::MetricsSettings metrics;
+    std::vector<std::string> cgroups;
+    std::optional<std::string> busy;
+  };
+  void publish_locked();
+  // Publishes when the enclosing mutator returns, on every path.
+  struct Publish {
+    Engine& e;
+    ~Publish() { e.publish_locked(); }
+  };
+  mutable std::mutex view_mu_;
+  View view_;
 };
 
 }  // namespace tierswap

@@ -124,6 +124,12 @@ Result<void> Manager::reload_as(std::optional<uid_t> uid) {
   return {};
 }
 
+Result<void> Manager::start_reload_as(std::optional<uid_t> uid, std::function<void(Result<void>)> done) {
+  return runner_.start_reload(Caller::dbus(uid), [done = std::move(done)](Result<std::size_t> r) {
+    done(r ? Result<void>{} : Result<void>(std::unexpected(r.error())));
+  });
+}
+
 Result<std::size_t> Manager::reload_steps(const std::string& why) {
   return runner_.reload(Caller::signal(why));
 }

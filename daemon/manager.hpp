@@ -64,6 +64,8 @@ class Manager final : public ManagerApi {
   Result<void> demote(const std::string& tier) override;
   Result<void> promote(const std::string& tier) override;
   Result<void> reload_as(std::optional<uid_t> uid) override;
+  // On the operation runner's worker (the D-Bus loop keeps serving).
+  Result<void> start_reload_as(std::optional<uid_t> uid, std::function<void(Result<void>)> done) override;
   Result<void> demote_as(const std::string& tier, std::optional<uid_t> uid) override;
   Result<void> promote_as(const std::string& tier, std::optional<uid_t> uid) override;
   void set_events(ManagerEvents events) override;

@@ -33,8 +33,8 @@ Error no_room(const std::string& tier, const policy::RoomVerdict& v) {
   return {ENOMEM, "tier " + tier + " holds " + format_bytes(v.need) + "; the other swap areas have " +
                       format_bytes(v.room) + " free (" + std::to_string(v.areas) + " other area" +
                       (v.areas == 1 ? "" : "s") +
-                      "; a zram area counts what its mem_limit and free RAM can hold) and a swapoff needs " +
-                      format_bytes(v.need + v.margin) +
+                      "; a zram area counts what its mem_limit and free RAM can hold)" + ram_room_text(v) +
+                      "; a swapoff needs " + format_bytes(v.need + v.margin) +
                       " with its margin: not demoting, because pages that swapoff brings back into RAM are "
                       "charged to their cgroups and a cgroup at memory.max is OOM-killed; add swap space "
                       "below it or wait until it holds less"};
@@ -88,6 +88,18 @@ Result<void> OperationRunner::known_tier(const std::string& tier) {
 
 Result<std::size_t> OperationRunner::reload(const Caller& caller) {
   if (auto ok = claim({"reload", "", caller}); !ok) return std::unexpected(ok.error());
+  return run_reload(caller);
+}
+
+Result<void> OperationRunner::start_reload(const Caller& caller,
+                                           std::function<void(Result<std::size_t>)> done) {
+  if (auto ok = claim({"reload", "", caller}); !ok) return std::unexpected(ok.error());
+  std::lock_guard lk(mu_);
+  worker_ = std::thread([this, caller, done = std::move(done)] { done(run_reload(caller)); });
+  return {};
+}
+
+Result<std::size_t> OperationRunner::run_reload(const Caller& caller) {
   opts_.reloading(true);
   auto r = engine_.reload();
   opts_.reloading(false);
@@ -273,6 +285,7 @@ Result<void> OperationRunner::drain(const std::string& what, const std::string& 
   if (!verdict->fits) return give_up(no_room(tier, *verdict), true);
   const Json nums = {{"tier_used_bytes", verdict->need},
                      {"other_free_bytes", verdict->room},
+                     {"ram_room_bytes", verdict->ram},
                      {"margin_bytes", verdict->margin},
                      {"other_areas", verdict->areas}};
   std::lock_guard lk(mu_);

@@ -6,6 +6,8 @@
 // says who asked (caller.hpp).
 //
 //   reload(caller)           Engine::reload; the number of steps applied.
+//   start_reload(caller, done)  the same on the worker thread (D-Bus Reload:
+//                            the bus keeps serving while it applies).
 //   demote(tier, caller)     precheck (the room rule, policy/swap_room.hpp:
 //                            the tier's used bytes plus a margin must fit in
 //                            what the OTHER active swap areas can take, else
@@ -70,6 +72,10 @@ class OperationRunner {
   ~OperationRunner();
 
   Result<std::size_t> reload(const Caller& caller);
+  // The same reload on the runner's worker thread: claims the busy state here
+  // (EBUSY at once when something runs), returns, and calls `done` on the
+  // worker once the apply has ended and the busy state is released.
+  Result<void> start_reload(const Caller& caller, std::function<void(Result<std::size_t>)> done);
   Result<void> demote(const std::string& tier, const Caller& caller);
   Result<void> promote(const std::string& tier, const Caller& caller);
   Result<void> evacuate(const std::string& tier, const Caller& caller);
@@ -97,6 +103,8 @@ class OperationRunner {
   // Claims the busy state, or EBUSY naming what holds it.
   Result<void> claim(Running r);
   void release();
+  // Engine::reload under a busy state already claimed; releases it.
+  Result<std::size_t> run_reload(const Caller& caller);
   Result<void> drain(const std::string& what, const std::string& tier, const Caller& caller);
   void run_drain(Running op, OwnedTier rec, std::uint64_t total);
   Result<void> known_tier(const std::string& tier);

@@ -2,6 +2,9 @@
 // taken out of the command line before tierswapd's parser sees it:
 //   --test-fail-step N           step N of every apply fails with EIO
 //                                (tests/support/fault_injection.hpp)
+//   --test-slow-steps MS         every step of every apply after the first
+//                                (reloads) waits MS milliseconds before it
+//                                runs: a reload that takes its time.
 //   --test-fake-kernel           the recording kernel acts on --root (which
 //                                must not be /) instead of syscalls
 //   --test-vram-samples FILE   the VRAM samples the policy engine sees come
@@ -51,6 +54,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -188,6 +192,7 @@ extern "C" int ioctl(int fd, unsigned long req, ...) {
 int main(int argc, char** argv) {
   std::string vram_file;
   int fail_step = 0;
+  int slow_ms = 0;
   bool fake_kernel = false;
   // Takes this file's own options out before the daemon's parser sees them.
   std::vector<char*> args;
@@ -205,6 +210,13 @@ int main(int argc, char** argv) {
       fail_step = std::atoi(argv[i + 1]);
       if (fail_step <= 0)
         return usage_error(std::string("--test-fail-step: ") + argv[i + 1] + " is not a step number");
+      ++i;
+      continue;
+    }
+    if (a == "--test-slow-steps" && i + 1 < argc) {
+      slow_ms = std::atoi(argv[i + 1]);
+      if (slow_ms <= 0)
+        return usage_error(std::string("--test-slow-steps: ") + argv[i + 1] + " is not a number of ms");
       ++i;
       continue;
     }
@@ -239,6 +251,22 @@ int main(int argc, char** argv) {
     options.engine.before_step = tierswap::test::fail_step(fail_step);
     options.start_warnings.push_back("test hook: step " + std::to_string(fail_step) +
                                      " of every apply will fail");
+  }
+  if (slow_ms > 0) {
+    // An apply starts at step 1: the first apply (start-up) runs at speed.
+    auto applies = std::make_shared<int>(0);
+    options.engine.before_step = [applies, slow_ms, then = options.engine.before_step](
+                                     std::size_t number,
+                                     const tierswap::Step& step) -> tierswap::Result<void> {
+      if (number == 1) ++*applies;
+      if (*applies > 1) {
+        const timespec ts{slow_ms / 1000, (slow_ms % 1000) * 1'000'000L};
+        ::nanosleep(&ts, nullptr);
+      }
+      return then ? then(number, step) : tierswap::Result<void>{};
+    };
+    options.start_warnings.push_back("test hook: every step of a reload waits " + std::to_string(slow_ms) +
+                                     " ms");
   }
   if (!g_nbd_handoff.empty()) {
     if (!fake_kernel) {

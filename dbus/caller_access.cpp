@@ -6,25 +6,13 @@
 #include <map>
 
 #include "dbus/names.hpp"
+#include "dbus/raw_message.hpp"
 
 namespace tierswap::dbus {
-
-namespace {
-
-// sdbus::Message keeps its sd_bus_message* protected; a pointer to that
-// member, named through a derived class, reads it without any cast.
-struct RawMessage : sdbus::Message {
-  static sd_bus_message* of(const sdbus::Message& m) {
-    constexpr auto member = &RawMessage::msg_;
-    return static_cast<sd_bus_message*>(m.*member);
-  }
-};
 
 // The sender's uid as the bus itself reports it (never augmented). dbus-daemon
 // records the effective uid of the peer when it connected (SO_PEERCRED) and
 // reports it as UnixUserID, which sd-bus files under EUID.
-}  // namespace
-
 Result<uid_t> caller_uid(const sdbus::Message& call) {
   sd_bus_message* m = RawMessage::of(call);
   sd_bus_creds* creds = nullptr;
@@ -40,60 +28,81 @@ Result<uid_t> caller_uid(const sdbus::Message& call) {
   return uid;
 }
 
+bool allows_interactive_authorization(const sdbus::Message& call) {
+  return sd_bus_message_get_allow_interactive_authorization(RawMessage::of(call)) > 0;
+}
+
 namespace {
 
 enum class Polkit { yes, no, absent };
 
-Polkit ask_polkit(sdbus::IConnection& bus, const std::string& sender, const AccessPolicy& policy) {
-  try {
-    auto proxy =
-        sdbus::createProxy(bus, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority");
-    sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>> subject{
-        "system-bus-name", std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(sender)}}};
-    const std::map<std::string, std::string> details;
-    const std::uint32_t allow_user_interaction = 1;
-    sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
-    proxy->callMethod("CheckAuthorization")
-        .onInterface("org.freedesktop.PolicyKit1.Authority")
-        .withTimeout(std::chrono::milliseconds(policy.polkit_timeout_ms))
-        .withArguments(subject, std::string(kPolkitAction), details, allow_user_interaction, std::string())
-        .storeResultsTo(result);
-    return std::get<0>(result) ? Polkit::yes : Polkit::no;
-  } catch (const sdbus::Error& e) {
-    const auto& n = e.getName();
-    if (n == "org.freedesktop.DBus.Error.ServiceUnknown" ||
-        n == "org.freedesktop.DBus.Error.NameHasNoOwner") {
-      return Polkit::absent;
-    }
-    return Polkit::no;
-  }
-}
+using AuthResult = sdbus::Struct<bool, bool, std::map<std::string, std::string>>;
 
-}  // namespace
-
-Result<void> authorize_caller(sdbus::IConnection& bus, const sdbus::Message& call, const std::string& method,
-                              const AccessPolicy& policy) {
-  auto uid = caller_uid(call);
-  if (!uid) return fail(ErrorKind::permission_denied, method + " refused: " + uid.error().describe());
-  if (*uid == 0) return {};
-  const std::string who = "uid " + std::to_string(*uid);
-  if (!policy.use_polkit) {
-    return fail(ErrorKind::permission_denied,
-                method + " is for root only (caller is " + who + "); run it with sudo");
-  }
-  switch (ask_polkit(bus, call.getSender(), policy)) {
+Result<void> verdict(Polkit p, const std::string& method, uid_t uid, bool interactive) {
+  const std::string who = "uid " + std::to_string(uid);
+  switch (p) {
     case Polkit::yes:
       return {};
     case Polkit::no:
-      return fail(ErrorKind::permission_denied, method + " refused: polkit did not authorise " + who +
-                                                    " for " + kPolkitAction +
-                                                    " (run it with sudo, or as an administrator)");
+      return fail(
+          ErrorKind::permission_denied,
+          method + " refused: polkit did not authorise " + who + " for " + kPolkitAction +
+              (interactive ? "" : " without asking (the call did not allow interactive authorization)") +
+              " (run it with sudo, or as an administrator)");
     case Polkit::absent:
       break;
   }
   return fail(ErrorKind::permission_denied,
               method + " is for root only (caller is " + who +
                   ", and polkit is not running to authorise others); run it with sudo");
+}
+
+}  // namespace
+
+CallerAccess::CallerAccess(sdbus::IConnection& bus) : bus_(bus) {}
+
+CallerAccess::~CallerAccess() {
+  polkit_.reset();  // cancels the questions still open: their callbacks never run
+}
+
+void CallerAccess::authorize(const sdbus::Message& call, const std::string& method,
+                             const AccessPolicy& policy, std::function<void(Result<void>)> done) {
+  auto uid = caller_uid(call);
+  if (!uid) return done(fail(ErrorKind::permission_denied, method + " refused: " + uid.error().describe()));
+  if (*uid == 0) return done({});
+  if (!policy.use_polkit) {
+    return done(fail(ErrorKind::permission_denied, method + " is for root only (caller is uid " +
+                                                       std::to_string(*uid) + "); run it with sudo"));
+  }
+  const bool interactive = allows_interactive_authorization(call);
+  try {
+    if (!polkit_)
+      polkit_ =
+          sdbus::createProxy(bus_, "org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority");
+    sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>> subject{
+        "system-bus-name", std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(call.getSender())}}};
+    const std::map<std::string, std::string> details;
+    // CheckAuthorization's flags: 1 = AllowUserInteraction.
+    const std::uint32_t flags = interactive ? 1 : 0;
+    const unsigned timeout_ms = interactive ? policy.interactive_timeout_ms : policy.timeout_ms;
+    polkit_->callMethodAsync("CheckAuthorization")
+        .onInterface("org.freedesktop.PolicyKit1.Authority")
+        .withTimeout(std::chrono::milliseconds(timeout_ms))
+        .withArguments(subject, std::string(kPolkitAction), details, flags, std::string())
+        .uponReplyInvoke([done, method, uid = *uid, interactive](const sdbus::Error* e, AuthResult r) {
+          Polkit p = Polkit::no;
+          if (e == nullptr) {
+            p = std::get<0>(r) ? Polkit::yes : Polkit::no;
+          } else if (e->getName() == "org.freedesktop.DBus.Error.ServiceUnknown" ||
+                     e->getName() == "org.freedesktop.DBus.Error.NameHasNoOwner") {
+            p = Polkit::absent;
+          }
+          done(verdict(p, method, uid, interactive));
+        });
+  } catch (const sdbus::Error& e) {
+    // The question could not even be sent (the connection is going away).
+    done(verdict(Polkit::no, method, *uid, interactive));
+  }
 }
 
 }  // namespace tierswap::dbus

@@ -1,11 +1,13 @@
 #include "dbus/client.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
+#include <unistd.h>
 
 #include <cstdlib>
 
 #include "dbus/manager1_proxy.h"
 #include "dbus/names.hpp"
+#include "dbus/raw_message.hpp"
 
 namespace tierswap::dbus {
 
@@ -60,6 +62,8 @@ struct BusClient::Impl {
   std::unique_ptr<sdbus::IProxy> plain;        // method calls
   std::unique_ptr<ManagerProxy> with_signals;  // after subscribe()
   bool loop_running = false;
+  // Someone is at a terminal to answer polkit's agent (see the header).
+  bool interactive = ::isatty(STDIN_FILENO) == 1;
 
   template <class F>
   auto guarded(F&& f) -> CallResult<decltype(f())> {
@@ -84,6 +88,7 @@ struct BusClient::Impl {
   CallResult<void> call_v(const char* method, const std::string* arg) {
     return guarded([&] {
       auto m = plain->createMethodCall(kManagerInterface, method);
+      sd_bus_message_set_allow_interactive_authorization(RawMessage::of(m), interactive ? 1 : 0);
       if (arg) m << *arg;
       plain->callMethod(m);
     });
@@ -119,6 +124,10 @@ CallResult<std::unique_ptr<BusClient>> BusClient::connect() {
 CallResult<std::string> BusClient::get_status_json() {
   return impl_->call_s("GetStatus");
 }
+void BusClient::allow_interactive_authorization(bool allow) {
+  impl_->interactive = allow;
+}
+
 CallResult<void> BusClient::reload() {
   return impl_->call_v("Reload", nullptr);
 }

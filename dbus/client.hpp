@@ -45,6 +45,11 @@ class BusClient {
   static CallResult<std::unique_ptr<BusClient>> connect();
   ~BusClient();
 
+  // Reload, Demote and Promote carry ALLOW_INTERACTIVE_AUTHORIZATION (polkit
+  // may ask the caller for a password through an agent) when this is on:
+  // by default when stdin is a terminal, as systemctl does.
+  void allow_interactive_authorization(bool allow);
+
   CallResult<std::string> get_status_json();
   CallResult<void> reload();
   CallResult<void> demote(const std::string& tier);

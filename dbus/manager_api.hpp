@@ -57,6 +57,15 @@ class ManagerApi {
     (void)uid;
     return reload();
   }
+  // Reload without waiting for it: starts it (or says why not: busy, with
+  // what runs) and returns; `done` gets the reload's result once it has
+  // ended, on whatever thread ran it (never inside this call in the daemon:
+  // the apply runs on its operation runner's worker). The default runs
+  // reload_as() here and calls `done` before returning.
+  virtual Result<void> start_reload_as(std::optional<uid_t> uid, std::function<void(Result<void>)> done) {
+    done(reload_as(uid));
+    return {};
+  }
   virtual Result<void> demote_as(const std::string& tier, std::optional<uid_t> uid) {
     (void)uid;
     return demote(tier);

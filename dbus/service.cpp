@@ -152,6 +152,14 @@ struct DbusService::Impl {
   int failures = 0;       // attempts since the last success
   std::chrono::steady_clock::time_point waiting_since{};
   std::string refuse_mutations;  // non-empty: why Reload/Demote/Promote are refused
+  // The caller check (polkit asked without waiting); lives with the connection.
+  std::unique_ptr<CallerAccess> access;
+  // Reload, Demote and Promote reply later (async methods): the calls not
+  // answered yet, by id. Only ids travel through polkit's callbacks and the
+  // runner's thread; the replies stay here and are answered on the loop
+  // (and dropped before the connection they belong to).
+  std::map<std::uint64_t, sdbus::Result<>> replies;
+  std::uint64_t next_reply = 0;
   // Plan is open to everyone and costs a config load, an observe and a plan
   // on the loop: callers other than root get the last answer while it is
   // younger than kPlanCacheAge (root always gets a fresh one). Dropped when
@@ -174,8 +182,18 @@ struct DbusService::Impl {
 
   void apply(const Status& fresh, bool emit);
   std::string plan(const sdbus::Message& call);
-  // Privileged-method prologue: refused while stopping, caller check, then the tier name.
-  void check_mutation(const std::string& method, const std::string* tier);
+  // Reload, Demote and Promote: refused while stopping, the caller check
+  // (polkit answers later), refused again if stopping began meanwhile, the
+  // tier name; then `run` on the loop, which must end in finish(id, ...)
+  // (at once or later).
+  using MutationRun = std::function<void(std::uint64_t id, std::optional<uid_t> uid)>;
+  void mutation(const std::string& method, sdbus::Result<>&& reply, std::optional<std::string> tier,
+                MutationRun run);
+  Result<void> check_tier(const std::string& method, const std::string& tier);
+  // Sends the reply (or the error) of call `id`, once; a call whose
+  // connection has gone meanwhile is forgotten.
+  void finish(std::uint64_t id, const Result<void>& r);
+  void start_reload(std::uint64_t id, std::optional<uid_t> uid);
 
   void connect();
   void on_attempt(Attempt a);
@@ -203,32 +221,28 @@ class ManagerObject final
   }
 
  private:
-  void Reload() override {
-    svc_.check_mutation("Reload", nullptr);
-    svc_.plan_cache.reset();
-    auto r = svc_.manager.reload_as(caller());
-    svc_.apply(svc_.manager.status(), true);
-    if (!r) raise(r.error());
+  // The apply runs on the daemon's operation runner; the reply comes when it has ended.
+  void Reload(sdbus::Result<>&& result) override {
+    svc_.mutation("Reload", std::move(result), std::nullopt,
+                  [this](std::uint64_t id, std::optional<uid_t> uid) { svc_.start_reload(id, uid); });
   }
   std::string Plan() override { return svc_.plan(current_call()); }
-  void Demote(const std::string& tier) override {
-    svc_.check_mutation("Demote", &tier);
-    svc_.plan_cache.reset();
-    auto r = svc_.manager.demote_as(tier, caller());
-    if (!r) raise(r.error());
-    svc_.apply(svc_.manager.status(), true);
+  // Both return once started (a demote's swapoff runs on the runner's worker).
+  void Demote(sdbus::Result<>&& result, std::string tier) override {
+    svc_.mutation("Demote", std::move(result), tier,
+                  [this, tier](std::uint64_t id, std::optional<uid_t> uid) {
+                    auto r = svc_.manager.demote_as(tier, uid);
+                    if (r) svc_.apply(svc_.manager.status(), true);
+                    svc_.finish(id, r);
+                  });
   }
-  void Promote(const std::string& tier) override {
-    svc_.check_mutation("Promote", &tier);
-    svc_.plan_cache.reset();
-    auto r = svc_.manager.promote_as(tier, caller());
-    if (!r) raise(r.error());
-    svc_.apply(svc_.manager.status(), true);
-  }
-  // The caller's uid as the bus reports it, for the daemon's log.
-  std::optional<uid_t> caller() const {
-    auto uid = caller_uid(current_call());
-    return uid ? std::optional<uid_t>(*uid) : std::nullopt;
+  void Promote(sdbus::Result<>&& result, std::string tier) override {
+    svc_.mutation("Promote", std::move(result), tier,
+                  [this, tier](std::uint64_t id, std::optional<uid_t> uid) {
+                    auto r = svc_.manager.promote_as(tier, uid);
+                    if (r) svc_.apply(svc_.manager.status(), true);
+                    svc_.finish(id, r);
+                  });
   }
   std::string GetStatus() override {
     Status s = svc_.manager.status();
@@ -258,20 +272,78 @@ std::uint64_t usec(std::chrono::milliseconds d) {
 
 }  // namespace
 
-void DbusService::Impl::check_mutation(const std::string& method, const std::string* tier) {
-  if (!refuse_mutations.empty()) raise({ErrorKind::busy, method + " refused: " + refuse_mutations});
-  const AccessPolicy policy{.use_polkit = options.use_polkit};
-  if (auto ok = authorize_caller(*bus, object->current_call(), method, policy); !ok) raise(ok.error());
-  if (tier == nullptr) return;
-  if (auto ok = check_tier_name(*tier); !ok) raise(wrap(ok.error(), method).error());
+Result<void> DbusService::Impl::check_tier(const std::string& method, const std::string& tier) {
+  if (auto ok = check_tier_name(tier); !ok) return wrap(ok.error(), method);
   const Status s = manager.status();
   std::string names;
   for (const auto& t : s.tiers) {
-    if (t.name == *tier) return;
+    if (t.name == tier) return {};
     names += (names.empty() ? "" : ", ") + t.name;
   }
-  raise({ErrorKind::not_found,
-         method + ": no tier named \"" + *tier + "\" (tiers: " + (names.empty() ? "none" : names) + ")"});
+  return fail(ErrorKind::not_found,
+              method + ": no tier named \"" + tier + "\" (tiers: " + (names.empty() ? "none" : names) + ")");
+}
+
+void DbusService::Impl::mutation(const std::string& method, sdbus::Result<>&& reply,
+                                 std::optional<std::string> tier, MutationRun run) {
+  const std::uint64_t id = ++next_reply;
+  replies.emplace(id, std::move(reply));
+  if (!refuse_mutations.empty())
+    return finish(id, fail(ErrorKind::busy, method + " refused: " + refuse_mutations));
+  const sdbus::Message& call = object->current_call();
+  auto uid = caller_uid(call);
+  const std::optional<uid_t> who = uid ? std::optional<uid_t>(*uid) : std::nullopt;
+  const AccessPolicy policy{.use_polkit = options.use_polkit};
+  // Runs now (root, no polkit) or when polkit answers, on the loop either
+  // way; never after the connection (and `access` with it) has gone.
+  access->authorize(call, method, policy, [this, id, method, tier, who, run](Result<void> ok) {
+    if (!ok) return finish(id, ok);
+    // Stopping may have begun while polkit decided.
+    if (!refuse_mutations.empty())
+      return finish(id, fail(ErrorKind::busy, method + " refused: " + refuse_mutations));
+    if (tier)
+      if (auto t = check_tier(method, *tier); !t) return finish(id, t);
+    plan_cache.reset();
+    try {
+      run(id, who);
+    } catch (const std::exception& e) {
+      finish(id, fail(ErrorKind::failed, method + ": " + e.what()));
+    }
+  });
+}
+
+void DbusService::Impl::finish(std::uint64_t id, const Result<void>& r) {
+  auto it = replies.find(id);
+  if (it == replies.end()) return;
+  sdbus::Result<> reply = std::move(it->second);
+  replies.erase(it);
+  try {
+    if (r) {
+      reply.returnResults();
+    } else {
+      const Error& e = r.error();
+      const char* name = error_name_for(e.kind);
+      // Named kinds carry a complete message; Failed adds the kernel's answer.
+      reply.returnError(sdbus::Error(name, name == std::string(kErrFailed) ? e.describe() : e.message));
+    }
+  } catch (const sdbus::Error& e) {
+    warn(std::string("D-Bus: cannot send a reply: ") + e.getMessage());
+  }
+}
+
+// The reload's end comes from the runner's worker thread: through the
+// inbox, so that the reply is sent on the loop.
+void DbusService::Impl::start_reload(std::uint64_t id, std::optional<uid_t> uid) {
+  std::weak_ptr<Inbox> in = inbox;
+  Impl* self = this;
+  auto started = manager.start_reload_as(uid, [in, self, id](Result<void> r) {
+    if (auto box = in.lock())
+      box->post([self, id, r = std::move(r)] {
+        self->apply(self->manager.status(), true);
+        self->finish(id, r);
+      });
+  });
+  if (!started) finish(id, started);
 }
 
 std::string DbusService::Impl::plan(const sdbus::Message& call) {
@@ -381,6 +453,7 @@ Result<void> DbusService::Impl::serve(std::unique_ptr<sdbus::IConnection> b) {
     object_manager = sdbus::createObject(*bus, kObjectManagerPath);
     object_manager->addObjectManager();
     object_manager->finishRegistration();
+    access = std::make_unique<CallerAccess>(*bus);
     object = std::make_unique<ManagerObject>(*bus, *this);
     cache = Status{};
     apply(manager.status(), false);
@@ -448,6 +521,10 @@ void DbusService::Impl::drop_connection() {
   tiers.clear();
   object.reset();
   object_manager.reset();
+  // Replies and polkit questions belong to this connection: gone with it
+  // (the callers see the connection close).
+  access.reset();
+  replies.clear();
   bus.reset();
   unique_name.clear();
 }
@@ -504,6 +581,18 @@ DbusService::Impl::~Impl() {
   inbox_src = sd_event_source_disable_unref(inbox_src);
   retry_src = sd_event_source_disable_unref(retry_src);
   refresh_src = sd_event_source_disable_unref(refresh_src);
+  // Calls still waiting (a reload that has not ended, a caller polkit has not
+  // answered about): told why rather than left to see the connection close.
+  for (auto& [id, reply] : replies) {
+    try {
+      reply.returnError(
+          sdbus::Error(kErrFailed, "tierswapd stopped before the call ended" +
+                                       (refuse_mutations.empty() ? "" : " (" + refuse_mutations + ")") +
+                                       "; its log says what was done"));
+    } catch (const sdbus::Error&) {
+    }
+  }
+  replies.clear();
   if (bus && serving) {
     try {
       bus->releaseName(options.bus_name);

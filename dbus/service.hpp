@@ -25,8 +25,16 @@
 // there is no bus, the service tries again every retry_interval, says so
 // once in the log, and says so again when it serves.
 //
+// Mutations (Reload, Demote, Promote) never block the loop: the caller
+// check asks polkit asynchronously (dbus/caller_access.hpp), and Reload's
+// apply runs through ManagerApi::start_reload_as, its reply sent from the
+// loop once the apply has ended. Meanwhile reads and other callers are
+// served. A reply still owed when the service goes away is an error
+// ("tierswapd stopped before the call ended").
+//
 // Threads: every sdbus call and every ManagerApi call made here happens on
-// the thread that runs the loop. refresh() and the ManagerEvents callbacks
+// the thread that runs the loop (start_reload_as's `done` runs on the
+// daemon's worker and only queues the reply). refresh() and the ManagerEvents callbacks
 // only queue work onto the loop (an eventfd source), so the daemon may call
 // them from any thread while holding its own locks.
 #pragma once

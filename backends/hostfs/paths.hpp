@@ -46,6 +46,11 @@ inline constexpr std::string_view sys_power_supply = "/sys/class/power_supply";
 // The cgroup v2 hierarchy (the cgroup kind): cgroup.controllers exists only
 // in a cgroup v2 (unified) mount.
 inline constexpr std::string_view sys_fs_cgroup = "/sys/fs/cgroup";
+// The cgroup v1 memory hierarchy (hybrid layouts), and the kernel's list of
+// controllers with whether each is enabled (the swapoff room rule reads who
+// holds swap from either hierarchy).
+inline constexpr std::string_view sys_fs_cgroup_memory_v1 = "/sys/fs/cgroup/memory";
+inline constexpr std::string_view proc_cgroups = "/proc/cgroups";
 
 // tierswapd's journal of what it changed (under --root).
 inline constexpr std::string_view run_state_dir = "/run/tierswap";

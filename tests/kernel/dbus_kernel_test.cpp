@@ -23,6 +23,7 @@
 #include "backends/swap/proc_swaps.hpp"
 #include "backends/zram/zram.hpp"
 #include "machine_state.hpp"
+#include "policy/meminfo.hpp"
 #include "tests/dbus/bus_fixture.hpp"
 
 using namespace tierswap;
@@ -136,24 +137,27 @@ std::optional<swap::SwapArea> area(const std::string& path) {
 
 class DbusKernel : public KernelTest {
  protected:
+  // file_mib 0: the zram tier alone.
   void start(std::uint64_t file_mib) {
     zram_dev_.clear();
-    const std::string yaml =
+    std::string yaml =
         "tiers:\n"
         "  - name: zram\n"
         "    kind: zram\n"
         "    size: 128M\n"
         "    algorithm: [lz4, lzo-rle, lzo]\n"
-        "    priority: 100\n"
-        "  - name: file\n"
-        "    kind: file\n"
-        "    path: " +
-        dir_ +
-        "/kt-dbus.swap\n"
-        "    size: " +
-        std::to_string(file_mib) +
-        "M\n"
-        "    priority: 10\n";
+        "    priority: 100\n";
+    if (file_mib > 0)
+      yaml +=
+          "  - name: file\n"
+          "    kind: file\n"
+          "    path: " +
+          dir_ +
+          "/kt-dbus.swap\n"
+          "    size: " +
+          std::to_string(file_mib) +
+          "M\n"
+          "    priority: 10\n";
     const auto cfg = write_config(yaml);
     const std::string cmd =
         std::string(TIERSWAPD_BIN) + " --config " + cfg + " --bus-address {address} {args}";
@@ -269,6 +273,36 @@ TEST_F(DbusKernel, DemoteRefusedWhenTheOtherAreasLackRoom) {
   ASSERT_TRUE(a);
   EXPECT_EQ(a->priority, 100);
   EXPECT_EQ(child_->ask('v'), '1');
+}
+
+// Finding 9's rule counts RAM: stopping the daemon swaps off its last swap
+// area when RAM can take the pages back, rather than keeping the area for
+// a few MiB. The child's pages go to the zram tier (the only swap area)
+// through its small cgroup limit; then the limit is raised, so the cgroup
+// can take them back. SIGTERM: tierswapd exits 0, the area and its device
+// are gone, the journal too, and the child's data verifies (swapoff brought
+// it back). Skipped where RAM is short (MemAvailable below 1 GiB).
+TEST_F(DbusKernel, StopSwapsOffTheLastAreaWhenRamCanTakeItsPages) {
+  {
+    const HostFs hfs("/");
+    auto mi = policy::parse_meminfo(*hfs.read(paths::proc_meminfo));
+    ASSERT_TRUE(mi);
+    if (mi->mem_available() < (1ull << 30))
+      GTEST_SKIP() << "MemAvailable " << (mi->mem_available() >> 20) << " MiB: RAM is short here";
+  }
+  start(0);
+  fill();
+  if (IsSkipped() || HasFatalFailure()) return;
+  ASSERT_TRUE(cg_.limit(1ull << 30));
+  ASSERT_TRUE(area(zram_dev_)) << "the child's pages left swap before the stop";
+  ASSERT_EQ(::kill(svc_->pid(), SIGTERM), 0);
+  const int st = wait_daemon(120s);
+  ASSERT_NE(st, -1) << "tierswapd did not exit within 120 s of SIGTERM\n" << daemon_log();
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "wait status " << st << "\n" << daemon_log();
+  EXPECT_FALSE(area(zram_dev_)) << "the last swap area was kept:\n" << daemon_log();
+  EXPECT_FALSE(fs::exists(paths::run_state_file)) << daemon_log();
+  EXPECT_TRUE(new_zram().empty()) << daemon_log();
+  EXPECT_EQ(child_->ask('v'), '1') << "the child's data changed across the stop";
 }
 
 // SIGTERM while a demote drains the zram tier: the demote is aborted (its

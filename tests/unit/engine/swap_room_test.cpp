@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <limits>
+#include <optional>
 
 using namespace tierswap::policy;
 
@@ -146,4 +147,131 @@ TEST(SwapRoomSequence, APathNotActiveNeedsNothing) {
   ASSERT_EQ(v.size(), 1u);
   EXPECT_TRUE(v[0].fits);
   EXPECT_EQ(v[0].need, 0u);
+}
+
+// RAM as room (RamRoom): MemAvailable after the zram areas, less the
+// reserve; the swapped-out bytes of cgroups at their limit count against
+// swap only.
+namespace {
+CgroupSwap cgroup(std::string path, std::uint64_t swap, std::uint64_t current,
+                  std::optional<std::uint64_t> max = std::nullopt) {
+  return CgroupSwap{.path = std::move(path), .swap_bytes = swap, .current_bytes = current, .max_bytes = max};
+}
+}  // namespace
+
+TEST(SwapRoomRam, TheReserveIsTwiceMinFreeOrASixteenthOfRamWhicheverIsLarger) {
+  EXPECT_EQ(ram_room(16 * GiB, 64 * MiB, {}).reserve, 1 * GiB);
+  EXPECT_EQ(ram_room(16 * GiB, 600 * MiB, {}).reserve, 1200 * MiB);
+  EXPECT_TRUE(ram_room(16 * GiB, 0, {}).counted);
+  EXPECT_EQ(ram_room(16 * GiB, 0, {}).capped, 0u);
+}
+
+// The case that kept a swap area at stop: 60 KiB on the last area, no
+// other area, gigabytes of RAM free.
+TEST(SwapRoomRam, EnoughRamTakesASmallAreaWithNoOtherAreaLeft) {
+  const RamRoom ram = ram_room(16 * GiB, 64 * MiB, {});
+  const auto v = swapoff_room({.need_bytes = 60 * 1024, .mem_available = 12 * GiB, .ram = ram});
+  EXPECT_TRUE(v.fits);
+  EXPECT_TRUE(v.ram_counted);
+  EXPECT_EQ(v.room, 0u);
+  EXPECT_EQ(v.ram, 11 * GiB);
+  EXPECT_EQ(v.ram_reserve, 1 * GiB);
+  // Without RAM counted, the same swapoff is refused (the old rule).
+  EXPECT_FALSE(swapoff_room({.need_bytes = 60 * 1024, .mem_available = 12 * GiB}).fits);
+}
+
+TEST(SwapRoomRam, RamCountsOnlyAboveTheReserveExactlyToTheByte) {
+  const RamRoom ram = ram_room(16 * GiB, 0, {});  // reserve 1 GiB
+  const std::uint64_t need = 80 * MiB, margin = 10 * MiB;
+  EXPECT_TRUE(swapoff_room({.need_bytes = need, .mem_available = 1 * GiB + need + margin, .ram = ram}).fits);
+  EXPECT_FALSE(
+      swapoff_room({.need_bytes = need, .mem_available = 1 * GiB + need + margin - 1, .ram = ram}).fits);
+  // No RAM beyond the reserve: nothing counts, never below zero.
+  const auto v = swapoff_room({.need_bytes = need, .mem_available = 512 * MiB, .ram = ram});
+  EXPECT_FALSE(v.fits);
+  EXPECT_EQ(v.ram, 0u);
+}
+
+TEST(SwapRoomRam, RamAndTheOtherAreasAddUp) {
+  const RamRoom ram = ram_room(16 * GiB, 0, {});
+  const auto v = swapoff_room({.need_bytes = 800 * MiB,
+                               .others = {file("/swap", 500 * MiB)},
+                               .mem_available = 1 * GiB + 400 * MiB,
+                               .ram = ram});
+  EXPECT_EQ(v.room, 500 * MiB);
+  EXPECT_EQ(v.ram, 400 * MiB);
+  EXPECT_TRUE(v.fits);  // 800 + 100 margin <= 900
+}
+
+// RAM enough, but the pages belong to a cgroup at its memory.max: swapoff
+// would charge them to it and it cannot take them, so RAM does not help.
+TEST(SwapRoomRam, PagesOfACgroupAtItsLimitNeedSwapNotRam) {
+  const RamRoom ram =
+      ram_room(16 * GiB, 64 * MiB, {cgroup("/sys/fs/cgroup/hog", 300 * MiB, 512 * MiB, 512 * MiB)});
+  EXPECT_EQ(ram.capped, 300 * MiB);
+  EXPECT_EQ(ram.capped_cgroups, 1u);
+  auto v = swapoff_room({.need_bytes = 300 * MiB, .mem_available = 12 * GiB, .ram = ram});
+  EXPECT_FALSE(v.fits);
+  EXPECT_EQ(v.capped, 300 * MiB);
+  // With a swap area below that can take them, it fits.
+  v = swapoff_room(
+      {.need_bytes = 300 * MiB, .others = {file("/swap", 400 * MiB)}, .mem_available = 12 * GiB, .ram = ram});
+  EXPECT_TRUE(v.fits);
+}
+
+TEST(SwapRoomRam, ACgroupWithHeadroomTakesBackWhatFitsUnderItsLimit) {
+  // 100 MiB of headroom under memory.max: 100 of its 300 MiB can come back.
+  const RamRoom ram = ram_room(16 * GiB, 64 * MiB,
+                               {cgroup("/a", 300 * MiB, 412 * MiB, 512 * MiB), cgroup("/free", 1 * GiB, 0)});
+  EXPECT_EQ(ram.capped, 200 * MiB);
+  EXPECT_EQ(ram.capped_cgroups, 1u);
+  // A cgroup over its limit (current above max) can take nothing back.
+  EXPECT_EQ(ram_room(16 * GiB, 0, {cgroup("/over", 50 * MiB, 600 * MiB, 512 * MiB)}).capped, 50 * MiB);
+  // The capped part is at most what the area holds.
+  const auto v = swapoff_room({.need_bytes = 64 * MiB, .mem_available = 12 * GiB, .ram = ram});
+  EXPECT_EQ(v.capped, 64 * MiB);
+  EXPECT_FALSE(v.fits);
+}
+
+TEST(SwapRoomRam, NoRamAndNoAreaDoesNotFit) {
+  const RamRoom ram = ram_room(16 * GiB, 64 * MiB, {});
+  const auto v = swapoff_room({.need_bytes = 4096, .mem_available = 0, .ram = ram});
+  EXPECT_FALSE(v.fits);
+  EXPECT_EQ(v.ram, 0u);
+}
+
+TEST(SwapRoomRam, NotCountedKeepsTheSwapOnlyRuleAndSaysWhy) {
+  const auto v = swapoff_room({.need_bytes = 60 * 1024,
+                               .mem_available = 12 * GiB,
+                               .ram = ram_not_counted("no memory cgroups readable")});
+  EXPECT_FALSE(v.fits);
+  EXPECT_FALSE(v.ram_counted);
+  EXPECT_EQ(v.ram_not_counted, "no memory cgroups readable");
+}
+
+// Zram areas draw on MemAvailable first; RAM counts what they leave.
+TEST(SwapRoomRam, ZramDrawsOnFreeRamBeforeItCountsAsRam) {
+  const RamRoom ram = ram_room(16 * GiB, 0, {});  // reserve 1 GiB
+  const auto v = swapoff_room({.need_bytes = 100 * MiB,
+                               .others = {zram("/dev/zram0", 2 * GiB, 0, 0, 0, 2.0)},
+                               .mem_available = 2 * GiB,
+                               .ram = ram});
+  EXPECT_EQ(v.room, 2 * GiB);  // 1 GiB of RAM at ratio 2
+  EXPECT_EQ(v.ram, 0u);        // the other 1 GiB is the reserve
+}
+
+// A teardown: committed bytes fill the swap areas first, then RAM.
+TEST(SwapRoomRam, ASequenceSpendsRamOnlyOnceAndTheLastAreaGoesWhenRamIsThere) {
+  const RamRoom ram = ram_room(16 * GiB, 0, {});  // reserve 1 GiB
+  const std::vector<RoomArea> areas = {file("/low", 1 * GiB, 600 * MiB),
+                                       zram("/dev/zram1", 1 * GiB, 60 * 1024, 0, 0, 1.0)};
+  auto v = swapoff_sequence_room({"/low", "/dev/zram1"}, areas, 1 * GiB + 700 * MiB, ram);
+  ASSERT_EQ(v.size(), 2u);
+  EXPECT_TRUE(v[0].fits);
+  EXPECT_TRUE(v[1].fits) << "the last area's 60 KiB fit in RAM";
+  // With RAM for the first one only, the second does not fit.
+  v = swapoff_sequence_room({"/low", "/dev/zram1"}, areas, 1 * GiB + 602 * MiB, ram);
+  EXPECT_TRUE(v[0].fits);
+  EXPECT_FALSE(v[1].fits);
+  EXPECT_EQ(v[1].committed, 600 * MiB);
 }
