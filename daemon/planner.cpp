@@ -5,6 +5,7 @@
 #include <set>
 
 #include "backends/gpu/gpu_reading.hpp"
+#include "backends/hostfs/paths.hpp"
 #include "config/policy_settings.hpp"
 #include "config/size_expr.hpp"
 #include "daemon/kind_registry.hpp"
@@ -261,7 +262,8 @@ class Planner {
 }  // namespace
 
 bool needs_gpu_facts(const config::Spec& spec, const HostFs& fs) {
-  if (!fs.is_real_root()) return false;
+  // No NVIDIA driver: the vram kind says so without NVML.
+  if (!fs.is_real_root() || !fs.exists(paths::proc_nvidia_gpus)) return false;
   return std::any_of(spec.tiers.begin(), spec.tiers.end(), [](const config::Tier& t) {
     return t.kind == config::TierKind::vram && t.store != "host";
   });
