@@ -18,6 +18,19 @@
 
 namespace tierswap {
 
+// The card a vram tier's `gpu:` names, as the daemon read it (NVML) while
+// planning: what the tier's size must fit into.
+struct GpuCard {
+  unsigned index = 0;  // NVML's (nvidia-smi's)
+  std::string name;    // "NVIDIA H200"
+  std::uint64_t total_bytes = 0;
+  std::uint64_t free_bytes = 0;
+  // What this tier's own running exporter holds on the card (its store and
+  // CUDA context, as NVML counts the process), when one runs there: a
+  // re-plan does not count the tier's allocation against itself.
+  std::uint64_t own_bytes = 0;
+};
+
 struct TierSpec {
   std::string name;
   std::string kind;  // as configured: "zram", "file", "partition", "vram"
@@ -41,6 +54,16 @@ struct TierSpec {
   int connections = 0;
   // vram: the exporter's --spill ("" none, "lz4", "file:/PATH")
   std::string spill;
+  // vram: VRAM always left free on the card for other programs, and the key
+  // it came from ("reserve", or "policy.reserve_mib" by default).
+  std::uint64_t reserve_bytes = 0;
+  std::string reserve_key;
+  // vram: the card, when the daemon could read it (store: cuda only);
+  // otherwise card_unknown says why ("NVML: libnvidia-ml.so.1 not found"),
+  // or is empty where nothing was asked (store: host).
+  std::optional<GpuCard> card;
+  std::string card_unknown;
+  bool card_absent = false;  // the GPUs were read and none is the one `gpu:` names
 };
 
 struct ZswapSpec {

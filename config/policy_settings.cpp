@@ -1,5 +1,7 @@
 #include "config/policy_settings.hpp"
 
+#include "config/size_expr.hpp"
+
 namespace tierswap::config {
 
 PolicySettings policy_defaults(Profile p) {
@@ -50,7 +52,34 @@ std::vector<PolicySettingLine> policy_setting_lines(const Spec& spec) {
   num("cooldown_seconds", s.cooldown_seconds);
   num("hysteresis_percent", s.hysteresis_percent);
   num("max_transitions_per_hour", s.max_transitions_per_hour);
+  for (const auto& t : spec.tiers) {
+    if (t.kind != TierKind::vram) continue;
+    const TierReserve r = tier_reserve(t, s, 0);
+    out.push_back({"tiers." + t.name + ".reserve", r.text, r.key == "reserve" ? "file" : r.key});
+  }
   return out;
+}
+
+TierReserve tier_reserve(std::string_view reserve_text, std::optional<std::uint64_t> reserve_bytes,
+                         const PolicySettings& policy, std::uint64_t vram_bytes) {
+  if (reserve_text.empty()) {
+    const auto mib = static_cast<std::uint64_t>(policy.reserve_mib);
+    return {mib << 20, true, "policy.reserve_mib", std::to_string(mib) + " MiB"};
+  }
+  TierReserve r{0, true, "reserve", std::string(reserve_text)};
+  if (reserve_bytes) {
+    r.bytes = *reserve_bytes;
+    return r;
+  }
+  // Checked at load; only the card's size was missing.
+  auto v = evaluate_size(reserve_text, HostFacts{.ram_bytes = 1, .vram_bytes = vram_bytes},
+                         SizeOptions{.allow_vram = true});
+  if (!v || !v->resolved || vram_bytes == 0) {
+    r.resolved = false;
+    return r;
+  }
+  r.bytes = v->bytes;
+  return r;
 }
 
 }  // namespace tierswap::config

@@ -11,7 +11,10 @@
 //   profiles laptops use), false for server, db and k8s-node.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "config/spec.hpp"
@@ -35,6 +38,23 @@ PolicySettings policy_defaults(Profile p);
 // spec.policy's keys over policy_defaults(spec.profile).
 PolicySettings effective_policy(const Spec& spec);
 
+// A vram tier's reserve: VRAM always left free on its card for other
+// programs. Precedence: the tier's own `reserve:` key, else
+// policy.reserve_mib (which is also what a tier without the key had before
+// tiers could say it). "10% of vram" is resolved against `vram_bytes`, the
+// card's memory; while that is 0 (not known) `resolved` is false and bytes 0.
+struct TierReserve {
+  std::uint64_t bytes = 0;
+  bool resolved = true;
+  std::string key;   // where it came from: "reserve" (the tier's key) or "policy.reserve_mib"
+  std::string text;  // as written ("10% of vram"), or "1024 MiB" for policy.reserve_mib
+};
+TierReserve tier_reserve(std::string_view reserve_text, std::optional<std::uint64_t> reserve_bytes,
+                         const PolicySettings& policy, std::uint64_t vram_bytes);
+inline TierReserve tier_reserve(const Tier& t, const PolicySettings& policy, std::uint64_t vram_bytes) {
+  return tier_reserve(t.reserve_text, t.reserve_bytes, policy, vram_bytes);
+}
+
 // One line of `tierswapctl plan`'s policy section.
 struct PolicySettingLine {
   std::string key;     // "policy.reserve_mib"
@@ -43,7 +63,8 @@ struct PolicySettingLine {
 };
 
 // Every policy key with its effective value and where it came from, in the
-// order of tierswap.yaml(5).
+// order of tierswap.yaml(5); then each vram tier's reserve
+// ("tiers.NAME.reserve" = "2G" (file), or = "1024 MiB" (policy.reserve_mib)).
 std::vector<PolicySettingLine> policy_setting_lines(const Spec& spec);
 
 }  // namespace tierswap::config

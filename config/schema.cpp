@@ -68,7 +68,7 @@ const std::vector<std::string>& kind_keys(TierKind k) {
   static const std::vector<std::string> zram = {"size", "algorithm", "recompress", "mem_limit"};
   static const std::vector<std::string> file = {"path", "size"};
   static const std::vector<std::string> partition = {"device"};
-  static const std::vector<std::string> vram = {"size", "gpu", "store", "connections", "spill"};
+  static const std::vector<std::string> vram = {"size", "gpu", "store", "connections", "spill", "reserve"};
   switch (k) {
     case TierKind::zram:
       return zram;
@@ -747,7 +747,48 @@ class Reader {
       if (auto n = integer(v, at, path, 1, kMaxVramConnections)) tier.connections = static_cast<int>(*n);
     } else if (key == "spill") {
       read_spill(tier, v, at, path);
+    } else if (key == "reserve") {
+      read_reserve(tier, v, at, path);
     }
+  }
+
+  // reserve: a size ("2G", "10% of vram", "0"), at most kMaxReserveBytes,
+  // and never the whole card.
+  void read_reserve(Tier& tier, const YAML::Node& v, SourceLoc at, const std::string& path) {
+    const char* hint = "e.g. reserve: 2G, reserve: 10% of vram, or reserve: 0 (default: policy.reserve_mib)";
+    if (!v.IsScalar()) {
+      error(std::move(at), path, fmt::format("expected a size, got {}", describe(v)), hint);
+      return;
+    }
+    const std::string text = v.Scalar();
+    tier.reserve_text = text;
+    if (text == "0") {
+      tier.reserve_bytes = 0;
+      return;
+    }
+    const SizeOptions opts{.allow_vram = true};
+    auto r = evaluate_size(text, host_, opts);
+    if (!r) {
+      error(std::move(at), path, r.error().message, hint);
+      return;
+    }
+    if (r->resolved) {
+      if (r->bytes > kMaxReserveBytes)
+        error(std::move(at), path,
+              fmt::format("\"{}\" is {} bytes, more than the largest reserve ({} bytes, 1T)", text, r->bytes,
+                          kMaxReserveBytes),
+              hint);
+      else
+        tier.reserve_bytes = r->bytes;
+      return;
+    }
+    // Depends on the card: it must leave some of any card free for the tier.
+    HostFacts probe = host_;
+    probe.vram_bytes = kMaxReserveBytes;
+    auto whole = evaluate_size(text, probe, opts);
+    if (whole && whole->bytes >= probe.vram_bytes)
+      error(std::move(at), path, fmt::format("\"{}\" is the whole card's memory or more", text),
+            "a reserve is what stays free for other programs, e.g. reserve: 10% of vram");
   }
 
   // spill: {kind: lz4} or {kind: file, path: /var/lib/tierswap/spill-NAME}

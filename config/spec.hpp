@@ -43,6 +43,8 @@ enum class TierKind { zram, file, partition, vram };
 
 // The most NBD connections a vram tier may ask for (`connections:`).
 inline constexpr int kMaxVramConnections = 16;
+// The largest `reserve:` of a vram tier: 1 TiB, as policy.reserve_mib's bound.
+inline constexpr std::uint64_t kMaxReserveBytes = 1ULL << 40;
 enum class RecompressWhen { idle, huge };
 
 struct Recompress {
@@ -82,6 +84,12 @@ struct Tier {
   // only), "lz4" (compressed RAM) or "file" with spill_path.
   std::string spill;
   std::string spill_path;
+  // vram: VRAM always left free on the card for other programs (`reserve:`)
+  // as written ("2G", "10% of vram"); empty: policy.reserve_mib applies
+  // (config/policy_settings.hpp, tier_reserve()). reserve_bytes is set when
+  // the value does not depend on the card's size ("0" is a valid reserve).
+  std::string reserve_text;
+  std::optional<std::uint64_t> reserve_bytes;
 
   // Location of each key of this tier as written ("size", "algorithm", ...),
   // and of the tier itself under key "".

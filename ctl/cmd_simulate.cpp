@@ -27,7 +27,8 @@ constexpr std::streamsize kMaxTraceBytes = 1LL << 30;
 
 // The policy FILE sets (over its profile's defaults); without FILE the
 // defaults of no profile. False after printing the diagnostics.
-bool policy_settings(const std::string& file, config::PolicySettings& out) {
+bool policy_settings(const std::string& file, config::PolicySettings& out,
+                     std::vector<TierReserveSource>& reserves) {
   if (file.empty()) {
     out = config::policy_defaults(config::Profile::none);
     return true;
@@ -44,6 +45,8 @@ bool policy_settings(const std::string& file, config::PolicySettings& out) {
       std::fprintf(stderr, "%s\n", config::format_diagnostic(d).c_str());
   if (!lr.spec) return false;
   out = config::effective_policy(*lr.spec);
+  for (const auto& t : lr.spec->tiers)
+    if (t.kind == config::TierKind::vram) reserves.push_back({t.name, t.reserve_text, t.reserve_bytes});
   return true;
 }
 
@@ -111,7 +114,8 @@ std::function<int()> setup_simulate(CLI::App& sub) {
       return kExitUsage;
     }
     config::PolicySettings settings;
-    if (!policy_settings(a->config, settings)) return kExitFailed;
+    std::vector<TierReserveSource> reserves;
+    if (!policy_settings(a->config, settings, reserves)) return kExitFailed;
     std::string text;
     if (!read_trace(a->trace, text)) return kExitFailed;
     const auto trace = policy::parse_trace(text, a->trace);
@@ -119,7 +123,12 @@ std::function<int()> setup_simulate(CLI::App& sub) {
       std::fprintf(stderr, "tierswapctl simulate: %s\n", trace.error().message.c_str());
       return kExitFailed;
     }
-    const auto actions = policy::simulate(*trace, to_policy_spec(settings));
+    // Each vram tier's own reserve; one that depends on the card's size is
+    // resolved on the trace's first sample of the tier.
+    auto spec = to_policy_spec(settings);
+    add_tier_reserves(spec, reserves, settings,
+                      trace->empty() ? std::vector<policy::VramTierSample>{} : trace->front().vram);
+    const auto actions = policy::simulate(*trace, spec);
     std::string out;
     if (a->json) {
       out = actions_json(actions);

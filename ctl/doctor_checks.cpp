@@ -22,6 +22,7 @@
 #include "dbus/logind.hpp"
 #include "dbus/upower.hpp"
 #include "policy/meminfo.hpp"
+#include "policy/sleep_drain.hpp"
 
 namespace tierswap::ctl {
 
@@ -305,19 +306,25 @@ const NvidiaGpu* gpu_for_key(const std::vector<NvidiaGpu>& gpus, const std::stri
   return found;
 }
 
+// A VRAM tier that keeps pages on a GPU, as the config says it.
+struct GpuTier {
+  std::string name;
+  std::string gpu;     // the `gpu:` key
+  bool spill = false;  // `spill:` set: drains by evacuation
+};
+
 // The config's VRAM tiers that keep pages on a GPU (store: host keeps them
-// in RAM): name and `gpu:` key. nullopt when there is no config to read.
-std::optional<std::vector<std::pair<std::string, std::string>>> gpu_tiers(const HostFs& fs,
-                                                                          std::string& source) {
+// in RAM). nullopt when there is no config to read.
+std::optional<std::vector<GpuTier>> gpu_tiers(const HostFs& fs, std::string& source) {
   source = std::string(paths::default_config);
   auto text = fs.read(paths::default_config);
   if (!text) return std::nullopt;
   auto l = config::load_string(*text, source, config::HostFacts{1ULL << 40, 0});
   if (!l.spec) return std::nullopt;
-  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<GpuTier> out;
   for (const auto& t : l.spec->tiers)
     if (std::string(config::to_string(t.kind)) == "vram" && t.store != "host")
-      out.emplace_back(t.name, t.gpu);
+      out.push_back({t.name, t.gpu, !t.spill.empty()});
   return out;
 }
 
@@ -338,7 +345,7 @@ DoctorFinding check_vram_display(const HostFs& fs) {
             ""};
   const auto displays = display_cards(fs);
   std::vector<std::string> warn, fine;
-  for (const auto& [name, key] : *tiers) {
+  for (const auto& [name, key, spill] : *tiers) {
     const NvidiaGpu* g = gpu_for_key(gpus, key);
     if (!g) {
       fine.push_back("tier " + name + ": gpu: \"" + key + "\" names no GPU here");
@@ -371,6 +378,27 @@ DoctorFinding check_vram_display(const HostFs& fs) {
   return {"vram-display", "ok", join(fine), ""};
 }
 
+// Whether draining the VRAM tiers before sleep takes longer than logind
+// waits (policy/sleep_drain.hpp): each tier's pages are those of the
+// /dev/nbdN whose backend is "tierswap-NAME" in /proc/swaps; logind's
+// InhibitDelayMaxUSec from the bus. nullopt when it fits or cannot be told.
+std::optional<std::string> drain_too_slow(const HostFs& fs, const std::vector<GpuTier>& tiers) {
+  auto delay = dbus::inhibit_delay_max({"", std::chrono::milliseconds(2000)});
+  if (!delay) return std::nullopt;
+  auto text = fs.read(paths::proc_swaps);
+  auto areas = text ? swap::parse_proc_swaps(*text) : Result<std::vector<swap::SwapArea>>{};
+  if (!areas) return std::nullopt;
+  std::vector<policy::DrainTier> drain;
+  for (const auto& a : *areas) {
+    const std::string dev = std::filesystem::path(a.path).filename().string();
+    if (!dev.starts_with("nbd")) continue;
+    const auto backend = fs.read_value(paths::block_attr(dev, "backend")).value_or("");
+    for (const auto& t : tiers)
+      if (backend == "tierswap-" + t.name) drain.push_back({t.name, a.used_kib * 1024, t.spill, 0});
+  }
+  return policy::sleep_drain_warning(drain, *delay);
+}
+
 // Suspend: a VRAM tier's pages do not survive it unless the driver keeps
 // video memory; tierswapd then drains the tier before sleep (a logind
 // delay lock), or blocks suspend while it cannot (a block lock). The locks
@@ -398,7 +426,12 @@ DoctorFinding check_suspend(const HostFs& fs) {
           "add swap space below the VRAM tier (or wait until it holds less), or keep VRAM across suspend: "
           "NVreg_PreserveVideoMemoryAllocations=1 with nvidia-suspend.service"};
   for (const auto& l : *locks)
-    if (l.who == "tierswap" && l.mode == "delay") return {"suspend", "ok", "tierswapd " + l.why, ""};
+    if (l.who == "tierswap" && l.mode == "delay") {
+      if (auto slow = drain_too_slow(fs, *tiers))
+        return {"suspend", "warn", "tierswapd " + l.why + "; but " + *slow,
+                "raise logind's InhibitDelayMaxSec as said, or give the tier a spill:"};
+      return {"suspend", "ok", "tierswapd " + l.why, ""};
+    }
   return {"suspend", "ok",
           "VRAM does not survive suspend (" + preserve.evidence +
               "); tierswapd holds no lock: no VRAM tier is up",

@@ -307,6 +307,7 @@ Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
 Result<Plan> Engine::plan_against(const LoadedConfig& cfg, const Journal& journal) const {
   auto obs = observe(fs_);
   if (!obs) return std::unexpected(obs.error());
+  if (needs_gpu_facts(cfg.spec, fs_)) observe_gpus(*obs, exporter_pids(journal));
   auto pr = make_plan(cfg.spec, *obs, journal, fs_);
   std::string errors;
   for (const auto& d : cfg.warnings) opts_.warn(config::format_diagnostic(d));
@@ -331,7 +332,7 @@ Result<std::size_t> Engine::apply_locked() {
     for (const auto& t : cfg->spec.tiers)
       configured_.push_back({t.name, config::to_string(t.kind),
                              t.kind == config::TierKind::partition ? t.device : t.path, t.priority,
-                             t.size_bytes, t.gpu});
+                             t.size_bytes, t.gpu, t.reserve_text, t.reserve_bytes});
     source_ = cfg->spec.source;
     policy_ = config::effective_policy(cfg->spec);
     metrics_ = cfg->spec.metrics;

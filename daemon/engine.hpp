@@ -129,6 +129,8 @@ class Engine {
     int priority = 0;
     std::uint64_t size_bytes = 0;  // as the config resolves it (0: a whole partition, or unresolved)
     std::string gpu;               // kind vram: the `gpu:` key as written (index, UUID or name; empty: first)
+    std::string reserve;           // kind vram: `reserve:` as written; empty: policy.reserve_mib
+    std::optional<std::uint64_t> reserve_bytes;  // resolved at load (unset: "10% of vram")
   };
   [[nodiscard]] std::vector<ConfiguredTier> configured_tiers() const;
   // The `cgroups:` names of the config last applied, as written.

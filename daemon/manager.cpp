@@ -20,6 +20,17 @@ ObserverOptions observer_options(const ManagerOptions& o, TierControls& controls
   return out;
 }
 
+// policy: settings, with each vram tier's own reserve resolved on its card.
+policy::PolicySpec tick_policy_spec(const Engine& engine, const policy::Snapshot& snapshot) {
+  const auto settings = engine.policy_settings();
+  auto spec = to_policy_spec(settings);
+  std::vector<TierReserveSource> reserves;
+  for (const auto& t : engine.configured_tiers())
+    if (t.kind == "vram") reserves.push_back({t.name, t.reserve, t.reserve_bytes});
+  add_tier_reserves(spec, reserves, settings, snapshot.vram);
+  return spec;
+}
+
 }  // namespace
 
 Manager::Manager(Engine& engine, ManagerOptions opts)
@@ -110,7 +121,7 @@ void Manager::check_pressure() {
 Status Manager::tick() {
   Observation o = observe();
   alert_pressure(o.status);
-  policy_.decide(o, to_policy_spec(engine_.policy_settings()));
+  policy_.decide(o, tick_policy_spec(engine_, o.snapshot));
   return completed(std::move(o.status));
 }
 

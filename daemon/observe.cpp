@@ -31,4 +31,20 @@ Result<Observed> observe(const HostFs& fs) {
   return o;
 }
 
+void observe_gpus(Observed& o, std::span<const pid_t> exclude, const std::string& library) {
+  o.gpus.reset();
+  auto nvml = gpu::Nvml::load(library);
+  if (!nvml) {
+    o.gpus_unknown = "NVML: " + nvml.error().message;
+    return;
+  }
+  auto all = (*nvml)->read_all(exclude);
+  if (!all) {
+    o.gpus_unknown = "NVML: " + all.error().message;
+    return;
+  }
+  o.gpus_unknown.clear();
+  o.gpus = std::move(*all);
+}
+
 }  // namespace tierswap

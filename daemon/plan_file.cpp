@@ -25,6 +25,7 @@ FilePlan plan_file(const std::string& file, const std::string& root, std::FILE* 
                  journal.error().describe().c_str());
     journal = Journal{};
   }
+  if (needs_gpu_facts(*lr.spec, fs)) observe_gpus(*obs, exporter_pids(*journal));
   auto pr = make_plan(*lr.spec, *obs, *journal, fs);
   for (const auto& d : pr.diagnostics) std::fprintf(diag, "%s\n", config::format_diagnostic(d).c_str());
   out.ok = pr.ok();

@@ -4,6 +4,10 @@
 #include <map>
 #include <set>
 
+#include "backends/gpu/gpu_reading.hpp"
+#include "backends/hostfs/paths.hpp"
+#include "config/policy_settings.hpp"
+#include "config/size_expr.hpp"
 #include "daemon/kind_registry.hpp"
 
 namespace tierswap {
@@ -137,9 +141,41 @@ class Planner {
     }
     use(*k);
     findings_.clear();
-    k->plan_tier(tier_spec(t), ctx_);
+    k->plan_tier(with_gpu_facts(tier_spec(t), t), ctx_);
     for (const auto& f : findings_)
       diag(f, loc(t, f.key), "tiers[" + std::to_string(i) + "]" + (f.key.empty() ? "" : "." + f.key));
+  }
+
+  // A vram tier's card (NVML, when it was read), its size where it depends
+  // on the card ("50% of vram"), and its reserve (config::tier_reserve).
+  TierSpec with_gpu_facts(TierSpec s, const config::Tier& t) const {
+    if (t.kind != config::TierKind::vram) return s;
+    std::uint64_t vram = 0;
+    if (t.store != "host") {
+      if (!obs_.gpus) {
+        s.card_unknown = obs_.gpus_unknown;
+      } else if (auto g = gpu::select_gpu(*obs_.gpus, t.gpu); !g) {
+        s.card_unknown = g.error().message;
+        s.card_absent = true;
+      } else {
+        const gpu::GpuReading& r = **g;
+        GpuCard c{.index = r.index, .name = r.name, .total_bytes = r.total_bytes, .free_bytes = r.free_bytes};
+        for (const auto& o : journal_.tiers)
+          if (o.name == t.name && o.kind == "vram" && o.exporter_pid > 0 && o.failed.empty())
+            for (const auto& p : r.own)
+              if (p.pid == o.exporter_pid) c.own_bytes += p.used_bytes.value_or(0);
+        vram = c.total_bytes;
+        s.card = std::move(c);
+      }
+    }
+    const auto reserve = config::tier_reserve(t, config::effective_policy(spec_), vram);
+    s.reserve_bytes = reserve.bytes;
+    s.reserve_key = reserve.key;
+    if (s.size_bytes == 0 && vram != 0 && !t.size_text.empty())
+      if (auto v = config::evaluate_size(t.size_text, config::HostFacts{obs_.ram_bytes, vram},
+                                         config::SizeOptions{.allow_vram = true, .round_to_page = true}))
+        s.size_bytes = v->bytes;
+    return s;
   }
 
   // Tiers of equal priority share the kernel's round-robin: say so.
@@ -224,6 +260,21 @@ class Planner {
 };
 
 }  // namespace
+
+bool needs_gpu_facts(const config::Spec& spec, const HostFs& fs) {
+  // No NVIDIA driver: the vram kind says so without NVML.
+  if (!fs.is_real_root() || !fs.exists(paths::proc_nvidia_gpus)) return false;
+  return std::any_of(spec.tiers.begin(), spec.tiers.end(), [](const config::Tier& t) {
+    return t.kind == config::TierKind::vram && t.store != "host";
+  });
+}
+
+std::vector<pid_t> exporter_pids(const Journal& journal) {
+  std::vector<pid_t> out;
+  for (const auto& o : journal.tiers)
+    if (o.exporter_pid > 0) out.push_back(static_cast<pid_t>(o.exporter_pid));
+  return out;
+}
 
 PlanResult make_plan(const config::Spec& spec, const Observed& obs, const Journal& journal,
                      const HostFs& fs) {

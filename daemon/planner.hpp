@@ -24,6 +24,8 @@
 // non-swap files, mounted or unknown partitions.
 #pragma once
 
+#include <sys/types.h>
+
 #include <vector>
 
 #include "backends/hostfs/host_fs.hpp"
@@ -41,6 +43,13 @@ struct PlanResult {
 };
 
 PlanResult make_plan(const config::Spec& spec, const Observed& obs, const Journal& journal, const HostFs& fs);
+
+// Whether planning `spec` wants the GPUs read (observe_gpus()): a vram tier
+// keeps pages in VRAM (not store: host), on the real machine (NVML cannot be
+// pointed at a fake root).
+bool needs_gpu_facts(const config::Spec& spec, const HostFs& fs);
+// The journal's exporters (their VRAM is their tiers' own).
+std::vector<pid_t> exporter_pids(const Journal& journal);
 
 // Everything in the journal undone: swapoff (lowest priority first), zram
 // reset + hot_remove, swap files removed, values restored to their originals.

@@ -15,4 +15,16 @@ policy::PolicySpec to_policy_spec(const config::PolicySettings& s) {
   return p;
 }
 
+void add_tier_reserves(policy::PolicySpec& p, const std::vector<TierReserveSource>& tiers,
+                       const config::PolicySettings& s, const std::vector<policy::VramTierSample>& vram) {
+  for (const auto& t : tiers) {
+    if (t.text.empty()) continue;  // policy.reserve_mib: reserve_bytes already
+    std::uint64_t total = 0;
+    for (const auto& g : vram)
+      if (g.tier == t.tier) total = g.vram_total_bytes;
+    const auto r = config::tier_reserve(t.text, t.bytes, s, total);
+    if (r.resolved) p.tier_reserve_bytes[t.tier] = r.bytes;
+  }
+}
+
 }  // namespace tierswap

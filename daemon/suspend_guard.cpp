@@ -13,6 +13,7 @@
 #include "common/byte_format.hpp"
 #include "daemon/kind_registry.hpp"
 #include "dbus/logind.hpp"
+#include "policy/sleep_drain.hpp"
 
 namespace tierswap {
 
@@ -50,6 +51,19 @@ SleepNeeds sleep_needs(const std::vector<SleepTier>& tiers) {
   return n;
 }
 
+std::optional<std::string> sleep_delay_warning(const std::vector<SleepTier>& tiers,
+                                               std::optional<std::chrono::microseconds> delay_max,
+                                               const std::map<std::string, std::uint64_t>& rates) {
+  if (!delay_max) return std::nullopt;
+  std::vector<policy::DrainTier> drain;
+  for (const auto& t : tiers) {
+    if (!t.up) continue;
+    const auto r = rates.find(t.name);
+    drain.push_back({t.name, t.used, t.spill, r == rates.end() ? 0 : r->second});
+  }
+  return policy::sleep_drain_warning(drain, *delay_max);
+}
+
 std::vector<SleepTier> sleep_tiers(const Engine& engine) {
   std::vector<SleepTier> out;
   const HostFs& fs = engine.fs();
@@ -67,6 +81,7 @@ std::vector<SleepTier> sleep_tiers(const Engine& engine) {
     // An evacuated tier's blocks sit in its spill store (RAM or a file), which
     // survives sleep; only a tier whose blocks are in VRAM is up.
     t.up = o.active && !o.drained && !o.evacuated;
+    t.spill = !o.spill.empty();
     if (t.up) {
       if (!areas) {
         auto text = fs.read(paths::proc_swaps);
@@ -103,6 +118,19 @@ struct SuspendGuard::Impl {
   dbus::Inhibitor delay, block;
   bool delay_pending = false, block_pending = false;
   std::string delay_error, block_error;  // the last refusal said
+
+  // logind's InhibitDelayMaxUSec, once read; the drain-time warning now,
+  // and the InhibitDelayMaxSec last recommended in the log.
+  std::optional<std::chrono::microseconds> delay_max;
+  std::string delay_warning;
+  std::string delay_warning_said;
+  // Bytes per second each tier's last drain before sleep ran at.
+  std::map<std::string, std::uint64_t> rates;
+  struct DrainStart {
+    std::uint64_t used = 0;
+    std::chrono::steady_clock::time_point at;
+  };
+  std::optional<DrainStart> drain_start;
 
   bool sleeping = false;
   std::deque<std::string> to_drain;            // before sleep, not yet started
@@ -156,6 +184,7 @@ struct SuspendGuard::Impl {
       s.detail = needs.block + (block.held() ? "" : " (no block lock: " + not_held_why(block_error) + ")");
     else if (!needs.delay.empty())
       s.detail = needs.delay + (delay.held() ? "" : " (no delay lock: " + not_held_why(delay_error) + ")");
+    if (!delay_warning.empty() && !needs.delay.empty()) s.detail += "; TOO SLOW: " + delay_warning;
     if (sleeping) s.detail = "draining before sleep: " + s.detail;
     manager.set_suspend(std::move(s));
   }
@@ -213,9 +242,33 @@ struct SuspendGuard::Impl {
     update();
   }
 
+  void on_delay_max(std::chrono::microseconds d) {
+    delay_max = d;
+    update();
+  }
+
+  // The drain-time warning, said in the log when it appears or its
+  // recommended setting changes.
+  void check_delay(const std::vector<SleepTier>& tiers) {
+    const auto w = sleep_delay_warning(tiers, delay_max, rates);
+    delay_warning = w.value_or("");
+    if (!w) {
+      if (!delay_warning_said.empty() && options.info)
+        options.info("suspend: the drain before sleep fits logind's InhibitDelayMaxUSec again");
+      delay_warning_said.clear();
+      return;
+    }
+    const auto at = w->find("InhibitDelayMaxSec=");
+    const std::string key = w->substr(at, w->find(' ', at) - at);
+    if (key != delay_warning_said && options.warn) options.warn("suspend: " + *w);
+    delay_warning_said = key;
+  }
+
   void update() {
     if (sleeping) return;  // the locks change only once the machine is awake
-    needs = sleep_needs(sleep_tiers(engine));
+    const auto tiers = sleep_tiers(engine);
+    needs = sleep_needs(tiers);
+    check_delay(tiers);
     if (needs.drain.empty() && !logind) {
       manager.set_suspend({});
       return;  // no tier to guard: logind is not needed
@@ -224,11 +277,12 @@ struct SuspendGuard::Impl {
       dbus::LogindOptions lo;
       lo.address = options.bus_address;
       logind = dbus::LogindClient::start(
-          lo, {.prepare_for_sleep = [this](bool start) { post([this, start] { on_prepare(start); }); },
-               .connection =
-                   [this](bool up, const std::string& why) {
-                     post([this, up, why] { on_connection(up, why); });
-                   }});
+          lo,
+          {.prepare_for_sleep = [this](bool start) { post([this, start] { on_prepare(start); }); },
+           .connection =
+               [this](bool up, const std::string& why) { post([this, up, why] { on_connection(up, why); }); },
+           .inhibit_delay_max =
+               [this](std::chrono::microseconds d) { post([this, d] { on_delay_max(d); }); }});
     }
     if (needs.delay.empty()) {
       if (delay.held() && options.info)
@@ -266,6 +320,19 @@ struct SuspendGuard::Impl {
     step();
   }
 
+  // The rate the drain that just ended ran at, for the next estimate (only
+  // a drain long and large enough to say something: 64 MiB, 100 ms).
+  void note_rate(const std::string& tier) {
+    if (!drain_start) return;
+    const auto took =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - drain_start->at).count();
+    if (drain_start->used < (64ULL << 20) || took < 0.1) return;
+    rates[tier] = static_cast<std::uint64_t>(static_cast<double>(drain_start->used) / took);
+    if (options.info)
+      options.info("suspend: tier " + tier + " drained " + format_bytes(drain_start->used) + " at " +
+                   format_bytes(rates[tier]) + "/s");
+  }
+
   // One step of the work around sleep; re-armed while there is more.
   void step() {
     if (manager.busy()) {
@@ -276,16 +343,24 @@ struct SuspendGuard::Impl {
       // Our drain ended: drained, or refused/failed (the runner said why).
       const auto j = engine.journal();
       for (const auto& o : j.tiers)
-        if (o.name == *draining && (o.drained || o.evacuated)) drained_for_sleep.push_back(o.name);
+        if (o.name == *draining && (o.drained || o.evacuated)) {
+          drained_for_sleep.push_back(o.name);
+          note_rate(o.name);
+        }
       draining.reset();
+      drain_start.reset();
     }
     if (sleeping) {
       while (!to_drain.empty()) {
         const std::string tier = to_drain.front();
         to_drain.pop_front();
+        std::uint64_t used = 0;
+        for (const auto& t : sleep_tiers(engine))
+          if (t.name == tier) used = t.used;
         auto r = manager.evacuate_for(tier, Caller{"logind PrepareForSleep", "", true});
         if (r) {
           draining = tier;
+          drain_start = DrainStart{used, std::chrono::steady_clock::now()};
           arm_step();
           return;
         }

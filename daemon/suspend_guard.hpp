@@ -14,6 +14,9 @@
 //                                           delay lock again
 //   such a tier holds pages that cannot  -> hold a "block" lock while it does
 //   be drained (the room rule refuses)      (status and doctor show it)
+//   the drain would take longer than     -> say so in status and the log, with
+//   logind's InhibitDelayMaxUSec            the InhibitDelayMaxSec to set
+//                                           (sleep_delay_warning())
 //
 // A machine without such a tier never connects to logind. Where logind is
 // absent the status says the tiers are not guarded.
@@ -26,7 +29,9 @@
 
 #include <systemd/sd-event.h>
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -41,8 +46,9 @@ namespace tierswap {
 // A tier as the guard sees it.
 struct SleepTier {
   std::string name, swap_path;
-  std::string loss;  // why its pages would not survive suspend
-  bool up = false;   // swapped on, not drained
+  std::string loss;    // why its pages would not survive suspend
+  bool up = false;     // swapped on, not drained
+  bool spill = false;  // drains by evacuation to its spill store (fast), not swapoff
   std::uint64_t used = 0;
   std::optional<policy::RoomVerdict> room;  // the room rule now, when it holds pages
 };
@@ -54,6 +60,14 @@ struct SleepNeeds {
   std::string block;               // non-empty: hold a block lock; why, with the numbers
 };
 SleepNeeds sleep_needs(const std::vector<SleepTier>& tiers);
+
+// Whether draining the up tiers takes longer than logind waits
+// (policy/sleep_drain.hpp): the warning with the fix, or nullopt (also when
+// logind's InhibitDelayMaxUSec is not known). `rates`: bytes per second
+// each tier's last drain was observed at.
+std::optional<std::string> sleep_delay_warning(const std::vector<SleepTier>& tiers,
+                                               std::optional<std::chrono::microseconds> delay_max,
+                                               const std::map<std::string, std::uint64_t>& rates = {});
 
 // The journal's tiers whose kind says they lose pages across suspend,
 // with their use (/proc/swaps) and the room rule for those holding pages.

@@ -49,6 +49,25 @@ int poll_timeout_ms(std::uint64_t deadline_usec) {
   return static_cast<int>(std::min<std::uint64_t>((deadline_usec - now + 999) / 1000, 60000));
 }
 
+constexpr const char* kDelayMax = "InhibitDelayMaxUSec";
+
+// The property, or the error (absent: ENOENT; anything else: EIO).
+Result<std::chrono::microseconds> read_delay_max(sdbus::IProxy& login1, const LogindOptions& o) {
+  try {
+    sdbus::Variant v;
+    login1.callMethod("Get")
+        .onInterface(kProperties)
+        .withTimeout(o.call_timeout)
+        .withArguments(std::string(kManager), std::string(kDelayMax))
+        .storeResultsTo(v);
+    return std::chrono::microseconds(v.get<std::uint64_t>());
+  } catch (const sdbus::Error& e) {
+    if (absent(e)) return fail(ENOENT, "logind (" + std::string(kLogindName) + ") is not on " + where_of(o));
+    return fail(EIO, "logind's " + std::string(kDelayMax) + " on " + where_of(o) + ": " + e.getName() + ": " +
+                         e.getMessage());
+  }
+}
+
 }  // namespace
 
 Inhibitor& Inhibitor::operator=(Inhibitor&& o) noexcept {
@@ -114,6 +133,8 @@ struct LogindClient::Impl {
     }
     connected = true;
     say(true, "following logind's PrepareForSleep on " + where);
+    if (cb.inhibit_delay_max)
+      if (auto d = read_delay_max(*login1, options)) cb.inhibit_delay_max(*d);
     return true;
   }
 
@@ -259,6 +280,21 @@ void LogindClient::inhibit(std::string what, std::string who, std::string why, s
   impl_->post([self, what = std::move(what), who = std::move(who), why = std::move(why),
                mode = std::move(mode),
                done = std::move(done)] { self->inhibit(what, who, why, mode, done); });
+}
+
+Result<std::chrono::microseconds> inhibit_delay_max(const LogindOptions& options) {
+  std::unique_ptr<sdbus::IConnection> bus;
+  try {
+    bus = open_bus(options);
+  } catch (const sdbus::Error& e) {
+    return fail(ENOTCONN, "cannot connect to " + where_of(options) + ": " + e.getMessage());
+  }
+  try {
+    auto proxy = sdbus::createProxy(*bus, kLogindName, kLogindPath);
+    return read_delay_max(*proxy, options);
+  } catch (const sdbus::Error& e) {
+    return fail(EIO, "logind on " + where_of(options) + ": " + e.getName() + ": " + e.getMessage());
+  }
 }
 
 Result<std::vector<InhibitorInfo>> list_inhibitors(const LogindOptions& options) {

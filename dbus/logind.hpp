@@ -78,6 +78,10 @@ class LogindClient {
     // true once subscribed to logind; false with the reason when there is no
     // bus, logind is not on it, or it left (a held lock is then gone too).
     std::function<void(bool connected, const std::string& why)> connection;
+    // logind's InhibitDelayMaxUSec (how long it waits for a delay lock after
+    // PrepareForSleep(true)), read once connected (and again when logind
+    // comes back); not called where the property cannot be read.
+    std::function<void(std::chrono::microseconds)> inhibit_delay_max;
   };
 
   static std::unique_ptr<LogindClient> start(LogindOptions options, Callbacks callbacks);
@@ -98,6 +102,11 @@ class LogindClient {
   explicit LogindClient(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// logind's InhibitDelayMaxUSec (default 5 s; InhibitDelayMaxSec= in
+// logind.conf), on a connection of its own (blocking, bounded by
+// options.call_timeout): for tierswapctl doctor. Errors as list_inhibitors.
+Result<std::chrono::microseconds> inhibit_delay_max(const LogindOptions& options);
 
 // logind's ListInhibitors, on a connection of its own (blocking, bounded by
 // options.call_timeout): for tierswapctl doctor. Errors: ENOTCONN no bus,

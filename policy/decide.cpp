@@ -30,9 +30,10 @@ struct Verdict {
 
 // The first evacuation rule that holds for an active tier, if any.
 std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
-  if (g.vram_free_bytes < spec.reserve_bytes)
+  const std::uint64_t reserve = reserve_of(spec, g.tier);
+  if (g.vram_free_bytes < reserve)
     return Verdict{"reserve", "free VRAM " + format_mib(g.vram_free_bytes) + " is below the reserve " +
-                                  format_mib(spec.reserve_bytes)};
+                                  format_mib(reserve)};
   if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > spec.foreign_vram_bytes)
     return Verdict{"foreign", "other processes use " + format_mib(g.foreign_vram_bytes) + " of VRAM, past " +
                                   format_mib(spec.foreign_vram_bytes)};
@@ -52,7 +53,7 @@ bool calm(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
   const auto scaled = [](std::uint64_t v, std::uint64_t pct) {
     return static_cast<std::uint64_t>(static_cast<unsigned __int128>(v) * pct / 100);
   };
-  if (g.vram_free_bytes < scaled(spec.reserve_bytes, 100 + h) + g.tier_size_bytes) return false;
+  if (g.vram_free_bytes < scaled(reserve_of(spec, g.tier), 100 + h) + g.tier_size_bytes) return false;
   if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > scaled(spec.foreign_vram_bytes, 100 - h))
     return false;
   if (spec.latency_p99_us != 0 &&
@@ -72,6 +73,11 @@ std::string calm_why(const Snapshot& s, const VramTierSample& g, const PolicySpe
 }
 
 }  // namespace
+
+std::uint64_t reserve_of(const PolicySpec& spec, const std::string& tier) {
+  const auto it = spec.tier_reserve_bytes.find(tier);
+  return it == spec.tier_reserve_bytes.end() ? spec.reserve_bytes : it->second;
+}
 
 const char* to_string(Mode m) {
   return m == Mode::active ? "active" : "evacuated";

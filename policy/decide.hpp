@@ -9,7 +9,7 @@
 //
 // Rules, per VRAM tier, checked in this order on every snapshot; the first
 // that holds evacuates an active tier (one action per tier per snapshot):
-//   reserve     free VRAM < reserve_bytes
+//   reserve     free VRAM < the tier's reserve (reserve_of())
 //   foreign     other processes' VRAM > foreign_vram_bytes (0: rule off)
 //   latency     tier p99 > latency_p99_us while PSI io some avg10 >=
 //               io_pressure_percent (latency_p99_us 0: rule off)
@@ -41,7 +41,9 @@ namespace tierswap::policy {
 inline constexpr std::uint64_t kHourMs = 3'600'000;
 
 struct PolicySpec {
-  std::uint64_t reserve_bytes = 1024ULL << 20;
+  std::uint64_t reserve_bytes = 1024ULL << 20;  // a tier's reserve unless tier_reserve_bytes has it
+  // Per VRAM tier (by name): its own `reserve:`, resolved on its card.
+  std::map<std::string, std::uint64_t> tier_reserve_bytes;
   std::uint64_t foreign_vram_bytes = 2048ULL << 20;  // 0: rule off
   std::uint64_t latency_p99_us = 2000;               // 0: rule off
   double io_pressure_percent = 20;                   // PSI io some avg10
@@ -50,6 +52,9 @@ struct PolicySpec {
   unsigned hysteresis_percent = 20;       // 0..90
   unsigned max_transitions_per_hour = 4;  // >= 2
 };
+
+// The reserve of tier `tier`: tier_reserve_bytes's entry, else reserve_bytes.
+std::uint64_t reserve_of(const PolicySpec& spec, const std::string& tier);
 
 enum class Mode { active, evacuated };
 enum class ActionKind { evacuate, promote };

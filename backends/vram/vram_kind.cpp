@@ -20,6 +20,7 @@
 #include "backends/swap/swap_step.hpp"
 #include "backends/vram/exporter_control.hpp"
 #include "backends/vram/nbd_attach.hpp"
+#include "common/byte_format.hpp"
 #include "common/refusal.hpp"
 
 #ifndef TIERSWAP_NBD_INSTALLED
@@ -463,6 +464,11 @@ class VramKind final : public TierKind {
       return;
     }
     const std::uint64_t size = swap_step::page_round_up(t.size_bytes);
+    if (t.store != "host" && !t.card && t.card_absent) {
+      unavailable("gpu", t.card_unknown,
+                  "gpu: takes an index or UUID that nvidia-smi -L lists (empty: the first)");
+      return;
+    }
 
     for (const auto& o : ctx.owned) {
       if (o.name != t.name || o.kind != kName || ctx.is_kept(o.swap_path)) continue;
@@ -480,6 +486,23 @@ class VramKind final : public TierKind {
         // set-up of the tier; the journal keeps what the exporter has.
         if (o.spill != t.spill) ctx.note(spill_change_note(t.name, o.spill, t.spill, o.evacuated));
         return;
+      }
+    }
+    // A new (or re-set-up) tier must fit beside the reserve; a kept one is
+    // the policy's business (its reserve rule evacuates it).
+    if (t.store != "host") {
+      if (t.card) {
+        if (auto why = vram_fit_problem(size, *t.card, t.reserve_bytes, t.reserve_key)) {
+          unavailable("size", *why, "lower size or reserve (" + t.reserve_key + ")");
+          return;
+        }
+        ctx.note("tier \"" + t.name + "\": GPU " + std::to_string(t.card->index) + " (" + t.card->name +
+                 "): " + format_bytes(t.card->free_bytes) + " free of " + format_bytes(t.card->total_bytes) +
+                 "; size " + format_bytes(size) + ", reserve " + format_bytes(t.reserve_bytes) + " (" +
+                 t.reserve_key + ")");
+      } else if (!t.card_unknown.empty()) {
+        ctx.note("tier \"" + t.name + "\": free VRAM not checked against size and reserve (" +
+                 t.card_unknown + ")");
       }
     }
     const int connections =
@@ -638,6 +661,21 @@ class VramKind final : public TierKind {
 std::string exporter_state(const HostFs& fs, int pid, std::uint64_t start) {
   if (pid <= 0) return {};
   return exporter_problem(fs, pid, start) ? "gone" : "running";
+}
+
+std::optional<std::string> vram_fit_problem(std::uint64_t size, const GpuCard& card, std::uint64_t reserve,
+                                            const std::string& reserve_key) {
+  const std::uint64_t context = card.own_bytes > 0 ? 0 : kCudaContextBytes;
+  const std::uint64_t free = card.free_bytes + card.own_bytes;
+  const unsigned __int128 need = static_cast<unsigned __int128>(size) + reserve + context;
+  if (need <= free) return std::nullopt;
+  std::string why = "size " + format_bytes(size) + " is above free VRAM " + format_bytes(free);
+  if (card.own_bytes > 0)
+    why += " (with the " + format_bytes(card.own_bytes) + " its running exporter holds)";
+  why += " on GPU " + std::to_string(card.index) + " (" + (card.name.empty() ? "unnamed" : card.name) +
+         ") minus reserve " + format_bytes(reserve) + " (" + reserve_key + ")";
+  if (context > 0) why += " minus " + format_bytes(context) + " for the CUDA context";
+  return why;
 }
 
 int default_connections(unsigned cpus) {

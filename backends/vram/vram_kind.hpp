@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "backends/hostfs/host_fs.hpp"
@@ -38,6 +39,22 @@ const TierKind& tier_kind();
 // A vram tier's exporter as status shows it: "running" when `pid` runs as
 // tierswap-nbd started at `start`, "gone" when not, "" for pid 0.
 std::string exporter_state(const HostFs& fs, int pid, std::uint64_t start);
+
+// What a CUDA store's exporter holds on its card beyond the store itself:
+// its CUDA context (the driver's per-context state, module, copy kernels).
+// Measured on an H200 (driver 580, CUDA 13): NVML's per-process use of
+// `tierswap-nbd --store cuda` was about 520 MiB above its --size. Counted
+// for a tier about to start; a running exporter's own use is read from NVML
+// instead (GpuCard::own_bytes).
+inline constexpr std::uint64_t kCudaContextBytes = 520ULL << 20;
+
+// Why a tier of `size` bytes does not fit on `card` with `reserve` bytes
+// left free (from key `reserve_key`) and the CUDA context, or nullopt when
+// it fits: "size 8.0 GiB is above free VRAM 6.1 GiB on GPU 0 (NVIDIA H200)
+// minus reserve 1.0 GiB (policy.reserve_mib) minus 520 MiB for the CUDA
+// context". Free VRAM counts what the tier's own running exporter holds.
+std::optional<std::string> vram_fit_problem(std::uint64_t size, const GpuCard& card, std::uint64_t reserve,
+                                            const std::string& reserve_key);
 
 // The default of `connections:` for a machine with `cpus` CPUs: one per CPU,
 // at least 1, at most 16.

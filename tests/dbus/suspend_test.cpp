@@ -111,6 +111,17 @@ class Suspend : public ::testing::Test {
         << "dbusmock did not take org.freedesktop.login1: " << read_file(bus_.dir() + "/logind.log");
   }
 
+  // logind's InhibitDelayMaxUSec (the template has none: added as the real
+  // logind has it).
+  void set_delay_max(std::uint64_t usec) {
+    auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
+    auto proxy = sdbus::createProxy(*conn, "org.freedesktop.login1", "/org/freedesktop/login1");
+    proxy->callMethod("AddProperty")
+        .onInterface("org.freedesktop.DBus.Mock")
+        .withArguments(std::string("org.freedesktop.login1.Manager"), std::string("InhibitDelayMaxUSec"),
+                       sdbus::Variant(usec));
+  }
+
   void start_daemon() {
     daemon_ = std::make_unique<ChildProcess>(
         std::vector<std::string>{TIERSWAPD_TEST, "--test-fake-kernel", "--keep-on-exit", "--root",
@@ -257,6 +268,60 @@ TEST_F(Suspend, NoLockWhereTheDriverPreservesVideoMemory) {
   const Status s = status();
   EXPECT_EQ(s.suspend.inhibitor, "");
   EXPECT_EQ(s.suspend.detail, "");
+}
+
+// logind's InhibitDelayMaxUSec, read the way doctor reads it; an error
+// (not a made-up default) where logind lacks it.
+TEST_F(Suspend, InhibitDelayMaxIsReadFromLogind) {
+  start_logind();
+  auto none = dbus::inhibit_delay_max({bus_.address(), 5000ms, 1000ms});
+  EXPECT_FALSE(none);
+  set_delay_max(7'000'000);
+  auto d = dbus::inhibit_delay_max({bus_.address(), 5000ms, 1000ms});
+  ASSERT_TRUE(d) << d.error().message;
+  EXPECT_EQ(d->count(), 7'000'000);
+}
+
+// 32 MiB to drain by swapoff (100 MiB/s assumed: 0.3 s) while logind waits
+// 0.1 s: status, the log and doctor say so with the setting to change.
+TEST_F(Suspend, ADrainLongerThanLogindWaitsIsSaidInStatusTheLogAndDoctor) {
+  make_root(64ULL << 20, 32 * 1024);
+  start_logind();
+  set_delay_max(100'000);
+  start_daemon();
+  ASSERT_TRUE(wait_for([&] { return holds({"sleep/delay"}); }, 20s))
+      << ::testing::PrintToString(locks()) << log();
+  ASSERT_TRUE(wait_for([&] { return status().suspend.detail.find("TOO SLOW") != std::string::npos; }, 20s))
+      << status().suspend.detail << log();
+  const Status s = status();
+  EXPECT_NE(s.suspend.detail.find("TOO SLOW: draining before sleep takes about 0.3 s (tier gpu: 32 MiB by "
+                                  "swapoff at 100 MiB/s (assumed)), but logind waits at most 0.1 s"),
+            std::string::npos)
+      << s.suspend.detail;
+  EXPECT_NE(s.suspend.detail.find("InhibitDelayMaxSec=10 in /etc/systemd/logind.conf.d/tierswap.conf"),
+            std::string::npos)
+      << s.suspend.detail;
+  EXPECT_NE(log().find("suspend: draining before sleep takes about 0.3 s"), std::string::npos) << log();
+  auto doc = ctl({"doctor", "--root", root_.string()});
+  EXPECT_NE(doc.out.find("warn  suspend"), std::string::npos) << doc.out << doc.err;
+  EXPECT_NE(doc.out.find("InhibitDelayMaxSec=10"), std::string::npos) << doc.out;
+}
+
+// The same tier while logind waits 5 s: no warning anywhere.
+TEST_F(Suspend, NoDrainWarningWhenLogindWaitsLongEnough) {
+  make_root(64ULL << 20, 32 * 1024);
+  start_logind();
+  set_delay_max(5'000'000);
+  start_daemon();
+  ASSERT_TRUE(wait_for([&] { return holds({"sleep/delay"}); }, 20s))
+      << ::testing::PrintToString(locks()) << log();
+  std::this_thread::sleep_for(3s);  // a tick after the property was read
+  const Status s = status();
+  EXPECT_EQ(s.suspend.inhibitor, "delay");
+  EXPECT_EQ(s.suspend.detail.find("TOO SLOW"), std::string::npos) << s.suspend.detail;
+  EXPECT_EQ(log().find("InhibitDelayMaxSec"), std::string::npos) << log();
+  auto doc = ctl({"doctor", "--root", root_.string()});
+  EXPECT_NE(doc.out.find("ok    suspend"), std::string::npos) << doc.out << doc.err;
 }
 
 }  // namespace

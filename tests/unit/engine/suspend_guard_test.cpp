@@ -119,6 +119,22 @@ TEST(SleepNeeds, PagesThatCannotBeDrainedBlockSuspendWithTheNumbers) {
             "needs 264 MiB with its margin) and store cuda keeps its pages in VRAM");
 }
 
+// The drain before sleep against logind's wait: only up tiers count, at
+// their observed rate where there is one; nothing while the wait is unknown.
+TEST(SleepDelay, WarnsOnlyWhenTheUpTiersTakeLongerThanLogindWaits) {
+  using namespace std::chrono_literals;
+  const std::vector<SleepTier> tiers = {tier("gpu", true, 1ULL << 30, true), tier("old", false, 8ULL << 30, true)};
+  EXPECT_FALSE(sleep_delay_warning(tiers, std::nullopt));
+  EXPECT_FALSE(sleep_delay_warning(tiers, 11s));  // 1 GiB at 100 MiB/s: 10.24 s
+  const auto w = sleep_delay_warning(tiers, 5s);
+  ASSERT_TRUE(w);
+  EXPECT_NE(w->find("takes about 10 s (tier gpu: 1.0 GiB by swapoff at 100 MiB/s (assumed))"), std::string::npos)
+      << *w;
+  EXPECT_NE(w->find("InhibitDelayMaxSec=25 "), std::string::npos) << *w;
+  // Its last drain ran at 512 MiB/s: 2 s fits.
+  EXPECT_FALSE(sleep_delay_warning(tiers, 5s, {{"gpu", 512ULL << 20}}));
+}
+
 // An engine that re-adopted a vram tier (store cuda) from its journal: the
 // guard sees it up with its use, and the room rule for it.
 TEST(SleepTiers, AReadoptedVramTierWithItsUseAndTheRoomRule) {
@@ -214,6 +230,7 @@ TEST(SleepTiers, ATierWithASpillNeedsNoRoomAndAnEvacuatedOneIsNotUp) {
     auto tiers = sleep_tiers(engine);
     ASSERT_EQ(tiers.size(), 1u);
     EXPECT_EQ(tiers[0].up, !evacuated);
+    EXPECT_TRUE(tiers[0].spill);
     EXPECT_FALSE(tiers[0].room) << "a spill tier is drained into its spill store, not into other swap areas";
     EXPECT_TRUE(sleep_needs(tiers).block.empty());
     EXPECT_EQ(sleep_needs(tiers).drain.empty(), evacuated);

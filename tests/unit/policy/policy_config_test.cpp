@@ -59,7 +59,7 @@ TEST(PolicyConfig, PlanLinesSayWhereEachValueCameFrom) {
   const auto lr = load("profile: gpu-workstation\npolicy:\n  cooldown_seconds: 60\n");
   ASSERT_TRUE(lr.spec);
   const auto lines = policy_setting_lines(*lr.spec);
-  ASSERT_EQ(lines.size(), 8u);
+  ASSERT_EQ(lines.size(), 9u);  // the 8 keys, then the profile's vram tier's reserve
   auto find = [&](const std::string& key) {
     auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& l) { return l.key == key; });
     return it == lines.end() ? std::string("(missing)") : it->value + " (" + it->origin + ")";
@@ -67,6 +67,7 @@ TEST(PolicyConfig, PlanLinesSayWhereEachValueCameFrom) {
   EXPECT_EQ(find("policy.cooldown_seconds"), "60 (file)");
   EXPECT_EQ(find("policy.on_battery"), "true (profile gpu-workstation)");
   EXPECT_EQ(find("policy.reserve_mib"), "1024 (default)");
+  EXPECT_EQ(find("tiers.vram.reserve"), "1024 MiB (policy.reserve_mib)");
 }
 
 TEST(PolicyConfig, ErrorsNameTheKey) {
