@@ -252,6 +252,7 @@ policy::Snapshot make_snapshot(const Status& s, std::uint64_t time_ms,
   snap.vram = std::move(vram);
   for (const auto& c : s.cgroup_pressure)
     snap.cgroup_memory[c.cgroup] = {c.memory.some.avg10, c.memory.full.avg10};
+  snap.swap_in_pages_per_s = s.swap_in_pages_per_s;
   snap.on_battery = on_battery.value_or(false);
   snap.reload_running = activity.reload_running;
   snap.user_demote_running = activity.user_operation_running;
