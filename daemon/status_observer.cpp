@@ -42,7 +42,7 @@ void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::Swap
     ts.state = TierState::demoting;
   else if (area)
     ts.state = TierState::active;
-  else if (o.drained)
+  else if (blocks_at(o) == BlocksAt::drained)
     ts.state = TierState::drained;
   else if (o.active)
     ts.state = TierState::failed;  // ours and meant to be on, but the kernel lost it
@@ -239,7 +239,7 @@ void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool movin
     }
   }
   // Where its blocks are: the exporter's word, else the journal's.
-  const bool evacuated = f ? f->evacuated() : o.evacuated;
+  const bool evacuated = f ? f->evacuated() : blocks_at(o) == BlocksAt::spill;
   if (!moving && evacuated && ts.state == TierState::active) ts.state = TierState::evacuated;
   if (!f) return;
   ts.exporter_live = true;
