@@ -53,6 +53,24 @@ struct OwnedTier {
   std::string failed;
 };
 
+// Where an owned tier's blocks are, as its record says (while a move runs,
+// or for a tier whose exporter answers, the exporter's figures know better:
+// TierFigures::evacuated()). The one reading of `drained`, `evacuated` and
+// `active` together, for the suspend guard, the status observer and the
+// operation runner:
+//   drained  swapped off on request: the pages went home through swapoff
+//   spill    evacuated: in its spill store, the swap area up, the fast
+//            memory given back
+//   device   in the tier's own memory (set up, neither of the above)
+//   none     not set up by tierswap
+enum class BlocksAt { none, device, spill, drained };
+
+inline BlocksAt blocks_at(const OwnedTier& t) {
+  if (t.drained) return BlocksAt::drained;
+  if (t.evacuated) return BlocksAt::spill;
+  return t.active ? BlocksAt::device : BlocksAt::none;
+}
+
 // A kernel value tierswap changed. `original` is the value before tierswap
 // first changed it; it is what teardown restores, however many reloads
 // happened since.

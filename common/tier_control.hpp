@@ -13,6 +13,21 @@
 //               wait, including the wait for another caller of the same
 //               channel (busy: answered with ErrorKind::busy at once)
 //
+// Figures without waiting (the daemon's tick; a server that is slow, stuck
+// or dead must never hold it up), on a connection of their own so that a
+// move's call and a figures request never queue behind each other:
+//   request_figures()  sends a request unless one is still unanswered
+//                      (true: sent now); never waits for the server
+//                      (connecting included)
+//   take_figures()     reads what has arrived, without waiting: the latest
+//                      complete answer, or nullopt when none came since
+//   figures_watch()    the fd to watch for readability before take_figures()
+//                      (-1: no connection now) and a number that changes
+//                      with each new connection (a watch made for an older
+//                      one is stale)
+// The defaults, for a control without such a connection: request does
+// nothing, take answers with figures(0), no fd.
+//
 // Errors: ErrorKind::busy (the channel is in use by another thread and
 // figures() would not wait), unsupported (no spill store), and the
 // channel's own (a server that does not answer within the timeout, a closed
@@ -23,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +97,18 @@ class TierControl {
   virtual Result<MoveStatus> progress() = 0;
   virtual Result<MoveStatus> cancel() = 0;
   virtual Result<TierFigures> figures(int timeout_ms) = 0;
+
+  struct FiguresWatch {
+    int fd = -1;
+    std::uint64_t generation = 0;
+  };
+  virtual Result<bool> request_figures() { return true; }
+  virtual Result<std::optional<TierFigures>> take_figures() {
+    auto f = figures(0);
+    if (!f) return std::unexpected(f.error());
+    return std::optional<TierFigures>(std::move(*f));
+  }
+  virtual FiguresWatch figures_watch() { return {}; }
 };
 
 }  // namespace tierswap

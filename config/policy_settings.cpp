@@ -25,6 +25,8 @@ PolicySettings effective_policy(const Spec& spec) {
   take(s.latency_p99_us, k.latency_p99_us);
   take(s.io_pressure_percent, k.io_pressure_percent);
   if (k.on_battery) s.on_battery = *k.on_battery;
+  take(s.cgroup_full_percent, k.cgroup_full_percent);
+  take(s.swap_in_pages_per_s, k.swap_in_pages_per_s);
   take(s.cooldown_seconds, k.cooldown_seconds);
   take(s.hysteresis_percent, k.hysteresis_percent);
   take(s.max_transitions_per_hour, k.max_transitions_per_hour);
@@ -48,6 +50,8 @@ std::vector<PolicySettingLine> policy_setting_lines(const Spec& spec) {
   num("foreign_vram_mib", s.foreign_vram_mib);
   num("latency_p99_us", s.latency_p99_us);
   num("io_pressure_percent", s.io_pressure_percent);
+  num("cgroup_full_percent", s.cgroup_full_percent);
+  num("swap_in_pages_per_s", s.swap_in_pages_per_s);
   out.push_back({"policy.on_battery", s.on_battery ? "true" : "false", origin("on_battery", true)});
   num("cooldown_seconds", s.cooldown_seconds);
   num("hysteresis_percent", s.hysteresis_percent);

@@ -5,7 +5,8 @@
 //
 // Defaults (every profile), overridable one key at a time under `policy:`:
 //   reserve_mib 1024, foreign_vram_mib 2048, latency_p99_us 2000,
-//   io_pressure_percent 20, cooldown_seconds 300, hysteresis_percent 20,
+//   io_pressure_percent 20, cgroup_full_percent 10, swap_in_pages_per_s 0,
+//   cooldown_seconds 300, hysteresis_percent 20,
 //   max_transitions_per_hour 4;
 //   on_battery: true for desktop, gpu-workstation and no profile (the
 //   profiles laptops use), false for server, db and k8s-node.
@@ -26,6 +27,8 @@ struct PolicySettings {
   long long foreign_vram_mib = 2048;
   long long latency_p99_us = 2000;
   long long io_pressure_percent = 20;
+  long long cgroup_full_percent = 10;  // 0: rule off
+  long long swap_in_pages_per_s = 0;   // 0: the cgroup rule's swap-in arm off
   bool on_battery = true;
   long long cooldown_seconds = 300;
   long long hysteresis_percent = 20;

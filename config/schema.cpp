@@ -49,6 +49,8 @@ const std::vector<PolicyRule> kPolicyRules = {
     {"foreign_vram_mib", 0, 1048576, &PolicyKeys::foreign_vram_mib},
     {"latency_p99_us", 0, 10000000, &PolicyKeys::latency_p99_us},
     {"io_pressure_percent", 1, 100, &PolicyKeys::io_pressure_percent},
+    {"cgroup_full_percent", 0, 100, &PolicyKeys::cgroup_full_percent},
+    {"swap_in_pages_per_s", 0, 10000000, &PolicyKeys::swap_in_pages_per_s},
     {"cooldown_seconds", 0, 86400, &PolicyKeys::cooldown_seconds},
     {"hysteresis_percent", 0, 90, &PolicyKeys::hysteresis_percent},
     {"max_transitions_per_hour", 2, 60, &PolicyKeys::max_transitions_per_hour},

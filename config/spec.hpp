@@ -120,6 +120,8 @@ struct PolicyKeys {
   std::optional<long long> latency_p99_us;       // 0..10000000; 0: rule off
   std::optional<long long> io_pressure_percent;  // 1..100
   std::optional<bool> on_battery;
+  std::optional<long long> cgroup_full_percent;       // 0..100; 0: rule off
+  std::optional<long long> swap_in_pages_per_s;       // 0..10000000; 0: arm off
   std::optional<long long> cooldown_seconds;          // 0..86400
   std::optional<long long> hysteresis_percent;        // 0..90
   std::optional<long long> max_transitions_per_hour;  // 2..60

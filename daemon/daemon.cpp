@@ -21,6 +21,7 @@
 #include <string>
 
 #include "daemon/build_info.hpp"
+#include "daemon/figures_watcher.hpp"
 #include "daemon/manager.hpp"
 #include "daemon/metrics_service.hpp"
 #include "daemon/psi_triggers.hpp"
@@ -194,6 +195,7 @@ struct Daemon {
   std::unique_ptr<dbus::DbusService> svc;
   std::unique_ptr<PsiTriggers> triggers;
   std::unique_ptr<SuspendGuard> suspend;
+  std::unique_ptr<FiguresWatcher> figures;
 
   void reload();
   void tick();
@@ -222,6 +224,9 @@ void Daemon::reload() {
 // own observation: one read of the machine per tick.
 void Daemon::tick() {
   const Status s = manager.tick();
+  // The exporters' answers to this tick's figures requests are taken when
+  // they arrive, on this loop: the tick never waits for them.
+  if (figures) figures->sync();
   if (suspend) suspend->update();
   if (svc) svc->refresh(s);
 }
@@ -236,6 +241,7 @@ int Daemon::stop() {
   if (manager.abort_demote("tierswapd is stopping"))
     spdlog::info("a running demote was aborted; the kernel keeps that area in use");
   triggers.reset();
+  figures.reset();
   suspend.reset();  // its locks are released: the teardown drains nothing more before a sleep
   svc.reset();      // before the manager and the engine
   if (auto r = engine.stop(); !r) {
@@ -338,7 +344,12 @@ int run_daemon(const DaemonOptions& options) {
   manager.set_state("running");
   spdlog::info("config: {}", engine.config_source());
 
-  Daemon d{options, engine, manager, loop, nullptr, nullptr, nullptr};
+  Daemon d{options, engine, manager, loop, nullptr, nullptr, nullptr, nullptr};
+  d.figures = std::make_unique<FiguresWatcher>(
+      loop, [&manager] { return manager.figures_watches(); },
+      [&manager](const std::string& tier, std::uint64_t generation) {
+        return manager.figures_ready(tier, generation);
+      });
   auto on_signal = [](sd_event_source*, const signalfd_siginfo* si, void* u) {
     auto* self = static_cast<Daemon*>(u);
     if (si->ssi_signo == SIGHUP) {

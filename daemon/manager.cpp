@@ -31,6 +31,31 @@ policy::PolicySpec tick_policy_spec(const Engine& engine, const policy::Snapshot
   return spec;
 }
 
+// The runner's channel to a tier, telling the observer what the runner's
+// own (synchronous) figures readings saw: the status right after a move
+// shows where the blocks are now, not an answer from before it ended.
+class SeenControl final : public TierControl {
+ public:
+  SeenControl(std::shared_ptr<TierControl> inner, std::function<void(const TierFigures&)> seen)
+      : inner_(std::move(inner)), seen_(std::move(seen)) {}
+  Result<MoveStatus> evacuate() override { return inner_->evacuate(); }
+  Result<MoveStatus> promote() override { return inner_->promote(); }
+  Result<MoveStatus> progress() override { return inner_->progress(); }
+  Result<MoveStatus> cancel() override { return inner_->cancel(); }
+  Result<TierFigures> figures(int timeout_ms) override {
+    auto f = inner_->figures(timeout_ms);
+    if (f) seen_(*f);
+    return f;
+  }
+  Result<bool> request_figures() override { return inner_->request_figures(); }
+  Result<std::optional<TierFigures>> take_figures() override { return inner_->take_figures(); }
+  FiguresWatch figures_watch() override { return inner_->figures_watch(); }
+
+ private:
+  std::shared_ptr<TierControl> inner_;
+  std::function<void(const TierFigures&)> seen_;
+};
+
 }  // namespace
 
 Manager::Manager(Engine& engine, ManagerOptions opts)
@@ -45,7 +70,14 @@ Manager::Manager(Engine& engine, ManagerOptions opts)
       runner_(engine_, events_,
               RunnerOptions{opts_.poll_interval, opts_.warn,
                             [this](bool on) { set_state(on ? "reloading" : "running"); },
-                            [this](const OwnedTier& t) { return controls_.get(t); }}),
+                            [this](const OwnedTier& t) -> std::shared_ptr<TierControl> {
+                              auto c = controls_.get(t);
+                              if (!c) return nullptr;
+                              return std::make_shared<SeenControl>(
+                                  std::move(c), [this, tier = t.name](const TierFigures& f) {
+                                    observer_.figures_seen(tier, f);
+                                  });
+                            }}),
       observer_(engine_, observer_options(opts_, controls_)),
       policy_(runner_, events_, PolicyLoopOptions{opts_.warn, opts_.record}) {}
 
@@ -66,8 +98,9 @@ bool Manager::busy() const {
   return runner_.running().has_value();
 }
 
-Observation Manager::observe() {
+Observation Manager::observe(bool poll_figures) {
   Activity a;
+  a.poll_figures = poll_figures;
   if (const auto r = runner_.running()) {
     if (r->spill)
       a.moving_tier = r->tier;
@@ -80,7 +113,7 @@ Observation Manager::observe() {
 }
 
 Status Manager::status() {
-  return completed(observe().status);
+  return completed(observe(false).status);
 }
 
 Status Manager::completed(Status s) {
@@ -115,11 +148,11 @@ void Manager::alert_pressure(const Status& s) {
 }
 
 void Manager::check_pressure() {
-  alert_pressure(observe().status);
+  alert_pressure(observe(false).status);
 }
 
 Status Manager::tick() {
-  Observation o = observe();
+  Observation o = observe(true);
   alert_pressure(o.status);
   policy_.decide(o, tick_policy_spec(engine_, o.snapshot));
   return completed(std::move(o.status));

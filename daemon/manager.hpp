@@ -93,6 +93,16 @@ class Manager final : public ManagerApi {
   // The PressureAlert check alone, on a fresh observation.
   void check_pressure();
 
+  // The exporters' figures answers, for the loop's fd watches (see
+  // StatusObserver): only a tick sends requests (status() uses what has
+  // arrived), so GetStatus never waits on an exporter either.
+  [[nodiscard]] std::vector<std::pair<std::string, TierControl::FiguresWatch>> figures_watches() {
+    return observer_.figures_watches();
+  }
+  bool figures_ready(const std::string& tier, std::uint64_t generation) {
+    return observer_.take_ready(tier, generation);
+  }
+
   // For callers that are neither D-Bus nor the policy engine (the suspend
   // guard, daemon/suspend_guard.hpp): the runner's evacuate and promote,
   // with their caller; and what the guard holds, for Status::suspend.
@@ -101,7 +111,7 @@ class Manager final : public ManagerApi {
   void set_suspend(SuspendStatus s);
 
  private:
-  Observation observe();
+  Observation observe(bool poll_figures);
   // `s` with what the observation does not hold: version, state, counters.
   Status completed(Status s);
   void alert_pressure(const Status& s);

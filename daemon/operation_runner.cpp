@@ -129,7 +129,7 @@ std::optional<OperationRunner::SpillRoute> OperationRunner::spill_route(const st
   const Journal j = engine_.journal();
   const OwnedTier* rec = j.find_tier(tier);
   // A drained tier (swapped off) comes back by swapon, whatever it has.
-  if (!rec || rec->spill.empty() || rec->drained) return std::nullopt;
+  if (!rec || rec->spill.empty() || blocks_at(*rec) == BlocksAt::drained) return std::nullopt;
   auto control = opts_.control_for(*rec);
   if (!control) return std::nullopt;
   return SpillRoute{*rec, std::move(control)};
@@ -216,7 +216,7 @@ void OperationRunner::run_spill_move(Running op, bool out, SpillRoute route, std
   const bool done = channel_error.empty() && !last.cancelled && last.error.empty() &&
                     last.job == (out ? "evacuate" : "promote");
   auto f = route.control->figures(2000);
-  const bool evacuated = f ? f->evacuated() : (done ? out : route.rec.evacuated);
+  const bool evacuated = f ? f->evacuated() : (done ? out : blocks_at(route.rec) == BlocksAt::spill);
   if (auto m = engine_.mark_evacuated(op.tier, evacuated); !m) opts_.warn("journal: " + m.error().describe());
   std::string abort_why;
   {

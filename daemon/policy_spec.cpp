@@ -9,6 +9,8 @@ policy::PolicySpec to_policy_spec(const config::PolicySettings& s) {
   p.latency_p99_us = static_cast<std::uint64_t>(s.latency_p99_us);
   p.io_pressure_percent = static_cast<double>(s.io_pressure_percent);
   p.on_battery = s.on_battery;
+  p.cgroup_full_percent = static_cast<double>(s.cgroup_full_percent);
+  p.swap_in_pages_per_s = static_cast<double>(s.swap_in_pages_per_s);
   p.cooldown_ms = static_cast<std::uint64_t>(s.cooldown_seconds) * 1000;
   p.hysteresis_percent = static_cast<unsigned>(s.hysteresis_percent);
   p.max_transitions_per_hour = static_cast<unsigned>(s.max_transitions_per_hour);

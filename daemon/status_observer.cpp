@@ -42,7 +42,7 @@ void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::Swap
     ts.state = TierState::demoting;
   else if (area)
     ts.state = TierState::active;
-  else if (o.drained)
+  else if (blocks_at(o) == BlocksAt::drained)
     ts.state = TierState::drained;
   else if (o.active)
     ts.state = TierState::failed;  // ours and meant to be on, but the kernel lost it
@@ -113,7 +113,7 @@ Status StatusObserver::read_status(const Activity& activity) {
     if (c.kind == "vram") ts.gpu = c.gpu;
     if (const auto* o = j.find_tier(c.name)) {
       fill_owned(ts, *o, swaps, fs, draining == c.name);
-      read_figures(ts, *o, activity.moving_tier == c.name);
+      read_figures(ts, *o, activity.moving_tier == c.name, activity.poll_figures);
     }
     s.tiers.push_back(std::move(ts));
   }
@@ -125,8 +125,15 @@ Status StatusObserver::read_status(const Activity& activity) {
     ts.kind = o.kind;
     ts.priority = o.priority;
     fill_owned(ts, o, swaps, fs, draining == o.name);
-    read_figures(ts, o, activity.moving_tier == o.name);
+    read_figures(ts, o, activity.moving_tier == o.name, activity.poll_figures);
     s.tiers.push_back(std::move(ts));
+  }
+  if (activity.poll_figures) {  // a tier gone from the config and the journal: no figures watch
+    std::lock_guard lk(figures_mu_);
+    std::erase_if(channels_, [&](const auto& c) {
+      return std::none_of(s.tiers.begin(), s.tiers.end(),
+                          [&](const TierStatus& t) { return t.name == c.first; });
+    });
   }
   std::stable_sort(s.tiers.begin(), s.tiers.end(), [](const TierStatus& a, const TierStatus& b) {
     if (a.priority != b.priority) return a.priority > b.priority;
@@ -146,23 +153,93 @@ Status StatusObserver::read_status(const Activity& activity) {
   return s;
 }
 
-void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool moving) {
+void StatusObserver::said_locked(const std::string& tier, const std::string& why) {
+  if (silent_.insert(tier).second && opts_.warn) opts_.warn("tier \"" + tier + "\": " + why);
+}
+
+bool StatusObserver::take_locked(const std::string& tier, TierControl& control) {
+  auto t = control.take_figures();
+  if (t) {
+    if (!*t) return true;
+    // An answer to a request sent before what a move's own reading saw is
+    // older than that: not taken for newer.
+    const auto l = latest_.find(tier);
+    const auto sent = sent_.find(tier);
+    if (l != latest_.end() && l->second.seen && sent != sent_.end() && l->second.at >= sent->second)
+      return true;
+    latest_[tier] = Latest{std::move(**t), opts_.now(), false};
+    silent_.erase(tier);
+    return true;
+  }
+  if (t.error().kind == ErrorKind::busy) return true;
+  // The channel failed: what it said before is not the exporter's word now.
+  latest_.erase(tier);
+  said_locked(tier, "no figures from its exporter (" + t.error().describe() +
+                        "): its latency and where its blocks are stay unknown until it answers again");
+  return false;
+}
+
+void StatusObserver::figures_seen(const std::string& tier, const TierFigures& f) {
+  std::lock_guard lk(figures_mu_);
+  latest_[tier] = Latest{f, opts_.now(), true};
+  silent_.erase(tier);
+}
+
+std::vector<std::pair<std::string, TierControl::FiguresWatch>> StatusObserver::figures_watches() {
+  std::lock_guard lk(figures_mu_);
+  std::vector<std::pair<std::string, TierControl::FiguresWatch>> out;
+  for (const auto& [tier, control] : channels_) out.emplace_back(tier, control->figures_watch());
+  return out;
+}
+
+bool StatusObserver::take_ready(const std::string& tier, std::uint64_t generation) {
+  std::lock_guard lk(figures_mu_);
+  const auto c = channels_.find(tier);
+  if (c == channels_.end()) return false;
+  const std::shared_ptr<TierControl> control = c->second;
+  if (control->figures_watch().generation != generation) return false;
+  return take_locked(tier, *control) && control->figures_watch().fd >= 0;
+}
+
+void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool moving, bool poll) {
   if (moving && ts.state == TierState::active) ts.state = TierState::evacuating;
   std::shared_ptr<TierControl> control = opts_.control_for ? opts_.control_for(o) : nullptr;
   std::optional<TierFigures> f;
-  if (control) {
-    auto r = control->figures(kFiguresTimeoutMs);
+  {
     std::lock_guard lk(figures_mu_);
-    if (r) {
-      f = *r;
-      silent_.erase(o.name);
-    } else if (r.error().kind != ErrorKind::busy && silent_.insert(o.name).second && opts_.warn) {
-      opts_.warn("tier \"" + o.name + "\": no figures from its exporter (" + r.error().describe() +
-                 "): its latency and where its blocks are stay unknown until it answers again");
+    if (!control) {
+      latest_.erase(o.name);
+      sent_.erase(o.name);
+      channels_.erase(o.name);
+    } else {
+      if (poll) {
+        channels_[o.name] = control;
+        // Never waits: the answer comes to take_ready() or the next reading.
+        auto r = control->request_figures();
+        if (r && *r) sent_[o.name] = opts_.now();
+        if (!r && r.error().kind != ErrorKind::busy) {
+          latest_.erase(o.name);
+          said_locked(o.name, "no figures from its exporter (" + r.error().describe() +
+                                  "): its latency and where its blocks are stay unknown until it answers "
+                                  "again");
+        }
+      }
+      take_locked(o.name, *control);
+      if (auto l = latest_.find(o.name); l != latest_.end()) {
+        const auto age = std::chrono::duration_cast<std::chrono::milliseconds>(opts_.now() - l->second.at);
+        const auto age_ms = static_cast<std::uint64_t>(std::max<std::int64_t>(age.count(), 0));
+        if (age_ms <= kFiguresMaxAgeMs) {
+          f = l->second.figures;
+          ts.exporter_figures_age_ms = age_ms;
+        } else {
+          said_locked(o.name, "its exporter has not answered for " + std::to_string(age_ms / 1000) +
+                                  " s: its latency and where its blocks are stay unknown until it answers");
+        }
+      }
     }
   }
   // Where its blocks are: the exporter's word, else the journal's.
-  const bool evacuated = f ? f->evacuated() : o.evacuated;
+  const bool evacuated = f ? f->evacuated() : blocks_at(o) == BlocksAt::spill;
   if (!moving && evacuated && ts.state == TierState::active) ts.state = TierState::evacuated;
   if (!f) return;
   ts.exporter_live = true;
@@ -252,6 +329,7 @@ policy::Snapshot make_snapshot(const Status& s, std::uint64_t time_ms,
   snap.vram = std::move(vram);
   for (const auto& c : s.cgroup_pressure)
     snap.cgroup_memory[c.cgroup] = {c.memory.some.avg10, c.memory.full.avg10};
+  snap.swap_in_pages_per_s = s.swap_in_pages_per_s;
   snap.on_battery = on_battery.value_or(false);
   snap.reload_running = activity.reload_running;
   snap.user_demote_running = activity.user_operation_running;

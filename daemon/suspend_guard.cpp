@@ -80,7 +80,7 @@ std::vector<SleepTier> sleep_tiers(const Engine& engine) {
     t.loss = std::move(*loss);
     // An evacuated tier's blocks sit in its spill store (RAM or a file), which
     // survives sleep; only a tier whose blocks are in VRAM is up.
-    t.up = o.active && !o.drained && !o.evacuated;
+    t.up = blocks_at(o) == BlocksAt::device;
     t.spill = !o.spill.empty();
     if (t.up) {
       if (!areas) {
@@ -343,7 +343,8 @@ struct SuspendGuard::Impl {
       // Our drain ended: drained, or refused/failed (the runner said why).
       const auto j = engine.journal();
       for (const auto& o : j.tiers)
-        if (o.name == *draining && (o.drained || o.evacuated)) {
+        if (const BlocksAt at = blocks_at(o);
+            o.name == *draining && (at == BlocksAt::drained || at == BlocksAt::spill)) {
           drained_for_sleep.push_back(o.name);
           note_rate(o.name);
         }

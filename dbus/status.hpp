@@ -67,6 +67,7 @@ struct TierStatus {
   // VRAM, spilled_bytes in the spill store), and the spill store's kind
   // ("lz4", "file"; empty: none), compression ratio and the bytes it holds.
   bool exporter_live = false;
+  std::uint64_t exporter_figures_age_ms = 0;  // how old those figures are (answers are not waited for)
   std::uint64_t exporter_requests = 0;
   std::uint64_t exporter_read_bytes = 0, exporter_write_bytes = 0;
   std::uint64_t exporter_queue_depth = 0;

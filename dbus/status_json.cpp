@@ -48,6 +48,7 @@ std::string status_to_json(const Status& s, bool pretty) {
                                   {"spilled_bytes", t.spilled_bytes},
                                   {"spill", t.spill},
                                   {"spill_ratio", t.spill_ratio},
+                                  {"age_ms", t.exporter_figures_age_ms},
                                   {"spill_stored_bytes", t.spill_stored_bytes}};
     tiers.push_back(std::move(tier));
   }
@@ -183,6 +184,7 @@ Result<Status> status_from_json(std::string_view text) {
             get(*e, "spilled_bytes", t.spilled_bytes);
             get(*e, "spill", t.spill);
             get(*e, "spill_ratio", t.spill_ratio);
+            get(*e, "age_ms", t.exporter_figures_age_ms);
             get(*e, "spill_stored_bytes", t.spill_stored_bytes);
           }
         }

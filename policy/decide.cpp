@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 
 #include "common/byte_format.hpp"
 
@@ -28,6 +29,41 @@ struct Verdict {
   std::string why;
 };
 
+std::string rate(double pages_per_s) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.0f", pages_per_s);
+  return buf;
+}
+
+// The named cgroup whose memory stalls most (full avg10; the first by name
+// on a tie), if any is named.
+const std::pair<const std::string, Pressure>* most_stalled(const Snapshot& s) {
+  const std::pair<const std::string, Pressure>* worst = nullptr;
+  for (const auto& c : s.cgroup_memory)
+    if (!worst || c.second.full_avg10 > worst->second.full_avg10) worst = &c;
+  return worst;
+}
+
+std::optional<Verdict> cgroup_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
+  if (spec.cgroup_full_percent <= 0) return std::nullopt;
+  const auto* worst = most_stalled(s);
+  if (!worst || worst->second.full_avg10 < spec.cgroup_full_percent) return std::nullopt;
+  // A tier that holds no page cannot be what the cgroup waits for.
+  if (auto used = s.swap_used_bytes.find(g.tier); used != s.swap_used_bytes.end() && used->second == 0)
+    return std::nullopt;
+  std::string cause;
+  if (spec.latency_p99_us != 0 && g.p99_latency_us > spec.latency_p99_us)
+    cause = "the tier's p99 latency " + std::to_string(g.p99_latency_us) + " us is over the budget " +
+            std::to_string(spec.latency_p99_us) + " us";
+  else if (spec.swap_in_pages_per_s > 0 && s.swap_in_pages_per_s >= spec.swap_in_pages_per_s)
+    cause = rate(s.swap_in_pages_per_s) + " pages/s are swapped in (threshold " +
+            rate(spec.swap_in_pages_per_s) + ")";
+  else
+    return std::nullopt;
+  return Verdict{"cgroup", worst->first + " stalls on memory (full " + percent(worst->second.full_avg10) +
+                               ", threshold " + percent(spec.cgroup_full_percent) + ") while " + cause};
+}
+
 // The first evacuation rule that holds for an active tier, if any.
 std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
   const std::uint64_t reserve = reserve_of(spec, g.tier);
@@ -43,6 +79,7 @@ std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& 
                                   std::to_string(spec.latency_p99_us) + " us while io pressure is " +
                                   percent(s.io.some_avg10) + " (threshold " +
                                   percent(spec.io_pressure_percent) + ")"};
+  if (auto v = cgroup_rule(s, g, spec)) return v;
   if (spec.on_battery && s.on_battery) return Verdict{"on_battery", "the machine runs on battery"};
   return std::nullopt;
 }
@@ -59,6 +96,10 @@ bool calm(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
   if (spec.latency_p99_us != 0 &&
       s.io.some_avg10 > spec.io_pressure_percent * static_cast<double>(100 - h) / 100.0)
     return false;
+  if (spec.cgroup_full_percent > 0)
+    if (const auto* worst = most_stalled(s);
+        worst && worst->second.full_avg10 > spec.cgroup_full_percent * static_cast<double>(100 - h) / 100.0)
+      return false;
   if (spec.on_battery && s.on_battery) return false;
   return true;
 }
@@ -68,6 +109,9 @@ std::string calm_why(const Snapshot& s, const VramTierSample& g, const PolicySpe
                     std::to_string(spec.hysteresis_percent) + "%): free VRAM " +
                     format_mib(g.vram_free_bytes) + ", others " + format_mib(g.foreign_vram_bytes) +
                     ", io pressure " + percent(s.io.some_avg10);
+  if (spec.cgroup_full_percent > 0)
+    if (const auto* worst = most_stalled(s))
+      why += ", " + worst->first + " memory full " + percent(worst->second.full_avg10);
   if (spec.on_battery) why += ", on AC";
   return why;
 }

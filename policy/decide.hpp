@@ -13,13 +13,22 @@
 //   foreign     other processes' VRAM > foreign_vram_bytes (0: rule off)
 //   latency     tier p99 > latency_p99_us while PSI io some avg10 >=
 //               io_pressure_percent (latency_p99_us 0: rule off)
+//   cgroup      a cgroup the config names (Snapshot::cgroup_memory) has
+//               memory full avg10 >= cgroup_full_percent, the tier holds
+//               pages (its swap use is not known to be 0), and either its
+//               p99 > latency_p99_us (latency_p99_us 0: that arm off) or
+//               the machine swaps in >= swap_in_pages_per_s (0: that arm
+//               off); cgroup_full_percent 0: rule off. No cgroup named (or
+//               none whose memory.pressure the kernel has): never holds.
 //   on_battery  the machine runs on battery and spec.on_battery is set
 // Promote (rule "cooldown"): an evacuated tier comes back once every rule
 // has been clear by the hysteresis margin for cooldown_ms without a break:
 //   free VRAM >= reserve * (100 + h) / 100 + the tier's own size,
 //   foreign <= threshold * (100 - h) / 100, io some avg10 <=
 //   io_pressure_percent * (100 - h) / 100 (the tier's own latency means
-//   nothing while it is evacuated), and on AC (when spec.on_battery).
+//   nothing while it is evacuated), every named cgroup's memory full avg10
+//   <= cgroup_full_percent * (100 - h) / 100 (when that rule is on), and on
+//   AC (when spec.on_battery).
 // Bound: transitions of a tier within any hour never exceed
 // max_transitions_per_hour. Evacuations are never refused (giving VRAM back
 // is the safe direction); a promote waits until the last hour holds at most
@@ -48,6 +57,8 @@ struct PolicySpec {
   std::uint64_t latency_p99_us = 2000;               // 0: rule off
   double io_pressure_percent = 20;                   // PSI io some avg10
   bool on_battery = true;
+  double cgroup_full_percent = 10;  // a named cgroup's memory full avg10; 0: rule off
+  double swap_in_pages_per_s = 0;   // the cgroup rule's swap-in arm; 0: arm off
   std::uint64_t cooldown_ms = 300'000;
   unsigned hysteresis_percent = 20;       // 0..90
   unsigned max_transitions_per_hour = 4;  // >= 2
@@ -77,7 +88,7 @@ struct Action {
   std::uint64_t time_ms = 0;
   std::string tier;
   ActionKind kind = ActionKind::evacuate;
-  std::string rule;  // "reserve", "foreign", "latency", "on_battery", "cooldown"
+  std::string rule;  // "reserve", "foreign", "latency", "cgroup", "on_battery", "cooldown"
   std::string why;   // a sentence with the numbers that decided
   friend bool operator==(const Action&, const Action&) = default;
 };

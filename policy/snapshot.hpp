@@ -40,6 +40,9 @@ struct Snapshot {
   // a rule may weigh the stall of the workloads a person cares about, not
   // only the machine's.
   std::map<std::string, Pressure> cgroup_memory;
+  // Pages swapped in per second, the whole machine (/proc/vmstat pswpin
+  // over the last second or more): the kernel does not say from which area.
+  double swap_in_pages_per_s = 0;
   bool on_battery = false;
   bool reload_running = false;       // a config reload is being applied
   bool user_demote_running = false;  // a demote/promote a user asked for runs

@@ -139,12 +139,15 @@ std::optional<Bad> snapshot(const json& line, Snapshot& s) {
         }
       }
     } else if (k == "cgroup_memory") {
-      // Rare (only with cgroups: in the config): read here, not by the
-      // SAX pass, which leaves a line with it to this walk.
       b = object(val, k);
       if (!b)
         for (const auto& [name, p] : val.items())
           if ((b = pressure(p, k + "." + name, s.cgroup_memory[name]))) break;
+    } else if (k == "swap_in_pages_per_s") {
+      if (val.is_number() && val.get<double>() >= 0)
+        s.swap_in_pages_per_s = val.get<double>();
+      else
+        b = Bad{k, "expected a non-negative number, got " + describe(val)};
     } else if (k == "on_battery") {
       b = flag(val, k, s.on_battery);
     } else if (k == "reload_running") {
@@ -155,7 +158,7 @@ std::optional<Bad> snapshot(const json& line, Snapshot& s) {
       b = Bad{
           k,
           "unknown key (allowed: t_ms, memory, io, mem_available_bytes, mem_total_bytes, swap_used_bytes, "
-          "vram, cgroup_memory, on_battery, reload_running, user_demote_running)"};
+          "vram, cgroup_memory, swap_in_pages_per_s, on_battery, reload_running, user_demote_running)"};
     }
     if (b) return b;
   }
@@ -190,6 +193,7 @@ class FastLine : public nlohmann::json_sax<json> {
         }
         if (key_ == "mem_available_bytes") return set(s_.mem_available_bytes, v);
         if (key_ == "mem_total_bytes") return set(s_.mem_total_bytes, v);
+        if (key_ == "swap_in_pages_per_s") return set(s_.swap_in_pages_per_s, v);
         return false;
       case Ctx::pressure:
         return percent(static_cast<double>(v));
@@ -210,6 +214,7 @@ class FastLine : public nlohmann::json_sax<json> {
     }
   }
   bool number_float(number_float_t v, const string_t&) override {
+    if (ctx() == Ctx::top) return key_ == "swap_in_pages_per_s" && v >= 0 && set(s_.swap_in_pages_per_s, v);
     return ctx() == Ctx::pressure && percent(v);
   }
   bool string(string_t& v) override {
@@ -224,12 +229,19 @@ class FastLine : public nlohmann::json_sax<json> {
       s_.vram.emplace_back();
       return push(Ctx::vram_item);
     }
+    if (ctx() == Ctx::cgroups) {
+      // A name written twice: the tree walk keeps the last whole object.
+      if (s_.cgroup_memory.contains(key_)) return false;
+      pressure_ = &s_.cgroup_memory[key_];
+      return push(Ctx::pressure);
+    }
     if (ctx() != Ctx::top) return false;
     if (key_ == "memory" || key_ == "io") {
       pressure_ = key_ == "io" ? &s_.io : &s_.memory;
       return push(Ctx::pressure);
     }
     if (key_ == "swap_used_bytes") return push(Ctx::swap);
+    if (key_ == "cgroup_memory") return push(Ctx::cgroups);
     return false;
   }
   bool end_object() override {
@@ -264,14 +276,16 @@ class FastLine : public nlohmann::json_sax<json> {
   }
 
  private:
-  enum class Ctx { none, top, pressure, swap, vram_array, vram_item };
-  static constexpr std::array<std::string_view, 10> kTopKeys = {"t_ms",
+  enum class Ctx { none, top, pressure, swap, vram_array, vram_item, cgroups };
+  static constexpr std::array<std::string_view, 12> kTopKeys = {"t_ms",
                                                                 "memory",
                                                                 "io",
                                                                 "mem_available_bytes",
                                                                 "mem_total_bytes",
                                                                 "swap_used_bytes",
                                                                 "vram",
+                                                                "cgroup_memory",
+                                                                "swap_in_pages_per_s",
                                                                 "on_battery",
                                                                 "reload_running",
                                                                 "user_demote_running"};
@@ -361,6 +375,7 @@ std::string format_trace_line(const Snapshot& s) {
     for (const auto& [name, p] : s.cgroup_memory)
       line["cgroup_memory"][name] = {{"some", p.some_avg10}, {"full", p.full_avg10}};
   }
+  line["swap_in_pages_per_s"] = s.swap_in_pages_per_s;
   line["on_battery"] = s.on_battery;
   line["reload_running"] = s.reload_running;
   line["user_demote_running"] = s.user_demote_running;

@@ -7,6 +7,7 @@
 //    "swap_used_bytes": {"zram": 0, "vram": 0},
 //    "vram": [{"tier": "vram", "free_bytes": 8589934592, "total_bytes": 25769803776,
 //              "foreign_bytes": 536870912, "p99_us": 180, "size_bytes": 4294967296}],
+//    "swap_in_pages_per_s": 0,
 //    "on_battery": false, "reload_running": false, "user_demote_running": false}
 //
 // With `cgroups:` in the config a line also has

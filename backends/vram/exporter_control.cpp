@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -173,6 +174,15 @@ Result<int> connect_control_socket(const std::string& path, pid_t expect_pid, in
 ExporterChannel::~ExporterChannel() {
   std::lock_guard lk(mu_);
   drop_locked();
+  std::lock_guard fk(fig_mu_);
+  drop_figures_locked();
+}
+
+void ExporterChannel::drop_figures_locked() {
+  if (fig_fd_ >= 0) ::close(fig_fd_);
+  fig_fd_ = -1;
+  fig_in_flight_ = false;
+  fig_pending_.clear();
 }
 
 void ExporterChannel::drop_locked() {
@@ -210,6 +220,86 @@ Result<TierFigures> ExporterChannel::figures(int timeout_ms) {
   auto r = call_locked("stats", timeout_ms);
   if (!r) return std::unexpected(r.error());
   return figures_from_json(*r);
+}
+
+}  // namespace tierswap::vram
+
+namespace tierswap::vram {
+
+Result<bool> ExporterChannel::request_figures() {
+  std::lock_guard lk(fig_mu_);
+  if (fig_in_flight_) return false;  // the answer to the last one is still to come
+  if (fig_fd_ < 0) {
+    // A Unix socket's connect() completes at once or fails (a full backlog:
+    // EAGAIN, tried again on the next request): timeout 0, no wait.
+    auto fd = connect_control_socket(path_, pid_, 0);
+    if (!fd) return wrap(fd.error(), what_);
+    ::fcntl(*fd, F_SETFL, ::fcntl(*fd, F_GETFL) | O_NONBLOCK);
+    fig_fd_ = *fd;
+    // Unique in the process, across channels: a watch made for another
+    // channel's connection is never taken for this one's.
+    static std::atomic<std::uint64_t> connections{0};
+    fig_generation_ = ++connections;
+  }
+  static constexpr std::string_view kLine = "{\"cmd\":\"stats\"}\n";
+  const ssize_t w = ::send(fig_fd_, kLine.data(), kLine.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (w == static_cast<ssize_t>(kLine.size())) {
+    fig_in_flight_ = true;
+    return true;
+  }
+  // A short write of 16 bytes on an idle socket does not happen; any
+  // failure ends this connection (the next request makes a new one).
+  const int err = w < 0 ? errno : EPIPE;
+  drop_figures_locked();
+  return wrap(kernel_error(err, "tierswap-nbd control channel: stats").error(), what_);
+}
+
+Result<std::optional<TierFigures>> ExporterChannel::take_figures() {
+  std::lock_guard lk(fig_mu_);
+  if (fig_fd_ < 0) return std::optional<TierFigures>{};
+  const std::string what = "tierswap-nbd control channel: stats";
+  for (;;) {
+    char buf[8192];
+    const ssize_t got = ::recv(fig_fd_, buf, sizeof buf, MSG_DONTWAIT);
+    if (got > 0) {
+      fig_pending_.append(buf, static_cast<std::size_t>(got));
+      if (fig_pending_.size() > (1U << 20)) {
+        drop_figures_locked();
+        return wrap(fail(EPROTO, what + ": an answer longer than 1 MiB").error(), what_);
+      }
+      continue;
+    }
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    const int err = got < 0 ? errno : EPIPE;
+    drop_figures_locked();
+    return wrap(
+        (err == EPIPE ? fail(EPIPE, what + ": the exporter closed the channel") : kernel_error(err, what))
+            .error(),
+        what_);
+  }
+  std::optional<TierFigures> latest;
+  for (std::size_t nl; (nl = fig_pending_.find('\n')) != std::string::npos;) {
+    const std::string answer = fig_pending_.substr(0, nl);
+    fig_pending_.erase(0, nl + 1);
+    fig_in_flight_ = false;
+    nlohmann::json j = nlohmann::json::parse(answer, nullptr, false);
+    if (j.is_discarded()) {
+      drop_figures_locked();
+      return wrap(fail(EPROTO, what + ": the answer is not JSON: " + answer.substr(0, 200)).error(), what_);
+    }
+    if (!j.is_object() || !j.value("ok", false))
+      return wrap(
+          fail(0, what + ": " + (j.is_object() ? j.value("error", std::string("refused")) : answer)).error(),
+          what_);
+    latest = figures_from_json(j);
+  }
+  return latest;
+}
+
+TierControl::FiguresWatch ExporterChannel::figures_watch() {
+  std::lock_guard lk(fig_mu_);
+  return {fig_fd_, fig_generation_};
 }
 
 }  // namespace tierswap::vram

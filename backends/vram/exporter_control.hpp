@@ -15,13 +15,19 @@
 // with SO_PEERCRED that the process answering is the recorded exporter pid,
 // and reconnects after an error on the next call. Thread-safe: calls are
 // serialised on one connection; figures() waits at most its timeout for a
-// call of another thread to end (ErrorKind::busy after that).
+// call of another thread to end (ErrorKind::busy after that). The
+// non-blocking figures (request_figures/take_figures) use a second
+// connection, non-blocking, under a lock of its own that is never held
+// while waiting for the exporter: the control server serves several
+// connections at once (kMaxControlClients).
 #pragma once
 
 #include <sys/types.h>
 
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -72,6 +78,9 @@ class ExporterChannel final : public TierControl {
   Result<MoveStatus> progress() override { return move("progress", 5000); }
   Result<MoveStatus> cancel() override { return move("cancel", 30000); }
   Result<TierFigures> figures(int timeout_ms) override;
+  Result<bool> request_figures() override;
+  Result<std::optional<TierFigures>> take_figures() override;
+  FiguresWatch figures_watch() override;
 
  private:
   Result<nlohmann::json> call_locked(std::string_view cmd, int timeout_ms);
@@ -83,6 +92,13 @@ class ExporterChannel final : public TierControl {
   std::timed_mutex mu_;
   int fd_ = -1;
   std::unique_ptr<ExporterControl> control_;
+
+  void drop_figures_locked();
+  std::mutex fig_mu_;
+  int fig_fd_ = -1;
+  std::uint64_t fig_generation_ = 0;
+  bool fig_in_flight_ = false;
+  std::string fig_pending_;  // bytes after the last complete answer
 };
 
 }  // namespace tierswap::vram

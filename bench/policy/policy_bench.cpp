@@ -1,8 +1,10 @@
 // policy_bench: how long policy::decide() takes per snapshot, and how long
 // `tierswapctl simulate` needs for a 24 h trace at one snapshot a second
 // (86400 JSON lines: parse_trace() + simulate()). The trace is made here:
-// quiet stretches, a GPU program's bursts every 10 min, io pressure waves
-// and an afternoon on battery, so every rule and the cool-down run.
+// quiet stretches, a GPU program's bursts every 10 min, io pressure waves,
+// an afternoon on battery and an evening in which a named service stalls
+// on memory while the tier is slow (two cgroups named, as `cgroups:` in the
+// config records them), so every rule and the cool-down run.
 //
 //   policy_bench [SECONDS_OF_TRACE]     (default 86400)
 //
@@ -25,23 +27,27 @@ constexpr unsigned long long kMiB = 1ULL << 20;
 
 std::string make_trace(unsigned seconds) {
   std::string out;
-  out.reserve(static_cast<std::size_t>(seconds) * 420);
-  char line[512];
+  out.reserve(static_cast<std::size_t>(seconds) * 560);
+  char line[768];
   for (unsigned t = 0; t < seconds; ++t) {
     const bool burst = t % 600 < 60 && t >= 600;
     const unsigned long long foreign = (512 + (burst ? 3072 : 0)) * kMiB;
     const double io = (t / 1800 % 4 == 3) ? 25.0 + (t % 7) : 1.0 + (t % 5);
-    const unsigned p99 = io > 20 ? 3000 : 250;
+    const bool stall = t >= 20 * 3600 && t < 21 * 3600;
+    const unsigned p99 = io > 20 || stall ? 3000 : 250;
     const bool battery = t >= 13 * 3600 && t < 15 * 3600;
+    const double full = stall ? 12.0 + (t % 5) : 0.5 * (t % 3);
     std::snprintf(
         line, sizeof line,
         "{\"t_ms\":%llu,\"memory\":{\"some\":0.5,\"full\":0.0},\"io\":{\"some\":%.2f,\"full\":0.25},"
         "\"mem_available_bytes\":8589934592,\"mem_total_bytes\":17179869184,"
         "\"swap_used_bytes\":{\"zram\":268435456,\"vram\":134217728},"
         "\"vram\":[{\"tier\":\"vram\",\"free_bytes\":%llu,\"total_bytes\":25769803776,"
-        "\"foreign_bytes\":%llu,\"p99_us\":%u,\"size_bytes\":4294967296}],\"on_battery\":%s}\n",
-        static_cast<unsigned long long>(t) * 1000, io, 20480 * kMiB - foreign, foreign, p99,
-        battery ? "true" : "false");
+        "\"foreign_bytes\":%llu,\"p99_us\":%u,\"size_bytes\":4294967296}],"
+        "\"cgroup_memory\":{\"postgresql.service\":{\"some\":%.2f,\"full\":%.2f},"
+        "\"system.slice\":{\"some\":0.2,\"full\":0.0}},\"swap_in_pages_per_s\":%u,\"on_battery\":%s}\n",
+        static_cast<unsigned long long>(t) * 1000, io, 20480 * kMiB - foreign, foreign, p99, full * 1.5, full,
+        stall ? 3000U : 40U, battery ? "true" : "false");
     out += line;
   }
   return out;

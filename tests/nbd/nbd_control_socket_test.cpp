@@ -13,6 +13,7 @@
 // fake root's; the exporter, its socket and its data path are real.
 #include <gtest/gtest.h>
 #include <libnbd.h>
+#include <poll.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -81,6 +82,26 @@ TEST(ControlSocket, IsPrivateAnswersStatsAndIsRemovedAtExit) {
   vram::ExporterChannel second("vram tier \"gpu\"", sock, ex.pid);
   EXPECT_TRUE(second.figures(2000));
 
+  // The tick's way, on a connection of its own: one request at a time,
+  // the answer read when its fd says so, never waited for.
+  auto sent = channel.request_figures();
+  ASSERT_TRUE(sent) << sent.error().describe();
+  EXPECT_TRUE(*sent);
+  const auto watch = channel.figures_watch();
+  ASSERT_GE(watch.fd, 0);
+  EXPECT_FALSE(*channel.request_figures()) << "the first is still unanswered";
+  pollfd p{watch.fd, POLLIN, 0};
+  ASSERT_EQ(::poll(&p, 1, 5000), 1);
+  auto taken = channel.take_figures();
+  ASSERT_TRUE(taken) << taken.error().describe();
+  ASSERT_TRUE(*taken);
+  EXPECT_EQ((*taken)->size_bytes, kSize);
+  EXPECT_EQ((*taken)->chunks_total, 16u);
+  auto nothing = channel.take_figures();
+  ASSERT_TRUE(nothing);
+  EXPECT_FALSE(*nothing) << "no answer without a request";
+  EXPECT_TRUE(*channel.request_figures()) << "answered: the next request goes out";
+
   // Another pid than the journal's: not used.
   vram::ExporterChannel wrong("vram tier \"gpu\"", sock, ex.pid + 1);
   auto w = wrong.figures(2000);
@@ -99,6 +120,12 @@ TEST(ControlSocket, IsPrivateAnswersStatsAndIsRemovedAtExit) {
   auto gone = channel.figures(500);
   ASSERT_FALSE(gone);
   EXPECT_NE(gone.error().message.find("vram tier \"gpu\""), std::string::npos) << gone.error().message;
+  // The figures connection ends too, and the next request fails at once.
+  auto ended = channel.take_figures();
+  ASSERT_FALSE(ended);
+  EXPECT_NE(ended.error().message.find("vram tier \"gpu\""), std::string::npos) << ended.error().message;
+  EXPECT_LT(channel.figures_watch().fd, 0);
+  EXPECT_FALSE(channel.request_figures());
 }
 
 TEST(ControlSocket, ALinkInPlaceOfItsDirectoryIsRefused) {
@@ -192,6 +219,18 @@ const TierStatus* tier_of(const Status& s, const std::string& name) {
   return nullptr;
 }
 
+// A reading with the exporter's answer to a request of its own: a reading
+// that polls sends the request and never waits for it (the daemon's loop
+// takes the answer when it arrives); here the test waits for it.
+Status answered(StatusObserver& observer) {
+  (void)observer.observe({});
+  for (const auto& [tier, w] : observer.figures_watches()) {
+    pollfd p{w.fd, POLLIN, 0};
+    if (w.fd >= 0 && ::poll(&p, 1, 5000) == 1) observer.take_ready(tier, w.generation);
+  }
+  return observer.observe({.poll_figures = false}).status;
+}
+
 TEST(ControlSocket, ARestartedDaemonReconnectsAndEvacuatesUnderIoAndPromotesBack) {
   Machine m;
   ASSERT_TRUE(m.start()) << m.ex.log();
@@ -239,7 +278,7 @@ TEST(ControlSocket, ARestartedDaemonReconnectsAndEvacuatesUnderIoAndPromotesBack
   std::thread a(io, 0), b(io, 1);
   ASSERT_TRUE(wait_for([&] { return done > 50; }));
 
-  auto before = observer.observe({}).status;
+  auto before = answered(observer);
   const TierStatus* gpu = tier_of(before, "gpu");
   ASSERT_NE(gpu, nullptr);
   ASSERT_TRUE(gpu->exporter_live) << ::testing::PrintToString(m.log);
@@ -252,7 +291,7 @@ TEST(ControlSocket, ARestartedDaemonReconnectsAndEvacuatesUnderIoAndPromotesBack
   auto ev = events.get();
   ASSERT_FALSE(ev.empty());
   EXPECT_EQ(ev.back(), "state gpu evacuated") << ::testing::PrintToString(ev);
-  auto mid = observer.observe({}).status;
+  auto mid = answered(observer);
   gpu = tier_of(mid, "gpu");
   EXPECT_EQ(gpu->state, TierState::evacuated);
   EXPECT_EQ(gpu->resident_bytes, 0u);
@@ -269,7 +308,7 @@ TEST(ControlSocket, ARestartedDaemonReconnectsAndEvacuatesUnderIoAndPromotesBack
   a.join();
   b.join();
   EXPECT_EQ(bad, 0);
-  gpu = tier_of(observer.observe({}).status, "gpu");
+  gpu = tier_of(answered(observer), "gpu");
   EXPECT_EQ(gpu->state, TierState::active);
   EXPECT_EQ(gpu->resident_bytes, kSize);
   EXPECT_TRUE(dynamic_cast<swap::RecordingKernel&>(engine.kernel()).calls().empty())

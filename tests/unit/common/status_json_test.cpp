@@ -124,6 +124,7 @@ TEST(StatusJson, ExporterFiguresEvacuatedAndCgroupPressureRoundTrip) {
   t.state = TierState::evacuated;
   t.exporter_live = true;
   t.exporter_requests = 1234;
+  t.exporter_figures_age_ms = 1500;
   t.exporter_read_bytes = 4096;
   t.exporter_write_bytes = 8192;
   t.exporter_queue_depth = 3;
@@ -148,6 +149,7 @@ TEST(StatusJson, ExporterFiguresEvacuatedAndCgroupPressureRoundTrip) {
   EXPECT_EQ(b.state, TierState::evacuated);
   EXPECT_TRUE(b.exporter_live);
   EXPECT_EQ(b.exporter_requests, 1234u);
+  EXPECT_EQ(b.exporter_figures_age_ms, 1500u);
   EXPECT_EQ(b.exporter_write_bytes, 8192u);
   EXPECT_EQ(b.exporter_queue_depth, 3u);
   EXPECT_DOUBLE_EQ(b.exporter_latency_p99_us, 160.25);

@@ -235,6 +235,138 @@ TEST(PolicyDecide, TiersAreIndependent) {
   EXPECT_EQ(d.next.tiers.at("vram").mode, Mode::active);
 }
 
+// --- the cgroup rule ------------------------------------------------------
+
+// A named service stalls: memory full avg10 `full` in postgresql.service,
+// the tier holding 128 MiB of pages.
+Snapshot stalled(std::uint64_t t_s, double full, std::uint64_t p99_us = 200, double swap_in = 0) {
+  Snapshot s = quiet(t_s);
+  s.swap_used_bytes["vram"] = 128 * kMiB;
+  s.cgroup_memory["postgresql.service"] = {full * 1.5 > 100 ? 100 : full * 1.5, full};
+  s.cgroup_memory["system.slice"] = {0.5, 0.0};
+  s.vram[0].p99_latency_us = p99_us;
+  s.swap_in_pages_per_s = swap_in;
+  return s;
+}
+
+TEST(PolicyDecide, CgroupStallWithASlowTierEvacuatesAtTheThreshold) {
+  PolicySpec spec;  // cgroup_full_percent 10, latency budget 2000 us, io calm (1%)
+  EXPECT_TRUE(decide(stalled(0, 9.99, 2001), {}, spec).actions.empty());  // below the threshold
+  EXPECT_TRUE(decide(stalled(0, 10, 2000), {}, spec).actions.empty());    // at the budget: not slow
+  const auto d = decide(stalled(0, 10, 2001), {}, spec);
+  ASSERT_EQ(d.actions.size(), 1u);
+  EXPECT_EQ(d.actions[0].kind, ActionKind::evacuate);
+  EXPECT_EQ(d.actions[0].rule, "cgroup");
+  EXPECT_EQ(d.actions[0].why,
+            "postgresql.service stalls on memory (full 10.0%, threshold 10.0%) while the tier's p99 latency "
+            "2001 us is over the budget 2000 us");
+  EXPECT_EQ(d.next.tiers.at("vram").mode, Mode::evacuated);
+  // The latency rule proper does not hold (io pressure 1%): this is the
+  // cgroup's stall deciding, not the machine's.
+  spec.cgroup_full_percent = 0;  // rule off
+  EXPECT_TRUE(decide(stalled(0, 50, 9000), {}, spec).actions.empty());
+}
+
+TEST(PolicyDecide, CgroupSwapInArm) {
+  PolicySpec spec;
+  // Off by default: a fast tier is left alone however much is swapped in.
+  EXPECT_TRUE(decide(stalled(0, 30, 200, 1e6), {}, spec).actions.empty());
+  spec.swap_in_pages_per_s = 2560;
+  EXPECT_TRUE(decide(stalled(0, 30, 200, 2559), {}, spec).actions.empty());
+  const auto d = decide(stalled(0, 30, 200, 2560), {}, spec);
+  ASSERT_EQ(d.actions.size(), 1u);
+  EXPECT_EQ(d.actions[0].rule, "cgroup");
+  EXPECT_EQ(
+      d.actions[0].why,
+      "postgresql.service stalls on memory (full 30.0%, threshold 10.0%) while 2560 pages/s are swapped "
+      "in (threshold 2560)");
+  // With the latency arm off, only the swap-in arm decides.
+  spec.latency_p99_us = 0;
+  EXPECT_TRUE(decide(stalled(0, 30, 9000, 100), {}, spec).actions.empty());
+  EXPECT_EQ(decide(stalled(0, 30, 9000, 3000), {}, spec).actions.size(), 1u);
+}
+
+TEST(PolicyDecide, CgroupRuleNeedsANamedCgroupAndATierThatHoldsPages) {
+  PolicySpec spec;
+  // No cgroup named (or none whose memory.pressure the kernel has: the
+  // daemon leaves those out of the snapshot): never holds.
+  Snapshot none = stalled(0, 50, 9000);
+  none.cgroup_memory.clear();
+  EXPECT_TRUE(decide(none, {}, spec).actions.empty());
+  // A tier known to hold no page is not what the cgroup waits for.
+  Snapshot empty = stalled(0, 50, 9000);
+  empty.swap_used_bytes["vram"] = 0;
+  EXPECT_TRUE(decide(empty, {}, spec).actions.empty());
+  // Its use unknown (a trace without swap_used_bytes): the rule applies.
+  Snapshot unknown = stalled(0, 50, 9000);
+  unknown.swap_used_bytes.clear();
+  EXPECT_EQ(decide(unknown, {}, spec).actions.size(), 1u);
+  // The most stalled cgroup is the one named.
+  Snapshot two = stalled(0, 12, 9000);
+  two.cgroup_memory["system.slice"] = {40, 20};
+  const auto d = decide(two, {}, spec);
+  ASSERT_EQ(d.actions.size(), 1u);
+  EXPECT_TRUE(d.actions[0].why.starts_with("system.slice stalls on memory (full 20.0%")) << d.actions[0].why;
+}
+
+TEST(PolicyDecide, CgroupRuleComesAfterLatencyAndBeforeBattery) {
+  Snapshot s = stalled(0, 50, 9000);
+  s.on_battery = true;
+  EXPECT_EQ(decide(s, {}, {}).actions.at(0).rule, "cgroup");
+  s.io.some_avg10 = 50;
+  EXPECT_EQ(decide(s, {}, {}).actions.at(0).rule, "latency");
+}
+
+// Evacuated by the cgroup rule at 0 s; the cgroup's full avg10 is `full`
+// from 10 s on (the tier's own p99 means nothing while evacuated).
+std::vector<Snapshot> after_cgroup_evacuation(double full, int samples) {
+  std::vector<Snapshot> t{stalled(0, 30, 5000)};
+  for (int i = 1; i <= samples; ++i) t.push_back(stalled(i * 10, full, 5000));
+  return t;
+}
+
+TEST(PolicyDecide, CgroupHysteresisHoldsThePromote) {
+  // Below the threshold (10%) but above 80% of it (8%): not calm enough.
+  EXPECT_EQ(run(after_cgroup_evacuation(8.1, 60)).size(), 1u);
+  const auto back = run(after_cgroup_evacuation(8.0, 60));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_EQ(back[1].kind, ActionKind::promote);
+  EXPECT_EQ(back[1].time_ms, 310'000u);  // calm from 10 s, cool-down 300 s
+  EXPECT_NE(back[1].why.find("postgresql.service memory full 8.0%"), std::string::npos) << back[1].why;
+  // A stall inside the margin restarts the cool-down.
+  auto t = after_cgroup_evacuation(2, 60);
+  t[20].cgroup_memory["postgresql.service"].full_avg10 = 9;
+  const auto broken = run(t);
+  ASSERT_EQ(broken.size(), 2u);
+  EXPECT_EQ(broken[1].time_ms, 510'000u);
+  // Off: the cgroups do not hold the promote.
+  PolicySpec off;
+  off.cgroup_full_percent = 0;
+  auto u = after_cgroup_evacuation(50, 60);
+  u[0].vram[0].vram_free_bytes = 0;  // evacuated by the reserve rule instead
+  EXPECT_EQ(run(u, off).size(), 2u);
+}
+
+TEST(PolicyDecide, CgroupRuleCountsAgainstTheHourlyBound) {
+  // The cgroup stalls for 10 s every 400 s while the tier is slow.
+  std::vector<Snapshot> t;
+  for (int i = 0; i < 360; ++i) t.push_back(stalled(i * 10, (i * 10) % 400 < 10 ? 30 : 0, 5000));
+  const auto actions = run(t);
+  std::vector<std::uint64_t> times;
+  for (const auto& a : actions) times.push_back(a.time_ms);
+  // Evacuate at 0, promote after 300 s calm (310 s), evacuate at 400 s; the
+  // next promote must leave room for an evacuation in the hour: waits.
+  ASSERT_GE(actions.size(), 3u) << ::testing::PrintToString(times);
+  EXPECT_EQ(actions[0].rule, "cgroup");
+  EXPECT_EQ(actions[1].time_ms, 310'000u);
+  EXPECT_EQ(actions[2].time_ms, 400'000u);
+  for (std::size_t i = 0; i < actions.size(); ++i) {
+    int in_hour = 0;
+    for (std::size_t j = 0; j <= i; ++j) in_hour += actions[j].time_ms + kHourMs > actions[i].time_ms;
+    EXPECT_LE(in_hour, 4) << i;
+  }
+}
+
 TEST(PolicyDecide, FormatsTimes) {
   EXPECT_EQ(format_time(0), "00:00:00.000");
   EXPECT_EQ(format_time(86'400'000 + 61'005), "24:01:01.005");

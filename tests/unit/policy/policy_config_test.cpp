@@ -59,7 +59,7 @@ TEST(PolicyConfig, PlanLinesSayWhereEachValueCameFrom) {
   const auto lr = load("profile: gpu-workstation\npolicy:\n  cooldown_seconds: 60\n");
   ASSERT_TRUE(lr.spec);
   const auto lines = policy_setting_lines(*lr.spec);
-  ASSERT_EQ(lines.size(), 9u);  // the 8 keys, then the profile's vram tier's reserve
+  ASSERT_EQ(lines.size(), 11u);  // the 10 keys, then the profile's vram tier's reserve
   auto find = [&](const std::string& key) {
     auto it = std::find_if(lines.begin(), lines.end(), [&](const auto& l) { return l.key == key; });
     return it == lines.end() ? std::string("(missing)") : it->value + " (" + it->origin + ")";
@@ -68,6 +68,28 @@ TEST(PolicyConfig, PlanLinesSayWhereEachValueCameFrom) {
   EXPECT_EQ(find("policy.on_battery"), "true (profile gpu-workstation)");
   EXPECT_EQ(find("policy.reserve_mib"), "1024 (default)");
   EXPECT_EQ(find("tiers.vram.reserve"), "1024 MiB (policy.reserve_mib)");
+  EXPECT_EQ(find("policy.cgroup_full_percent"), "10 (default)");
+  EXPECT_EQ(find("policy.swap_in_pages_per_s"), "0 (default)");
+}
+
+// The cgroup rule's keys: defaults, overrides, ranges, and the spec the
+// daemon and simulate decide with.
+TEST(PolicyConfig, CgroupRuleKeys) {
+  const auto lr = load("policy:\n  cgroup_full_percent: 25\n  swap_in_pages_per_s: 4096\n");
+  ASSERT_TRUE(lr.spec) << (lr.diagnostics.empty() ? "" : format_diagnostic(lr.diagnostics[0]));
+  const PolicySettings s = effective_policy(*lr.spec);
+  EXPECT_EQ(s.cgroup_full_percent, 25);
+  EXPECT_EQ(s.swap_in_pages_per_s, 4096);
+  const auto lines = policy_setting_lines(*lr.spec);
+  const auto at = std::find_if(lines.begin(), lines.end(),
+                               [](const auto& l) { return l.key == "policy.cgroup_full_percent"; });
+  ASSERT_NE(at, lines.end());
+  EXPECT_EQ(at->value + " " + at->origin, "25 file");
+  EXPECT_TRUE(load("policy:\n  cgroup_full_percent: 0\n").spec);  // rule off
+  EXPECT_EQ(errors("policy:\n  cgroup_full_percent: 101\n"),
+            "t.yaml:2:24: policy.cgroup_full_percent: 101 is out of range (allowed: 0..100)\n");
+  EXPECT_EQ(errors("policy:\n  swap_in_pages_per_s: -1\n"),
+            "t.yaml:2:24: policy.swap_in_pages_per_s: -1 is out of range (allowed: 0..10000000)\n");
 }
 
 TEST(PolicyConfig, ErrorsNameTheKey) {
@@ -90,7 +112,8 @@ TEST(PolicyConfig, SchemaListsThePolicyKeys) {
   const auto keys = schema_key_paths();
   for (const char* key : {"policy", "policy.reserve_mib", "policy.foreign_vram_mib", "policy.latency_p99_us",
                           "policy.io_pressure_percent", "policy.on_battery", "policy.cooldown_seconds",
-                          "policy.hysteresis_percent", "policy.max_transitions_per_hour"})
+                          "policy.hysteresis_percent", "policy.max_transitions_per_hour",
+                          "policy.cgroup_full_percent", "policy.swap_in_pages_per_s"})
     EXPECT_NE(std::find(keys.begin(), keys.end(), key), keys.end()) << key;
 }
 

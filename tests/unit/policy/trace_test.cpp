@@ -164,6 +164,44 @@ TEST(PolicyTraces, LaptopUnpluggedAndPluggedBack) {
   EXPECT_TRUE(simulate(trace, server).empty());
 }
 
+TEST(PolicyTraces, NamedServiceStallsWhileTheTierIsSlow) {
+  const auto trace = load("cgroup-stall.jsonl");
+  ASSERT_EQ(trace.size(), 360u);
+  // The fixture holds what the rule needs: the named cgroups, and io
+  // pressure that never reaches the latency rule's threshold.
+  for (const auto& s : trace) {
+    ASSERT_EQ(s.cgroup_memory.size(), 2u) << s.time_ms;
+    ASSERT_LT(s.io.some_avg10, PolicySpec{}.io_pressure_percent) << s.time_ms;
+  }
+  const auto actions = simulate(trace, PolicySpec{});
+  // Not at 100 s (a stall while the tier is fast); at 460 s, when the
+  // stall reaches 10% with p99 3500 us; back once the stall stayed <= 8%
+  // for 300 s (the last 9% sample is at 1470 s).
+  EXPECT_EQ(brief(actions), (V{"00:07:40.000 evacuate cgroup", "00:29:40.000 promote cooldown"}));
+  ASSERT_EQ(actions.size(), 2u);
+  EXPECT_EQ(actions[0].why,
+            "postgresql.service stalls on memory (full 10.0%, threshold 10.0%) while the tier's p99 latency "
+            "3500 us is over the budget 2000 us");
+  EXPECT_EQ(actions[1].why,
+            "every rule clear for 300 s (hysteresis 20%): free VRAM 19968 MiB, others 512 MiB, io pressure "
+            "2.0%, postgresql.service memory full 1.0%, on AC");
+  // The swap-in arm alone (latency budget off): from 500 s, when 3000
+  // pages/s start coming back.
+  PolicySpec swap_in;
+  swap_in.latency_p99_us = 0;
+  swap_in.swap_in_pages_per_s = 2560;
+  EXPECT_EQ(brief(simulate(trace, swap_in)),
+            (V{"00:08:20.000 evacuate cgroup", "00:29:40.000 promote cooldown"}));
+  // The rule off: nothing at all (io pressure is low, VRAM is free).
+  PolicySpec off;
+  off.cgroup_full_percent = 0;
+  EXPECT_TRUE(simulate(trace, off).empty());
+  // Without the cgroups (a config that names none): nothing either.
+  auto unnamed = trace;
+  for (auto& s : unnamed) s.cgroup_memory.clear();
+  EXPECT_TRUE(simulate(unnamed, PolicySpec{}).empty());
+}
+
 }  // namespace
 }  // namespace tierswap::policy
 
@@ -206,6 +244,7 @@ TEST(TraceWriter, LineReadsBackToTheSameSnapshot) {
   EXPECT_TRUE(r.on_battery);
   EXPECT_FALSE(r.reload_running);
   EXPECT_TRUE(r.user_demote_running);
+  EXPECT_DOUBLE_EQ(r.swap_in_pages_per_s, 0);
   // The same decisions from the written trace as from the snapshots.
   std::vector<Snapshot> trace{s, s};
   trace[0].user_demote_running = trace[1].user_demote_running = false;
@@ -240,6 +279,21 @@ TEST(TraceWriter, CgroupMemoryPressureRoundTrips) {
   ASSERT_EQ(back->size(), 1u);
   EXPECT_DOUBLE_EQ((*back)[0].cgroup_memory.at("postgresql.service").some_avg10, 12.5);
   EXPECT_DOUBLE_EQ((*back)[0].cgroup_memory.at("postgresql.service").full_avg10, 7.25);
+  // A name written twice: the last whole object (the tree walk's reading).
+  auto twice =
+      parse_trace(R"({"t_ms":0,"cgroup_memory":{"a.slice":{"some":1,"full":2},"a.slice":{"some":3}}})", "t");
+  ASSERT_TRUE(twice) << twice.error().message;
+  EXPECT_DOUBLE_EQ((*twice)[0].cgroup_memory.at("a.slice").some_avg10, 3);
+  EXPECT_DOUBLE_EQ((*twice)[0].cgroup_memory.at("a.slice").full_avg10, 0);
+  // The machine's swap-in rate, an integer or not, through either reader.
+  s.swap_in_pages_per_s = 2560.5;
+  back = parse_trace(format_trace_line(s) + R"({"t_ms": 3000, "swap_in_pages_per_s": 7})" + "\n", "recorded");
+  ASSERT_TRUE(back) << back.error().message;
+  EXPECT_DOUBLE_EQ((*back)[0].swap_in_pages_per_s, 2560.5);
+  EXPECT_DOUBLE_EQ((*back)[1].swap_in_pages_per_s, 7);
+  auto neg = parse_trace(R"({"t_ms": 0, "swap_in_pages_per_s": -1})", "t");
+  ASSERT_FALSE(neg);
+  EXPECT_EQ(neg.error().message, "t:1: swap_in_pages_per_s: expected a non-negative number, got -1");
   auto bad = parse_trace(R"({"t_ms": 0, "cgroup_memory": {"x.slice": {"some": 101}}})", "t");
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("cgroup_memory.x.slice"), std::string::npos) << bad.error().message;
