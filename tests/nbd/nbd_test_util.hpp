@@ -23,6 +23,20 @@
 
 #include "backends/vram/nbd_protocol.hpp"
 
+// Built with a sanitizer (TIERSWAP_SANITIZE; every target of the tree is,
+// tierswap-nbd included): its runtime owns malloc and answers mlock and
+// mlockall with success without locking anything.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define TIERSWAP_SANITIZED_TREE 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define TIERSWAP_SANITIZED_TREE 1
+#endif
+#endif
+#ifndef TIERSWAP_SANITIZED_TREE
+#define TIERSWAP_SANITIZED_TREE 0
+#endif
+
 namespace nbdtest {
 
 namespace nbd = tierswap::vram::nbd;
