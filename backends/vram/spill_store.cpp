@@ -160,9 +160,11 @@ std::byte* map_populated(std::size_t n) {
 #define MADV_POPULATE_WRITE 23  // Linux 5.14
 #endif
 
-// `n` bytes (a power of two) aligned to `n`, so that the kernel can back
-// them with one transparent huge page (asked for, where THP is on), faulted
-// in at once (MADV_POPULATE_WRITE, else by touching each page).
+// `n` bytes (a power of two) aligned to `n` (where THP is on for every
+// mapping, one huge page can back them; MADV_HUGEPAGE is not asked for: with
+// the kernel's default defrag policy it makes a fault compact memory
+// synchronously, seconds under memory pressure), faulted in at once
+// (MADV_POPULATE_WRITE, else by touching each page).
 std::byte* map_aligned_populated(std::size_t n) {
   void* p = ::mmap(nullptr, 2 * n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return nullptr;
@@ -171,7 +173,6 @@ std::byte* map_aligned_populated(std::size_t n) {
   if (at > base) ::munmap(p, at - base);
   if (base + 2 * n > at + n) ::munmap(reinterpret_cast<void*>(at + n), base + 2 * n - (at + n));
   auto* b = reinterpret_cast<std::byte*>(at);
-  ::madvise(b, n, MADV_HUGEPAGE);
   if (::madvise(b, n, MADV_POPULATE_WRITE) != 0)
     for (std::size_t i = 0; i < n; i += kPage) static_cast<volatile std::byte*>(b)[i] = std::byte{0};
   return b;
@@ -190,8 +191,9 @@ std::byte* map_aligned_populated(std::size_t n) {
 // Prefaulting: the first touch of fresh memory (page faults, the kernel
 // zeroing each page, on a VM the host backing it) cost two thirds of a cold
 // evacuation's time when each page was malloc()ed. During an evacuation
-// (expect(bytes)), kPrefaulters threads map and populate kBigBlock blocks
-// (huge-page aligned) into a pool ahead of the movers, at most kMaxAhead
+// (expect(bytes)) on a machine of 8 CPUs or more, a quarter of the CPUs
+// (at most kMaxPrefaulters) map and populate kBigBlock blocks
+// (2 MiB aligned) into a pool ahead of the movers, at most kMaxAhead
 // bytes, on other cores while the movers compress; segments take their big
 // blocks from the pool. When the evacuation ends (expect(0)) the pool's
 // unused blocks are unmapped.
@@ -201,7 +203,7 @@ class SpillArena {
   static constexpr std::size_t kFirstBlock = 64U << 10;
   static constexpr std::size_t kBigBlock = 2U << 20;
   static constexpr std::size_t kMaxAhead = 256U << 20;
-  static constexpr unsigned kPrefaulters = 4;
+  static constexpr unsigned kMaxPrefaulters = 4;  // a quarter of the CPUs, 1 to 4
 
   explicit SpillArena(std::uint64_t pages) : segments_((pages + kSegmentPages - 1) / kSegmentPages) {}
   ~SpillArena() {
@@ -216,7 +218,7 @@ class SpillArena {
   // nullptr when no memory is left.
   std::byte* take(std::uint64_t page, std::uint32_t cap, bool fresh) {
     Segment& s = segments_[page / kSegmentPages];
-    SpinLock hold(s.lock);
+    std::lock_guard hold(s.lock);
     std::byte* p = slot(s, cap);
     if (p != nullptr && fresh) ++s.live;
     return p;
@@ -225,7 +227,7 @@ class SpillArena {
   // page holds no slot any more; the segment's last one unmaps its memory).
   void give(std::uint64_t page, std::byte* p, std::uint32_t cap, bool gone) {
     Segment& s = segments_[page / kSegmentPages];
-    SpinLock hold(s.lock);
+    std::lock_guard hold(s.lock);
     void*& head = s.free[cap / kRound];
     *reinterpret_cast<void**>(p) = head;
     head = p;
@@ -250,7 +252,11 @@ class SpillArena {
     }
     // Compressed pages take about half the export; more is not mapped ahead.
     ahead_ = std::max<std::size_t>(1, std::min<std::uint64_t>(bytes / 2, kMaxAhead) / kBigBlock);
-    while (prefault_.size() < kPrefaulters) prefault_.emplace_back([this] { prefault(); });
+    // Only where cores are spare: on a small machine the prefaulter takes
+    // the CPU the movers and the I/O threads need.
+    const unsigned threads = std::min(std::thread::hardware_concurrency() / 4, kMaxPrefaulters);
+    if (threads < 2) return;
+    while (prefault_.size() < threads) prefault_.emplace_back([this] { prefault(); });
     pool_cv_.notify_all();
   }
 
@@ -259,7 +265,7 @@ class SpillArena {
 
  private:
   struct Segment {
-    std::atomic_flag lock{};
+    std::mutex lock;  // may be held across an mmap: not a spin lock
     std::vector<std::pair<std::byte*, std::size_t>> blocks;
     std::byte* bump = nullptr;
     std::size_t left = 0;

@@ -29,7 +29,7 @@
 // it allocates on the I/O path (locked by the exporter's mlockall): that
 // memory is the point of the store. Slots come from one arena per 64 MiB of
 // export, mapped in populated blocks and unmapped when the segment is
-// empty again; during an evacuation (expect()) a thread populates blocks
+// empty again; during an evacuation (expect()) threads populate blocks
 // ahead of the movers, at most 256 MiB (docs/evacuation.md, "Spill
 // memory"). ENOMEM when no memory can be mapped.
 #pragma once

@@ -220,6 +220,7 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
                         cfg = (root_ / "etc/tierswap.yaml").string(), handoff = (root_ / "handoff").string(),
                         log = (root_ / "tierswapd.log").string();
       std::freopen(log.c_str(), "w", stderr);
+      for (const auto& [k, v] : env_) ::setenv(k.c_str(), v.c_str(), 1);
       ::execl(exe.c_str(), exe.c_str(), "--root", root.c_str(), "--config", cfg.c_str(), "--no-dbus",
               "--test-fake-kernel", "--test-nbd-handoff", handoff.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
@@ -233,7 +234,8 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
   std::string tier_extra_ = "    connections: 1\n", tail_;
   fs::path root_;
   int listener_ = -1, sock_ = -1;
-  std::vector<int> socks_;  // more handed-off sockets (connections > 1)
+  std::vector<int> socks_;                  // more handed-off sockets (connections > 1)
+  std::map<std::string, std::string> env_;  // set in the daemon's environment
   pid_t daemon_ = -1;
   std::vector<int> leftover_;
 };
@@ -610,6 +612,83 @@ TEST_P(VramContention, AnotherProgramTakesTheVramTheTierIsEvacuatedInTimeAndCome
 }
 
 INSTANTIATE_TEST_SUITE_P(Gpu, VramContention, ::testing::Values("cuda"),
+                         [](const auto& info) { return info.param; });
+
+// --- the same loop on the CPU machines: NVML through the fake library -----
+//
+// tests/fakes/fake_nvml.c as libnvidia-ml.so.1 (LD_LIBRARY_PATH), its
+// figures from a file the test rewrites: a `store: host` tier with an lz4
+// spill is evacuated by the policy's "foreign" rule once another process
+// holds 8 GiB on the (fake) GPU, serves the blocks written before from its
+// spill, and is promoted back after the cool-down once that process is gone.
+class VramPolicyFakeNvml : public VramDaemon {
+ public:
+  VramPolicyFakeNvml() {
+    size_ = 64ULL << 20;
+    tier_extra_ = "    connections: 1\n    spill: {kind: lz4}\n";
+    tail_ = "policy:\n  foreign_vram_mib: 2048\n  cooldown_seconds: 2\n";
+  }
+  void SetUp() override {
+    VramDaemon::SetUp();
+    if (IsSkipped()) return;
+    state_ = root_ / "nvml.state";
+    env_["LD_LIBRARY_PATH"] = FAKE_NVML_DIR;
+    env_["FAKE_NVML_STATE"] = state_.string();
+    gpu(0);
+  }
+  void gpu(std::uint64_t foreign) {
+    std::ofstream(state_, std::ios::trunc)
+        << "count=1\ngpu0.name=NVIDIA H200\ngpu0.uuid=GPU-fake\ngpu0.total=150000000000\n"
+        << "gpu0.free=" << 140000000000ULL - foreign << "\ngpu0.used=" << 10000000000ULL + foreign << "\n"
+        << (foreign > 0 ? "gpu0.compute=4242:" + std::to_string(foreign) + "\n" : "");
+  }
+  fs::path state_;
+};
+
+TEST_P(VramPolicyFakeNvml, ForeignVramEvacuatesTheTierAndItsEndPromotesIt) {
+  start();
+  sock_ = receive_handoff(listener_, 30000);
+  ASSERT_GE(sock_, 0) << "no socket was handed over\n" << log();
+  ASSERT_TRUE(wait_for([&] { return swapped_on(); }, 30s)) << log();
+  const auto exporters = exporters_of(daemon_);
+  ASSERT_EQ(exporters.size(), 1U) << log();
+  leftover_ = exporters;
+  std::uint64_t cookie = 1;
+  auto check_all = [&](const char* when) {
+    for (std::uint64_t b = 0; b < size_ / kBlock; b += 61) {
+      std::vector<std::byte> data(kBlock);
+      ASSERT_TRUE(raw_request(sock_, nbd::kCmdRead, 0, b * kBlock, kBlock, cookie));
+      ASSERT_EQ(raw_reply(sock_, cookie++, &data), 0) << when;
+      ASSERT_EQ(data, pattern(kBlock, static_cast<unsigned>(b))) << "block " << b << " " << when;
+    }
+  };
+  for (std::uint64_t b = 0; b < size_ / kBlock; b += 61) {
+    ASSERT_TRUE(raw_request(sock_, nbd::kCmdWrite, 0, b * kBlock, kBlock, cookie,
+                            pattern(kBlock, static_cast<unsigned>(b))));
+    ASSERT_EQ(raw_reply(sock_, cookie++), 0);
+  }
+  gpu(8ULL << 30);
+  ASSERT_TRUE(wait_for([&] { return log().find("tier gpu evacuated:") != std::string::npos; }, 20s))
+      << "no evacuation\n"
+      << log();
+  EXPECT_NE(log().find("rule \"foreign\""), std::string::npos) << log();
+  check_all("while evacuated");
+  gpu(0);
+  ASSERT_TRUE(wait_for([&] { return log().find("tier gpu promoted:") != std::string::npos; }, 30s))
+      << "not promoted back\n"
+      << log();
+  check_all("after the promote");
+
+  write_config(false);
+  ::kill(daemon_, SIGHUP);
+  ASSERT_TRUE(wait_for([&] { return !fs::exists(root_ / "sys/block/nbd0/pid"); }, 30s)) << log();
+  ASSERT_TRUE(raw_request(sock_, nbd::kCmdDisc, 0, 0, 0, cookie));
+  ::close(sock_);
+  sock_ = -1;
+  EXPECT_TRUE(wait_for([&] { return ::kill(exporters[0], 0) != 0; }, 15s)) << log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Host, VramPolicyFakeNvml, ::testing::Values("host"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace
