@@ -29,6 +29,8 @@
 //                                Other nbd ioctls succeed. The
 //                                swap header goes to the plain file and
 //                                swapon/swapoff to the recording kernel.
+//                                Each child the daemon forks gets
+//                                <root>/proc/PID, a link to the real one.
 // The kill -9 tests (tests/kernel/robust_kill_test.cpp) then kill it with
 // SIGKILL, as a crash or the OOM killer would, at that exact point of the
 // apply. The journal is saved before every step (naming it as pending) and
@@ -107,6 +109,7 @@ namespace {
 std::string g_nbd_root;     // <root>/dev/nbd (prefix of the device files we answer for)
 std::string g_nbd_sysfs;    // <root>/sys/block/
 std::string g_nbd_handoff;  // DIR
+std::string g_nbd_proc;     // <root>/proc/ (see fork() below)
 
 // "nbdN" when `fd` is one of <root>/dev/nbdN, else "".
 std::string nbd_of(int fd) {
@@ -187,6 +190,22 @@ extern "C" int ioctl(int fd, unsigned long req, ...) {
     default:
       return 0;
   }
+}
+
+// With --test-nbd-handoff the daemon's root has no real /proc, yet the
+// vram kind reads the exporter's /proc/PID/stat through it (its start time,
+// recorded in the journal, tells it from a reused pid; the status reads it
+// on every tick): each child the daemon forks gets <root>/proc/PID, a link
+// to the real /proc/PID, before fork() returns in the daemon.
+extern "C" pid_t fork(void) {
+  using Fn = pid_t (*)();
+  static const Fn real = reinterpret_cast<Fn>(::dlsym(RTLD_NEXT, "fork"));
+  const pid_t pid = real();
+  if (pid > 0 && !g_nbd_proc.empty()) {
+    const std::string id = std::to_string(pid);
+    (void)!::symlink(("/proc/" + id).c_str(), (g_nbd_proc + id).c_str());
+  }
+  return pid;
 }
 
 int main(int argc, char** argv) {
@@ -276,6 +295,7 @@ int main(int argc, char** argv) {
     const std::string root = options.engine.root;
     g_nbd_root = root + (root.ends_with('/') ? "" : "/") + "dev/nbd";
     g_nbd_sysfs = root + (root.ends_with('/') ? "" : "/") + "sys/block/";
+    g_nbd_proc = root + (root.ends_with('/') ? "" : "/") + "proc/";
   }
   if (!vram_file.empty()) {
     options.signal_readers = false;

@@ -210,7 +210,9 @@ void describe(CLI::App& app, ExporterOptions& o) {
                  "must be 0700 and not a link; created 0700 when missing), which a restarted daemon "
                  "reconnects to; removed when the exporter exits")
       ->type_name("PATH");
-  app.add_option("--movers", o.movers, "chunks moved at once by evacuate/promote (default 2)")
+  app.add_option("--movers", o.movers,
+                 "chunks moved at once by evacuate/promote (default: with --spill lz4 half the CPUs, 2 to 8; "
+                 "with a file spill 2)")
       ->type_name("N")
       ->check(CLI::Range(1, 64));
   app.add_flag("--force", o.force, "exit on SIGTERM/SIGINT even while clients are attached");
@@ -329,7 +331,7 @@ int run_exporter(const ExporterOptions& o, const StoreWrapper& wrap) {
     spdlog::info("{}; {} chunks of {} bytes", (*spill)->describe(), chunked->chunk_count(),
                  chunked->chunk_bytes());
     MoverOptions mo;
-    mo.workers = o.movers;
+    mo.workers = o.movers > 0 ? o.movers : default_movers(o.spill);
     migrating = std::make_unique<MigratingStore>(*chunked, std::move(*spill), mo);
   }
   BlockStore& served = migrating ? static_cast<BlockStore&>(*migrating) : **store;

@@ -37,7 +37,7 @@ struct ExporterOptions {
   std::string spill;                        // --spill: "", "lz4", "file:PATH"
   int control_fd = -1;                      // --control-fd
   std::string control_socket;               // --control-socket: PATH of a 0600 socket in a 0700 directory
-  unsigned movers = 2;                      // --movers: chunks moved at once
+  unsigned movers = 0;                      // --movers: chunks moved at once (0: default_movers())
   bool help = false;
   bool version = false;
 };

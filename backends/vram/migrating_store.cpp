@@ -239,6 +239,12 @@ std::vector<ChunkState> MigratingStore::states() const {
   return out;
 }
 
+unsigned default_movers(const std::string& spill_spec) {
+  if (!spill_spec.starts_with("lz4")) return 2;
+  const unsigned cpus = std::max(1U, std::thread::hardware_concurrency());
+  return std::clamp(cpus / 2, 2U, 8U);
+}
+
 Result<void> MigratingStore::evacuate() {
   return start(Dir::out);
 }
@@ -302,6 +308,11 @@ Result<void> MigratingStore::start(Dir dir) {
   write_ns_ = 0;
   hold_ns_ = 0;
   chunk_ns_ = 0;
+  if (dir == Dir::out) {
+    std::uint64_t bytes = 0;
+    for (std::uint32_t i : todo) bytes += primary_.chunk_length(i);
+    spill_->expect(bytes);
+  }
   job_ = std::thread([this, dir, todo = std::move(todo)]() mutable { run_job(dir, std::move(todo)); });
   return {};
 }
@@ -336,6 +347,7 @@ void MigratingStore::run_job(Dir dir, std::vector<std::uint32_t> chunks) {
   for (unsigned i = 1; i < n; ++i) threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
+  if (dir == Dir::out) spill_->expect(0);
   std::lock_guard lk(job_mu_);
   progress_.running = false;
   progress_.cancelled = cancel_.load() && done_.load() < progress_.chunks_total;

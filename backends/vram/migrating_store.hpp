@@ -85,6 +85,13 @@ enum class ChunkState : std::uint8_t { resident, moving_out, spilled, moving_in 
 char state_letter(ChunkState s);
 const char* state_name(ChunkState s);
 
+// Movers an evacuation uses by default for a spill spec (tierswap-nbd
+// --spill): "lz4..." compresses on the movers' threads (about 1 GB/s of
+// export each on the H200 machine's cores), so half the CPUs, 2 to 8 (8
+// moved 4 GiB at 8 GB/s there); a file spill is the disk's speed and more
+// movers only lengthen the queue that 4 KiB requests wait in: 2.
+unsigned default_movers(const std::string& spill_spec);
+
 struct MoverOptions {
   std::uint64_t slice_bytes = 256U << 10;  // copied without the lock, then committed
   unsigned workers = 2;                    // chunks moved at once

@@ -22,12 +22,16 @@
 // memory and the file does not outlive the exporter.
 //
 // Lz4SpillStore: compressed RAM. Each 4 KiB page is compressed on its own
-// with LZ4 (liblz4) into its own allocation (rounded up to 256 bytes so that
+// with LZ4 (liblz4) into its own slot (rounded up to 256 bytes so that
 // a rewrite that compresses a little worse reuses it); an all-zero page holds
 // nothing; a page LZ4 cannot shrink is kept raw. Each thread compresses
 // with its own LZ4 stream state (reset per page, so pages stay independent). Unlike the primary stores
-// it allocates on the I/O path (malloc, locked by the exporter's mlockall):
-// that memory is the point of the store. ENOMEM when malloc fails.
+// it allocates on the I/O path (locked by the exporter's mlockall): that
+// memory is the point of the store. Slots come from one arena per 64 MiB of
+// export, mapped in populated blocks and unmapped when the segment is
+// empty again; during an evacuation (expect()) threads populate blocks
+// ahead of the movers, at most 256 MiB (docs/evacuation.md, "Spill
+// memory"). ENOMEM when no memory can be mapped.
 #pragma once
 
 #include <atomic>
@@ -54,6 +58,10 @@ class SpillStore : public BlockStore {
   [[nodiscard]] double ratio() const;
   // One line for a person: kind, path, O_DIRECT or not.
   [[nodiscard]] virtual std::string describe() const = 0;
+  // About `bytes` of export are about to be written by a move (an
+  // evacuation starts); 0: the move is over. A store may prepare memory
+  // ahead (lz4: see Lz4SpillStore). Default: nothing.
+  virtual void expect(std::uint64_t /*bytes*/) {}
 };
 
 // `path` is created (see above); `size` bytes are allocated at once.

@@ -38,7 +38,7 @@ struct Args {
   std::uint64_t chunk = 64ULL << 20;
   std::vector<std::string> spills = {"lz4", "file:/var/tmp/tierswap-evac-bench.spill"};
   unsigned threads = 2;
-  unsigned movers = 2;
+  unsigned movers = 0;  // 0: the exporter's default for each spill (default_movers)
   std::uint64_t slice = 256U << 10;
   double idle_seconds = 1.0;
   // Unmeasured evacuate+promote rounds first (memory the spill allocates is
@@ -98,10 +98,15 @@ double primary_read_gbps(BlockStore& primary, std::uint64_t bytes, std::uint64_t
   return static_cast<double>(bytes) / s / 1e9;
 }
 
-// Moves `bytes` in slices into or out of the spill directly, `threads` at once.
-double peer_gbps(SpillStore& spill, BlockStore& primary, std::uint64_t bytes, std::uint64_t slice,
-                 unsigned threads, bool write) {
+// Moves `bytes` in slices into or out of the spill directly, `threads` at
+// once. Slices go round the chunks (slice k: chunk k % chunks), so that the
+// threads work in different chunks at once, as movers do; a write is
+// announced with expect() as an evacuation is.
+double peer_gbps(SpillStore& spill, BlockStore& primary, std::uint64_t bytes, std::uint64_t chunk,
+                 std::uint64_t slice, unsigned threads, bool write) {
   std::atomic<std::uint64_t> next{0};
+  const std::uint64_t chunks = (bytes + chunk - 1) / chunk, per_chunk = (chunk + slice - 1) / slice;
+  if (write) spill.expect(bytes);
   auto t0 = Clock::now();
   std::vector<std::thread> ts;
   for (unsigned t = 0; t < threads; ++t)
@@ -109,9 +114,11 @@ double peer_gbps(SpillStore& spill, BlockStore& primary, std::uint64_t bytes, st
       std::byte* buf = primary.allocate_buffer(slice);
       for (std::uint64_t i = 0; i < slice; i += 4096) fill(buf + i, i, 3);
       for (;;) {
-        const std::uint64_t at = next.fetch_add(slice);
-        if (at >= bytes) break;
-        const std::uint64_t n = std::min(slice, bytes - at);
+        const std::uint64_t k = next.fetch_add(1);
+        if (k >= chunks * per_chunk) break;
+        const std::uint64_t in = k / chunks * slice, at = k % chunks * chunk + in;
+        if (at >= bytes || in >= chunk) continue;
+        const std::uint64_t n = std::min({slice, bytes - at, chunk - in});
         if (write)
           (void)spill.write(at, {buf, n});
         else
@@ -121,6 +128,7 @@ double peer_gbps(SpillStore& spill, BlockStore& primary, std::uint64_t bytes, st
     });
   for (auto& t : ts) t.join();
   const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (write) spill.expect(0);
   return static_cast<double>(bytes) / s / 1e9;
 }
 
@@ -128,7 +136,7 @@ struct Phase {
   LatencyHistogram h;
 };
 
-int run(const Args& a, const std::string& spill_spec) {
+int run(Args a, const std::string& spill_spec) {
   StoreOptions so;
   so.kind = a.store;
   so.size = a.size;
@@ -150,6 +158,7 @@ int run(const Args& a, const std::string& spill_spec) {
   const std::string spill_desc = (*spill)->describe();
   SpillStore& spill_ref = **spill;
   MoverOptions mo;
+  a.movers = a.movers > 0 ? a.movers : default_movers(spill_spec);
   mo.workers = a.movers;
   mo.slice_bytes = a.slice;
   MigratingStore m(*chunked, std::move(*spill), mo);
@@ -206,8 +215,8 @@ int run(const Args& a, const std::string& spill_spec) {
   stop = true;
   for (auto& t : io) t.join();
   // The peer: the same bytes straight into and out of the spill store.
-  const double peer_w = peer_gbps(spill_ref, *chunked, chunked->size(), a.slice, a.movers, true);
-  const double peer_r = peer_gbps(spill_ref, *chunked, chunked->size(), a.slice, a.movers, false);
+  const double peer_w = peer_gbps(spill_ref, *chunked, chunked->size(), a.chunk, a.slice, a.movers, true);
+  const double peer_r = peer_gbps(spill_ref, *chunked, chunked->size(), a.chunk, a.slice, a.movers, false);
   const double primary_r = primary_read_gbps(*chunked, chunked->size(), a.slice, a.movers);
   const double ev = static_cast<double>(pe.bytes_moved) / pe.seconds / 1e9;
   const double pr = static_cast<double>(pp.bytes_moved) / pp.seconds / 1e9;
@@ -279,10 +288,10 @@ int main(int argc, char** argv) {
       a.spills.push_back(v);
       ++i;
     } else {
-      std::fprintf(
-          stderr,
-          "usage: tierswap-evac-bench [--store host|cuda] [--size 1G] [--chunk 64M] [--slice 256K]\n"
-          "       [--threads 2] [--movers 2] [--warm-rounds 0] [--spill lz4|lz4:ACCEL|file:/PATH]...\n");
+      std::fprintf(stderr,
+                   "usage: tierswap-evac-bench [--store host|cuda] [--size 1G] [--chunk 64M] [--slice 256K]\n"
+                   "       [--threads 2] [--movers N (default: the exporter's)] [--warm-rounds 0] [--spill "
+                   "lz4|lz4:ACCEL|file:/PATH]...\n");
       return 2;
     }
   }

@@ -21,7 +21,10 @@ for f in "$B"/bin/*; do
     tierswap-nbd|tierswap_gpu_tests|tierswap-gpu-bench|tierswap-evac-bench|*nbd*bench*|*loadgen*|*nbd-load*) cp "$f" "$C/bin/" ;;
   esac
 done
-if [ -n "${3:-}" ]; then cp "$3/bin/tierswapd-test" "$3/bin/vram_daemon_test" "$C/bin/"; fi
+if [ -n "${3:-}" ]; then cp "$3/bin/tierswapd-test" "$3/bin/vram_daemon_test" "$3/bin/vram_hog" "$C/bin/"; fi
+# The scripts too, so that a device copy of another checkout runs these:
+#   bash CARRY/run-device.sh CARRY MODE
+cp "$(dirname "$0")"/run-device.sh "$(dirname "$0")"/rss.sh "$C/"
 cp "$(command -v nbdkit)" "$C/bin/"
 cp /usr/lib/x86_64-linux-gnu/nbdkit/plugins/nbdkit-{null,memory}-plugin.so "$C/nbdkit-plugins/"
 for f in "$C"/bin/* "$C"/nbdkit-plugins/*; do ldd "$f" 2>/dev/null || true; done |

@@ -1,7 +1,13 @@
 #!/bin/bash
 # On the GPU machine, from the repository root, over what bench/gpu/package.sh
 # put in CARRY (default .carry/gpu):
-#   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final|evac|daemon]
+#   bench/gpu/run-device.sh [CARRY] [store|all|e2e|final|evac|daemon|contention]
+#   contention: the daemon's policy on real NVML signals while vram_hog takes
+#          the GPU's memory (vram_daemon_test Gpu/VramContention,
+#          CONTENTION_REPEAT times, default 3), then the evacuation
+#          benchmark's lz4 spill at the exporter's defaults (movers: half the
+#          CPUs, 2 to 8; 256 KiB slices), cold and warm, and cold with the
+#          earlier figures' 8 movers and 4 MiB slices (SKIP_EVAC=1: not)
 #   daemon: only the daemon's VRAM tier on a fake root (vram_daemon_test,
 #          store cuda and host; package.sh with DAEMON_BUILD), VRAM in use
 #          before and after
@@ -25,6 +31,28 @@ SECONDS_PER_CASE=${SECONDS_PER_CASE:-2}
 mkdir -p "$OUT"
 export LD_LIBRARY_PATH="$PWD/$C/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,pcie.link.gen.current,pcie.link.width.current --format=csv,noheader | tee "$OUT/gpu.txt"
+if [ "$WHAT" = contention ]; then
+  echo "== NVML: $(ldconfig -p | grep -o 'libnvidia-ml.so.1 .*' | head -1)"
+  echo "== vram_daemon_test Gpu/VramContention x ${CONTENTION_REPEAT:-3}"
+  TIERSWAP_TEST_BIN_DIR="$PWD/$C/bin" TIERSWAP_FIXTURES_DIR="$PWD/tests/fixtures" \
+    timeout 400 "$C/bin/vram_daemon_test" --gtest_filter='Gpu/VramContention.*' \
+    --gtest_repeat="${CONTENTION_REPEAT:-3}" > "$OUT/contention.log" 2>&1
+  echo "vram_daemon_test rc=$?"
+  grep -E '^\[ *(OK|FAILED|SKIPPED|PASSED|RUN) |Failure|contention:|Expected|Actual|Which is|failed at_ns' "$OUT/contention.log"
+  grep -E '^daemon: ' "$OUT/contention.log" | grep -E 'evacuat|promot' | cut -c1-400 | head -12
+  nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader
+  pgrep -a tierswap || echo "no tierswap process left"
+  [ -n "${SKIP_EVAC:-}" ] && exit 0
+  echo "== evacuation benchmark, lz4, cold then warm (the exporter's defaults)"
+  timeout 150 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --spill lz4 \
+    > "$OUT/evac-cold.md" 2>&1; echo "evac bench cold rc=$?"
+  timeout 150 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --warm-rounds 1 --spill lz4 \
+    > "$OUT/evac-warm.md" 2>&1; echo "evac bench warm rc=$?"
+  timeout 150 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --movers 8 --slice 4M \
+    --spill lz4 > "$OUT/evac-cold-8.md" 2>&1; echo "evac bench cold 8 movers rc=$?"
+  for f in evac-cold evac-warm evac-cold-8; do echo "== $f"; grep -vE '^\[20|^$' "$OUT/$f.md"; done
+  exit 0
+fi
 if [ "$WHAT" = daemon ]; then
   echo "== vram_daemon_test (tierswapd-test, store cuda and host)"
   nvidia-smi --query-compute-apps=pid,used_memory --format=csv,noheader | tee "$OUT/apps-before.txt"

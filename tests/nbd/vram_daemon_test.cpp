@@ -20,10 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <sstream>
@@ -151,12 +154,15 @@ bool wait_for(F f, std::chrono::milliseconds limit) {
   return true;
 }
 
-std::string config(const std::string& store, bool with_tier) {
+// The daemon's config: the vram tier `gpu` (when with_tier) of `size` bytes
+// with `tier_extra` lines, then `tail` (e.g. a `policy:` section).
+std::string config(const std::string& store, bool with_tier, std::uint64_t size = kSize,
+                   const std::string& tier_extra = "    connections: 1\n", const std::string& tail = "") {
   std::string c = "tiers:\n";
   if (with_tier)
-    c += "  - name: gpu\n    kind: vram\n    size: 1G\n    store: " + store +
-         "\n    connections: 1\n    priority: 50\n";
-  return c;
+    c += "  - name: gpu\n    kind: vram\n    size: " + std::to_string(size >> 20) + "M\n    store: " + store +
+         "\n    priority: 50\n" + tier_extra;
+  return c + tail;
 }
 
 class VramDaemon : public ::testing::TestWithParam<std::string> {
@@ -179,7 +185,7 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
     fs::create_directories(root_ / "sys/block/nbd0");
     std::ofstream(root_ / "sys/block/nbd0/size") << "0\n";
     std::ofstream(root_ / "dev/nbd0");
-    fs::resize_file(root_ / "dev/nbd0", kSize);
+    fs::resize_file(root_ / "dev/nbd0", size_);
     std::ofstream(root_ / "dev/null");
     fs::create_directories(root_ / "proc/driver/nvidia/gpus");
     std::error_code ec;
@@ -192,6 +198,7 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
   }
   void TearDown() override {
     if (sock_ >= 0) ::close(sock_);
+    for (int fd : socks_) ::close(fd);
     if (daemon_ > 0) {
       ::kill(daemon_, SIGTERM);
       int st = 0;
@@ -203,7 +210,8 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
     if (!root_.empty()) fs::remove_all(root_, ec);
   }
   void write_config(bool with_tier) {
-    std::ofstream(root_ / "etc/tierswap.yaml", std::ios::trunc) << config(store_, with_tier);
+    std::ofstream(root_ / "etc/tierswap.yaml", std::ios::trunc)
+        << config(store_, with_tier, size_, tier_extra_, tail_);
   }
   void start() {
     daemon_ = ::fork();
@@ -212,6 +220,7 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
                         cfg = (root_ / "etc/tierswap.yaml").string(), handoff = (root_ / "handoff").string(),
                         log = (root_ / "tierswapd.log").string();
       std::freopen(log.c_str(), "w", stderr);
+      for (const auto& [k, v] : env_) ::setenv(k.c_str(), v.c_str(), 1);
       ::execl(exe.c_str(), exe.c_str(), "--root", root.c_str(), "--config", cfg.c_str(), "--no-dbus",
               "--test-fake-kernel", "--test-nbd-handoff", handoff.c_str(), static_cast<char*>(nullptr));
       ::_exit(127);
@@ -221,8 +230,12 @@ class VramDaemon : public ::testing::TestWithParam<std::string> {
   bool swapped_on() { return slurp(root_ / "proc/swaps").find("/dev/nbd0") != std::string::npos; }
 
   std::string store_;
+  std::uint64_t size_ = kSize;
+  std::string tier_extra_ = "    connections: 1\n", tail_;
   fs::path root_;
   int listener_ = -1, sock_ = -1;
+  std::vector<int> socks_;                  // more handed-off sockets (connections > 1)
+  std::map<std::string, std::string> env_;  // set in the daemon's environment
   pid_t daemon_ = -1;
   std::vector<int> leftover_;
 };
@@ -239,8 +252,10 @@ TEST_P(VramDaemon, ServesChecksummedIoThenTheReloadWithoutTheTierEndsTheExporter
   leftover_ = exporters;
   // The daemon reads /proc/PID/stat through its root to see the exporter
   // exit (and reaps it): give the fake root the real entry.
-  fs::create_directory_symlink("/proc/" + std::to_string(exporter),
-                               root_ / "proc" / std::to_string(exporter));
+  // (tierswapd-test links it at the fork; made here if it did not.)
+  std::error_code link_ec;
+  fs::create_directory_symlink("/proc/" + std::to_string(exporter), root_ / "proc" / std::to_string(exporter),
+                               link_ec);
 
   // Checksummed random 4 KiB I/O, as the kernel's driver would send it.
   std::mt19937_64 rng(42);
@@ -317,6 +332,363 @@ TEST_P(VramDaemon, ServesChecksummedIoThenTheReloadWithoutTheTierEndsTheExporter
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, VramDaemon, ::testing::Values("host", "cuda"),
+                         [](const auto& info) { return info.param; });
+
+// --- contention: another program wants the GPU's memory -------------------
+//
+// The daemon's real policy with real GPU signals (NVML) on a `store: cuda`
+// tier with an lz4 spill, while a connection does checksummed random
+// 4 KiB I/O on it (raw NBD requests on the handed-off socket, as the
+// kernel's driver would send them; libnbd always does its own handshake, so
+// it cannot take over a socket past the daemon's): vram_hog takes the free
+// VRAM and then the tier's in steps. The daemon must see the foreign memory
+// on its tick and evacuate the tier before the step that needs the tier's
+// VRAM, so that no allocation of the hog fails; the connection sees no
+// error and no wrong data; once the hog exits, the tier is promoted back
+// after the cool-down. Prints the time from the hog's first step (past the
+// policy's foreign threshold) to the first VRAM given back, on the hog's
+// clock (CLOCK_MONOTONIC): bench/results/contention-gpu.md.
+
+constexpr std::uint64_t kContentionSize = 4ULL << 30;
+// One connection: the hand-off seam, like the kernel's ioctl interface,
+// takes one socket per device.
+constexpr int kClients = 1;
+
+struct HogOutput {
+  std::map<std::string, std::string> lines;           // first word -> rest (first one)
+  std::vector<std::pair<std::uint64_t, long>> steps;  // at_ns, MiB
+  std::string text;
+};
+
+HogOutput parse_hog(const std::string& text) {
+  HogOutput h;
+  h.text = text;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream l(line);
+    std::string key;
+    l >> key;
+    std::string rest;
+    std::getline(l, rest);
+    if (key == "step") {
+      int k = 0;
+      std::string w;
+      unsigned long long at = 0;
+      long mib = 0;
+      std::istringstream r(rest);
+      r >> k >> w >> at >> w >> mib;
+      h.steps.emplace_back(at, mib);
+    }
+    h.lines.emplace(key, rest);
+  }
+  return h;
+}
+
+// The number after `word` in `rest` ("at_ns 123 mib 4" -> word at_ns: 123).
+std::uint64_t field(const std::string& rest, const std::string& word) {
+  std::istringstream in(rest);
+  for (std::string w; in >> w;)
+    if (w == word) {
+      unsigned long long v = 0;
+      in >> v;
+      return v;
+    }
+  return 0;
+}
+
+class VramContention : public VramDaemon {
+ public:
+  VramContention() {
+    size_ = kContentionSize;
+    tier_extra_ = "    connections: " + std::to_string(kClients) + "\n    spill: {kind: lz4}\n";
+    // The defaults but for the cool-down (300 s), shortened to keep the test short.
+    tail_ =
+        "policy:\n  reserve_mib: 1024\n  foreign_vram_mib: 2048\n  cooldown_seconds: 3\n"
+        "  max_transitions_per_hour: 4\n";
+  }
+};
+
+// One connection's checksummed random 4 KiB I/O on the blocks b with
+// b % kClients == id, until `stop`.
+struct Client {
+  int fd = -1;
+  int id = 0;
+  std::map<std::uint64_t, unsigned> written;
+  std::uint64_t cookie = 1, ops = 0, errors = 0, bad = 0;
+  double max_ms = 0;
+  std::string first_problem;
+
+  void note(const std::string& what) {
+    if (first_problem.empty()) first_problem = what;
+  }
+  bool write(std::uint64_t b, unsigned seed) {
+    const auto t = std::chrono::steady_clock::now();
+    if (!raw_request(fd, nbd::kCmdWrite, 0, b * kBlock, kBlock, cookie, pattern(kBlock, seed)) ||
+        raw_reply(fd, cookie++, nullptr, 10000) != 0) {
+      ++errors;
+      note("write at block " + std::to_string(b) + " failed");
+      return false;
+    }
+    max_ms = std::max(
+        max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    written[b] = seed;
+    ++ops;
+    return true;
+  }
+  bool check(std::uint64_t b, unsigned seed) {
+    std::vector<std::byte> data(kBlock);
+    const auto t = std::chrono::steady_clock::now();
+    if (!raw_request(fd, nbd::kCmdRead, 0, b * kBlock, kBlock, cookie) ||
+        raw_reply(fd, cookie++, &data, 10000) != 0) {
+      ++errors;
+      note("read at block " + std::to_string(b) + " failed");
+      return false;
+    }
+    max_ms = std::max(
+        max_ms, std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+    ++ops;
+    if (data != pattern(kBlock, seed)) {
+      ++bad;
+      note("block " + std::to_string(b) + " read back wrong");
+    }
+    return true;
+  }
+  void run(const std::atomic<bool>& stop) {
+    std::mt19937_64 rng(1234 + id);
+    const std::uint64_t blocks = kContentionSize / kBlock;
+    // Data in every chunk first, so that the evacuation moves real pages.
+    for (std::uint64_t b = id; b < blocks && errors == 0; b += 997 * kClients)
+      write(b, static_cast<unsigned>(rng()));
+    while (!stop && errors == 0) {
+      std::uint64_t b = rng() % (blocks / kClients) * kClients + id;
+      if (rng() % 2 == 0) {
+        write(b, static_cast<unsigned>(rng()));
+      } else {
+        auto it = written.lower_bound(b);
+        if (it == written.end()) it = written.begin();
+        check(it->first, it->second);
+      }
+    }
+  }
+  void verify_all() {
+    for (const auto& [b, seed] : written)
+      if (!check(b, seed)) break;
+  }
+};
+
+TEST_P(VramContention, AnotherProgramTakesTheVramTheTierIsEvacuatedInTimeAndComesBack) {
+  const std::string hog = bin_dir() + "/vram_hog";
+  if (::access(hog.c_str(), X_OK) != 0) GTEST_SKIP() << hog << " is not there";
+  start();
+  std::vector<int> socks;
+  for (int i = 0; i < kClients; ++i) {
+    const int fd = receive_handoff(listener_, 30000);
+    ASSERT_GE(fd, 0) << "no socket " << i << " was handed over at NBD_SET_SOCK\n" << log();
+    socks.push_back(fd);
+    socks_.push_back(fd);
+  }
+  ASSERT_TRUE(wait_for([&] { return swapped_on(); }, 30s)) << log();
+  const auto exporters = exporters_of(daemon_);
+  ASSERT_EQ(exporters.size(), 1U) << log();
+  const int exporter = exporters[0];
+  leftover_ = exporters;
+  // (tierswapd-test links it at the fork; made here if it did not.)
+  std::error_code link_ec;
+  fs::create_directory_symlink("/proc/" + std::to_string(exporter), root_ / "proc" / std::to_string(exporter),
+                               link_ec);
+
+  std::atomic<bool> stop{false};
+  std::vector<Client> clients(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    clients[i].fd = socks[i];
+    clients[i].id = i;
+    threads.emplace_back([&c = clients[i], &stop] { c.run(stop); });
+  }
+  auto finish = [&] {
+    stop = true;
+    for (auto& t : threads)
+      if (t.joinable()) t.join();
+  };
+  struct Joiner {
+    std::function<void()> f;
+    ~Joiner() { f(); }
+  } joiner{finish};
+  std::this_thread::sleep_for(2s);
+  const auto apps_before = compute_apps();
+  const long exporter_before = apps_before.contains(exporter) ? apps_before.at(exporter) : -1;
+
+  // The other program.
+  const fs::path hog_out = root_ / "hog.out";
+  const pid_t hog_pid = ::fork();
+  if (hog_pid == 0) {
+    std::freopen(hog_out.c_str(), "w", stdout);
+    const std::string beyond = std::to_string(kContentionSize >> 20);
+    ::execl(hog.c_str(), hog.c_str(), "--step-mib", "4096", "--interval-ms", "200", "--beyond-free-mib",
+            beyond.c_str(), "--leave-mib", "1024", "--hold-ms", "3000", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  ASSERT_GT(hog_pid, 0);
+  int hog_status = -1;
+  const bool hog_ended = wait_for(
+      [&] {
+        int st = 0;
+        if (::waitpid(hog_pid, &st, WNOHANG) != hog_pid) return false;
+        hog_status = st;
+        return true;
+      },
+      120s);
+  if (!hog_ended) {
+    ::kill(hog_pid, SIGKILL);
+    ::waitpid(hog_pid, nullptr, 0);
+  }
+  const HogOutput h = parse_hog(slurp(hog_out));
+  const auto apps_evacuated = compute_apps();
+  EXPECT_TRUE(hog_ended) << "the other program did not end\n" << h.text;
+  EXPECT_TRUE(WIFEXITED(hog_status) && WEXITSTATUS(hog_status) == 0)
+      << "the other program's allocation failed (exit status " << hog_status
+      << "): the tier's VRAM was not given back in time\n"
+      << h.text << "\n--- daemon log\n"
+      << log();
+  EXPECT_TRUE(h.lines.contains("reached")) << h.text;
+  EXPECT_NE(log().find("tier gpu evacuated:"), std::string::npos) << log();
+
+  // Back in VRAM once the other program is gone (cool-down 3 s).
+  const bool promoted = wait_for([&] { return log().find("tier gpu promoted:") != std::string::npos; }, 60s);
+  EXPECT_TRUE(promoted) << "the tier was not promoted back\n" << log();
+  std::this_thread::sleep_for(1s);  // I/O on the promoted tier too
+  finish();
+  std::uint64_t ops = 0;
+  double max_ms = 0;
+  for (auto& c : clients) {
+    c.verify_all();
+    EXPECT_EQ(c.errors, 0U) << "connection " << c.id << ": " << c.first_problem;
+    EXPECT_EQ(c.bad, 0U) << "connection " << c.id << ": " << c.first_problem;
+    ops += c.ops;
+    max_ms = std::max(max_ms, c.max_ms);
+  }
+  EXPECT_GT(ops, 10000U) << "the connections hardly did any I/O";
+  const auto apps_after = compute_apps();
+  const long exporter_after = apps_after.contains(exporter) ? apps_after.at(exporter) : -1;
+  if (exporter_before >= 0 && exporter_after >= 0) {
+    EXPECT_GE(exporter_after, static_cast<long>(kContentionSize >> 20))
+        << "the exporter holds the tier's VRAM again after the promote";
+  }
+
+  // The figure.
+  const std::uint64_t first = h.steps.empty() ? 0 : h.steps.front().first;
+  const std::uint64_t freed =
+      h.lines.contains("freed_by_others") ? field(h.lines.at("freed_by_others"), "at_ns") : 0;
+  EXPECT_GT(freed, 0U) << "the other program never saw VRAM given back\n" << h.text;
+  std::printf(
+      "contention: hog free at start %s MiB, target %s MiB, %zu steps of up to 4096 MiB every 200 ms\n",
+      h.lines.contains("free_at_start_mib") ? h.lines.at("free_at_start_mib").c_str() : "?",
+      h.lines.contains("target_mib") ? h.lines.at("target_mib").c_str() : "?", h.steps.size());
+  if (first > 0 && freed > first)
+    std::printf("contention: first foreign step (%ld MiB) -> first VRAM given back: %.0f ms\n",
+                h.steps.front().second, double(freed - first) / 1e6);
+  std::printf("contention: exporter VRAM %ld MiB before, %ld MiB after the hog, %ld MiB after the promote\n",
+              exporter_before, apps_evacuated.contains(exporter) ? apps_evacuated.at(exporter) : -1L,
+              exporter_after);
+  std::printf("contention: %llu requests on %d connection(s), no error, slowest %.2f ms\n",
+              static_cast<unsigned long long>(ops), kClients, max_ms);
+  std::istringstream lg(log());
+  for (std::string line; std::getline(lg, line);)
+    if (line.find("evacuat") != std::string::npos || line.find("promot") != std::string::npos ||
+        line.find("vram") != std::string::npos)
+      std::printf("daemon: %s\n", line.c_str());
+
+  // Remove the tier as in the test above.
+  write_config(false);
+  ::kill(daemon_, SIGHUP);
+  ASSERT_TRUE(wait_for([&] { return !fs::exists(root_ / "sys/block/nbd0/pid"); }, 30s))
+      << "no NBD_DISCONNECT\n"
+      << log();
+  for (int fd : socks) raw_request(fd, nbd::kCmdDisc, 0, 0, 0, 0);
+  for (int fd : socks_) ::close(fd);
+  socks_.clear();
+  EXPECT_TRUE(wait_for([&] { return ::kill(exporter, 0) != 0; }, 15s)) << "the exporter still runs\n"
+                                                                       << log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Gpu, VramContention, ::testing::Values("cuda"),
+                         [](const auto& info) { return info.param; });
+
+// --- the same loop on the CPU machines: NVML through the fake library -----
+//
+// tests/fakes/fake_nvml.c as libnvidia-ml.so.1 (LD_LIBRARY_PATH), its
+// figures from a file the test rewrites: a `store: host` tier with an lz4
+// spill is evacuated by the policy's "foreign" rule once another process
+// holds 8 GiB on the (fake) GPU, serves the blocks written before from its
+// spill, and is promoted back after the cool-down once that process is gone.
+class VramPolicyFakeNvml : public VramDaemon {
+ public:
+  VramPolicyFakeNvml() {
+    size_ = 64ULL << 20;
+    tier_extra_ = "    connections: 1\n    spill: {kind: lz4}\n";
+    tail_ = "policy:\n  foreign_vram_mib: 2048\n  cooldown_seconds: 2\n";
+  }
+  void SetUp() override {
+    VramDaemon::SetUp();
+    if (IsSkipped()) return;
+    state_ = root_ / "nvml.state";
+    env_["LD_LIBRARY_PATH"] = FAKE_NVML_DIR;
+    env_["FAKE_NVML_STATE"] = state_.string();
+    gpu(0);
+  }
+  void gpu(std::uint64_t foreign) {
+    std::ofstream(state_, std::ios::trunc)
+        << "count=1\ngpu0.name=NVIDIA H200\ngpu0.uuid=GPU-fake\ngpu0.total=150000000000\n"
+        << "gpu0.free=" << 140000000000ULL - foreign << "\ngpu0.used=" << 10000000000ULL + foreign << "\n"
+        << (foreign > 0 ? "gpu0.compute=4242:" + std::to_string(foreign) + "\n" : "");
+  }
+  fs::path state_;
+};
+
+TEST_P(VramPolicyFakeNvml, ForeignVramEvacuatesTheTierAndItsEndPromotesIt) {
+  start();
+  sock_ = receive_handoff(listener_, 30000);
+  ASSERT_GE(sock_, 0) << "no socket was handed over\n" << log();
+  ASSERT_TRUE(wait_for([&] { return swapped_on(); }, 30s)) << log();
+  const auto exporters = exporters_of(daemon_);
+  ASSERT_EQ(exporters.size(), 1U) << log();
+  leftover_ = exporters;
+  std::uint64_t cookie = 1;
+  auto check_all = [&](const char* when) {
+    for (std::uint64_t b = 0; b < size_ / kBlock; b += 61) {
+      std::vector<std::byte> data(kBlock);
+      ASSERT_TRUE(raw_request(sock_, nbd::kCmdRead, 0, b * kBlock, kBlock, cookie));
+      ASSERT_EQ(raw_reply(sock_, cookie++, &data), 0) << when;
+      ASSERT_EQ(data, pattern(kBlock, static_cast<unsigned>(b))) << "block " << b << " " << when;
+    }
+  };
+  for (std::uint64_t b = 0; b < size_ / kBlock; b += 61) {
+    ASSERT_TRUE(raw_request(sock_, nbd::kCmdWrite, 0, b * kBlock, kBlock, cookie,
+                            pattern(kBlock, static_cast<unsigned>(b))));
+    ASSERT_EQ(raw_reply(sock_, cookie++), 0);
+  }
+  gpu(8ULL << 30);
+  ASSERT_TRUE(wait_for([&] { return log().find("tier gpu evacuated:") != std::string::npos; }, 20s))
+      << "no evacuation\n"
+      << log();
+  EXPECT_NE(log().find("rule \"foreign\""), std::string::npos) << log();
+  check_all("while evacuated");
+  gpu(0);
+  ASSERT_TRUE(wait_for([&] { return log().find("tier gpu promoted:") != std::string::npos; }, 30s))
+      << "not promoted back\n"
+      << log();
+  check_all("after the promote");
+
+  write_config(false);
+  ::kill(daemon_, SIGHUP);
+  ASSERT_TRUE(wait_for([&] { return !fs::exists(root_ / "sys/block/nbd0/pid"); }, 30s)) << log();
+  ASSERT_TRUE(raw_request(sock_, nbd::kCmdDisc, 0, 0, 0, cookie));
+  ::close(sock_);
+  sock_ = -1;
+  EXPECT_TRUE(wait_for([&] { return ::kill(exporters[0], 0) != 0; }, 15s)) << log();
+}
+
+INSTANTIATE_TEST_SUITE_P(Host, VramPolicyFakeNvml, ::testing::Values("host"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

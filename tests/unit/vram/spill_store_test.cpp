@@ -11,7 +11,9 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -105,6 +107,68 @@ TEST(Lz4Spill, ARaceOnOnePageNeverTearsIt) {
   writer.join();
   EXPECT_EQ(odd, 0);
   EXPECT_FALSE((*s)->failed());
+}
+
+// The bytes the lz4 store has mapped for compressed pages (its describe()).
+std::uint64_t mapped(const SpillStore& s) {
+  const std::string d = s.describe();
+  const auto end = d.find(" bytes mapped");
+  if (end == std::string::npos) return ~0ULL;
+  const auto begin = d.rfind(' ', end - 1) + 1;
+  return std::stoull(d.substr(begin, end - begin));
+}
+
+// Compressed pages live in per-64-MiB arenas: slots are reused by the next
+// page of their size, a segment's memory goes back when it holds no page,
+// and the prefault pool of an evacuation (expect) is given back when the
+// move ends.
+TEST(Lz4Spill, ASegmentsMemoryIsReusedAndGivenBackWhenItIsEmpty) {
+  constexpr std::uint64_t kSeg = 64ULL << 20;
+  auto s = make_lz4_spill(4 * kSeg);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(mapped(**s), 0U) << (*s)->describe();
+  (*s)->expect(2 * kSeg);  // an evacuation of two segments starts
+  std::mt19937_64 rng(5);
+  auto page = [&](unsigned kind) {  // 0: incompressible, 1: half, 2: text-like
+    std::vector<std::byte> p(4096);
+    for (std::size_t i = 0; i < 4096; i += 8) {
+      const std::uint64_t v = kind == 0   ? rng()
+                              : kind == 1 ? (i < 2048 ? rng() : 7)
+                                          : 0x6f6c6c6568ULL + i % 64;
+      std::memcpy(p.data() + i, &v, 8);
+    }
+    return p;
+  };
+  std::map<std::uint64_t, std::vector<std::byte>> want;
+  for (std::uint64_t off = 0; off < 2 * kSeg; off += 64 * 4096) {
+    auto p = page(static_cast<unsigned>(off / 4096 % 3));
+    ASSERT_EQ((*s)->write(off, p), 0);
+    want[off] = std::move(p);
+  }
+  (*s)->expect(0);
+  const std::uint64_t first = mapped(**s);
+  EXPECT_GT(first, 0U);
+  EXPECT_LT(first, 2 * kSeg) << "the arenas map far more than the pages need";
+  // Rewrites of other sizes reuse freed slots: a few rounds map little more.
+  for (int round = 0; round < 4; ++round)
+    for (auto& [off, p] : want) {
+      p = page(static_cast<unsigned>((off / 4096 + round + 1) % 3));
+      ASSERT_EQ((*s)->write(off, p), 0);
+    }
+  EXPECT_LE(mapped(**s), first + (4U << 20)) << (*s)->describe();
+  std::vector<std::byte> got(4096);
+  for (const auto& [off, p] : want) {
+    ASSERT_EQ((*s)->read(off, got), 0);
+    ASSERT_EQ(got, p) << "page at " << off;
+  }
+  // The first segment's chunk goes back to VRAM: its memory is unmapped.
+  const std::uint64_t both = mapped(**s);
+  (*s)->discard(0, kSeg);
+  EXPECT_LT(mapped(**s), both);
+  EXPECT_GT(mapped(**s), 0U);
+  (*s)->discard(kSeg, kSeg);
+  EXPECT_EQ(mapped(**s), 0U) << (*s)->describe();
+  EXPECT_EQ((*s)->stored_bytes(), 0U);
 }
 
 TEST(Lz4Spill, RefusesABadSize) {
