@@ -151,6 +151,29 @@ void Manager::check_pressure() {
   alert_pressure(observe(false).status);
 }
 
+Manager::GpuWatch Manager::gpu_watch() {
+  GpuWatch w;
+  std::set<std::string> on_device;
+  for (const auto& t : engine_.journal().tiers)
+    if (blocks_at(t) == BlocksAt::device) on_device.insert(t.name);
+  std::lock_guard lk(watch_mu_);
+  std::set<std::string> hot;
+  if (!on_device.empty()) {
+    policy::Snapshot snapshot;
+    snapshot.vram = opts_.providers.vram();
+    const auto spec = tick_policy_spec(engine_, snapshot);
+    for (const auto& g : snapshot.vram) {
+      if (!on_device.contains(g.tier)) continue;
+      w.watching = true;
+      if (policy::vram_rule(g, spec).empty()) continue;
+      hot.insert(g.tier);
+      if (!watch_hot_.contains(g.tier)) w.tick_now = true;
+    }
+  }
+  watch_hot_ = std::move(hot);
+  return w;
+}
+
 Status Manager::tick() {
   Observation o = observe(true);
   alert_pressure(o.status);

@@ -21,6 +21,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "daemon/engine.hpp"
@@ -93,6 +94,20 @@ class Manager final : public ManagerApi {
   // The PressureAlert check alone, on a fresh observation.
   void check_pressure();
 
+  // The GPU watch, between ticks (the loop: every kGpuWatchInterval while it
+  // says `watching`): the GPUs alone (NVML, about 20 us a card), and whether
+  // a tier whose blocks are in VRAM just crossed the reserve or foreign rule
+  // (policy::vram_rule). `tick_now`: the loop ticks at once, so that another
+  // program taking the VRAM is acted on within the watch's interval instead
+  // of the tick's. Edge-triggered per tier: a rule that keeps holding (an
+  // evacuation refused, the rate limit) asks for one early tick, not one per
+  // watch. `watching`: some vram tier has its blocks in VRAM.
+  struct GpuWatch {
+    bool watching = false;
+    bool tick_now = false;
+  };
+  GpuWatch gpu_watch();
+
   // The exporters' figures answers, for the loop's fd watches (see
   // StatusObserver): only a tick sends requests (status() uses what has
   // arrived), so GetStatus never waits on an exporter either.
@@ -127,6 +142,9 @@ class Manager final : public ManagerApi {
   mutable std::mutex mu_;
   std::string state_ = "starting";
   SuspendStatus suspend_;
+
+  std::mutex watch_mu_;
+  std::set<std::string> watch_hot_;  // tiers over a vram rule at the last watch
 
   std::mutex pressure_mu_;
   policy::PressureAlertState memory_alert_, io_alert_;

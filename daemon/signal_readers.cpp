@@ -22,6 +22,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct GpuState {
+  std::mutex mu;  // the tick and the GPU watch (both on the loop today)
   gpu::GpuSignals signals;
   std::set<std::string> said;  // "tier: message" already logged
 };
@@ -109,7 +110,10 @@ std::optional<bool> read_on_battery(const Engine& engine, const std::shared_ptr<
 SignalProviders signal_readers(const Engine& engine, SignalReaderOptions options) {
   SignalProviders p;
   auto gpu_state = std::make_shared<GpuState>();
-  p.vram = [&engine, gpu_state] { return sample_vram(engine, *gpu_state); };
+  p.vram = [&engine, gpu_state] {
+    std::lock_guard lk(gpu_state->mu);
+    return sample_vram(engine, *gpu_state);
+  };
   auto power_state = std::make_shared<PowerState>();
   power_state->options = std::move(options);
   p.on_battery = [&engine, power_state] { return read_on_battery(engine, power_state); };

@@ -123,6 +123,12 @@ std::uint64_t reserve_of(const PolicySpec& spec, const std::string& tier) {
   return it == spec.tier_reserve_bytes.end() ? spec.reserve_bytes : it->second;
 }
 
+std::string vram_rule(const VramTierSample& g, const PolicySpec& spec) {
+  if (g.vram_free_bytes < reserve_of(spec, g.tier)) return "reserve";
+  if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > spec.foreign_vram_bytes) return "foreign";
+  return {};
+}
+
 const char* to_string(Mode m) {
   return m == Mode::active ? "active" : "evacuated";
 }

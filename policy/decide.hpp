@@ -67,6 +67,12 @@ struct PolicySpec {
 // The reserve of tier `tier`: tier_reserve_bytes's entry, else reserve_bytes.
 std::uint64_t reserve_of(const PolicySpec& spec, const std::string& tier);
 
+// The rules that read the GPU sample alone (reserve, foreign): the name of
+// the first that holds for `g`, else empty. The daemon's GPU watch polls
+// NVML between ticks with it, so that another program taking the VRAM is
+// decided on at once rather than at the next tick (decide() still decides).
+std::string vram_rule(const VramTierSample& g, const PolicySpec& spec);
+
 enum class Mode { active, evacuated };
 enum class ActionKind { evacuate, promote };
 

@@ -95,6 +95,42 @@ TEST_F(PolicyLoopTest, LowFreeVramEvacuatesThroughTheRunnerNamingTheRule) {
   EXPECT_EQ(replay[0].rule, "reserve");
 }
 
+// The GPU watch between ticks: quiet while the rules are clear, one early
+// tick when the tier crosses the reserve (not one per watch while it stays
+// there), and nothing to watch once the tick has moved the tier's blocks out.
+TEST_F(PolicyLoopTest, GpuWatchAsksForOneEarlyTickWhenATierCrossesIntoAVramRule) {
+  gpu_free(8ULL << 30);
+  auto w = manager_->gpu_watch();
+  EXPECT_TRUE(w.watching);
+  EXPECT_FALSE(w.tick_now);
+
+  gpu_free(512ULL << 20);  // below the 1 GiB reserve
+  w = manager_->gpu_watch();
+  EXPECT_TRUE(w.tick_now);
+  w = manager_->gpu_watch();
+  EXPECT_FALSE(w.tick_now) << "a rule that keeps holding asks for one early tick only";
+  EXPECT_EQ(swapoffs(), 0) << "the watch itself changes nothing";
+
+  gpu_free(8ULL << 30);
+  EXPECT_FALSE(manager_->gpu_watch().tick_now);
+  gpu_free(512ULL << 20);  // crosses again: a new episode
+  EXPECT_TRUE(manager_->gpu_watch().tick_now);
+
+  manager_->tick();
+  manager_->wait_idle();
+  EXPECT_EQ(state_of("fast"), TierState::drained);
+  w = manager_->gpu_watch();
+  EXPECT_FALSE(w.watching) << "no tier's blocks are in VRAM: the loop goes back to the tick's pace";
+  EXPECT_FALSE(w.tick_now);
+}
+
+TEST_F(PolicyLoopTest, GpuWatchFollowsTheForeignRule) {
+  vram_ = {{"fast", 8ULL << 30, 24ULL << 30, 0, 0, 0}};
+  EXPECT_FALSE(manager_->gpu_watch().tick_now);
+  vram_[0].foreign_vram_bytes = 3ULL << 30;  // past the 2 GiB default
+  EXPECT_TRUE(manager_->gpu_watch().tick_now);
+}
+
 TEST_F(PolicyLoopTest, ARefusedEvacuationIsSaidOncePerEpisodeAndRetriedSlowly) {
   test::set_swap_used(root_->path() / "proc/swaps", "/dev/zram1", 200 * 1024);  // no room elsewhere
   gpu_free(512ULL << 20);
