@@ -219,6 +219,10 @@ void ControlServer::loop() {
     std::vector<pollfd> fds;
     if (listening_) fds.push_back({fd_, POLLIN, 0});
     for (const auto& p : peers) fds.push_back({p.fd, POLLIN, 0});
+    // The peers polled: one accepted below has no entry in fds until the
+    // next round (reading fds past its end was a heap overflow, and a
+    // garbage revents could serve the new peer before it had sent a byte).
+    const std::size_t polled = peers.size();
     const int r = ::poll(fds.data(), fds.size(), 200);
     if (r <= 0) continue;
     std::size_t i = 0;
@@ -240,7 +244,7 @@ void ControlServer::loop() {
       i = 1;
     }
     std::vector<std::size_t> ended;
-    for (std::size_t k = 0; k < peers.size(); ++k, ++i) {
+    for (std::size_t k = 0; k < polled; ++k, ++i) {
       if (fds[i].revents == 0) continue;
       if (!serve(peers[k])) ended.push_back(k);
     }
