@@ -431,7 +431,9 @@ Result<ExportInfo> client_handshake(int fd, std::string_view export_name, std::c
   p += nbd::kOptionHeaderSize;
   nbd::store_be32(p, static_cast<std::uint32_t>(export_name.size()));
   p += 4;
-  std::memcpy(p, export_name.data(), export_name.size());
+  // An empty name's data() may be null: memcpy from null is undefined even
+  // for 0 bytes (UBSan's finding).
+  if (!export_name.empty()) std::memcpy(p, export_name.data(), export_name.size());
   p += export_name.size();
   nbd::store_be16(p, 1);
   nbd::store_be16(p + 2, nbd::kInfoBlockSize);
