@@ -308,7 +308,8 @@ TEST(ControlSocket, ARestartedDaemonReconnectsAndEvacuatesUnderIoAndPromotesBack
   a.join();
   b.join();
   EXPECT_EQ(bad, 0);
-  gpu = tier_of(answered(observer), "gpu");
+  const Status after = answered(observer);  // tier_of points into it
+  gpu = tier_of(after, "gpu");
   EXPECT_EQ(gpu->state, TierState::active);
   EXPECT_EQ(gpu->resident_bytes, kSize);
   EXPECT_TRUE(dynamic_cast<swap::RecordingKernel&>(engine.kernel()).calls().empty())

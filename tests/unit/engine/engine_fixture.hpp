@@ -35,7 +35,8 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(engine_->start());
   }
   void TearDown() override {
-    if (kernel_) kernel_->open_gate();
+    // The engine owns the kernel: a test that reset the engine left kernel_ dangling.
+    if (engine_ && kernel_) kernel_->open_gate();
     drop();
     if (engine_) {
       clear_swap_used(root_->path() / "proc/swaps");
