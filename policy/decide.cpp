@@ -66,11 +66,11 @@ std::optional<Verdict> cgroup_rule(const Snapshot& s, const VramTierSample& g, c
 
 // The first evacuation rule that holds for an active tier, if any.
 std::optional<Verdict> evacuation_rule(const Snapshot& s, const VramTierSample& g, const PolicySpec& spec) {
-  const std::uint64_t reserve = reserve_of(spec, g.tier);
-  if (g.vram_free_bytes < reserve)
+  // The GPU rules: the same test the daemon's GPU watch runs between ticks.
+  if (const std::string rule = vram_rule(g, spec); rule == "reserve")
     return Verdict{"reserve", "free VRAM " + format_mib(g.vram_free_bytes) + " is below the reserve " +
-                                  format_mib(reserve)};
-  if (spec.foreign_vram_bytes != 0 && g.foreign_vram_bytes > spec.foreign_vram_bytes)
+                                  format_mib(reserve_of(spec, g.tier))};
+  else if (rule == "foreign")
     return Verdict{"foreign", "other processes use " + format_mib(g.foreign_vram_bytes) + " of VRAM, past " +
                                   format_mib(spec.foreign_vram_bytes)};
   if (spec.latency_p99_us != 0 && g.p99_latency_us > spec.latency_p99_us &&
