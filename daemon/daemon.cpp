@@ -5,6 +5,8 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
@@ -18,6 +20,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "daemon/build_info.hpp"
@@ -187,6 +191,24 @@ void setup_logging(const std::string& level) {
 }
 
 // The loop and what it drives. Every callback runs on the loop's thread.
+// A SIGHUP reload's end, from the operation runner's worker to the loop: the
+// worker leaves the result here and wakes the loop through the eventfd; the
+// loop logs it, refreshes the bus and tells systemd it is ready again.
+// Shared with the worker, so that a reload ending after the loop has gone
+// (SIGTERM during it) writes into a live object.
+struct ReloadMailbox {
+  int fd = -1;
+  std::mutex mu;
+  std::optional<Result<std::size_t>> result;
+  std::chrono::steady_clock::time_point t0;
+  ReloadMailbox() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  ~ReloadMailbox() {
+    if (fd >= 0) ::close(fd);
+  }
+  ReloadMailbox(const ReloadMailbox&) = delete;
+  ReloadMailbox& operator=(const ReloadMailbox&) = delete;
+};
+
 struct Daemon {
   const DaemonOptions& options;
   Engine& engine;
@@ -196,24 +218,54 @@ struct Daemon {
   std::unique_ptr<PsiTriggers> triggers;
   std::unique_ptr<SuspendGuard> suspend;
   std::unique_ptr<FiguresWatcher> figures;
+  std::shared_ptr<ReloadMailbox> reload_box = std::make_shared<ReloadMailbox>();
 
   void reload();
+  void reload_done();
   void tick();
   int stop();
 };
 
+// SIGHUP: the apply (swapoffs included) runs on the operation runner's
+// worker, like D-Bus Reload, so that the loop keeps serving the bus, the
+// tick and the signals meanwhile; reload_done() reports its end.
 void Daemon::reload() {
   sd_notify(0, "RELOADING=1");
   spdlog::info("SIGHUP: reloading the config");
-  const auto t0 = std::chrono::steady_clock::now();
-  auto r = manager.reload_steps("SIGHUP");
-  const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  if (!r)
-    spdlog::error("reload failed; the previous state stays:\n{}", r.error().message);
-  else if (*r == 0)
+  reload_box->t0 = std::chrono::steady_clock::now();
+  auto started = manager.start_reload_steps("SIGHUP", [box = reload_box](Result<std::size_t> r) {
+    {
+      std::lock_guard lk(box->mu);
+      box->result = std::move(r);
+    }
+    const std::uint64_t one = 1;
+    if (::write(box->fd, &one, sizeof one) < 0) {
+      // Only a full counter refuses the write, and the loop reads it then.
+    }
+  });
+  if (!started) {
+    spdlog::error("reload refused; the previous state stays: {}", started.error().message);
+    sd_notify(0, "READY=1");
+  }
+}
+
+void Daemon::reload_done() {
+  std::uint64_t n = 0;
+  if (::read(reload_box->fd, &n, sizeof n) < 0) return;
+  std::optional<Result<std::size_t>> r;
+  {
+    std::lock_guard lk(reload_box->mu);
+    r.swap(reload_box->result);
+  }
+  if (!r) return;
+  const auto ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - reload_box->t0).count();
+  if (!*r)
+    spdlog::error("reload failed; the previous state stays:\n{}", r->error().message);
+  else if (**r == 0)
     spdlog::info("reload: nothing to do ({:.1f} ms)", ms);
   else
-    spdlog::info("reload: applied {} steps ({:.1f} ms)", *r, ms);
+    spdlog::info("reload: applied {} steps ({:.1f} ms)", **r, ms);
   if (svc) svc->refresh();
   sd_notify(0, "READY=1");
 }
@@ -364,6 +416,18 @@ int run_daemon(const DaemonOptions& options) {
     spdlog::info("{}: stopping", ::strsignal(static_cast<int>(si->ssi_signo)));
     return sd_event_exit(self->loop, 0);
   };
+  auto on_reload_done = [](sd_event_source*, int, uint32_t, void* u) {
+    static_cast<Daemon*>(u)->reload_done();
+    return 0;
+  };
+  const int io = d.reload_box->fd < 0
+                     ? -errno
+                     : sd_event_add_io(loop, nullptr, d.reload_box->fd, EPOLLIN, on_reload_done, &d);
+  if (io < 0) {
+    spdlog::error("cannot watch the end of a SIGHUP reload (eventfd): {}", std::strerror(-io));
+    d.stop();
+    return 1;
+  }
   for (int s : {SIGHUP, SIGTERM, SIGINT}) {
     if (int r = sd_event_add_signal(loop, nullptr, s, on_signal, &d); r < 0) {
       spdlog::error("cannot watch signal {}: {}", s, std::strerror(-r));

@@ -197,8 +197,9 @@ Result<void> Manager::start_reload_as(std::optional<uid_t> uid, std::function<vo
   });
 }
 
-Result<std::size_t> Manager::reload_steps(const std::string& why) {
-  return runner_.reload(Caller::signal(why));
+Result<void> Manager::start_reload_steps(const std::string& why,
+                                         std::function<void(Result<std::size_t>)> done) {
+  return runner_.start_reload(Caller::signal(why), std::move(done));
 }
 
 Result<std::string> Manager::plan_json() {

@@ -74,9 +74,10 @@ class Manager final : public ManagerApi {
   // The daemon's state as Status.state says it ("starting", "running",
   // "reloading", "stopping").
   void set_state(std::string state);
-  // Reload from the daemon itself (`why`: "SIGHUP"): like reload(), with
-  // the steps applied counted; events sent the same way.
-  Result<std::size_t> reload_steps(const std::string& why);
+  // Reload from the daemon itself (`why`: "SIGHUP") on the operation
+  // runner's worker, like start_reload_as: EBUSY at once when something
+  // runs; else `done` gets the number of steps applied, on the worker.
+  Result<void> start_reload_steps(const std::string& why, std::function<void(Result<std::size_t>)> done);
   // Aborts a running demote (kills RealKernel's swapoff helper: the kernel
   // re-inserts the area). Returns whether one was running.
   bool abort_demote(const std::string& why);

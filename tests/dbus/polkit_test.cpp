@@ -299,6 +299,43 @@ TEST_F(BusLoop, ReloadRunsBesideTheBusAndRepliesWhenItEnds) {
   EXPECT_EQ(state(), "running");
 }
 
+// SIGHUP's reload runs beside the loop too (it used to run the whole apply,
+// swapoffs included, on the loop that serves the bus): during a reload made
+// slow, GetStatus answers "reloading" promptly (a blocked loop answers
+// nothing for the step's 1.5 s), a second SIGHUP is refused as busy and
+// logged, and the reload's end is logged once it has applied; a config
+// that does not parse is logged and changes nothing.
+TEST_F(BusLoop, SighupReloadRunsBesideTheBus) {
+  constexpr int kStepMs = 1500;
+  start_daemon({"--test-slow-steps", std::to_string(kStepMs)});
+  const auto cfg = root_ / "etc/tierswap.yaml";
+  std::string text = read_file(cfg.string());
+  ASSERT_NE(text.find("vm.swappiness: 100"), std::string::npos) << text;
+  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
+  spit(cfg, text);
+
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_for([&] { return state() == "reloading"; }, 10s))
+      << "GetStatus never showed the SIGHUP reload running: " << state() << "\n"
+      << log();
+  const auto during = get_status_latencies_ms(std::chrono::milliseconds(kStepMs / 2));
+  ASSERT_FALSE(during.empty());
+  EXPECT_LT(*std::max_element(during.begin(), during.end()), kStepMs / 3.0)
+      << "a GetStatus waited for a step of the reload";
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  EXPECT_TRUE(wait_for([&] { return log().find("reload refused") != std::string::npos; }, 10s)) << log();
+  EXPECT_NE(log().find("a reload (asked by SIGHUP) is running"), std::string::npos) << log();
+  ASSERT_TRUE(wait_for([&] { return log().find("reload: applied") != std::string::npos; }, 60s)) << log();
+  EXPECT_EQ(read_file((root_ / "proc/sys/vm/swappiness").string()), "90");
+  EXPECT_TRUE(wait_for([&] { return state() == "running"; }, 10s)) << state();
+
+  spit(cfg, text + "this is: [not yaml\n");
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_for([&] { return log().find("reload failed") != std::string::npos; }, 30s)) << log();
+  EXPECT_EQ(read_file((root_ / "proc/sys/vm/swappiness").string()), "90");
+  EXPECT_TRUE(wait_for([&] { return state() == "running"; }, 10s)) << state();
+}
+
 // Finding 6: once stopping has begun, no mutation starts, including one
 // that polkit authorises only after that (the test server's --linger-ms
 // stops mutations on SIGTERM and keeps serving): nobody's Demote waits for
