@@ -5,8 +5,16 @@
 //
 //   nbd-load --uri URI [--connections N] [--qd Q] [--bs BYTES]
 //            [--pattern randread|randwrite|randrw70|seqread|seqwrite]
-//            [--seconds S] [--span BYTES] [--prefill]
+//            [--seconds S] [--span BYTES] [--prefill] [--sndbuf BYTES]
+//
+// --sndbuf: each connection's socket send buffer (nbd+unix URIs only; the
+// socket is made here, SO_SNDBUFFORCE as root, and handed to libnbd), for
+// seeing how a server does when the client can queue more than the
+// default ~208 KiB (tierswapd sets the kernel's sockets the same way).
 #include <libnbd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -85,8 +93,46 @@ struct Result {
   Histogram hist;
 };
 
+std::uint64_t g_sndbuf = 0;  // --sndbuf; 0: the system's default
+
+// A connected AF_UNIX socket to the nbd+unix URI's socket with the send
+// buffer asked for; -1 with a message when it cannot be made.
+int unix_socket_with_sndbuf(const std::string& uri) {
+  const std::string key = "socket=";
+  const auto at = uri.find(key);
+  if (!uri.starts_with("nbd+unix:") || at == std::string::npos) {
+    std::fprintf(stderr, "nbd-load: --sndbuf needs an nbd+unix:///?socket=PATH URI, not %s\n", uri.c_str());
+    return -1;
+  }
+  const std::string path = uri.substr(at + key.size(), uri.find('&', at) - at - key.size());
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return -1;
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  const int v = static_cast<int>(g_sndbuf);
+  if (::setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof v) != 0)
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    std::fprintf(stderr, "nbd-load: %s: %s\n", path.c_str(), std::strerror(errno));
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 nbd_handle* connect(const std::string& uri) {
   nbd_handle* h = nbd_create();
+  if (h != nullptr && g_sndbuf > 0) {
+    const int fd = unix_socket_with_sndbuf(uri);
+    if (fd < 0) std::exit(1);
+    if (nbd_connect_socket(h, fd) != 0) {
+      std::fprintf(stderr, "nbd-load: %s: %s\n", uri.c_str(), nbd_get_error());
+      std::exit(1);
+    }
+    return h;
+  }
   if (h == nullptr || nbd_connect_uri(h, uri.c_str()) != 0) {
     std::fprintf(stderr, "nbd-load: %s: %s\n", uri.c_str(), nbd_get_error());
     std::exit(1);
@@ -229,11 +275,13 @@ int main(int argc, char** argv) {
       o.seconds = std::atof(next());
     else if (a == "--prefill")
       o.prefill = true;
+    else if (a == "--sndbuf")
+      g_sndbuf = parse_bytes(next());
     else {
       std::fprintf(stderr,
                    "usage: nbd-load --uri URI [--connections N] [--qd Q] [--bs BYTES] "
                    "[--pattern randread|randwrite|randrw70|seqread|seqwrite] [--seconds S] "
-                   "[--span BYTES] [--prefill]\n");
+                   "[--span BYTES] [--prefill] [--sndbuf BYTES]\n");
       return 2;
     }
   }

@@ -16,6 +16,12 @@
 #                                        default: nbdkit's own plugin directory)
 #   NBDKIT_THREADS=N                    (default: 16, nbdkit's default)
 #   TIERSWAP_NBD_ARGS="..."             (extra exporter arguments, e.g. --no-mlock)
+#   NBD_LOAD_ARGS="..."                 (extra client arguments for every server, e.g. --sndbuf 4M)
+#   EXTRA_CASES="name|conns|qd|bs|pattern ..."  (more cases, space-separated,
+#                                        e.g. "seqw1m-16x8|16|8|1m|seqwrite")
+# After the table, the CPU each server used during each case (cores: its
+# user+system time over the run's wall time) and the machine's busy cores,
+# so that a ratio can be read against what it cost.
 set -euo pipefail
 
 store=host size=1G seconds=3 device="" cases="" cpu_cases=auto
@@ -82,6 +88,8 @@ mix4k-1x32|1|32|4k|randrw70
 mix4k-2x32|2|32|4k|randrw70
 rr4k-2x32|2|32|4k|randread"
 fi
+for extra in ${EXTRA_CASES:-}; do all_cases="$all_cases
+$extra"; done
 if [ -n "$cases" ]; then
   all_cases=$(echo "$all_cases" | grep -E "^($(echo "$cases" | tr ',' '|'))\|")
 fi
@@ -96,9 +104,9 @@ ts_args+=(${TIERSWAP_NBD_ARGS:-})
 ts_pid=$!; pids+=("$ts_pid")
 wait_socket "$ts_sock" || { cat "$work/tierswap.log" >&2; exit 1; }
 "$NBDKIT" -U "$mem_sock" --exit-with-parent -f -t "$NBDKIT_THREADS" "$(plugin memory)" size="$size" >"$work/memory.log" 2>&1 &
-pids+=($!)
+mem_pid=$!; pids+=("$mem_pid")
 "$NBDKIT" -U "$null_sock" --exit-with-parent -f -t "$NBDKIT_THREADS" "$(plugin null)" size="$size" >"$work/null.log" 2>&1 &
-pids+=($!)
+null_pid=$!; pids+=("$null_pid")
 wait_socket "$mem_sock" && wait_socket "$null_sock"
 
 uri() { echo "nbd+unix:///?socket=$1"; }
@@ -107,6 +115,11 @@ uri() { echo "nbd+unix:///?socket=$1"; }
 "$NBD_LOAD" --uri "$(uri "$mem_sock")" --prefill --seconds 0.01 >/dev/null
 
 field() { echo "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# user+system clock ticks of a process; the machine's busy and total ticks.
+proc_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+machine_ticks() { awk '/^cpu / { t = 0; for (i = 2; i <= NF; i++) t += $i; print t - $5 - $6, t; exit }' /proc/stat; }
+hz=$(getconf CLK_TCK)
+cpu_lines=()
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
 echo "tierswap-nbd --store $store vs nbdkit memory / null (-t $NBDKIT_THREADS), size $size, ${seconds}s per run, $(date -u +%FT%TZ), $(uname -n), $ncpu CPUs"
@@ -117,10 +130,16 @@ while IFS='|' read -r name conns qd bs pattern; do
   [ -z "$name" ] && continue
   line="| $name"
   declare -A res=()
+  cpu_line="| $name"
   for srv in tierswap memory null; do
     sock_var=${srv/tierswap/ts}_sock; [ "$srv" = memory ] && sock_var=mem_sock
+    case $srv in tierswap) spid=$ts_pid ;; memory) spid=$mem_pid ;; null) spid=$null_pid ;; esac
+    p0=$(proc_ticks "$spid"); read -r b0 t0 < <(machine_ticks); w0=$(date +%s.%N)
     out=$("$NBD_LOAD" --uri "$(uri "${!sock_var}")" --connections "$conns" --qd "$qd" --bs "$bs" \
-      --pattern "$pattern" --seconds "$seconds") || { echo "run.sh: $srv $name failed: $out" >&2; out="iops=0 mbps=0 p50_us=0 p99_us=0"; }
+      --pattern "$pattern" --seconds "$seconds" ${NBD_LOAD_ARGS:-}) || { echo "run.sh: $srv $name failed: $out" >&2; out="iops=0 mbps=0 p50_us=0 p99_us=0"; }
+    p1=$(proc_ticks "$spid"); read -r b1 t1 < <(machine_ticks); w1=$(date +%s.%N)
+    cpu_line="$cpu_line | $(awk -v p="$((p1 - p0))" -v hz="$hz" -v w0="$w0" -v w1="$w1" 'BEGIN { printf "%.1f", p / hz / (w1 - w0) }')"
+    cpu_line="$cpu_line | $(awk -v b="$((b1 - b0))" -v t="$((t1 - t0))" -v n="$ncpu" 'BEGIN { if (t > 0) printf "%.1f", n * b / t; else print "-" }')"
     res[$srv.iops]=$(field "$out" iops); res[$srv.mbps]=$(field "$out" mbps)
     res[$srv.p50]=$(field "$out" p50_us); res[$srv.p99]=$(field "$out" p99_us)
   done
@@ -130,8 +149,16 @@ while IFS='|' read -r name conns qd bs pattern; do
   line="$line | $(ratio "${res[tierswap.iops]}" "${res[memory.iops]}") | $(ratio "${res[tierswap.iops]}" "${res[null.iops]}")"
   line="$line | $(ratio "${res[tierswap.p50]}" "${res[null.p50]}") |"
   echo "$line"
+  cpu_lines+=("$cpu_line |")
   unset res
 done <<<"$all_cases"
+
+echo
+echo "CPU during each case: the server's cores (user+system time / wall time) and the machine's busy cores (of $ncpu), client included"
+echo
+echo "| case | tierswap cores | machine | memory cores | machine | null cores | machine |"
+echo "|---|---|---|---|---|---|---|"
+printf '%s\n' "${cpu_lines[@]}"
 
 rss_kb=$(ps -o rss= -p "$ts_pid" | tr -d ' ')
 size_kb=$(awk -v s="$size" 'BEGIN { n = s + 0; u = substr(s, length(s)); if (u == "G" || u == "g") n *= 1048576; else if (u == "M" || u == "m") n *= 1024; else if (u == "K" || u == "k") n *= 1; else n /= 1024; print int(n) }')
