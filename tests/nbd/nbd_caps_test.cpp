@@ -46,8 +46,9 @@ TEST(Capabilities, ARunningExporterHoldsOnlyIpcLockAndSysResource) {
   // The two it needs, as far as this test's process had them to hand down.
   EXPECT_EQ(its.at("CapEff"), mine.at("CapPrm") & kKeep) << std::hex << its.at("CapEff");
   // The bounding set is dropped when the starter could (CAP_SETPCAP).
-  if (mine.at("CapEff") & bit(CAP_SETPCAP))
+  if (mine.at("CapEff") & bit(CAP_SETPCAP)) {
     EXPECT_EQ(its.at("CapBnd") & ~kKeep, 0u) << std::hex << its.at("CapBnd");
+  }
   // What is missing is said, with what it risks.
   if ((mine.at("CapPrm") & bit(CAP_SYS_RESOURCE)) == 0) {
     const std::string log = ex.log();

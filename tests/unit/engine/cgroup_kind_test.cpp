@@ -96,8 +96,11 @@ TEST_F(CgroupKind, AppliedJournalledReloadedAndRestored) {
   ASSERT_TRUE(e->stop());
   EXPECT_EQ(root_.snapshot().at(kCg + "system.slice/memory.high"), "max");
   auto after = root_.snapshot();
-  for (const auto& [path, content] : before)
-    if (path.starts_with(kCg)) EXPECT_EQ(after[path], content) << path;
+  for (const auto& [path, content] : before) {
+    if (path.starts_with(kCg)) {
+      EXPECT_EQ(after[path], content) << path;
+    }
+  }
 }
 
 TEST_F(CgroupKind, PlanShowsTheWritesWithTheirUndo) {
@@ -208,6 +211,9 @@ TEST_F(CgroupKind, JournalKeepsLimitsAcrossARestart) {
         << "journal set aside";
   ASSERT_TRUE(e->stop());
   auto after = root_.snapshot();
-  for (const auto& [path, content] : before)
-    if (path.starts_with(kCg)) EXPECT_EQ(after[path], content) << path;
+  for (const auto& [path, content] : before) {
+    if (path.starts_with(kCg)) {
+      EXPECT_EQ(after[path], content) << path;
+    }
+  }
 }
