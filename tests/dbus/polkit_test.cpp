@@ -267,7 +267,9 @@ TEST_F(BusLoop, ReloadRunsBesideTheBusAndRepliesWhenItEnds) {
   const double during =
       p99(get_status_latencies_ms(std::chrono::milliseconds(kStepMs / 2), [&] { return reload.running(); }));
   std::printf("GetStatus p99: %.2f ms quiet, %.2f ms during a slow reload\n", quiet, during);
-  EXPECT_LE(during, quiet + 20.0);
+  // A loop blocked by a step answers nothing for 1.5 s (2 s timeouts); the
+  // margin is for a loaded 2-core machine (16 ms above quiet was seen there).
+  EXPECT_LE(during, quiet + 100.0);
   {
     auto conn = sdbus::createSessionBusConnectionWithAddress(bus_.address());
     auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
