@@ -338,6 +338,29 @@ TEST_F(BusLoop, SighupReloadRunsBesideTheBus) {
   EXPECT_TRUE(wait_for([&] { return state() == "running"; }, 10s)) << state();
 }
 
+// SIGTERM while a SIGHUP reload runs on the worker: the daemon waits for the
+// apply to end, then tears down everything, the reload's change included
+// (swappiness back to what it was before the daemon), and exits 0.
+TEST_F(BusLoop, SigtermDuringASighupReloadTearsDownCleanly) {
+  constexpr int kStepMs = 1000;
+  std::string before = read_file((root_ / "proc/sys/vm/swappiness").string());
+  while (!before.empty() && before.back() == '\n') before.pop_back();
+  ASSERT_NE(before, "90");
+  start_daemon({"--test-slow-steps", std::to_string(kStepMs)});
+  const auto cfg = root_ / "etc/tierswap.yaml";
+  std::string text = read_file(cfg.string());
+  ASSERT_NE(text.find("vm.swappiness: 100"), std::string::npos) << text;
+  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
+  spit(cfg, text);
+  ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
+  ASSERT_TRUE(wait_for([&] { return state() == "reloading"; }, 10s)) << log();
+  ASSERT_EQ(::kill(daemon_->pid(), SIGTERM), 0);
+  EXPECT_EQ(daemon_->wait_exit(60000), 0) << log();
+  EXPECT_NE(log().find("everything tierswapd changed is restored"), std::string::npos) << log();
+  EXPECT_FALSE(fs::exists(root_ / "run/tierswap/state.json")) << log();
+  EXPECT_EQ(read_file((root_ / "proc/sys/vm/swappiness").string()), before) << log();
+}
+
 // Finding 6: once stopping has begun, no mutation starts, including one
 // that polkit authorises only after that (the test server's --linger-ms
 // stops mutations on SIGTERM and keeps serving): nobody's Demote waits for
