@@ -19,6 +19,12 @@
 #          (TIERSWAP_CUDA_TUNING=batching=0), then without the poller
 #   final: store, then the cases for bench/results/nbd-gpu.md: defaults, the
 #          server's batcher, --buffer 8M for 1 MiB, and --store host
+#   write1m: gpu tests (SKIP_TESTS=1: not), then 1 MiB sequential writes and
+#          reads (8x8, and 2x8 / 16x8 for how they scale with connections) and
+#          4 KiB cases, with each server's CPU, in variants: the defaults,
+#          --pipeline off, completions waited on yielding (spin=0), and
+#          --store host (W1M_ROUNDS
+#          rounds, default 2)
 #   evac:  gpu tests, then the evacuation benchmark as in store (8 movers,
 #          lz4 and file) and with more movers and lz4 acceleration
 #          (EVAC_MOVERS, default 14), no store microbenchmark
@@ -51,6 +57,34 @@ if [ "$WHAT" = contention ]; then
   timeout 150 "$C/bin/tierswap-evac-bench" --store cuda --size $((4 << 30)) --threads 4 --movers 8 --slice 4M \
     --spill lz4 > "$OUT/evac-cold-8.md" 2>&1; echo "evac bench cold 8 movers rc=$?"
   for f in evac-cold evac-warm evac-cold-8; do echo "== $f"; grep -vE '^\[20|^$' "$OUT/$f.md"; done
+  exit 0
+fi
+if [ "$WHAT" = write1m ]; then
+  export TIERSWAP_NBD="$PWD/$C/bin/tierswap-nbd" NBD_LOAD="$PWD/$C/bin/nbd-load"
+  export NBDKIT="$PWD/$C/bin/nbdkit" NBDKIT_PLUGINDIR="$PWD/$C/nbdkit-plugins"
+  export EXTRA_CASES="seqw1m-2x8|2|8|1m|seqwrite seqw1m-16x8|16|8|1m|seqwrite"
+  if [ -z "${SKIP_TESTS:-}" ]; then
+    echo "== tierswap_gpu_tests"
+    timeout 240 "$C/bin/tierswap_gpu_tests" > "$OUT/gpu-tests.log" 2>&1
+    echo "rc=$?"; grep -E '^\[  (PASSED|FAILED) |^\[  FAILED  \]' "$OUT/gpu-tests.log" | head -20
+  fi
+  w1m() {  # name store cases [env...]
+    local name=$1 store=$2 cases=$3; shift 3
+    echo "== $name: $* bench/nbd/run.sh --store $store"
+    env "$@" timeout 150 bench/nbd/run.sh --store "$store" --size 2G --seconds "$SECONDS_PER_CASE" \
+      --cases "$cases" > "$OUT/w1m-$name.md" 2>&1
+    echo "rc=$?"
+    grep -E '^\| (seq|rr|mix|rw)|TUNING' "$OUT/w1m-$name.md"
+  }
+  big=seqw1m-8x8,seqr1m-8x8,seqw1m-2x8,seqw1m-16x8
+  small=rr4k-qd1,rw4k-qd1,mix4k-8x32
+  for round in $(seq "${W1M_ROUNDS:-2}"); do
+    echo "### round $round"
+    w1m "default-r$round" cuda "$big,$small"
+    w1m "pipeoff-r$round" cuda "$big" TIERSWAP_NBD_ARGS="--pipeline off"
+    w1m "yield-r$round" cuda "$big" TIERSWAP_CUDA_TUNING=spin=0
+    w1m "host-r$round" host "$big"
+  done
   exit 0
 fi
 if [ "$WHAT" = daemon ]; then
