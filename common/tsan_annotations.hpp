@@ -47,18 +47,20 @@ inline void happens_after([[maybe_unused]] const volatile void* addr) {
 #endif
 }
 
+// The constructor and destructor are user-provided in every build (empty
+// without TSan), so that a scope's guard is never an unused variable.
 class IgnoreReads {
  public:
-#if TIERSWAP_TSAN
   IgnoreReads() {
+#if TIERSWAP_TSAN
     AnnotateIgnoreReadsBegin(__FILE__, __LINE__);
+#endif
   }
   ~IgnoreReads() {
+#if TIERSWAP_TSAN
     AnnotateIgnoreReadsEnd(__FILE__, __LINE__);
-  }
-#else
-  IgnoreReads() = default;
 #endif
+  }
   IgnoreReads(const IgnoreReads&) = delete;
   IgnoreReads& operator=(const IgnoreReads&) = delete;
 };
