@@ -213,6 +213,27 @@ Result<MoveStatus> ExporterChannel::move(std::string_view cmd, int timeout_ms) {
   return move_status_from_json(*r);
 }
 
+void ExporterChannel::CallLock::lock() {
+  std::unique_lock lk(mu_);
+  cv_.wait(lk, [&] { return !held_; });
+  held_ = true;
+}
+
+bool ExporterChannel::CallLock::try_lock_for(std::chrono::milliseconds wait) {
+  std::unique_lock lk(mu_);
+  if (!cv_.wait_for(lk, wait, [&] { return !held_; })) return false;
+  held_ = true;
+  return true;
+}
+
+void ExporterChannel::CallLock::unlock() {
+  {
+    std::lock_guard lk(mu_);
+    held_ = false;
+  }
+  cv_.notify_one();
+}
+
 Result<TierFigures> ExporterChannel::figures(int timeout_ms) {
   std::unique_lock lk(mu_, std::defer_lock);
   if (!lk.try_lock_for(std::chrono::milliseconds(timeout_ms)))

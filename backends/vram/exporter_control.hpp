@@ -24,6 +24,8 @@
 
 #include <sys/types.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -87,9 +89,27 @@ class ExporterChannel final : public TierControl {
   Result<MoveStatus> move(std::string_view cmd, int timeout_ms);
   void drop_locked();
 
+  // Serialises the calls on the connection; figures() waits for it at most
+  // its timeout. A mutex and a condition variable rather than
+  // std::timed_mutex: libstdc++'s try_lock_for waits in
+  // pthread_mutex_clocklock, which GCC 12's ThreadSanitizer does not
+  // intercept, so under it the lock was invisible (an "unlock of an unlocked
+  // mutex" at every figures()) and nothing it guards could be checked.
+  class CallLock {
+   public:
+    void lock();
+    bool try_lock_for(std::chrono::milliseconds wait);
+    void unlock();
+
+   private:
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool held_ = false;
+  };
+
   std::string what_, path_;
   pid_t pid_;
-  std::timed_mutex mu_;
+  CallLock mu_;
   int fd_ = -1;
   std::unique_ptr<ExporterControl> control_;
 

@@ -8,8 +8,25 @@
 #include <ctime>
 
 #include "common/refusal.hpp"
+#include "common/tsan_annotations.hpp"
 
 namespace tierswap::vram {
+
+namespace {
+
+// The mover reads a slice of the source WITHOUT the chunk's lock (step 2,
+// and re-copies without the hold) while I/O may write the same pages: such
+// a read may be torn by design, and what it read is never trusted (the
+// dirty bits, taken under the exclusive hold, make those pages copy again).
+// ThreadSanitizer reports every such overlap as a race; under it, this
+// thread's accesses during that one read are left out of its checks. I/O,
+// the destination's writes and everything else stay checked.
+int racing_source_read(BlockStore& src, std::uint64_t offset, std::span<std::byte> out) {
+  const tsan::IgnoreReads racing;
+  return src.read(offset, out);
+}
+
+}  // namespace
 
 char state_letter(ChunkState s) {
   switch (s) {
@@ -379,7 +396,8 @@ int MigratingStore::recopy(BlockStore& src, BlockStore& dst, std::uint64_t base,
     const std::uint64_t off = base + at + p * 4096;
     const std::span<std::byte> run{buf, std::min(q * 4096, n) - p * 4096};
     reading = true;
-    if (const int e = src.read(off, run); e != 0) return e;
+    // Without the hold (the first rounds), I/O may write these pages meanwhile.
+    if (const int e = racing_source_read(src, off, run); e != 0) return e;
     reading = false;
     if (const int e = dst.write(off, run); e != 0) return e;
     count += q - p;
@@ -454,7 +472,7 @@ Result<bool> MigratingStore::move_chunk(Dir dir, std::uint32_t i, std::byte* buf
     const std::uint64_t n = std::min(opt_.slice_bytes, len - at);
     // Step 2: the copy, without the lock (the slice is in flight).
     const std::int64_t t0 = now_ns();
-    if (const int e = src.read(base + at, {buf, n}); e != 0) return failure(e, true, at);
+    if (const int e = racing_source_read(src, base + at, {buf, n}); e != 0) return failure(e, true, at);
     const std::int64_t t1 = now_ns();
     if (opt_.mid_copy) opt_.mid_copy(i, at, n);
     if (const int e = dst.write(base + at, {buf, n}); e != 0) return failure(e, false, at);

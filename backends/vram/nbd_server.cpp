@@ -17,6 +17,7 @@
 #include "backends/vram/process_safety.hpp"
 #include "backends/vram/unix_listener.hpp"
 #include "common/refusal.hpp"
+#include "common/tsan_annotations.hpp"
 
 namespace tierswap::vram {
 
@@ -111,9 +112,17 @@ bool recv_until(int fd, std::byte* p, std::size_t n, std::int64_t deadline_ms) {
   return true;
 }
 
+// A client sends a request after it has read the replies it depends on
+// (multi-conn: a READ on one connection after a WRITE acknowledged on
+// another must see it). That order runs through the client, outside this
+// process, where ThreadSanitizer cannot see it: every reply releases this
+// and every request acquires it before it reaches the store.
+char client_order;
+
 // Sends every byte of iov[0..n) (modified in place), giving up when the
 // client has not taken them within timeout_ms in total.
 bool send_iov(int fd, iovec* iov, std::size_t n, int timeout_ms) {
+  tsan::happens_before(&client_order);
   const std::int64_t deadline = now_ms() + timeout_ms;
   while (n > 0) {
     msghdr msg{};
@@ -841,6 +850,7 @@ void Server::transmission(Connection& c) {
 }
 
 void Server::execute(Connection& c, Group& g) {
+  tsan::happens_after(&client_order);
   const unsigned n = g.n;
   unsigned k = 0;
   bool fua = false;
@@ -901,6 +911,7 @@ bool Server::send_replies(Connection& c, Group& g) {
 // A READ or WRITE longer than the payload buffer (the request header is
 // consumed, the request valid): streamed through the buffer in chunks.
 bool Server::large(Connection& c, Group& g, const Request& req) {
+  tsan::happens_after(&client_order);
   const std::size_t chunk_max = c.payload_bytes;
   std::byte reply[kSimpleReplySize];
   IoRequest& io = g.ios[0];
