@@ -124,9 +124,12 @@ def table(build):
         rows.append(("fault-injection and crash cases", "not run in this build tree", "`--run`"))
     if soak_file.exists():
         s = json.loads(soak_file.read_text())
-        rows.append(("soak", f"{s.get('hours', 0)} h, {s.get('pages', 0)} pages, {s.get('cycles', 0)} cycles",
-                     "label `vm`"))
-        rows.append(("data lost", str(s.get("checksum_failures", "?")), "label `vm`"))
+        rows.append(("soak (the last passed run in this tree)",
+                     f"{s.get('seconds', 0)} s ({s.get('hours', 0)} h), {s.get('cycles', 0)} demote/promote cycles, "
+                     f"{s.get('hog_runs', 0)} hog runs, {s.get('pages', 0)} pages checked",
+                     "`ctest -R vm_soak` (label `vm`), or `run_vm.sh --scenario soak --soak-json`"))
+        rows.append(("data lost", f"{s.get('checksum_failures', '?')} pages wrong, {s.get('sigbus', '?')} SIGBUS, "
+                     f"{s.get('write_errors', '?')} swap write errors", "the soak above"))
     else:
         rows.append(("data lost", "no soak result in this build tree (label `vm`)", ""))
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

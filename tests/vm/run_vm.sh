@@ -36,6 +36,7 @@ timeout_s=200
 bins=()
 check=
 boot_only=
+soak_json=
 while [ $# -gt 0 ]; do
   case "$1" in
     --scenario) scenario=$2; shift 2 ;;
@@ -46,9 +47,25 @@ while [ $# -gt 0 ]; do
     --timeout) timeout_s=$2; shift 2 ;;
     --check) check=$2; shift 2 ;;
     --boot-only) boot_only=1; shift ;;
+    --soak-json) soak_json=$2; shift 2 ;;
     *) echo "run_vm.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
+
+# --soak-json FILE: a passed soak's figures (tests/robustness_figures.py
+# reads them): its length, cycles, pages checked and what came back wrong.
+write_soak_json() {  # console
+  [ -n "$soak_json" ] || return 0
+  local line
+  line=$(grep -a '^vm: soak: [0-9]* s, ' "$1" | tail -1)
+  [ -n "$line" ] || return 0
+  mkdir -p "$(dirname "$soak_json")"
+  echo "$line" | awk '{
+    gsub(/,/, "");
+    printf "{\"seconds\": %d, \"hours\": %.4f, \"cycles\": %d, \"hog_runs\": %d, \"pages\": %d, ", $3, $3 / 3600, $5, $8, $11;
+    printf "\"checksum_failures\": %d, \"sigbus\": %d, \"write_errors\": %d}\n", $14, $16, $18
+  }' > "$soak_json"
+}
 
 # --check NAME: one scenario's part of the console of a boot that ran.
 if [ -n "$check" ]; then
@@ -63,7 +80,7 @@ if [ -n "$check" ]; then
     "$console"
   verdict=$(grep -a "^TIERSWAP-VERDICT-$check:" "$console" | tail -1)
   case "$verdict" in
-    *": PASS"*) exit 0 ;;
+    *": PASS"*) [ "$check" = soak ] && write_soak_json "$console"; exit 0 ;;
     *": SKIP"*) echo "SKIP: ${verdict#*: SKIP }"; exit 77 ;;
   esac
   echo "FAIL: ${verdict:-no verdict for $check in $console}"
@@ -212,7 +229,7 @@ if [ -n "$boot_only" ] && [ -n "$verdict" ]; then
   exit 0
 fi
 case "$verdict" in
-  "TIERSWAP-VERDICT: PASS"*) exit 0 ;;
+  "TIERSWAP-VERDICT: PASS"*) [[ ",$scenario," == *,soak,* ]] && write_soak_json "$work/console.txt"; exit 0 ;;
 esac
 [ $rc -eq 124 ] && echo "FAIL: no verdict within $timeout_s s" || echo "FAIL: ${verdict:-no verdict line}"
 echo "--- console ($console) ---"
