@@ -124,6 +124,18 @@ class BusLoop : public ::testing::Test {
     ASSERT_TRUE(bus_.wait_for_name(dbus::kBusName, 20000)) << log();
   }
 
+  // The config's vm.swappiness from 100 to 90 (a reload of one step); the
+  // new text.
+  std::string config_swappiness_90() {
+    const auto cfg = root_ / "etc/tierswap.yaml";
+    std::string text = read_file(cfg.string());
+    const auto at = text.find("vm.swappiness: 100");
+    EXPECT_NE(at, std::string::npos) << text;
+    if (at != std::string::npos) text.replace(at, 18, "vm.swappiness: 90");
+    spit(cfg, text);
+    return text;
+  }
+
   std::string log_path() const { return bus_.dir() + "/service.out"; }
   std::string log() const { return read_file(log_path()); }
 
@@ -253,10 +265,8 @@ TEST_F(BusLoop, ReloadRunsBesideTheBusAndRepliesWhenItEnds) {
   (void)get_status_latencies_ms(200ms);  // warm up
   const double quiet = p99(get_status_latencies_ms(1000ms));
   const auto cfg = root_ / "etc/tierswap.yaml";
-  std::string text = read_file(cfg.string());
-  ASSERT_NE(text.find("vm.swappiness: 100"), std::string::npos) << text;
-  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
-  spit(cfg, text);
+  const std::string text = config_swappiness_90();
+  ASSERT_FALSE(HasFailure());
 
   const auto t0 = std::chrono::steady_clock::now();
   ChildProcess reload({"env", "DBUS_SYSTEM_BUS_ADDRESS=" + bus_.address(), TIERSWAP_CTL, "reload"},
@@ -311,10 +321,8 @@ TEST_F(BusLoop, SighupReloadRunsBesideTheBus) {
   constexpr int kStepMs = 1500;
   start_daemon({"--test-slow-steps", std::to_string(kStepMs)});
   const auto cfg = root_ / "etc/tierswap.yaml";
-  std::string text = read_file(cfg.string());
-  ASSERT_NE(text.find("vm.swappiness: 100"), std::string::npos) << text;
-  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
-  spit(cfg, text);
+  const std::string text = config_swappiness_90();
+  ASSERT_FALSE(HasFailure());
 
   ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
   ASSERT_TRUE(wait_for([&] { return state() == "reloading"; }, 10s))
@@ -347,11 +355,8 @@ TEST_F(BusLoop, SigtermDuringASighupReloadTearsDownCleanly) {
   while (!before.empty() && before.back() == '\n') before.pop_back();
   ASSERT_NE(before, "90");
   start_daemon({"--test-slow-steps", std::to_string(kStepMs)});
-  const auto cfg = root_ / "etc/tierswap.yaml";
-  std::string text = read_file(cfg.string());
-  ASSERT_NE(text.find("vm.swappiness: 100"), std::string::npos) << text;
-  text.replace(text.find("vm.swappiness: 100"), 18, "vm.swappiness: 90");
-  spit(cfg, text);
+  (void)config_swappiness_90();
+  ASSERT_FALSE(HasFailure());
   ASSERT_EQ(::kill(daemon_->pid(), SIGHUP), 0);
   ASSERT_TRUE(wait_for([&] { return state() == "reloading"; }, 10s)) << log();
   ASSERT_EQ(::kill(daemon_->pid(), SIGTERM), 0);
