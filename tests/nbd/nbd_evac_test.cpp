@@ -175,6 +175,17 @@ void evacuate_under_load(const std::vector<std::string>& spill, unsigned depth =
     nbd_shutdown(c.h, 0);
   };
   std::vector<std::thread> threads;
+  // The clients stop and are joined however this test ends (an ASSERT below
+  // returns early; a joinable thread destroyed would terminate the process).
+  struct JoinClients {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinClients() {
+      stop = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } join_clients{stop, threads};
   for (unsigned t = 0; t < kClients; ++t) threads.emplace_back(client, t);
   while (ops < 2000 && failed == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 
