@@ -190,7 +190,6 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(log);
 }
 
-// The loop and what it drives. Every callback runs on the loop's thread.
 // A SIGHUP reload's end, from the operation runner's worker to the loop: the
 // worker leaves the result here and wakes the loop through the eventfd; the
 // loop logs it, refreshes the bus and tells systemd it is ready again.
@@ -209,6 +208,7 @@ struct ReloadMailbox {
   ReloadMailbox& operator=(const ReloadMailbox&) = delete;
 };
 
+// The loop and what it drives. Every callback runs on the loop's thread.
 struct Daemon {
   const DaemonOptions& options;
   Engine& engine;
