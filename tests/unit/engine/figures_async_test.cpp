@@ -24,6 +24,7 @@
 #include "daemon/status_observer.hpp"
 #include "fake_root.hpp"
 #include "tests/support/recording_kernel.hpp"
+#include "vram_fixture.hpp"
 
 namespace tierswap {
 namespace {
@@ -31,7 +32,7 @@ namespace {
 namespace fsys = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr std::uint64_t kSize = 64ULL << 20;
+constexpr std::uint64_t kSize = test::kGpuTierBytes;
 
 struct Machine {
   std::unique_ptr<test::TempRoot> root;
@@ -39,30 +40,11 @@ struct Machine {
   fsys::path path(const std::string& rel) const { return root->path() / rel; }
   void start() {
     root = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    fsys::create_directories(path("sys/module/nbd"));
-    test::spit(path("proc/4242/stat"),
-               "4242 (tierswap-nbd) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 777 1000 200\n");
-    test::spit(path("sys/block/nbd0/pid"), "1234\n");
-    test::spit(path("sys/block/nbd0/size"), std::to_string(kSize / 512) + "\n");
-    test::spit(path("sys/block/nbd0/backend"), "tierswap-gpu\n");
-    test::spit(path("dev/nbd0"), "");
-    test::spit(path("proc/swaps"),
-               "Filename\tType\tSize\tUsed\tPriority\n/dev/nbd0\tpartition\t65532\t30000\t50\n");
+    test::attach_gpu_tier(*root);
     test::spit(path("etc/tierswap.yaml"),
                "tiers:\n  - name: gpu\n    kind: vram\n    size: 64M\n    store: host\n    connections: 2\n"
                "    priority: 50\n    spill: {kind: lz4}\n");
-    OwnedTier t;
-    t.name = "gpu";
-    t.kind = "vram";
-    t.device = "nbd0";
-    t.swap_path = "/dev/nbd0";
-    t.active = true;
-    t.priority = 50;
-    t.size = kSize;
-    t.store = "host";
-    t.exporter_pid = 4242;
-    t.exporter_start = 777;
-    t.backend = "tierswap-gpu";
+    OwnedTier t = test::journaled_gpu_tier();
     t.spill = "lz4";
     t.control_socket = "/run/tierswap/exporter-gpu/control";
     Journal j;

@@ -22,6 +22,7 @@
 #include "fake_root.hpp"
 #include "gate_kernel.hpp"
 #include "tests/support/recording_kernel.hpp"
+#include "vram_fixture.hpp"
 
 namespace tierswap {
 namespace {
@@ -29,7 +30,7 @@ namespace {
 namespace fsys = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr std::uint64_t kSize = 64ULL << 20;
+constexpr std::uint64_t kSize = test::kGpuTierBytes;
 constexpr std::uint64_t kChunk = 16ULL << 20;
 
 // tierswap-nbd as a script: 4 chunks of 16 MiB; each progress() call of a
@@ -102,18 +103,7 @@ class FakeControl final : public TierControl {
 };
 
 OwnedTier gpu_tier(const std::string& spill) {
-  OwnedTier t;
-  t.name = "gpu";
-  t.kind = "vram";
-  t.device = "nbd0";
-  t.swap_path = "/dev/nbd0";
-  t.active = true;
-  t.priority = 50;
-  t.size = kSize;
-  t.store = "host";
-  t.exporter_pid = 4242;
-  t.exporter_start = 777;
-  t.backend = "tierswap-gpu";
+  OwnedTier t = test::journaled_gpu_tier();
   t.spill = spill;
   t.control_socket = "/run/tierswap/exporter-gpu/control";
   return t;
@@ -123,15 +113,7 @@ class SpillRunner : public ::testing::Test {
  protected:
   void start(const std::string& spill = "lz4") {
     root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    fsys::create_directories(path("sys/module/nbd"));
-    test::spit(path("proc/4242/stat"),
-               "4242 (tierswap-nbd) S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 777 1000 200\n");
-    test::spit(path("sys/block/nbd0/pid"), "1234\n");
-    test::spit(path("sys/block/nbd0/size"), std::to_string(kSize / 512) + "\n");
-    test::spit(path("sys/block/nbd0/backend"), "tierswap-gpu\n");
-    test::spit(path("dev/nbd0"), "");
-    test::spit(path("proc/swaps"),
-               "Filename\tType\tSize\tUsed\tPriority\n/dev/nbd0\tpartition\t65532\t30000\t50\n");
+    test::attach_gpu_tier(*root_);
     test::spit(path("etc/tierswap.yaml"),
                "tiers:\n  - name: gpu\n    kind: vram\n    size: 64M\n"
                "    store: host\n    connections: 2\n    priority: 50\n" +
@@ -202,8 +184,7 @@ TEST_F(SpillRunner, EvacuateGoesOverTheControlChannelNotSwapoffAndEndsEvacuated)
                       "swap area stays up"),
       std::string::npos)
       << actions[0];
-  EXPECT_NE(actions[1].find("tier gpu evacuated: 64 MiB moved to its lz4 spill store in"),
-            std::string::npos)
+  EXPECT_NE(actions[1].find("tier gpu evacuated: 64 MiB moved to its lz4 spill store in"), std::string::npos)
       << actions[1];
   EXPECT_NE(actions[1].find("(evacuate requested by daemon policy rule \"reserve\")"), std::string::npos);
   EXPECT_TRUE(journal_evacuated());

@@ -24,22 +24,10 @@ namespace {
 
 constexpr const char* kConfig = test::kVramConfig;
 
-constexpr std::uint64_t kSize = 64ULL << 20;
+constexpr std::uint64_t kSize = test::kGpuTierBytes;
 
 OwnedTier gpu_tier() {
-  OwnedTier t;
-  t.name = "gpu";
-  t.kind = "vram";
-  t.device = "nbd0";
-  t.swap_path = "/dev/nbd0";
-  t.active = true;
-  t.priority = 50;
-  t.size = kSize;
-  t.store = "host";
-  t.exporter_pid = 4242;
-  t.exporter_start = 777;
-  t.backend = "tierswap-gpu";
-  return t;
+  return test::journaled_gpu_tier();
 }
 
 bool has(const std::vector<std::string>& lines, const std::string& part) {
@@ -60,21 +48,11 @@ class Readopt : public ::testing::Test {
  protected:
   void SetUp() override {
     root_ = std::make_unique<test::TempRoot>("02-zram-file-zswap");
-    fsys::create_directories(path("sys/module/nbd"));
-    exporter("tierswap-nbd", 777);
-    test::spit(path("sys/block/nbd0/pid"), "1234\n");
-    test::spit(path("sys/block/nbd0/size"), std::to_string(kSize / 512) + "\n");
-    test::spit(path("sys/block/nbd0/backend"), "tierswap-gpu\n");
-    test::spit(path("dev/nbd0"), "");
-    test::spit(path("proc/swaps"),
-               "Filename\tType\tSize\tUsed\tPriority\n/dev/nbd0\tpartition\t65532\t30000\t50\n");
+    test::attach_gpu_tier(*root_);
   }
   fsys::path path(const std::string& rel) const { return root_->path() / rel; }
   void exporter(const std::string& comm, std::uint64_t start, pid_t pid = 4242) {
-    test::spit(path("proc/" + std::to_string(pid) + "/stat"),
-               std::to_string(pid) + " (" + comm +
-                   ") S 1 4242 4242 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 3 0 " + std::to_string(start) +
-                   " 1000 200\n");
+    test::fake_process(*root_, comm, start, pid);
   }
   // reconcile() as tierswapd's start runs it; returns its log.
   std::vector<std::string> reconcile_gpu(Journal& j) {
