@@ -252,7 +252,7 @@ Engine::Engine(EngineOptions opts, std::unique_ptr<swap::Kernel> kernel)
 }
 
 void Engine::publish_locked() {
-  View v{journal_, source_, configured_, policy_, metrics_, cgroups_, busy_};
+  State v = state_;
   std::lock_guard lk(view_mu_);
   view_ = std::move(v);
 }
@@ -301,7 +301,7 @@ Result<LoadedConfig> Engine::load() {
 }
 
 Result<Plan> Engine::plan_locked(const LoadedConfig& cfg) {
-  return plan_against(cfg, journal_);
+  return plan_against(cfg, state_.journal);
 }
 
 Result<Plan> Engine::plan_against(const LoadedConfig& cfg, const Journal& journal) const {
@@ -328,24 +328,24 @@ Result<std::size_t> Engine::apply_locked() {
   if (!plan) return std::unexpected(plan.error());
   for (const auto& n : plan->notes) opts_.info(n);
   auto remember = [&] {
-    configured_.clear();
+    state_.configured.clear();
     for (const auto& t : cfg->spec.tiers)
-      configured_.push_back({t.name, config::to_string(t.kind),
-                             t.kind == config::TierKind::partition ? t.device : t.path, t.priority,
-                             t.size_bytes, t.gpu, t.reserve_text, t.reserve_bytes});
-    source_ = cfg->spec.source;
-    policy_ = config::effective_policy(cfg->spec);
-    metrics_ = cfg->spec.metrics;
-    cgroups_.clear();
-    for (const auto& [name, limits] : cfg->spec.cgroups) cgroups_.push_back(name);
+      state_.configured.push_back({t.name, config::to_string(t.kind),
+                                   t.kind == config::TierKind::partition ? t.device : t.path, t.priority,
+                                   t.size_bytes, t.gpu, t.reserve_text, t.reserve_bytes});
+    state_.source = cfg->spec.source;
+    state_.policy = config::effective_policy(cfg->spec);
+    state_.metrics = cfg->spec.metrics;
+    state_.cgroups.clear();
+    for (const auto& [name, limits] : cfg->spec.cgroups) state_.cgroups.push_back(name);
   };
   if (plan->empty()) {
     remember();
     return std::size_t{0};
   }
   if (auto room = check_plan_room(*plan); !room) return std::unexpected(room.error());
-  journal_.source = cfg->spec.source;
-  Executor ex(fs_, *kernel_, journal_);
+  state_.journal.source = cfg->spec.source;
+  Executor ex(fs_, *kernel_, state_.journal);
   ApplyOptions ao;
   ao.before_step = opts_.before_step;
   ao.log = opts_.info;
@@ -360,7 +360,7 @@ void Engine::adopt_from_kernel(const Error& why) {
     opts_.warn("journal: set aside as " + *aside + " (kept for inspection)");
   else if (aside.error().code != ENOENT)
     opts_.warn("journal: could not set it aside: " + aside.error().describe());
-  journal_ = Journal{};
+  state_.journal = Journal{};
   auto obs = observe(fs_);
   if (!obs) {
     opts_.warn("journal: cannot rebuild it from the kernel: " + obs.error().describe());
@@ -368,10 +368,10 @@ void Engine::adopt_from_kernel(const Error& why) {
   }
   auto cfg = load();  // only to name what is found; errors come again from the apply
   std::vector<std::string> log;
-  journal_ = rebuild_from_kernel(*obs, fs_, cfg ? cfg->spec.tiers : std::vector<config::Tier>{}, log);
-  if (cfg) journal_.source = cfg->spec.source;
+  state_.journal = rebuild_from_kernel(*obs, fs_, cfg ? cfg->spec.tiers : std::vector<config::Tier>{}, log);
+  if (cfg) state_.journal.source = cfg->spec.source;
   for (const auto& line : log) opts_.warn("journal rebuilt from the kernel: " + line);
-  if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());
+  if (auto r = save_journal(fs_, state_.journal); !r) opts_.warn("journal: " + r.error().describe());
 }
 
 Result<void> Engine::check_plan_room(const Plan& plan) {
@@ -426,15 +426,15 @@ Result<void> Engine::start() {
   if (!j) {
     adopt_from_kernel(j.error());
   } else {
-    journal_ = std::move(*j);
+    state_.journal = std::move(*j);
   }
-  if (j && !journal_.empty()) {
+  if (j && !state_.journal.empty()) {
     auto obs = observe(fs_);
     if (!obs) return std::unexpected(obs.error());
-    for (const auto& line : recover_pending(journal_, *obs, fs_)) opts_.warn("journal: " + line);
-    for (const auto& line : reconcile(journal_, *obs, fs_))  // a failed tier is a warning
+    for (const auto& line : recover_pending(state_.journal, *obs, fs_)) opts_.warn("journal: " + line);
+    for (const auto& line : reconcile(state_.journal, *obs, fs_))  // a failed tier is a warning
       (line.find("FAILED") != std::string::npos ? opts_.warn : opts_.info)("journal: " + line);
-    if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());
+    if (auto r = save_journal(fs_, state_.journal); !r) opts_.warn("journal: " + r.error().describe());
   }
   auto n = apply_locked();
   if (!n) return std::unexpected(n.error());
@@ -445,15 +445,17 @@ Result<void> Engine::start() {
 Result<std::size_t> Engine::reload() {
   std::lock_guard lk(mu_);
   const Publish publish{*this};
-  if (busy_)
-    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: reload once that has ended");
+  if (state_.busy)
+    return fail(ErrorKind::busy,
+                "tier \"" + *state_.busy + "\" is being demoted: reload once that has ended");
   return apply_locked();
 }
 
 Result<OwnedTier*> Engine::journalled_tier_locked(const std::string& tier, const char* op) {
-  if (busy_)
-    return fail(ErrorKind::busy, "tier \"" + *busy_ + "\" is being demoted: one demote or promote at a time");
-  auto* t = journal_.find_tier(tier);
+  if (state_.busy)
+    return fail(ErrorKind::busy,
+                "tier \"" + *state_.busy + "\" is being demoted: one demote or promote at a time");
+  auto* t = state_.journal.find_tier(tier);
   // A configured tier that is not set up: the plan left it out (its kind is
   // unavailable here), so the config is what the caller has to change.
   if (!t)
@@ -473,20 +475,20 @@ Result<OwnedTier> Engine::begin_demote(const std::string& tier) {
                 "tier \"" + tier + "\" is drained already (tierswapctl promote " + tier + " puts it back)");
   if (!t->active)
     return fail(ErrorKind::invalid_config, "tier \"" + tier + "\" is not active: nothing to demote");
-  busy_ = tier;
+  state_.busy = tier;
   return *t;
 }
 
 Result<void> Engine::end_demote(const std::string& tier, bool drained) {
   std::lock_guard lk(mu_);
   const Publish publish{*this};
-  if (busy_ == tier) busy_.reset();
+  if (state_.busy == tier) state_.busy.reset();
   if (!drained) return {};
-  auto* t = journal_.find_tier(tier);
+  auto* t = state_.journal.find_tier(tier);
   if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   t->active = false;
   t->drained = true;
-  return save_journal(fs_, journal_);
+  return save_journal(fs_, state_.journal);
 }
 
 Result<OwnedTier> Engine::promote(const std::string& tier) {
@@ -502,18 +504,18 @@ Result<OwnedTier> Engine::promote(const std::string& tier) {
     return wrap(r.error(), "promote \"" + tier + "\"");
   t->active = true;
   t->drained = false;
-  if (auto r = save_journal(fs_, journal_); !r) opts_.warn("journal: " + r.error().describe());
+  if (auto r = save_journal(fs_, state_.journal); !r) opts_.warn("journal: " + r.error().describe());
   return *t;
 }
 
 Result<void> Engine::mark_evacuated(const std::string& tier, bool evacuated) {
   std::lock_guard lk(mu_);
   const Publish publish{*this};
-  auto* t = journal_.find_tier(tier);
+  auto* t = state_.journal.find_tier(tier);
   if (!t) return fail(ErrorKind::not_found, "tier \"" + tier + "\" is no longer in the journal");
   if (t->evacuated == evacuated) return {};
   t->evacuated = evacuated;
-  return save_journal(fs_, journal_);
+  return save_journal(fs_, state_.journal);
 }
 
 std::optional<std::string> Engine::busy_tier() const {
@@ -559,7 +561,7 @@ Result<void> Engine::stop() {
   // The swapoffs in teardown order (lowest priority first), each judged
   // against the areas that remain at that point.
   std::vector<std::string> order;
-  for (const auto& s : make_teardown(journal_, *obs).steps)
+  for (const auto& s : make_teardown(state_.journal, *obs).steps)
     if (s.op == "swapoff") order.push_back(s.path);
   const auto verdicts = policy::swapoff_sequence_room(order, facts->areas, facts->mem_available, facts->ram);
   std::set<std::string> kept;
@@ -567,7 +569,7 @@ Result<void> Engine::stop() {
   for (size_t i = 0; i < order.size(); ++i) {
     if (verdicts[i].fits) continue;
     kept.insert(order[i]);
-    const OwnedTier* t = journal_.find_swap(order[i]);
+    const OwnedTier* t = state_.journal.find_swap(order[i]);
     kept_why += std::string(kept_why.empty() ? "" : "; ") + "tier \"" + (t ? t->name : std::string("?")) +
                 "\" (" + order[i] + ") stays set up and in the journal: it " + room_numbers(verdicts[i]);
   }
@@ -576,21 +578,21 @@ Result<void> Engine::stop() {
                 "; the next tierswapd start adopts what stays";
     opts_.warn("teardown: " + kept_why);
   }
-  Journal rest = journal_;
+  Journal rest = state_.journal;
   std::erase_if(rest.tiers, [&](const OwnedTier& t) { return kept.contains(t.swap_path); });
   const Plan p = make_teardown(rest, *obs);
-  Executor ex(fs_, *kernel_, journal_);
+  Executor ex(fs_, *kernel_, state_.journal);
   ApplyOptions ao;
   ao.best_effort = true;
   ao.log = opts_.info;
   auto r = ex.apply(p, ao);
   if (r) {
     Journal left;
-    left.source = journal_.source;
-    for (const auto& t : journal_.tiers)
+    left.source = state_.journal.source;
+    for (const auto& t : state_.journal.tiers)
       if (kept.contains(t.swap_path)) left.tiers.push_back(t);
-    journal_ = std::move(left);
-    if (auto s = save_journal(fs_, journal_); !s) opts_.warn("journal: " + s.error().describe());
+    state_.journal = std::move(left);
+    if (auto s = save_journal(fs_, state_.journal); !s) opts_.warn("journal: " + s.error().describe());
   }
   if (kept.empty()) return r;
   if (!r) {

@@ -160,29 +160,23 @@ class Engine {
   EngineOptions opts_;
   HostFs fs_;
   std::unique_ptr<swap::Kernel> kernel_;
-  mutable std::mutex mu_;
-  Journal journal_;
-  std::string source_;
-  std::vector<ConfiguredTier> configured_;
-  config::PolicySettings policy_;
-  config::MetricsSettings metrics_;
-  std::vector<std::string> cgroups_;
-  std::optional<std::string> busy_;  // tier whose demote is running
-
-  // What the const accessors return, copied from the fields above at the
-  // end of every change (publish_locked), under its own lock: an apply
-  // holds mu_ for its whole length (swapoffs included), and status readers
-  // (GetStatus, the tick, metrics) must not wait for it. They see the state
-  // as the last finished change left it.
-  struct View {
+  // What the engine knows: changed under mu_ (state_), and the copy the
+  // const accessors return (view_), taken at the end of every change
+  // (publish_locked) under its own lock: an apply holds mu_ for its whole
+  // length (swapoffs included), and status readers (GetStatus, the tick,
+  // metrics) must not wait for it. They see the state as the last finished
+  // change left it.
+  struct State {
     Journal journal;
     std::string source;
     std::vector<ConfiguredTier> configured;
     config::PolicySettings policy;
     config::MetricsSettings metrics;
     std::vector<std::string> cgroups;
-    std::optional<std::string> busy;
+    std::optional<std::string> busy;  // tier whose demote is running
   };
+  mutable std::mutex mu_;
+  State state_;
   void publish_locked();
   // Publishes when the enclosing mutator returns, on every path.
   struct Publish {
@@ -190,7 +184,7 @@ class Engine {
     ~Publish() { e.publish_locked(); }
   };
   mutable std::mutex view_mu_;
-  View view_;
+  State view_;
 };
 
 }  // namespace tierswap
