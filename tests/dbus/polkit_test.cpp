@@ -153,6 +153,13 @@ class BusLoop : public ::testing::Test {
                       "call", dbus::kBusName, dbus::kManagerPath, dbus::kManagerInterface, method});
   }
 
+  // GetStatus's JSON, given 2 s (throws sdbus::Error).
+  static std::string get_status(sdbus::IProxy& proxy) {
+    std::string json;
+    proxy.callMethod("GetStatus").onInterface(dbus::kManagerInterface).withTimeout(2s).storeResultsTo(json);
+    return json;
+  }
+
   // GetStatus round trips as root for `span`, one every 2 ms, each given
   // 2 s before it counts as lost (a stalled loop): their latencies.
   std::vector<double> get_status_latencies_ms(
@@ -163,12 +170,8 @@ class BusLoop : public ::testing::Test {
     const auto end = std::chrono::steady_clock::now() + span;
     while (std::chrono::steady_clock::now() < end && go_on()) {
       const auto t0 = std::chrono::steady_clock::now();
-      std::string json;
       try {
-        proxy->callMethod("GetStatus")
-            .onInterface(dbus::kManagerInterface)
-            .withTimeout(2s)
-            .storeResultsTo(json);
+        (void)get_status(*proxy);
       } catch (const sdbus::Error& e) {
         ADD_FAILURE() << "GetStatus: " << e.getName() << ": " << e.getMessage();
         out.push_back(2000);
@@ -184,10 +187,7 @@ class BusLoop : public ::testing::Test {
     auto proxy = sdbus::createProxy(*conn, dbus::kBusName, dbus::kManagerPath);
     std::string json;
     try {
-      proxy->callMethod("GetStatus")
-          .onInterface(dbus::kManagerInterface)
-          .withTimeout(2s)
-          .storeResultsTo(json);
+      json = get_status(*proxy);
     } catch (const sdbus::Error& e) {
       return "(GetStatus: " + e.getMessage() + ")";
     }
