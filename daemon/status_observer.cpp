@@ -83,6 +83,12 @@ void fill_owned(TierStatus& ts, const OwnedTier& o, const std::vector<swap::Swap
   }
 }
 
+// What the log says once when a tier's exporter channel fails.
+std::string no_figures(const Error& e) {
+  return "no figures from its exporter (" + e.describe() +
+         "): its latency and where its blocks are stay unknown until it answers again";
+}
+
 }  // namespace
 
 StatusObserver::StatusObserver(Engine& engine, ObserverOptions opts)
@@ -174,8 +180,7 @@ bool StatusObserver::take_locked(const std::string& tier, TierControl& control) 
   if (t.error().kind == ErrorKind::busy) return true;
   // The channel failed: what it said before is not the exporter's word now.
   latest_.erase(tier);
-  said_locked(tier, "no figures from its exporter (" + t.error().describe() +
-                        "): its latency and where its blocks are stay unknown until it answers again");
+  said_locked(tier, no_figures(t.error()));
   return false;
 }
 
@@ -219,9 +224,7 @@ void StatusObserver::read_figures(TierStatus& ts, const OwnedTier& o, bool movin
         if (r && *r) sent_[o.name] = opts_.now();
         if (!r && r.error().kind != ErrorKind::busy) {
           latest_.erase(o.name);
-          said_locked(o.name, "no figures from its exporter (" + r.error().describe() +
-                                  "): its latency and where its blocks are stay unknown until it answers "
-                                  "again");
+          said_locked(o.name, no_figures(r.error()));
         }
       }
       take_locked(o.name, *control);
